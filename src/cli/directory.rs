@@ -1,0 +1,354 @@
+//! Directory commands: the file import/export and single-row edits of
+//! contacts, accounts, services and subscriptions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output::{print_list, print_object};
+use crate::directory::file::{AccountRow, ContactRow, DirectoryFile, ServiceRow, SubscriptionRow};
+use crate::directory::{ContactGroup, CreatedBy, IntakePolicy};
+use crate::error::{Error, Result};
+use crate::store::{Store, directory as dir, views};
+
+#[derive(Debug, Subcommand)]
+pub enum DirectoryCmd {
+    /// Upsert everything in a directory TOML file (all or nothing).
+    Import { file: PathBuf },
+    /// Print the whole directory as a TOML file that import reads back.
+    Export,
+}
+
+pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
+    match cmd {
+        DirectoryCmd::Import { file } => {
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            let parsed = DirectoryFile::parse(&text, &file.display().to_string())?;
+            let mut tx = store.begin().await?;
+            let s = dir::import(&mut tx, &parsed).await?;
+            tx.commit().await?;
+            println!(
+                "imported {} accounts, {} billing accounts, {} services, {} contacts, {} subscriptions, {} ignore rules",
+                s.accounts, s.billing_accounts, s.services, s.contacts, s.subscriptions, s.ignore_rules
+            );
+            Ok(())
+        }
+        DirectoryCmd::Export => {
+            let mut conn = store.pool().acquire().await?;
+            let file = dir::export(&mut conn).await?;
+            let text = toml::to_string(&file).map_err(|e| Error::Usage(format!("cannot write TOML: {e}")))?;
+            print!("{text}");
+            Ok(())
+        }
+    }
+}
+
+/// Contact fields settable from the command line.
+#[derive(Debug, Args)]
+pub struct ContactFields {
+    #[arg(long)]
+    first_name: Option<String>,
+    #[arg(long)]
+    last_name: Option<String>,
+    /// Customer number of the contact's account.
+    #[arg(long)]
+    account: Option<String>,
+    #[arg(long)]
+    language: Option<String>,
+    #[arg(long)]
+    phone: Option<String>,
+    #[arg(long)]
+    job_title: Option<String>,
+    #[arg(long)]
+    primary: Option<bool>,
+    /// A team address rather than a person.
+    #[arg(long)]
+    group: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactsCmd {
+    /// Every contact.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One contact.
+    Show {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// What a contact is subscribed to ("My subscriptions").
+    Subscriptions {
+        email: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a contact.
+    Add {
+        email: String,
+        #[command(flatten)]
+        fields: ContactFields,
+    },
+    /// Change a contact's fields (never its email).
+    Update {
+        email: String,
+        /// Refused: the email is the contact's identity.
+        #[arg(long = "email", value_name = "NEW_EMAIL")]
+        new_email: Option<String>,
+        #[command(flatten)]
+        fields: ContactFields,
+    },
+    /// Ignore mail from this contact (or stop ignoring with --off).
+    Ignore {
+        email: String,
+        #[arg(long)]
+        off: bool,
+    },
+}
+
+const CONTACT_COLUMNS: &[&str] = &["email", "first_name", "last_name", "account", "language", "primary", "group", "ignore", "created_by"];
+
+pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    match cmd {
+        ContactsCmd::List { json } => print_list(&views::contacts(&mut conn, None).await?, json, CONTACT_COLUMNS),
+        ContactsCmd::Show { email, json } => {
+            let c = views::contacts(&mut conn, Some(&email)).await?.pop().ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
+            print_object(&c, json)
+        }
+        ContactsCmd::Subscriptions { email, json } => {
+            if views::contacts(&mut conn, Some(&email)).await?.is_empty() {
+                return Err(Error::NotFound(format!("contact {email}")));
+            }
+            let rows = dir::subscription_rows(&mut conn, Some(&email)).await?;
+            print_list(&rows, json, &["group", "account", "service", "billing", "level"])
+        }
+        ContactsCmd::Add { email, fields } => {
+            if views::contacts(&mut conn, Some(&email)).await?.pop().is_some() {
+                return Err(Error::Usage(format!("contact {email} already exists; use contacts update")));
+            }
+            let row = apply_fields(ContactRow { email: email.trim().to_lowercase(), ..empty_contact() }, fields);
+            save_contact(&mut conn, row, CreatedBy::Cli).await?;
+            println!("contact {email} added");
+            Ok(())
+        }
+        ContactsCmd::Update { email, new_email, fields } => {
+            let current = views::contacts(&mut conn, Some(&email)).await?.pop().ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
+            if new_email.is_some_and(|n| n.trim().to_lowercase() != current.email) {
+                return Err(Error::ContactEmailImmutable(current.email));
+            }
+            let row = ContactRow {
+                email: current.email.clone(),
+                first_name: current.first_name,
+                last_name: current.last_name,
+                account: current.account,
+                language: current.language,
+                phone: current.phone,
+                job_title: current.job_title,
+                timezone: current.timezone,
+                primary: current.primary,
+                group: current.group,
+                ignore: current.ignore,
+            };
+            save_contact(&mut conn, apply_fields(row, fields), CreatedBy::Cli).await?;
+            println!("contact {} updated", current.email);
+            Ok(())
+        }
+        ContactsCmd::Ignore { email, off } => {
+            dir::set_contact_ignore(&mut conn, &email, !off).await?;
+            println!("contact {email}: {}", if off { "no longer ignored" } else { "ignored" });
+            Ok(())
+        }
+    }
+}
+
+fn empty_contact() -> ContactRow {
+    ContactRow {
+        email: String::new(),
+        first_name: String::new(),
+        last_name: String::new(),
+        account: None,
+        language: None,
+        phone: None,
+        job_title: None,
+        timezone: None,
+        primary: false,
+        group: false,
+        ignore: false,
+    }
+}
+
+fn apply_fields(mut row: ContactRow, f: ContactFields) -> ContactRow {
+    row.first_name = f.first_name.unwrap_or(row.first_name);
+    row.last_name = f.last_name.unwrap_or(row.last_name);
+    row.account = f.account.or(row.account);
+    row.language = f.language.or(row.language);
+    row.phone = f.phone.or(row.phone);
+    row.job_title = f.job_title.or(row.job_title);
+    row.primary = f.primary.unwrap_or(row.primary);
+    row.group = f.group.unwrap_or(row.group);
+    row
+}
+
+/// Validates one contact like an import row, then upserts it.
+async fn save_contact(conn: &mut sqlx::SqliteConnection, row: ContactRow, by: CreatedBy) -> Result<()> {
+    let file = DirectoryFile { contacts: vec![row], ..DirectoryFile::default() };
+    file.validate()?;
+    dir::upsert_contact(conn, &file.contacts[0], by).await.map_err(|e| match e {
+        Error::Directory(m) => Error::Directory(format!("contact {}: {m}", file.contacts[0].email)),
+        other => other,
+    })?;
+    Ok(())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountsCmd {
+    /// Every account.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update an account.
+    Add {
+        number: String,
+        #[arg(long)]
+        name: String,
+        /// Email domain (repeatable); subdomains match too.
+        #[arg(long = "domain")]
+        domains: Vec<String>,
+        #[arg(long)]
+        language: Option<String>,
+        #[arg(long, default_value = "open")]
+        intake: String,
+    },
+}
+
+pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
+    match cmd {
+        AccountsCmd::List { json } => {
+            let mut conn = store.pool().acquire().await?;
+            let rows = dir::accounts(&mut conn).await?;
+            print_list(&rows, json, &["number", "name", "domains", "language", "intake"])
+        }
+        AccountsCmd::Add { number, name, domains, language, intake } => {
+            let intake: IntakePolicy = intake.parse().map_err(Error::Usage)?;
+            let row = AccountRow { number: number.clone(), name, domains, language, intake, health: None, tier: None, industry: None, renewal_date: None };
+            import_one(store, DirectoryFile { accounts: vec![row], ..DirectoryFile::default() }).await?;
+            println!("account {number} saved");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServicesCmd {
+    /// Every service.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update a service.
+    Add {
+        id: String,
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
+    match cmd {
+        ServicesCmd::List { json } => {
+            let mut conn = store.pool().acquire().await?;
+            print_list(&views::services(&mut conn).await?, json, &["id", "account", "name"])
+        }
+        ServicesCmd::Add { id, account, name } => {
+            let row = ServiceRow { id: id.clone(), account, name, a_end: None, b_end: None };
+            import_one(store, DirectoryFile { services: vec![row], ..DirectoryFile::default() }).await?;
+            println!("service {id} saved");
+            Ok(())
+        }
+    }
+}
+
+/// A subscription named on the command line.
+#[derive(Debug, Args)]
+pub struct SubscriptionArgs {
+    #[arg(long)]
+    contact: String,
+    #[arg(long)]
+    group: String,
+    #[arg(long)]
+    account: Option<String>,
+    #[arg(long)]
+    service: Option<String>,
+    #[arg(long)]
+    billing: Option<String>,
+    /// Escalation level 1-5 (escalation only).
+    #[arg(long)]
+    level: Option<u8>,
+}
+
+impl SubscriptionArgs {
+    fn row(self) -> Result<SubscriptionRow> {
+        Ok(SubscriptionRow {
+            contact: self.contact.trim().to_lowercase(),
+            group: self.group.parse::<ContactGroup>().map_err(Error::Usage)?,
+            account: self.account,
+            service: self.service,
+            billing: self.billing,
+            level: self.level,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SubscriptionsCmd {
+    /// Every subscription.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Subscribe a contact to a contact group on an account, service or billing account.
+    Add(SubscriptionArgs),
+    /// Remove a subscription.
+    Remove(SubscriptionArgs),
+}
+
+pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
+    match cmd {
+        SubscriptionsCmd::List { json } => {
+            let mut conn = store.pool().acquire().await?;
+            let rows = dir::subscription_rows(&mut conn, None).await?;
+            print_list(&rows, json, &["contact", "group", "account", "service", "billing", "level"])
+        }
+        SubscriptionsCmd::Add(args) => {
+            let row = args.row()?;
+            let label = format!("{} {} on {}", row.contact, row.group, row.target_label());
+            import_one(store, DirectoryFile { subscriptions: vec![row], ..DirectoryFile::default() }).await?;
+            println!("subscribed {label}");
+            Ok(())
+        }
+        SubscriptionsCmd::Remove(args) => {
+            let row = args.row()?;
+            let mut conn = store.pool().acquire().await?;
+            if !dir::remove_subscription(&mut conn, &row).await? {
+                return Err(Error::NotFound(format!("subscription {} {} on {}", row.contact, row.group, row.target_label())));
+            }
+            println!("unsubscribed {} {} on {}", row.contact, row.group, row.target_label());
+            Ok(())
+        }
+    }
+}
+
+/// Single-row edits go through the import path, so they obey the same rules.
+async fn import_one(store: &Store, file: DirectoryFile) -> Result<()> {
+    file.validate()?;
+    let mut tx = store.begin().await?;
+    dir::import(&mut tx, &file).await?;
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! Commands about mail: replay, messages, quarantine, outbox.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output::{print_json, print_list, print_object};
+use crate::error::{Error, Result};
+use crate::ingest::replay::{mail_files, read_file};
+use crate::pipeline::{Clock, Pipeline, Summary};
+use crate::store::{Store, views};
+
+/// `mailroom replay`
+#[derive(Debug, Args)]
+pub struct ReplayArgs {
+    /// Print the summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+    /// Process each mail at the time of its Date header (for archives and fixtures).
+    #[arg(long)]
+    pub date_from_header: bool,
+    /// Mails per transaction.
+    #[arg(long, default_value_t = 200)]
+    pub batch: usize,
+    /// .eml files, directories of them (name order) and mbox files.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+/// Replays files through the pipeline, a batch per transaction.
+pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
+    if args.batch == 0 {
+        return Err(Error::Usage("--batch must be at least 1".into()));
+    }
+    let clock = if args.date_from_header { Clock::DateHeader } else { Clock::Wall };
+    let pipeline = pipeline.with_clock(clock);
+    let files = mail_files(&args.paths)?;
+    let mut total = Summary::default();
+    let mut batch = Vec::with_capacity(args.batch);
+    for file in files {
+        batch.extend(read_file(&file)?);
+        if batch.len() >= args.batch {
+            total.add(&pipeline.process_batch(&batch).await?.0);
+            batch.clear();
+        }
+    }
+    if !batch.is_empty() {
+        total.add(&pipeline.process_batch(&batch).await?.0);
+    }
+    if args.json {
+        print_json(&total)
+    } else {
+        println!("{total}");
+        Ok(())
+    }
+}
+
+/// `mailroom messages …`
+#[derive(Debug, Subcommand)]
+pub enum MessagesCmd {
+    /// Every processed mail with its outcome.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn messages(cmd: MessagesCmd, store: &Store) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    match cmd {
+        MessagesCmd::List { json } => {
+            let rows = views::messages(&mut conn).await?;
+            print_list(&rows, json, &["id", "outcome", "class", "ticket", "from", "subject", "source"])
+        }
+    }
+}
+
+/// `mailroom quarantine …`
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCmd {
+    /// Quarantined mails waiting for a person.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Include mails already reprocessed.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One quarantined mail.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// Print the raw mail instead.
+        #[arg(long)]
+        raw: bool,
+    },
+    /// Run a quarantined mail through the pipeline again.
+    Reprocess { id: i64 },
+}
+
+pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
+    let mut conn = pipeline.store().pool().acquire().await?;
+    match cmd {
+        QuarantineCmd::List { json, all } => {
+            let rows = views::quarantine(&mut conn, None, all).await?;
+            print_list(&rows, json, &["id", "reason", "from", "subject", "received_at"])
+        }
+        QuarantineCmd::Show { id, json, raw } => {
+            let row = views::quarantine(&mut conn, Some(id), true)
+                .await?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("quarantined mail {id}")))?;
+            if raw {
+                let bytes = views::raw_mail(&mut conn, &row.raw_sha256).await?;
+                std::io::stdout().write_all(&bytes).map_err(|e| Error::io("stdout", e))?;
+                return Ok(());
+            }
+            print_object(&row, json)
+        }
+        QuarantineCmd::Reprocess { id } => {
+            drop(conn);
+            let outcome = pipeline.reprocess(id).await?;
+            println!("quarantined mail {id}: {}", outcome.as_str());
+            Ok(())
+        }
+    }
+}
+
+/// `mailroom outbox …`
+#[derive(Debug, Subcommand)]
+pub enum OutboxCmd {
+    /// Notifications, queued and sent.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn outbox(cmd: OutboxCmd, store: &Store) -> Result<()> {
+    let mut conn = store.pool().acquire().await?;
+    match cmd {
+        OutboxCmd::List { json } => {
+            let rows = views::outbox(&mut conn).await?;
+            print_list(&rows, json, &["id", "ticket", "event", "to", "language", "status", "attempts", "subject"])
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The command line: a stable interface that scripts and tests rely on.
+//!
+//! Each subcommand opens the store with the loaded config and does one
+//! thing. Errors come back as [`crate::error::Error`]; `main` prints them as
+//! one sentence on stderr and exits 2 for usage/config errors, 1 otherwise.
+
+mod directory;
+mod mail;
+mod output;
+mod tickets;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::notify::templates::Templates;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// mailroom: support mailboxes in, tickets and notifications out.
+#[derive(Debug, Parser)]
+#[command(name = "mailroom", version, about)]
+pub struct Cli {
+    /// Config file (default: $MAILROOM_CONFIG, ./mailroom.toml, /etc/mailroom/mailroom.toml, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Feed .eml files, directories of them and mbox files through the pipeline.
+    Replay(mail::ReplayArgs),
+    /// Import or export the directory file.
+    #[command(subcommand)]
+    Directory(directory::DirectoryCmd),
+    /// List, show, close, escalate and approve tickets.
+    #[command(subcommand)]
+    Tickets(tickets::TicketsCmd),
+    /// Contacts: list, show, their subscriptions, add, update, ignore.
+    #[command(subcommand)]
+    Contacts(directory::ContactsCmd),
+    /// Customer accounts.
+    #[command(subcommand)]
+    Accounts(directory::AccountsCmd),
+    /// Services of accounts.
+    #[command(subcommand)]
+    Services(directory::ServicesCmd),
+    /// Subscriptions of contacts to contact groups.
+    #[command(subcommand)]
+    Subscriptions(directory::SubscriptionsCmd),
+    /// Queued notifications.
+    #[command(subcommand)]
+    Outbox(mail::OutboxCmd),
+    /// Mail that needs a person.
+    #[command(subcommand)]
+    Quarantine(mail::QuarantineCmd),
+    /// Every processed mail.
+    #[command(subcommand)]
+    Messages(mail::MessagesCmd),
+    /// Create or upgrade the database schema.
+    Migrate,
+    /// Check the config file and print the effective settings.
+    CheckConfig,
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let (config, origin) = Config::load(cli.config.as_deref())?;
+    if let Command::CheckConfig = cli.command {
+        return check_config(&config, origin);
+    }
+    let store = Store::open(&config).await?;
+    let result = dispatch(cli.command, &config, &store).await;
+    store.close().await;
+    result
+}
+
+async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()> {
+    match command {
+        Command::Replay(args) => mail::replay(args, pipeline(config, store)?).await,
+        Command::Directory(cmd) => directory::directory(cmd, store).await,
+        Command::Tickets(cmd) => tickets::tickets(cmd, pipeline(config, store)?).await,
+        Command::Contacts(cmd) => directory::contacts(cmd, store).await,
+        Command::Accounts(cmd) => directory::accounts(cmd, store).await,
+        Command::Services(cmd) => directory::services(cmd, store).await,
+        Command::Subscriptions(cmd) => directory::subscriptions(cmd, store).await,
+        Command::Outbox(cmd) => mail::outbox(cmd, store).await,
+        Command::Quarantine(cmd) => mail::quarantine(cmd, pipeline(config, store)?).await,
+        Command::Messages(cmd) => mail::messages(cmd, store).await,
+        Command::Migrate => {
+            store.migrate().await?;
+            println!("database is up to date ({})", config.database.url);
+            Ok(())
+        }
+        Command::CheckConfig => unreachable!("handled before the store is opened"),
+    }
+}
+
+fn pipeline(config: &Config, store: &Store) -> Result<Pipeline> {
+    let templates = Templates::load(config.templates.dir.as_deref())?;
+    Pipeline::new(store.clone(), Arc::new(config.clone()), Arc::new(templates))
+}
+
+/// Validates the config (parsing already did) and the templates, then
+/// prints the effective settings (there are no secrets in them yet).
+fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
+    Templates::load(config.templates.dir.as_deref())?;
+    match origin {
+        Some(p) => println!("{}: ok", p.display()),
+        None => println!("no config file: built-in defaults"),
+    }
+    println!("database.url = {:?}", config.database.url);
+    println!("mail.from = {:?}, mail.domain = {:?}", config.mail.from, config.mail.domain);
+    println!("contacts.auto_create = {}", config.contacts.auto_create);
+    println!(
+        "tickets.tag = {:?}, tickets.reopen_days = {}, ticket_from_auto_replies = {}, ticket_from_lists = {}",
+        config.tickets.tag, config.tickets.reopen_days, config.tickets.ticket_from_auto_replies, config.tickets.ticket_from_lists
+    );
+    println!("intake.ignore = {:?}", config.intake.ignore);
+    let groups = |g: &[crate::directory::ContactGroup]| g.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ");
+    println!("notify.default_language = {:?}", config.notify.default_language);
+    println!("notify.new_ticket = [{}]", groups(&config.notify.new_ticket));
+    println!("notify.ticket_updated = [{}]", groups(&config.notify.ticket_updated));
+    println!("notify.ticket_closed = [{}]", groups(&config.notify.ticket_closed));
+    Ok(())
+}

@@ -1,0 +1,284 @@
+//! The one TOML file that configures mailroom.
+//!
+//! Unknown keys are refused (a typo must not silently fall back to a
+//! default), and every error names the key and the line, because the person
+//! reading it is an operator editing `/etc/mailroom/mailroom.toml` at 3 a.m.
+//! With no file at all an embedded default runs against `./mailroom.db`, so
+//! the first `mailroom replay` works with no setup.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::directory::{ContactGroup, IgnoreRule};
+use crate::error::{Error, Result};
+use crate::tickets::tag::TagFormat;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub database: DatabaseConfig,
+    pub mail: MailConfig,
+    pub contacts: ContactsConfig,
+    pub tickets: TicketsConfig,
+    pub intake: IntakeConfig,
+    pub notify: NotifyConfig,
+    pub templates: TemplatesConfig,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` (or a bare path). PostgreSQL comes with its own issue.
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite:mailroom.db".into(),
+        }
+    }
+}
+
+/// Identity of the support desk in the mail it sends.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MailConfig {
+    /// The support address: `From` and `Reply-To` of every notification.
+    pub from: String,
+    /// Domain of the Message-IDs mailroom generates; mail coming back with
+    /// such an id is recognised as our own.
+    pub domain: String,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            from: "support@localhost".into(),
+            domain: "mailroom.localhost".into(),
+        }
+    }
+}
+
+/// What happens with unknown senders.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContactsConfig {
+    /// Create a contact for an unknown sender (else quarantine the mail).
+    pub auto_create: bool,
+}
+
+impl Default for ContactsConfig {
+    fn default() -> Self {
+        ContactsConfig { auto_create: true }
+    }
+}
+
+/// Ticket numbering, threading and reopening.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TicketsConfig {
+    /// Subject tag format; `{number}` stands for the ticket number.
+    pub tag: String,
+    /// A reply this many days after a close reopens the ticket; later ones
+    /// open a new ticket that references the old one.
+    pub reopen_days: u32,
+    /// Let an auto-reply that does not thread open a ticket.
+    pub ticket_from_auto_replies: bool,
+    /// Let mailing-list traffic open tickets.
+    pub ticket_from_lists: bool,
+}
+
+impl Default for TicketsConfig {
+    fn default() -> Self {
+        TicketsConfig {
+            tag: "[#{number}]".into(),
+            reopen_days: 14,
+            ticket_from_auto_replies: false,
+            ticket_from_lists: false,
+        }
+    }
+}
+
+/// Intake filters applied before any ticket work.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct IntakeConfig {
+    /// Ignore rules on the sender address (same syntax as the directory's).
+    pub ignore: Vec<String>,
+}
+
+/// Which contact groups hear about which ticket event.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifyConfig {
+    /// Language of a notification when neither contact nor account has one.
+    pub default_language: String,
+    pub new_ticket: Vec<ContactGroup>,
+    pub ticket_updated: Vec<ContactGroup>,
+    pub ticket_closed: Vec<ContactGroup>,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        let reactive = vec![ContactGroup::ReactiveServiceOutage, ContactGroup::KeyContact];
+        NotifyConfig {
+            default_language: "en".into(),
+            new_ticket: reactive.clone(),
+            ticket_updated: reactive.clone(),
+            ticket_closed: reactive,
+        }
+    }
+}
+
+/// Where operator overrides of the built-in templates live.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TemplatesConfig {
+    /// A directory of `<event>.<lang>.txt` files replacing built-in ones.
+    pub dir: Option<PathBuf>,
+}
+
+/// The languages templates ship in; a notification in any other language
+/// falls back to English.
+pub const LANGUAGES: &[&str] = &["en", "fr", "it", "sk", "de"];
+
+impl Config {
+    /// Parses and validates a config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            Error::Config(format!("{origin}: {}", one_line(&e.to_string())))
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Reads the config: the given path, else `$MAILROOM_CONFIG`, else
+    /// `./mailroom.toml`, else `/etc/mailroom/mailroom.toml`, else the
+    /// embedded default. Returns the config and the file it came from.
+    pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
+        let candidate = match explicit {
+            Some(p) => Some(p.to_path_buf()),
+            None => std::env::var_os("MAILROOM_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    ["mailroom.toml", "/etc/mailroom/mailroom.toml"]
+                        .iter()
+                        .map(PathBuf::from)
+                        .find(|p| p.exists())
+                }),
+        };
+        match candidate {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                let config = Config::parse(&text, &path.display().to_string())?;
+                Ok((config, Some(path)))
+            }
+            None => Ok((Config::default(), None)),
+        }
+    }
+
+    /// Checks what serde cannot: formats, patterns and languages.
+    fn validate(&self, origin: &str) -> Result<()> {
+        TagFormat::new(&self.tickets.tag)
+            .map_err(|e| Error::Config(format!("{origin}: tickets.tag: {e}")))?;
+        for (i, pattern) in self.intake.ignore.iter().enumerate() {
+            IgnoreRule::parse(pattern)
+                .map_err(|e| Error::Config(format!("{origin}: intake.ignore[{i}]: {e}")))?;
+        }
+        if !LANGUAGES.contains(&self.notify.default_language.as_str()) {
+            return Err(Error::Config(format!(
+                "{origin}: notify.default_language: {:?} is not one of {}",
+                self.notify.default_language,
+                LANGUAGES.join(", ")
+            )));
+        }
+        if !self.mail.from.contains('@') {
+            return Err(Error::Config(format!(
+                "{origin}: mail.from: {:?} is not an email address",
+                self.mail.from
+            )));
+        }
+        if self.mail.domain.is_empty() || self.mail.domain.contains(['@', ' ', '<', '>']) {
+            return Err(Error::Config(format!(
+                "{origin}: mail.domain: {:?} is not a domain",
+                self.mail.domain
+            )));
+        }
+        Ok(())
+    }
+
+    /// The SQLite file behind `database.url`.
+    pub fn sqlite_path(&self) -> Result<PathBuf> {
+        let url = self.database.url.as_str();
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        let path = path.split('?').next().unwrap_or(path);
+        if path.is_empty() || url.starts_with("postgres") {
+            return Err(Error::Config(format!(
+                "database.url: {url:?} is not a SQLite location (sqlite:PATH)"
+            )));
+        }
+        Ok(PathBuf::from(path))
+    }
+}
+
+/// toml's errors span several lines with a caret drawing; operators and log
+/// shippers want one line that still names the key and line number.
+fn one_line(s: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for line in s.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('|') || line.chars().all(|c| c == '^' || c == ' ') {
+            continue;
+        }
+        parts.push(line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '|'));
+    }
+    parts.join(": ").replace("::", ":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_file() {
+        let c = Config::parse("", "t").unwrap();
+        assert_eq!(c.tickets.reopen_days, 14);
+        assert!(c.contacts.auto_create);
+        assert_eq!(c.notify.new_ticket.len(), 2);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_line() {
+        let err = Config::parse("[tickets]\nreopen_days = 3\nreopen_dayz = 4\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("reopen_dayz"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn bad_group_and_bad_pattern_are_named() {
+        let err = Config::parse("[notify]\nnew_ticket = [\"vip\"]\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("vip"), "{err}");
+        let err = Config::parse("[intake]\nignore = [\"regex:(\"]\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("intake.ignore[0]"), "{err}");
+    }
+
+    #[test]
+    fn tag_without_number_is_refused() {
+        let err = Config::parse("[tickets]\ntag = \"[ticket]\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("tickets.tag"), "{err}");
+    }
+}

@@ -1,0 +1,251 @@
+//! The declarative directory file read by `directory import` and written by
+//! `directory export`.
+//!
+//! Teams keep their customer directory in a CRM; this file is the seam. It is
+//! parsed and checked as a whole before anything touches the store, and every
+//! error names the row (`contact #3 (marie@acme.fr)`), because the person
+//! importing 4,000 contacts needs to find the one bad line.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ContactGroup, IgnoreRule, IntakePolicy, normalise_email};
+use crate::config::LANGUAGES;
+use crate::error::{Error, Result};
+use crate::message::valid_address;
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryFile {
+    #[serde(default, rename = "account", skip_serializing_if = "Vec::is_empty")]
+    pub accounts: Vec<AccountRow>,
+    #[serde(default, rename = "billing_account", skip_serializing_if = "Vec::is_empty")]
+    pub billing_accounts: Vec<BillingRow>,
+    #[serde(default, rename = "service", skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceRow>,
+    #[serde(default, rename = "contact", skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<ContactRow>,
+    #[serde(default, rename = "subscription", skip_serializing_if = "Vec::is_empty")]
+    pub subscriptions: Vec<SubscriptionRow>,
+    #[serde(default, rename = "ignore", skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<IgnoreRow>,
+}
+
+/// `[[account]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountRow {
+    pub number: String,
+    pub name: String,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub intake: IntakePolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub industry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_date: Option<String>,
+}
+
+/// `[[billing_account]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BillingRow {
+    pub number: String,
+    pub account: String,
+}
+
+/// `[[service]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRow {
+    pub id: String,
+    pub account: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub a_end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub b_end: Option<String>,
+}
+
+/// `[[contact]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactRow {
+    pub email: String,
+    #[serde(default)]
+    pub first_name: String,
+    #[serde(default)]
+    pub last_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub primary: bool,
+    #[serde(default)]
+    pub group: bool,
+    #[serde(default)]
+    pub ignore: bool,
+}
+
+/// `[[subscription]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionRow {
+    pub contact: String,
+    pub group: ContactGroup,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub billing: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub level: Option<u8>,
+}
+
+/// `[[ignore]]`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoreRow {
+    pub pattern: String,
+}
+
+impl SubscriptionRow {
+    /// Names the row's target for messages: `service LON/ETH/1`.
+    pub fn target_label(&self) -> String {
+        match (&self.account, &self.service, &self.billing) {
+            (Some(a), _, _) => format!("account {a}"),
+            (_, Some(s), _) => format!("service {s}"),
+            (_, _, Some(b)) => format!("billing account {b}"),
+            _ => "nothing".into(),
+        }
+    }
+}
+
+impl DirectoryFile {
+    /// Parses the file text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<DirectoryFile> {
+        let mut file: DirectoryFile = toml::from_str(text).map_err(|e| {
+            Error::Directory(format!("{origin}: {}", e.to_string().lines().collect::<Vec<_>>().join(" ")))
+        })?;
+        file.normalise();
+        file.validate()?;
+        Ok(file)
+    }
+
+    fn normalise(&mut self) {
+        for a in &mut self.accounts {
+            a.domains = a.domains.iter().map(|d| normalise_email(d)).collect();
+        }
+        for c in &mut self.contacts {
+            c.email = normalise_email(&c.email);
+        }
+        for s in &mut self.subscriptions {
+            s.contact = normalise_email(&s.contact);
+        }
+    }
+
+    /// Checks every row on its own (references across rows and to the store
+    /// are checked by the store inside the import transaction).
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Directory(what));
+        let lang_ok = |l: &Option<String>| l.as_deref().is_none_or(|l| LANGUAGES.contains(&l));
+        for (i, a) in self.accounts.iter().enumerate() {
+            let row = format!("account #{} ({})", i + 1, a.number);
+            if a.number.trim().is_empty() {
+                return bad(format!("account #{}: number is empty", i + 1));
+            }
+            if let Some(d) = a.domains.iter().find(|d| d.is_empty() || d.contains(['@', ' ', '*'])) {
+                return bad(format!("{row}: {d:?} is not a domain"));
+            }
+            if !lang_ok(&a.language) {
+                return bad(format!("{row}: language {:?} is not one of {}", a.language.as_deref().unwrap_or(""), LANGUAGES.join(", ")));
+            }
+        }
+        for (i, c) in self.contacts.iter().enumerate() {
+            let row = format!("contact #{} ({})", i + 1, c.email);
+            if !valid_address(&c.email) {
+                return bad(format!("{row}: {:?} is not an email address", c.email));
+            }
+            if !lang_ok(&c.language) {
+                return bad(format!("{row}: language {:?} is not one of {}", c.language.as_deref().unwrap_or(""), LANGUAGES.join(", ")));
+            }
+        }
+        for (i, s) in self.subscriptions.iter().enumerate() {
+            let row = format!("subscription #{} ({} {})", i + 1, s.contact, s.group);
+            let targets = [&s.account, &s.service, &s.billing].iter().filter(|t| t.is_some()).count();
+            if targets != 1 {
+                return bad(format!("{row}: name exactly one of account, service or billing"));
+            }
+            match (s.group, s.level) {
+                (ContactGroup::Escalation, Some(1..=5)) => {}
+                (ContactGroup::Escalation, Some(l)) => return bad(format!("{row}: level {l} is not 1-5")),
+                (ContactGroup::Escalation, None) => return bad(format!("{row}: escalation needs a level 1-5")),
+                (_, Some(_)) => return bad(format!("{row}: only escalation subscriptions have a level")),
+                _ => {}
+            }
+        }
+        for (i, r) in self.ignore.iter().enumerate() {
+            IgnoreRule::parse(&r.pattern)
+                .map_err(|e| Error::Directory(format!("ignore #{}: {e}", i + 1)))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[account]]
+number = "OCN-1001"
+name = "Acme SA"
+domains = ["Acme.fr"]
+language = "fr"
+intake = "primary_only"
+[[contact]]
+email = "Marie.Dupont@acme.fr"
+account = "OCN-1001"
+[[subscription]]
+contact = "marie.dupont@acme.fr"
+group = "escalation"
+account = "OCN-1001"
+level = 2
+"#;
+
+    #[test]
+    fn parses_and_normalises() {
+        let f = DirectoryFile::parse(GOOD, "d.toml").unwrap();
+        assert_eq!(f.accounts[0].domains, vec!["acme.fr"]);
+        assert_eq!(f.accounts[0].intake, IntakePolicy::PrimaryOnly);
+        assert_eq!(f.contacts[0].email, "marie.dupont@acme.fr");
+    }
+
+    #[test]
+    fn errors_name_the_row() {
+        let e = DirectoryFile::parse(&GOOD.replace("level = 2", "level = 9"), "d.toml").unwrap_err();
+        assert!(e.to_string().contains("subscription #1 (marie.dupont@acme.fr escalation): level 9"), "{e}");
+        let e = DirectoryFile::parse(&GOOD.replace("\"escalation\"", "\"vip\""), "d.toml").unwrap_err();
+        assert!(e.to_string().contains("vip"), "{e}");
+        let e = DirectoryFile::parse(&GOOD.replace("Marie.Dupont@acme.fr", "marie"), "d.toml").unwrap_err();
+        assert!(e.to_string().contains("contact #1"), "{e}");
+        let e = DirectoryFile::parse(&format!("{GOOD}\n[[ignore]]\npattern = \"x\"\n"), "d.toml").unwrap_err();
+        assert!(e.to_string().contains("ignore #1"), "{e}");
+    }
+}

@@ -1,0 +1,98 @@
+//! Ignore rules: senders whose mail creates nothing.
+//!
+//! Support addresses receive newsletters, monitoring noise and spam; the
+//! team lists the senders to drop, in the forms operators already know from
+//! mail filters. A rule never deletes mail: the message is still recorded
+//! (outcome `ignored`) with its raw bytes.
+
+use regex::Regex;
+
+/// One parsed ignore rule.
+#[derive(Debug, Clone)]
+pub enum IgnoreRule {
+    /// `someone@acme.fr`
+    Exact(String),
+    /// `*@acme.fr`
+    Domain(String),
+    /// `noreply@*`
+    User(String),
+    /// `*@*.acme.fr`: any subdomain of acme.fr (not acme.fr itself)
+    Subdomain(String),
+    /// `regex:...`, matched against the whole lower-case address
+    Regex(Regex),
+}
+
+impl IgnoreRule {
+    /// Parses a rule; the error says what form was expected.
+    pub fn parse(pattern: &str) -> Result<IgnoreRule, String> {
+        let p = pattern.trim();
+        if let Some(re) = p.strip_prefix("regex:") {
+            return Regex::new(&format!("(?i){re}"))
+                .map(IgnoreRule::Regex)
+                .map_err(|e| format!("bad regex {re:?}: {}", e.to_string().lines().last().unwrap_or("")));
+        }
+        let p = p.to_lowercase();
+        let Some((user, domain)) = p.split_once('@') else {
+            return Err(format!(
+                "{pattern:?} is not a rule (expected user@domain, *@domain, user@*, *@*.domain or regex:...)"
+            ));
+        };
+        if user.is_empty() || domain.is_empty() || domain.contains('@') {
+            return Err(format!("{pattern:?} is not a rule: empty user or domain"));
+        }
+        match (user, domain) {
+            ("*", "*") => Err(format!("{pattern:?} would ignore every sender")),
+            ("*", d) if d.starts_with("*.") => Ok(IgnoreRule::Subdomain(d[2..].to_string())),
+            ("*", d) if !d.contains('*') => Ok(IgnoreRule::Domain(d.to_string())),
+            (u, "*") if !u.contains('*') => Ok(IgnoreRule::User(u.to_string())),
+            (u, d) if !u.contains('*') && !d.contains('*') => Ok(IgnoreRule::Exact(p.clone())),
+            _ => Err(format!(
+                "{pattern:?}: '*' may only stand for the whole user, the whole domain, or '*.' before a domain"
+            )),
+        }
+    }
+
+    /// Does the (lower-case) address match?
+    pub fn matches(&self, address: &str) -> bool {
+        let (user, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+        match self {
+            IgnoreRule::Exact(a) => a == address,
+            IgnoreRule::Domain(d) => d == domain,
+            IgnoreRule::User(u) => u == user,
+            IgnoreRule::Subdomain(d) => domain.len() > d.len() && domain.ends_with(&format!(".{d}")),
+            IgnoreRule::Regex(re) => re.is_match(address),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(rule: &str, addr: &str) -> bool {
+        IgnoreRule::parse(rule).unwrap().matches(addr)
+    }
+
+    #[test]
+    fn each_form() {
+        assert!(m("Spam@Example.com", "spam@example.com"));
+        assert!(!m("spam@example.com", "ham@example.com"));
+        assert!(m("*@spam.test", "x@spam.test"));
+        assert!(!m("*@spam.test", "x@a.spam.test"));
+        assert!(m("noreply@*", "noreply@any.test"));
+        assert!(!m("noreply@*", "noreply2@any.test"));
+        assert!(m("*@*.spam.test", "x@mx.spam.test"));
+        assert!(!m("*@*.spam.test", "x@spam.test"));
+        assert!(!m("*@*.spam.test", "x@notspam.test"));
+        assert!(m("regex:^alerts-[0-9]+@", "alerts-42@mon.test"));
+        assert!(!m("regex:^alerts-[0-9]+@", "alerts@mon.test"));
+    }
+
+    #[test]
+    fn bad_rules_say_why() {
+        assert!(IgnoreRule::parse("nobody").unwrap_err().contains("not a rule"));
+        assert!(IgnoreRule::parse("*@*").unwrap_err().contains("every sender"));
+        assert!(IgnoreRule::parse("regex:(").unwrap_err().contains("bad regex"));
+        assert!(IgnoreRule::parse("a*b@x.test").is_err());
+    }
+}

@@ -1,0 +1,5 @@
+//! Where mail comes from. `replay` reads files; the IMAP watcher (its own
+//! issue) reads mailboxes. Both produce [`crate::pipeline::Incoming`]
+//! batches for the same pipeline.
+
+pub mod replay;

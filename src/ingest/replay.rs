@@ -1,0 +1,132 @@
+//! Reading mail from files: single `.eml` files, directories of them (name
+//! order, recursively) and mbox files.
+//!
+//! Replay is how tests feed fixtures and how a team imports an archive, so
+//! it must accept what real archives contain: CRLF or LF files, mbox with
+//! `>From ` escaping, and the odd file that is not mail at all (it is
+//! quarantined by the pipeline, not refused here).
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::pipeline::Incoming;
+
+/// Extensions that are never mail (fixture metadata, notes, expected outputs).
+const NOT_MAIL: &[&str] = &["toml", "md", "json", "yml", "yaml", "tsv", "csv", "xml", "py", "sh", "rs", "html", "htm", "out"];
+
+/// Expands the paths into mail files, in the order they will be replayed.
+pub fn mail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        if meta.is_dir() {
+            collect_dir(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            collect_dir(&p, out)?;
+        } else if !p
+            .extension()
+            .is_some_and(|x| NOT_MAIL.contains(&x.to_string_lossy().to_ascii_lowercase().as_str()))
+        {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Reads one file: an mbox becomes one mail per message, anything else is
+/// one mail.
+pub fn read_file(path: &Path) -> Result<Vec<Incoming>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let source = path.display().to_string();
+    if is_mbox(&bytes) {
+        return Ok(split_mbox(&bytes)
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| Incoming { raw, source: format!("{source}#{}", i + 1) })
+            .collect());
+    }
+    Ok(vec![Incoming { raw: bytes, source }])
+}
+
+/// An mbox starts with a `From ` separator line (`From sender date`).
+fn is_mbox(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"From ") && {
+        let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        !first.contains(&b':') || first.split(|&b| b == b' ').count() > 2
+    }
+}
+
+/// Splits an mbox (mboxrd/mboxo): a message starts at a `From ` line at the
+/// start of the file or after an empty line; `>From ` lines are unescaped.
+pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
+    let mut mails: Vec<Vec<u8>> = Vec::new();
+    let mut current: Option<Vec<u8>> = None;
+    let mut prev_blank = true;
+    for line in bytes.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b"From ") && prev_blank {
+            if let Some(m) = current.take() {
+                mails.push(trim_separator(m));
+            }
+            current = Some(Vec::new());
+            prev_blank = false;
+            continue;
+        }
+        prev_blank = line == b"\n" || line == b"\r\n";
+        if let Some(m) = current.as_mut() {
+            let unescaped = line.strip_prefix(b">").filter(|rest| {
+                let r = rest.iter().position(|&b| b != b'>').map_or(&[][..], |i| &rest[i..]);
+                r.starts_with(b"From ")
+            });
+            m.extend_from_slice(unescaped.unwrap_or(line));
+        }
+    }
+    if let Some(m) = current {
+        mails.push(trim_separator(m));
+    }
+    mails
+}
+
+/// The blank line before the next `From ` belongs to the format, not the mail.
+fn trim_separator(mut m: Vec<u8>) -> Vec<u8> {
+    if m.ends_with(b"\r\n\r\n") {
+        m.truncate(m.len() - 2);
+    } else if m.ends_with(b"\n\n") {
+        m.truncate(m.len() - 1);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splits_mbox_and_unescapes() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2026\nFrom: a@b\nSubject: one\n\nhi\n>From here\n\nFrom c@d Mon Jan  1 00:00:00 2026\nFrom: c@d\n\ntwo\n";
+        assert!(is_mbox(mbox));
+        let mails = split_mbox(mbox);
+        assert_eq!(mails.len(), 2);
+        assert_eq!(mails[0], b"From: a@b\nSubject: one\n\nhi\nFrom here\n".to_vec());
+        assert_eq!(mails[1], b"From: c@d\n\ntwo\n".to_vec());
+    }
+
+    #[test]
+    fn a_mail_is_not_an_mbox() {
+        assert!(!is_mbox(b"From: a@b\nSubject: x\n\nbody"));
+    }
+}

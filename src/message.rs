@@ -1,0 +1,266 @@
+//! A received mail, parsed once into the owned facts the rest of the
+//! pipeline needs.
+//!
+//! mail-parser borrows from the raw bytes; the pipeline keeps messages across
+//! awaits and batches, so this module copies out exactly what later stages
+//! use (addresses lower-cased, encoded-words decoded, Message-IDs without
+//! angle brackets) and nothing else. Parsing never fails silently: a mail we
+//! cannot understand comes back as a [`ParseFailure`] carrying its key, so
+//! the caller quarantines it with its raw bytes.
+
+use mail_parser::{MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+/// A sender or recipient: the address (lower-case) and the display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub address: String,
+    pub name: Option<String>,
+}
+
+/// The parsed facts of one mail.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// Identity for dedupe: the Message-ID, else `sha256:<hex>` of the raw bytes.
+    pub key: String,
+    /// The Message-ID without angle brackets, if the mail has one.
+    pub message_id: Option<String>,
+    /// SHA-256 of the raw bytes (hex): where the raw mail is stored.
+    pub raw_sha256: String,
+    pub from: Mailbox,
+    /// Decoded subject, trimmed; empty when absent.
+    pub subject: String,
+    /// `Date:` as a unix timestamp, when present and valid.
+    pub date: Option<i64>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// The readable text: the text/plain body, else the HTML converted.
+    pub text: String,
+    /// Every header as (lower-case name, raw value trimmed), for classification.
+    pub headers: Vec<(String, String)>,
+    /// MIME type of the top-level part, lower-case (`multipart/report`, ...).
+    pub content_type: String,
+    /// The `report-type` parameter of a multipart/report.
+    pub report_type: Option<String>,
+    /// Names of the attachments (decoded), for display and classification.
+    pub attachments: Vec<String>,
+}
+
+/// Why a mail could not be understood, with what identifies it anyway.
+#[derive(Debug, Clone)]
+pub struct ParseFailure {
+    pub key: String,
+    pub message_id: Option<String>,
+    pub raw_sha256: String,
+    /// Best-effort sender and subject, for the quarantine listing.
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub reason: String,
+}
+
+/// SHA-256 of bytes as lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Message {
+    /// Parses raw RFC 5322 bytes.
+    pub fn parse(raw: &[u8]) -> Result<Message, ParseFailure> {
+        let raw_sha256 = sha256_hex(raw);
+        let hash_key = format!("sha256:{raw_sha256}");
+        let failure = |reason: &str, mid: Option<String>, from, subject| ParseFailure {
+            key: mid.clone().unwrap_or_else(|| hash_key.clone()),
+            message_id: mid,
+            raw_sha256: raw_sha256.clone(),
+            from,
+            subject,
+            reason: reason.to_string(),
+        };
+        let Some(parsed) = MessageParser::default().parse(raw) else {
+            return Err(failure("no header block", None, None, None));
+        };
+        let message_id = parsed.message_id().and_then(clean_id);
+        let subject = parsed.subject().map(clean_header_text).unwrap_or_default();
+        // mail-parser happily parses prose as a header-less body; a mail
+        // without a single structured header is not a mail.
+        let has_structure = parsed.headers().iter().any(|h| {
+            !matches!(h.name, mail_parser::HeaderName::Other(_))
+                || h.name.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+        let from = parsed.from().and_then(|a| a.first()).and_then(|addr| {
+            let address = addr.address.as_deref()?.trim().to_lowercase();
+            valid_address(&address).then(|| Mailbox {
+                address,
+                name: addr
+                    .name
+                    .as_deref()
+                    .map(clean_header_text)
+                    .filter(|n| !n.is_empty()),
+            })
+        });
+        let Some(from) = from.filter(|_| has_structure) else {
+            let reason = if parsed.headers().is_empty() || !has_structure {
+                "no header block"
+            } else {
+                "no valid From address"
+            };
+            let from_raw = parsed.header_raw("From").map(clean_header_text);
+            let subj = (!subject.is_empty()).then_some(subject);
+            return Err(failure(reason, message_id, from_raw, subj));
+        };
+
+        let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
+            v.as_text_list()
+                .map(|l| l.iter().filter_map(|s| clean_id(s)).collect())
+                .unwrap_or_default()
+        };
+        let in_reply_to = ids(parsed.in_reply_to());
+        let references = ids(parsed.references());
+        let headers = parsed
+            .headers_raw()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let (content_type, report_type) = match parsed.root_part().content_type() {
+            Some(ct) => (
+                match ct.subtype() {
+                    Some(sub) => format!("{}/{}", ct.ctype(), sub).to_ascii_lowercase(),
+                    None => ct.ctype().to_ascii_lowercase(),
+                },
+                ct.attribute("report-type").map(|s| s.to_ascii_lowercase()),
+            ),
+            None => ("text/plain".into(), None),
+        };
+        let attachments = parsed
+            .attachments()
+            .filter_map(|p| p.attachment_name().map(clean_header_text))
+            .collect();
+        Ok(Message {
+            key: message_id.clone().unwrap_or(hash_key),
+            message_id,
+            raw_sha256,
+            from,
+            subject,
+            date: parsed.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
+            in_reply_to,
+            references,
+            text: readable_text(&parsed),
+            headers,
+            content_type,
+            report_type,
+            attachments,
+        })
+    }
+
+    /// The raw value of the first header with this (case-insensitive) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The body a person would read: text/plain if the mail has one, otherwise
+/// its HTML rendered as text (mail-parser's own conversion drops links).
+fn readable_text(parsed: &mail_parser::Message) -> String {
+    let plain = parsed
+        .text_bodies()
+        .find(|p| !p.is_text_html())
+        .and_then(|p| p.text_contents());
+    if let Some(text) = plain {
+        return normalise_newlines(text);
+    }
+    if let Some(html) = parsed.body_html(0) {
+        if let Ok(text) = html2text::config::plain().string_from_read(html.as_bytes(), 100) {
+            return normalise_newlines(&text);
+        }
+    }
+    parsed
+        .body_text(0)
+        .map(|t| normalise_newlines(&t))
+        .unwrap_or_default()
+}
+
+fn normalise_newlines(s: &str) -> String {
+    s.replace("\r\n", "\n").trim_end().to_string()
+}
+
+/// Message-IDs compare without brackets and surrounding space; an empty or
+/// space-containing id is garbage, not an identity.
+fn clean_id(s: &str) -> Option<String> {
+    let s = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
+}
+
+/// Header text with control characters (CR/LF included) removed and runs of
+/// white space collapsed: such text ends up in outgoing headers and logs.
+pub fn clean_header_text(s: &str) -> String {
+    s.split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A usable mailbox address: one `@`, something on each side, no spaces.
+pub fn valid_address(a: &str) -> bool {
+    match a.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !a.contains(|c: char| c.is_whitespace() || c.is_control() || c == '<' || c == '>')
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_encoded_subject_and_ids() {
+        let raw = b"From: =?ISO-8859-1?Q?Ren=E9_Dupont?= <Rene@Acme.FR>\r\n\
+Subject: =?UTF-8?B?UGFubmUgw6AgUGFyaXM=?=\r\n\
+Message-ID: <abc@acme.fr>\r\nIn-Reply-To: <x@y>\r\nReferences: <a@b> <x@y>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.from.address, "rene@acme.fr");
+        assert_eq!(m.from.name.as_deref(), Some("René Dupont"));
+        assert_eq!(m.subject, "Panne à Paris");
+        assert_eq!(m.key, "abc@acme.fr");
+        assert_eq!(m.in_reply_to, vec!["x@y"]);
+        assert_eq!(m.references, vec!["a@b", "x@y"]);
+        assert_eq!(m.text, "Bonjour");
+        assert!(m.date.is_some());
+    }
+
+    #[test]
+    fn no_message_id_keys_by_hash() {
+        let raw = b"From: a@b.test\r\nSubject: hi\r\n\r\nbody\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.key, format!("sha256:{}", sha256_hex(raw)));
+    }
+
+    #[test]
+    fn garbage_is_a_failure_with_a_key() {
+        let raw = b"\x00\x01\x02 this is not a mail\n\n at all";
+        let f = Message::parse(raw).unwrap_err();
+        assert!(f.key.starts_with("sha256:"));
+        let f = Message::parse(b"Subject: no sender\r\n\r\nx").unwrap_err();
+        assert_eq!(f.reason, "no valid From address");
+    }
+
+    #[test]
+    fn html_only_becomes_text() {
+        let raw = b"From: a@b.test\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body><p>Line <b>down</b></p><script>x()</script></body></html>";
+        let m = Message::parse(raw).unwrap();
+        assert!(m.text.contains("Line down"), "{}", m.text);
+        assert!(!m.text.contains("x()"), "{}", m.text);
+    }
+
+    #[test]
+    fn header_text_loses_control_characters() {
+        assert_eq!(clean_header_text("a\r\nBcc: x\t b"), "a Bcc: x b");
+    }
+}

@@ -1,0 +1,110 @@
+//! Which subscribers hear about a ticket.
+//!
+//! A subscription reaches a ticket through its target: the ticket's service,
+//! the ticket's account (which covers all the account's services), or a
+//! billing account of the ticket's account. Escalation subscribers are
+//! reached only once the ticket's level has come up to theirs.
+
+use crate::directory::{ContactGroup, SubscriptionTarget};
+use crate::notify::Recipient;
+
+/// What a ticket is about, in database ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TicketScope {
+    pub account: Option<i64>,
+    pub service: Option<i64>,
+}
+
+/// A subscription with the recipient it reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subscription {
+    pub recipient: Recipient,
+    pub group: ContactGroup,
+    pub target: SubscriptionTarget,
+    /// Escalation level (1-5), only for the escalation group.
+    pub level: Option<u8>,
+}
+
+impl Subscription {
+    /// Does this subscription's target cover the ticket?
+    pub fn covers(&self, scope: TicketScope) -> bool {
+        match self.target {
+            SubscriptionTarget::Service(s) => scope.service == Some(s),
+            SubscriptionTarget::Account(a) => scope.account == Some(a),
+            SubscriptionTarget::Billing { account, .. } => scope.account == Some(account),
+        }
+    }
+}
+
+/// Subscribers of `groups` covering the ticket, in subscription order.
+pub fn in_groups<'a>(
+    subs: &'a [Subscription],
+    scope: TicketScope,
+    groups: &'a [ContactGroup],
+) -> impl Iterator<Item = &'a Recipient> + 'a {
+    subs.iter()
+        .filter(move |s| groups.contains(&s.group) && s.covers(scope))
+        .map(|s| &s.recipient)
+}
+
+/// Escalation subscribers covering the ticket whose level lies in
+/// `(above, upto]`: `above = 0` gives everyone already reached.
+pub fn escalated<'a>(
+    subs: &'a [Subscription],
+    scope: TicketScope,
+    above: u8,
+    upto: u8,
+) -> impl Iterator<Item = &'a Recipient> + 'a {
+    subs.iter()
+        .filter(move |s| {
+            s.group == ContactGroup::Escalation
+                && s.covers(scope)
+                && s.level.is_some_and(|l| l > above && l <= upto)
+        })
+        .map(|s| &s.recipient)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(email: &str, group: ContactGroup, target: SubscriptionTarget, level: Option<u8>) -> Subscription {
+        Subscription {
+            recipient: Recipient {
+                contact_id: Some(1),
+                email: email.into(),
+                first_name: String::new(),
+                last_name: String::new(),
+                language: None,
+                ignore: false,
+                undeliverable: false,
+            },
+            group,
+            target,
+            level,
+        }
+    }
+
+    #[test]
+    fn targets_and_levels() {
+        use ContactGroup::*;
+        use SubscriptionTarget::*;
+        let subs = vec![
+            sub("svc@a", ReactiveServiceOutage, Service(10), None),
+            sub("other-svc@a", ReactiveServiceOutage, Service(11), None),
+            sub("acct@a", KeyContact, Account(1), None),
+            sub("bill@a", KeyContact, Billing { billing: 5, account: 1 }, None),
+            sub("planned@a", PlannedWorks, Account(1), None),
+            sub("e1@a", Escalation, Service(10), Some(1)),
+            sub("e3@a", Escalation, Service(10), Some(3)),
+        ];
+        let scope = TicketScope { account: Some(1), service: Some(10) };
+        let groups = [ReactiveServiceOutage, KeyContact];
+        let got: Vec<_> = in_groups(&subs, scope, &groups).map(|r| r.email.as_str()).collect();
+        assert_eq!(got, ["svc@a", "acct@a", "bill@a"]);
+        let got: Vec<_> = escalated(&subs, scope, 0, 2).map(|r| r.email.as_str()).collect();
+        assert_eq!(got, ["e1@a"]);
+        let got: Vec<_> = escalated(&subs, scope, 1, 3).map(|r| r.email.as_str()).collect();
+        assert_eq!(got, ["e3@a"]);
+    }
+}

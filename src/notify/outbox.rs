@@ -1,0 +1,140 @@
+//! Turning a planned notice into a complete outbox row.
+//!
+//! The row holds the whole mail (recipient, subject, body, Message-ID,
+//! threading headers), rendered when the ticket change commits, so delivery
+//! later needs nothing but the row and a template change never alters mail
+//! already queued.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::templates::Templates;
+use super::{Event, Notice};
+use crate::error::Result;
+
+/// A ticket as the templates show it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TicketView {
+    pub number: i64,
+    pub tag: String,
+    pub subject: String,
+    pub status: String,
+    pub account_name: String,
+    pub account_number: String,
+    pub service_id: String,
+    pub service_name: String,
+    pub escalation_level: u8,
+    /// Message-ID of the ticket's first mail: every notification references
+    /// it so clients group the whole thread.
+    #[serde(skip)]
+    pub root_message_id: Option<String>,
+}
+
+/// What caused the notice: the mail (or the hand action) it reports.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cause {
+    pub subject: String,
+    pub text: String,
+    pub sender_name: String,
+    pub sender_email: String,
+    /// The Message-ID the notice answers (In-Reply-To).
+    #[serde(skip)]
+    pub message_id: Option<String>,
+    /// A stable identity of the cause, from which Message-IDs are derived so
+    /// that planning the same thing twice yields the same ids.
+    #[serde(skip)]
+    pub key: String,
+}
+
+/// A rendered notification, ready for the outbox table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxRow {
+    pub ticket: Option<i64>,
+    pub event: Event,
+    pub contact_id: Option<i64>,
+    pub to: String,
+    pub language: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Context<'a> {
+    ticket: Option<&'a TicketView>,
+    recipient: RecipientView<'a>,
+    sender: SenderView<'a>,
+    message: MessageView<'a>,
+    support_address: &'a str,
+}
+
+#[derive(Serialize)]
+struct RecipientView<'a> {
+    first_name: &'a str,
+    last_name: &'a str,
+    email: &'a str,
+}
+
+#[derive(Serialize)]
+struct SenderView<'a> {
+    name: &'a str,
+    email: &'a str,
+}
+
+#[derive(Serialize)]
+struct MessageView<'a> {
+    subject: &'a str,
+    text: &'a str,
+}
+
+/// Where rows are rendered: templates, support address, Message-ID domain
+/// and the language used when a recipient has none.
+pub struct Renderer<'a> {
+    pub templates: &'a Templates,
+    pub support_address: &'a str,
+    pub domain: &'a str,
+    pub default_language: &'a str,
+}
+
+impl Renderer<'_> {
+    /// Renders one notice about `ticket` (none for a refusal).
+    pub fn render(&self, notice: &Notice, ticket: Option<&TicketView>, cause: &Cause) -> Result<OutboxRow> {
+        let r = &notice.recipient;
+        let language = r
+            .language
+            .clone()
+            .filter(|l| self.templates.has(notice.event, l))
+            .unwrap_or_else(|| self.default_language.to_string());
+        let ctx = Context {
+            ticket,
+            recipient: RecipientView { first_name: &r.first_name, last_name: &r.last_name, email: &r.email },
+            sender: SenderView { name: &cause.sender_name, email: &cause.sender_email },
+            message: MessageView { subject: &cause.subject, text: &cause.text },
+            support_address: self.support_address,
+        };
+        let rendered = self.templates.render(notice.event, &language, &ctx)?;
+        let digest = Sha256::digest(format!("{}\0{}\0{}", cause.key, notice.event.as_str(), r.email.to_lowercase()));
+        let number = ticket.map_or(0, |t| t.number);
+        let message_id = format!("mailroom.{number}.{}@{}", &hex::encode(digest)[..24], self.domain);
+        let mut references = Vec::new();
+        for id in [ticket.and_then(|t| t.root_message_id.clone()), cause.message_id.clone()].into_iter().flatten() {
+            if !references.contains(&id) {
+                references.push(id);
+            }
+        }
+        Ok(OutboxRow {
+            ticket: ticket.map(|t| t.number),
+            event: notice.event,
+            contact_id: r.contact_id,
+            to: r.email.clone(),
+            language,
+            subject: rendered.subject,
+            body: rendered.body,
+            message_id,
+            in_reply_to: cause.message_id.clone(),
+            references,
+        })
+    }
+}

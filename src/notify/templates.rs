@@ -1,0 +1,98 @@
+//! Notification templates: one file per event and language.
+//!
+//! The built-in set (`templates/<event>.<lang>.txt`) is compiled into the
+//! binary; a `templates.dir` in the config replaces any of them file by file,
+//! so a team can reword one mail without copying all 35. The first line of a
+//! file is `Subject: …`, the rest is the body.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use minijinja::Environment;
+use serde::Serialize;
+
+use super::Event;
+use crate::error::{Error, Result};
+use crate::message::clean_header_text;
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_templates.rs"));
+}
+
+/// The loaded template set.
+pub struct Templates {
+    env: Environment<'static>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates").field("names", &self.names).finish()
+    }
+}
+
+/// A rendered mail text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    pub body: String,
+}
+
+impl Templates {
+    /// Built-in templates, overridden by `*.txt` files in `dir`.
+    pub fn load(dir: Option<&Path>) -> Result<Templates> {
+        let mut sources: BTreeMap<String, String> = builtin::BUILTIN
+            .iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect();
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+            for entry in entries {
+                let path = entry.map_err(|e| Error::io(dir, e))?.path();
+                if path.extension().is_some_and(|x| x == "txt") {
+                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                    let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+                    sources.insert(name, text);
+                }
+            }
+        }
+        let mut env = Environment::new();
+        env.set_keep_trailing_newline(true);
+        for (name, text) in &sources {
+            if !text.starts_with("Subject:") {
+                return Err(Error::Template {
+                    name: name.clone(),
+                    detail: "the first line must be `Subject: …`".into(),
+                });
+            }
+            env.add_template_owned(name.clone(), text.clone())
+                .map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
+        }
+        for event in Event::ALL {
+            let name = format!("{}.en", event.as_str());
+            if !sources.contains_key(&name) {
+                return Err(Error::Template { name, detail: "missing (every event needs an English template)".into() });
+            }
+        }
+        Ok(Templates { env, names: sources.into_keys().collect() })
+    }
+
+    /// Renders `event` in `language` (English when that language has no
+    /// template).
+    pub fn render(&self, event: Event, language: &str, ctx: impl Serialize) -> Result<Rendered> {
+        let wanted = format!("{}.{language}", event.as_str());
+        let name = if self.names.contains(&wanted) { wanted } else { format!("{}.en", event.as_str()) };
+        let tmpl = self.env.get_template(&name).map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
+        let text = tmpl
+            .render(ctx)
+            .map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
+        let (first, body) = text.split_once('\n').unwrap_or((&text, ""));
+        let subject = clean_header_text(first.trim_start_matches("Subject:"));
+        Ok(Rendered { subject, body: body.trim_start_matches(['\r', '\n']).to_string() })
+    }
+
+    /// Whether a template exists for this event and language.
+    pub fn has(&self, event: Event, language: &str) -> bool {
+        self.names.contains(&format!("{}.{language}", event.as_str()))
+    }
+}

@@ -1,0 +1,498 @@
+//! Directory persistence: import/export, look-ups, and the single-row edits
+//! the CLI makes.
+//!
+//! Every write checks the directory's rules (a subscription only within the
+//! contact's own account, an email never changing) and reports a violation
+//! as a domain error that names the row, not as a raw constraint failure.
+
+use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
+
+use super::now;
+use crate::directory::file::{AccountRow, BillingRow, ContactRow, DirectoryFile, IgnoreRow, ServiceRow, SubscriptionRow};
+use crate::directory::{Account, Contact, ContactGroup, CreatedBy, IgnoreRule, IntakePolicy, Service, domain_candidates};
+use crate::error::{Error, Result};
+
+/// Counts of what an import wrote.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct ImportSummary {
+    pub accounts: usize,
+    pub billing_accounts: usize,
+    pub services: usize,
+    pub contacts: usize,
+    pub subscriptions: usize,
+    pub ignore_rules: usize,
+}
+
+const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
+    (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
+
+fn account_from_row(row: &SqliteRow) -> Result<Account> {
+    let intake: String = row.try_get("intake")?;
+    let domains: Option<String> = row.try_get("domains")?;
+    let mut domains: Vec<String> = domains.unwrap_or_default().split_whitespace().map(String::from).collect();
+    domains.sort();
+    Ok(Account {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        name: row.try_get("name")?,
+        domains,
+        language: row.try_get("language")?,
+        intake: intake.parse().map_err(Error::Directory)?,
+    })
+}
+
+pub(crate) const CONTACT_COLS: &str = "c.id, c.email, c.first_name, c.last_name, c.phone, c.job_title, c.language, \
+    c.account_id, c.is_primary, c.is_group, c.ignore, c.undeliverable";
+
+pub(crate) fn contact_from_row(row: &SqliteRow) -> Result<Contact> {
+    Ok(Contact {
+        id: row.try_get("id")?,
+        email: row.try_get("email")?,
+        first_name: row.try_get("first_name")?,
+        last_name: row.try_get("last_name")?,
+        phone: row.try_get("phone")?,
+        job_title: row.try_get("job_title")?,
+        language: row.try_get("language")?,
+        account_id: row.try_get("account_id")?,
+        primary: row.try_get("is_primary")?,
+        group: row.try_get("is_group")?,
+        ignore: row.try_get("ignore")?,
+        undeliverable: row.try_get("undeliverable")?,
+    })
+}
+
+/// The account with this database id.
+pub async fn account_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+/// The account with this customer number.
+pub async fn account_by_number(conn: &mut SqliteConnection, number: &str) -> Result<Option<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.number = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(conn).await?;
+    row.as_ref().map(account_from_row).transpose()
+}
+
+/// The account owning the address's domain or its nearest parent domain.
+pub async fn account_by_address(conn: &mut SqliteConnection, address: &str) -> Result<Option<Account>> {
+    let domain = crate::directory::domain_of(address);
+    for candidate in domain_candidates(domain) {
+        let id: Option<i64> = sqlx::query_scalar("SELECT account_id FROM account_domains WHERE domain = $1")
+            .bind(candidate)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(id) = id {
+            return account_by_id(conn, id).await;
+        }
+    }
+    Ok(None)
+}
+
+/// All accounts, by customer number.
+pub async fn accounts(conn: &mut SqliteConnection) -> Result<Vec<Account>> {
+    let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.number");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?;
+    rows.iter().map(account_from_row).collect()
+}
+
+/// The contact with this (any-case) email.
+pub async fn contact_by_email(conn: &mut SqliteConnection, email: &str) -> Result<Option<Contact>> {
+    let sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(conn)
+        .await?;
+    row.as_ref().map(contact_from_row).transpose()
+}
+
+/// Services of an account, in creation order (the order detection tries them).
+pub async fn services_of(conn: &mut SqliteConnection, account_id: i64) -> Result<Vec<Service>> {
+    let rows = sqlx::query("SELECT id, service_id, account_id, name FROM services WHERE account_id = $1 ORDER BY id")
+        .bind(account_id)
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Service {
+                id: r.try_get("id")?,
+                service_id: r.try_get("service_id")?,
+                account_id: r.try_get("account_id")?,
+                name: r.try_get("name")?,
+            })
+        })
+        .collect()
+}
+
+/// Every ignore rule of the directory.
+pub async fn ignore_rules(conn: &mut SqliteConnection) -> Result<Vec<(String, IgnoreRule)>> {
+    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id").fetch_all(conn).await?;
+    patterns
+        .into_iter()
+        .map(|p| {
+            let rule = IgnoreRule::parse(&p).map_err(Error::Directory)?;
+            Ok((p, rule))
+        })
+        .collect()
+}
+
+/// Imports a directory file, upserting by identity. Run inside one
+/// transaction by the caller: the first bad row aborts it all.
+pub async fn import(conn: &mut SqliteConnection, file: &DirectoryFile) -> Result<ImportSummary> {
+    let mut summary = ImportSummary::default();
+    for (i, a) in file.accounts.iter().enumerate() {
+        upsert_account(conn, a).await.map_err(|e| name_row(e, &format!("account #{} ({})", i + 1, a.number)))?;
+        summary.accounts += 1;
+    }
+    for (i, b) in file.billing_accounts.iter().enumerate() {
+        upsert_billing(conn, b).await.map_err(|e| name_row(e, &format!("billing_account #{} ({})", i + 1, b.number)))?;
+        summary.billing_accounts += 1;
+    }
+    for (i, s) in file.services.iter().enumerate() {
+        upsert_service(conn, s).await.map_err(|e| name_row(e, &format!("service #{} ({})", i + 1, s.id)))?;
+        summary.services += 1;
+    }
+    for (i, c) in file.contacts.iter().enumerate() {
+        upsert_contact(conn, c, CreatedBy::Directory)
+            .await
+            .map_err(|e| name_row(e, &format!("contact #{} ({})", i + 1, c.email)))?;
+        summary.contacts += 1;
+    }
+    for (i, s) in file.subscriptions.iter().enumerate() {
+        add_subscription(conn, s)
+            .await
+            .map_err(|e| name_row(e, &format!("subscription #{} ({} {} on {})", i + 1, s.contact, s.group, s.target_label())))?;
+        summary.subscriptions += 1;
+    }
+    for r in &file.ignore {
+        add_ignore_rule(conn, &r.pattern).await?;
+        summary.ignore_rules += 1;
+    }
+    Ok(summary)
+}
+
+fn name_row(e: Error, row: &str) -> Error {
+    match e {
+        Error::Directory(m) | Error::NotFound(m) | Error::Usage(m) => Error::Directory(format!("{row}: {m}")),
+        Error::Database(sqlx::Error::Database(d)) => Error::Directory(format!("{row}: {}", d.message())),
+        other => other,
+    }
+}
+
+async fn upsert_account(conn: &mut SqliteConnection, a: &AccountRow) -> Result<()> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO accounts (number, name, language, intake, health, tier, industry, renewal_date)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (number) DO UPDATE SET name = excluded.name, language = excluded.language,
+           intake = excluded.intake, health = excluded.health, tier = excluded.tier,
+           industry = excluded.industry, renewal_date = excluded.renewal_date
+         RETURNING id",
+    )
+    .bind(&a.number)
+    .bind(&a.name)
+    .bind(&a.language)
+    .bind(a.intake.as_str())
+    .bind(&a.health)
+    .bind(&a.tier)
+    .bind(&a.industry)
+    .bind(&a.renewal_date)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM account_domains WHERE account_id = $1").bind(id).execute(&mut *conn).await?;
+    for d in &a.domains {
+        let owner: Option<String> = sqlx::query_scalar(
+            "SELECT a.number FROM account_domains d JOIN accounts a ON a.id = d.account_id WHERE d.domain = $1",
+        )
+        .bind(d)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(owner) = owner {
+            return Err(Error::Directory(format!("domain {d} already belongs to account {owner}")));
+        }
+        sqlx::query("INSERT INTO account_domains (domain, account_id) VALUES ($1, $2)")
+            .bind(d)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn account_id(conn: &mut SqliteConnection, number: &str) -> Result<i64> {
+    sqlx::query_scalar("SELECT id FROM accounts WHERE number = $1")
+        .bind(number)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::Directory(format!("account {number:?} does not exist")))
+}
+
+async fn upsert_billing(conn: &mut SqliteConnection, b: &BillingRow) -> Result<()> {
+    let account = account_id(conn, &b.account).await?;
+    sqlx::query(
+        "INSERT INTO billing_accounts (number, account_id) VALUES ($1, $2)
+         ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id",
+    )
+    .bind(&b.number)
+    .bind(account)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+async fn upsert_service(conn: &mut SqliteConnection, s: &ServiceRow) -> Result<()> {
+    let account = account_id(conn, &s.account).await?;
+    sqlx::query(
+        "INSERT INTO services (service_id, account_id, name, a_end, b_end) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (service_id) DO UPDATE SET account_id = excluded.account_id, name = excluded.name,
+           a_end = excluded.a_end, b_end = excluded.b_end",
+    )
+    .bind(&s.id)
+    .bind(account)
+    .bind(&s.name)
+    .bind(&s.a_end)
+    .bind(&s.b_end)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Creates or updates a contact by email (the email itself never changes).
+pub async fn upsert_contact(conn: &mut SqliteConnection, c: &ContactRow, created_by: CreatedBy) -> Result<i64> {
+    let account = match &c.account {
+        Some(n) => Some(account_id(conn, n).await?),
+        None => None,
+    };
+    let id = sqlx::query_scalar(
+        "INSERT INTO contacts (email, first_name, last_name, phone, job_title, language, timezone, account_id,
+                               is_primary, is_group, ignore, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+         ON CONFLICT (email) DO UPDATE SET first_name = excluded.first_name, last_name = excluded.last_name,
+           phone = excluded.phone, job_title = excluded.job_title, language = excluded.language,
+           timezone = excluded.timezone, account_id = excluded.account_id, is_primary = excluded.is_primary,
+           is_group = excluded.is_group, ignore = excluded.ignore
+         RETURNING id",
+    )
+    .bind(&c.email)
+    .bind(&c.first_name)
+    .bind(&c.last_name)
+    .bind(&c.phone)
+    .bind(&c.job_title)
+    .bind(&c.language)
+    .bind(&c.timezone)
+    .bind(account)
+    .bind(c.primary)
+    .bind(c.group)
+    .bind(c.ignore)
+    .bind(created_by.as_str())
+    .bind(now())
+    .fetch_one(conn)
+    .await?;
+    Ok(id)
+}
+
+/// Adds a subscription; refused when the target is outside the contact's account.
+pub async fn add_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) -> Result<()> {
+    let contact = contact_by_email(conn, &s.contact)
+        .await?
+        .ok_or_else(|| Error::Directory(format!("contact {} does not exist", s.contact)))?;
+    let (account, service, billing, owner) = resolve_target(conn, s).await?;
+    if contact.account_id != Some(owner) {
+        return Err(Error::Directory(format!(
+            "{} does not belong to the account of {}; a contact can only subscribe within their own account",
+            s.contact,
+            s.target_label()
+        )));
+    }
+    sqlx::query(
+        "INSERT INTO subscriptions (contact_id, contact_group, account_id, service_id, billing_account_id, level)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO UPDATE SET level = excluded.level",
+    )
+    .bind(contact.id)
+    .bind(s.group.as_str())
+    .bind(account)
+    .bind(service)
+    .bind(billing)
+    .bind(s.level.map(i64::from))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes a subscription; returns whether one existed.
+pub async fn remove_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) -> Result<bool> {
+    let contact = contact_by_email(conn, &s.contact)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("contact {}", s.contact)))?;
+    let (account, service, billing, _) = resolve_target(conn, s).await?;
+    let done = sqlx::query(
+        "DELETE FROM subscriptions WHERE contact_id = $1 AND contact_group = $2
+           AND COALESCE(account_id, 0) = COALESCE($3, 0) AND COALESCE(service_id, 0) = COALESCE($4, 0)
+           AND COALESCE(billing_account_id, 0) = COALESCE($5, 0)",
+    )
+    .bind(contact.id)
+    .bind(s.group.as_str())
+    .bind(account)
+    .bind(service)
+    .bind(billing)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// (account, service, billing) ids of the row's target and the account owning it.
+async fn resolve_target(
+    conn: &mut SqliteConnection,
+    s: &SubscriptionRow,
+) -> Result<(Option<i64>, Option<i64>, Option<i64>, i64)> {
+    if let Some(n) = &s.account {
+        let id = account_id(conn, n).await?;
+        return Ok((Some(id), None, None, id));
+    }
+    if let Some(sid) = &s.service {
+        let row = sqlx::query("SELECT id, account_id FROM services WHERE service_id = $1")
+            .bind(sid)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| Error::Directory(format!("service {sid:?} does not exist")))?;
+        return Ok((None, Some(row.try_get("id")?), None, row.try_get("account_id")?));
+    }
+    if let Some(b) = &s.billing {
+        let row = sqlx::query("SELECT id, account_id FROM billing_accounts WHERE number = $1")
+            .bind(b)
+            .fetch_optional(conn)
+            .await?
+            .ok_or_else(|| Error::Directory(format!("billing account {b:?} does not exist")))?;
+        return Ok((None, None, Some(row.try_get("id")?), row.try_get("account_id")?));
+    }
+    Err(Error::Directory("name exactly one of account, service or billing".into()))
+}
+
+/// Adds an ignore rule (no-op if present).
+pub async fn add_ignore_rule(conn: &mut SqliteConnection, pattern: &str) -> Result<()> {
+    IgnoreRule::parse(pattern).map_err(Error::Directory)?;
+    sqlx::query("INSERT INTO ignore_rules (pattern) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(pattern.trim())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets or clears a contact's ignore flag.
+pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore: bool) -> Result<()> {
+    let done = sqlx::query("UPDATE contacts SET ignore = $2 WHERE email = $1")
+        .bind(email.trim().to_lowercase())
+        .bind(ignore)
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("contact {email}")));
+    }
+    Ok(())
+}
+
+/// The whole directory as a file that `import` reads back unchanged.
+pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
+    let mut file = DirectoryFile::default();
+    let rows = sqlx::query(
+        "SELECT a.number, a.name, a.language, a.intake, a.health, a.tier, a.industry, a.renewal_date,
+                (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
+         FROM accounts a ORDER BY a.number",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        let intake: String = r.try_get("intake")?;
+        let domains: Option<String> = r.try_get("domains")?;
+        let mut domains: Vec<String> = domains.unwrap_or_default().split_whitespace().map(String::from).collect();
+        domains.sort();
+        file.accounts.push(AccountRow {
+            number: r.try_get("number")?,
+            name: r.try_get("name")?,
+            domains,
+            language: r.try_get("language")?,
+            intake: intake.parse::<IntakePolicy>().map_err(Error::Directory)?,
+            health: r.try_get("health")?,
+            tier: r.try_get("tier")?,
+            industry: r.try_get("industry")?,
+            renewal_date: r.try_get("renewal_date")?,
+        });
+    }
+    let rows = sqlx::query("SELECT b.number, a.number AS account FROM billing_accounts b JOIN accounts a ON a.id = b.account_id ORDER BY b.number")
+        .fetch_all(&mut *conn)
+        .await?;
+    for r in rows {
+        file.billing_accounts.push(BillingRow { number: r.try_get("number")?, account: r.try_get("account")? });
+    }
+    let rows = sqlx::query(
+        "SELECT s.service_id, a.number AS account, s.name, s.a_end, s.b_end FROM services s
+         JOIN accounts a ON a.id = s.account_id ORDER BY s.service_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        file.services.push(ServiceRow {
+            id: r.try_get("service_id")?,
+            account: r.try_get("account")?,
+            name: r.try_get("name")?,
+            a_end: r.try_get("a_end")?,
+            b_end: r.try_get("b_end")?,
+        });
+    }
+    let rows = sqlx::query(
+        "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.phone, c.job_title, c.timezone,
+                c.is_primary, c.is_group, c.ignore
+         FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id ORDER BY c.email",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in rows {
+        file.contacts.push(ContactRow {
+            email: r.try_get("email")?,
+            first_name: r.try_get("first_name")?,
+            last_name: r.try_get("last_name")?,
+            account: r.try_get("account")?,
+            language: r.try_get("language")?,
+            phone: r.try_get("phone")?,
+            job_title: r.try_get("job_title")?,
+            timezone: r.try_get("timezone")?,
+            primary: r.try_get("is_primary")?,
+            group: r.try_get("is_group")?,
+            ignore: r.try_get("ignore")?,
+        });
+    }
+    file.subscriptions = subscription_rows(conn, None).await?;
+    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id").fetch_all(conn).await?;
+    file.ignore = patterns.into_iter().map(|pattern| IgnoreRow { pattern }).collect();
+    Ok(file)
+}
+
+/// Subscriptions as directory rows, of one contact or of everyone.
+pub async fn subscription_rows(conn: &mut SqliteConnection, email: Option<&str>) -> Result<Vec<SubscriptionRow>> {
+    let rows = sqlx::query(
+        "SELECT c.email, s.contact_group, a.number AS account, sv.service_id AS service, b.number AS billing, s.level
+         FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
+         LEFT JOIN accounts a ON a.id = s.account_id
+         LEFT JOIN services sv ON sv.id = s.service_id
+         LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
+         WHERE $1 IS NULL OR c.email = $1
+         ORDER BY c.email, s.contact_group, s.id",
+    )
+    .bind(email.map(|e| e.trim().to_lowercase()))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let group: String = r.try_get("contact_group")?;
+            let level: Option<i64> = r.try_get("level")?;
+            Ok(SubscriptionRow {
+                contact: r.try_get("email")?,
+                group: group.parse::<ContactGroup>().map_err(Error::Directory)?,
+                account: r.try_get("account")?,
+                service: r.try_get("service")?,
+                billing: r.try_get("billing")?,
+                level: level.map(|l| l as u8),
+            })
+        })
+        .collect()
+}

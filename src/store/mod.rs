@@ -1,0 +1,89 @@
+//! The store: everything mailroom knows, in SQLite by default.
+//!
+//! SQLite runs in WAL mode with `synchronous = FULL`: a batch that
+//! committed survives a power cut, which is what lets the IMAP side mark a
+//! mail seen only after its commit. Plain SQL with `$n` placeholders (no
+//! compile-time checked macros) keeps the door open for PostgreSQL without a
+//! second code path in the pipeline.
+
+pub mod apply;
+pub mod directory;
+pub mod facts;
+pub mod views;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+
+/// The connection to the store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// One transaction: a batch of mail or one CLI change.
+pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+
+/// The embedded migrations (`migrations/sqlite`).
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+
+impl Store {
+    /// Opens (creating if needed) the database of `config` and runs pending
+    /// migrations, so every command sees the current schema.
+    pub async fn open(config: &Config) -> Result<Store> {
+        let path = config.sqlite_path()?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| match e {
+                sqlx::Error::Database(_) | sqlx::Error::Io(_) => {
+                    Error::Config(format!("database {}: {e}", path.display()))
+                }
+                other => Error::Database(other),
+            })?;
+        let store = Store { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Starts a transaction.
+    pub async fn begin(&self) -> Result<Tx> {
+        Ok(self.pool.begin().await?)
+    }
+
+    /// The pool, for read-only queries.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, flushing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Seconds since the epoch.
+pub fn now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

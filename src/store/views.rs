@@ -1,0 +1,305 @@
+//! Read models for the CLI: what `tickets list`, `outbox list` and the other
+//! listing commands print, as plain serialisable rows.
+//!
+//! Field names are part of the CLI's stable JSON contract; scripts and tests
+//! depend on them.
+
+use serde::Serialize;
+use sqlx::{FromRow, SqliteConnection};
+
+use crate::error::{Error, Result};
+
+/// Formats unix seconds as RFC 3339 (UTC).
+pub fn timestamp(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+fn opt_timestamp(t: Option<i64>) -> Option<String> {
+    t.map(timestamp)
+}
+
+/// A ticket in `tickets list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRow {
+    pub number: i64,
+    pub subject: String,
+    pub status: String,
+    pub requester: String,
+    pub account: Option<String>,
+    pub service: Option<String>,
+    pub messages: i64,
+    pub escalation_level: i64,
+    pub related: Option<i64>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub closed_at: Option<String>,
+}
+
+#[derive(FromRow)]
+struct TicketRecord {
+    number: i64,
+    subject: String,
+    status: String,
+    requester: String,
+    account: Option<String>,
+    service: Option<String>,
+    messages: i64,
+    escalation_level: i64,
+    related_ticket: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+    closed_at: Option<i64>,
+}
+
+const TICKET_SQL: &str = "SELECT t.number, t.subject, t.status, c.email AS requester, a.number AS account,
+        s.service_id AS service, (SELECT COUNT(*) FROM messages m WHERE m.ticket = t.number) AS messages,
+        t.escalation_level, t.related_ticket, t.created_at, t.updated_at, t.closed_at
+    FROM tickets t JOIN contacts c ON c.id = t.requester_id
+    LEFT JOIN accounts a ON a.id = t.account_id LEFT JOIN services s ON s.id = t.service_id";
+
+impl From<TicketRecord> for TicketRow {
+    fn from(r: TicketRecord) -> Self {
+        TicketRow {
+            number: r.number,
+            subject: r.subject,
+            status: r.status,
+            requester: r.requester,
+            account: r.account,
+            service: r.service,
+            messages: r.messages,
+            escalation_level: r.escalation_level,
+            related: r.related_ticket,
+            created_at: timestamp(r.created_at),
+            updated_at: timestamp(r.updated_at),
+            closed_at: opt_timestamp(r.closed_at),
+        }
+    }
+}
+
+/// Every ticket, optionally of one status, by number.
+pub async fn tickets(conn: &mut SqliteConnection, status: Option<&str>) -> Result<Vec<TicketRow>> {
+    let sql = format!("{TICKET_SQL} WHERE $1 IS NULL OR t.status = $1 ORDER BY t.number");
+    let rows: Vec<TicketRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(status).fetch_all(conn).await?;
+    Ok(rows.into_iter().map(TicketRow::from).collect())
+}
+
+/// A ticket with its conversation, for `tickets show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketDetail {
+    #[serde(flatten)]
+    pub ticket: TicketRow,
+    pub messages: Vec<ConversationEntry>,
+    pub events: Vec<TicketEvent>,
+}
+
+/// One mail of a ticket's conversation, in or out.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ConversationEntry {
+    pub direction: String,
+    pub from: String,
+    pub to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub class: Option<String>,
+    pub event: Option<String>,
+    #[serde(skip)]
+    pub at_ts: i64,
+    #[sqlx(skip)]
+    pub at: String,
+}
+
+/// Something that happened to a ticket other than mail.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketEvent {
+    pub kind: String,
+    pub detail: String,
+    pub at: String,
+}
+
+/// Ticket `number` with its messages (in and out) and events.
+pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<TicketDetail> {
+    let sql = format!("{TICKET_SQL} WHERE t.number = $1");
+    let record: TicketRecord = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(number)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
+    let mut messages: Vec<ConversationEntry> = sqlx::query_as(
+        "SELECT 'in' AS direction, COALESCE(from_addr, '') AS \"from\", NULL AS \"to\", COALESCE(subject, '') AS subject,
+                COALESCE(text, '') AS text, class, NULL AS event, received_at AS at_ts, id AS ord
+         FROM messages WHERE ticket = $1
+         UNION ALL
+         SELECT 'out', '', to_addr, subject, body, NULL, event, created_at, id + 1000000000000
+         FROM outbox WHERE ticket = $1
+         ORDER BY at_ts, ord",
+    )
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
+    for m in &mut messages {
+        m.at = timestamp(m.at_ts);
+    }
+    let events = sqlx::query_as::<_, (String, String, i64)>("SELECT kind, detail, at FROM ticket_events WHERE ticket = $1 ORDER BY id")
+        .bind(number)
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|(kind, detail, at)| TicketEvent { kind, detail, at: timestamp(at) })
+        .collect();
+    Ok(TicketDetail { ticket: record.into(), messages, events })
+}
+
+/// A contact in `contacts list`.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ContactView {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub account: Option<String>,
+    pub language: Option<String>,
+    pub primary: bool,
+    pub group: bool,
+    pub ignore: bool,
+    pub undeliverable: bool,
+    pub created_by: String,
+    pub phone: Option<String>,
+    pub job_title: Option<String>,
+    pub timezone: Option<String>,
+}
+
+/// Contacts, all or one.
+pub async fn contacts(conn: &mut SqliteConnection, email: Option<&str>) -> Result<Vec<ContactView>> {
+    Ok(sqlx::query_as(
+        "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.is_primary AS \"primary\",
+                c.is_group AS \"group\", c.ignore, c.undeliverable, c.created_by, c.phone, c.job_title, c.timezone
+         FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id
+         WHERE $1 IS NULL OR c.email = $1 ORDER BY c.email",
+    )
+    .bind(email.map(|e| e.trim().to_lowercase()))
+    .fetch_all(conn)
+    .await?)
+}
+
+/// An outbox row in `outbox list`.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct OutboxView {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub event: String,
+    pub to: String,
+    pub language: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub next_attempt_ts: i64,
+    #[sqlx(skip)]
+    pub next_attempt: String,
+    #[serde(skip)]
+    pub body: String,
+}
+
+/// The whole outbox, oldest first.
+pub async fn outbox(conn: &mut SqliteConnection) -> Result<Vec<OutboxView>> {
+    let mut rows: Vec<OutboxView> = sqlx::query_as(
+        "SELECT id, ticket, event, to_addr AS \"to\", language, subject, status, attempts, message_id, in_reply_to,
+                last_error, next_attempt_at AS next_attempt_ts, body
+         FROM outbox ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?;
+    for r in &mut rows {
+        r.next_attempt = timestamp(r.next_attempt_ts);
+    }
+    Ok(rows)
+}
+
+/// A quarantined mail.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct QuarantineView {
+    pub id: i64,
+    pub reason: String,
+    pub detail: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub source: String,
+    pub released: bool,
+    #[serde(skip)]
+    pub received_ts: i64,
+    #[sqlx(skip)]
+    pub received_at: String,
+    #[serde(skip)]
+    pub raw_sha256: String,
+}
+
+/// Quarantined mails (released ones too when `all`).
+pub async fn quarantine(conn: &mut SqliteConnection, id: Option<i64>, all: bool) -> Result<Vec<QuarantineView>> {
+    let mut rows: Vec<QuarantineView> = sqlx::query_as(
+        "SELECT q.id, q.reason, q.detail, q.from_addr AS \"from\", q.subject, m.source, q.released_at IS NOT NULL AS released,
+                q.received_at AS received_ts, m.raw_sha256
+         FROM quarantine q JOIN messages m ON m.id = q.message_row
+         WHERE ($1 IS NULL OR q.id = $1) AND ($2 OR q.released_at IS NULL) ORDER BY q.id",
+    )
+    .bind(id)
+    .bind(all || id.is_some())
+    .fetch_all(conn)
+    .await?;
+    for r in &mut rows {
+        r.received_at = timestamp(r.received_ts);
+    }
+    Ok(rows)
+}
+
+/// The raw bytes stored under a hash.
+pub async fn raw_mail(conn: &mut SqliteConnection, sha: &str) -> Result<Vec<u8>> {
+    sqlx::query_scalar("SELECT bytes FROM raw_mail WHERE sha256 = $1")
+        .bind(sha)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("raw mail {sha}")))
+}
+
+/// A processed mail in `messages list`.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct MessageView {
+    pub id: i64,
+    pub message_id: Option<String>,
+    pub source: String,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub class: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub ticket: Option<i64>,
+}
+
+/// Every processed mail, in processing order.
+pub async fn messages(conn: &mut SqliteConnection) -> Result<Vec<MessageView>> {
+    Ok(sqlx::query_as(
+        "SELECT id, message_id, source, from_addr AS \"from\", subject, class, outcome, reason, ticket FROM messages ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// A service in `services list`.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct ServiceView {
+    pub id: String,
+    pub account: String,
+    pub name: Option<String>,
+}
+
+/// Every service.
+pub async fn services(conn: &mut SqliteConnection) -> Result<Vec<ServiceView>> {
+    Ok(sqlx::query_as(
+        "SELECT s.service_id AS id, a.number AS account, s.name FROM services s JOIN accounts a ON a.id = s.account_id ORDER BY s.service_id",
+    )
+    .fetch_all(conn)
+    .await?)
+}

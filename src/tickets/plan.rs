@@ -1,0 +1,376 @@
+//! The pure core: what happens to one mail.
+//!
+//! [`decide`] gets the parsed mail, its class, the facts the store gathered
+//! ([`Facts`]) and the policy ([`Policy`]), and returns a [`Plan`]. It does no
+//! I/O and reads no clock, so every rule of intake, threading and
+//! notification is tested here without a database or a socket, and the
+//! store applies the plan in the batch transaction.
+
+use serde::Serialize;
+
+use super::subject::ticket_subject;
+use super::tag::TagFormat;
+use super::{TicketFacts, TicketStatus};
+use crate::classify::{Class, suppresses_acknowledgement};
+use crate::config::Config;
+use crate::directory::names::split_name;
+use crate::directory::{Account, Contact, IgnoreRule, IntakePolicy, Service};
+use crate::message::Message;
+use crate::notify::audience::{Subscription, TicketScope, escalated, in_groups};
+use crate::notify::{Event, Notice, NoticeList, Recipient};
+
+/// What the store knows that bears on one mail.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    /// A message with the same key was processed before.
+    pub duplicate: bool,
+    /// The sender, if already a contact.
+    pub sender: Option<Contact>,
+    /// The sender's account: the contact's, or for an unknown sender the
+    /// account whose domain (or a parent domain) matches the address.
+    pub account: Option<Account>,
+    /// The ticket that In-Reply-To / References point at.
+    pub threaded: Option<TicketFacts>,
+    /// The ticket whose tag is in the subject.
+    pub tagged: Option<TicketFacts>,
+    /// Services of `account`, for service-ID detection.
+    pub services: Vec<Service>,
+    /// Subscriptions of every account involved.
+    pub subscriptions: Vec<Subscription>,
+    /// Primary contacts of `account`, who approve requests.
+    pub primaries: Vec<Recipient>,
+}
+
+/// The rules the core applies, from the config and the directory.
+pub struct Policy<'a> {
+    pub config: &'a Config,
+    pub tag: &'a TagFormat,
+    /// Config and directory ignore rules together.
+    pub ignore_rules: &'a [IgnoreRule],
+}
+
+/// How a mail ended, as shown in `messages list`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    NewTicket,
+    Update,
+    Ignored,
+    Duplicate,
+    Quarantined,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::NewTicket => "new_ticket",
+            Outcome::Update => "update",
+            Outcome::Ignored => "ignored",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// A contact the plan creates from the From header.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewContact {
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub account_id: Option<i64>,
+}
+
+/// Which contact the mail is tied to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactChange {
+    None,
+    Existing(i64),
+    Create(NewContact),
+}
+
+/// A ticket the plan opens.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTicket {
+    pub subject: String,
+    pub status: TicketStatus,
+    pub scope: TicketScope,
+    /// The closed ticket this one follows up, when a late reply opened it.
+    pub related: Option<i64>,
+}
+
+/// What happens to tickets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TicketChange {
+    None,
+    Open(NewTicket),
+    /// Attach to ticket `number`; `reopen` when it was closed.
+    Update { number: i64, reopen: bool },
+}
+
+/// The decision for one mail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub class: Class,
+    pub outcome: Outcome,
+    /// Why it was ignored or quarantined (`unknown_sender`, `ignore rule *@x`, ...).
+    pub reason: Option<String>,
+    pub contact: ContactChange,
+    pub ticket: TicketChange,
+    pub notices: Vec<Notice>,
+    /// Things the team should know (a refused subject tag, ...), kept on the ticket.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn ended(class: Class, outcome: Outcome, reason: impl Into<String>) -> Plan {
+        Plan {
+            class,
+            outcome,
+            reason: Some(reason.into()),
+            contact: ContactChange::None,
+            ticket: TicketChange::None,
+            notices: Vec::new(),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Quarantine reasons the core can give.
+pub mod reason {
+    pub const UNKNOWN_SENDER: &str = "unknown_sender";
+    pub const NOT_AUTHORISED: &str = "not_authorised";
+}
+
+/// Decides what happens to one mail received at time `now`.
+pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: i64) -> Plan {
+    if facts.duplicate {
+        return Plan::ended(class, Outcome::Duplicate, "already processed");
+    }
+    if class == Class::Loop {
+        return Plan::ended(class, Outcome::Ignored, "our own mail came back");
+    }
+    let address = msg.from.address.as_str();
+    if policy.ignore_rules.iter().any(|r| r.matches(address)) {
+        return Plan::ended(class, Outcome::Ignored, "sender matches an ignore rule");
+    }
+    if facts.sender.as_ref().is_some_and(|c| c.ignore) {
+        return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
+    }
+    if class == Class::Bounce {
+        return Plan::ended(class, Outcome::Ignored, "delivery report");
+    }
+    if class == Class::List && !policy.config.tickets.ticket_from_lists {
+        return Plan::ended(class, Outcome::Ignored, "mailing-list mail");
+    }
+
+    let mut notes = Vec::new();
+    let target = thread_target(msg, facts, &mut notes);
+
+    if class == Class::AutoReply {
+        // A machine's answer may join the conversation it answers, but it
+        // never wakes a closed ticket, never creates a contact and is never
+        // answered.
+        if let Some(t) = target {
+            let contact = facts.sender.as_ref().map_or(ContactChange::None, |c| ContactChange::Existing(c.id));
+            return Plan {
+                class,
+                outcome: Outcome::Update,
+                reason: None,
+                contact,
+                ticket: TicketChange::Update { number: t.number, reopen: false },
+                notices: Vec::new(),
+                notes,
+            };
+        }
+        if !policy.config.tickets.ticket_from_auto_replies {
+            return Plan::ended(class, Outcome::Ignored, "auto-reply to no ticket");
+        }
+    }
+
+    let contact = match &facts.sender {
+        Some(c) => ContactChange::Existing(c.id),
+        None if policy.config.contacts.auto_create => {
+            let (first_name, last_name) = split_name(msg.from.name.as_deref(), address);
+            ContactChange::Create(NewContact {
+                email: address.to_string(),
+                first_name,
+                last_name,
+                account_id: facts.account.as_ref().map(|a| a.id),
+            })
+        }
+        None => return Plan::ended(class, Outcome::Quarantined, reason::UNKNOWN_SENDER),
+    };
+    let sender = sender_recipient(msg, facts, &contact);
+    let may_acknowledge = !suppresses_acknowledgement(msg, class);
+
+    let mut related = None;
+    if let Some(t) = target {
+        let window = i64::from(policy.config.tickets.reopen_days) * 86_400;
+        let late = t.status == TicketStatus::Closed && t.closed_at.is_none_or(|c| now - c > window);
+        if !late {
+            let reopen = t.status == TicketStatus::Closed;
+            return Plan {
+                class,
+                outcome: Outcome::Update,
+                reason: None,
+                contact,
+                ticket: TicketChange::Update { number: t.number, reopen },
+                notices: update_notices(t, &sender, facts, policy, class),
+                notes,
+            };
+        }
+        notes.push(format!("follows up ticket {}, closed more than {} days ago", t.number, policy.config.tickets.reopen_days));
+        related = Some(t.number);
+    }
+
+    // A new ticket: the account's intake policy decides whether it opens.
+    let account = facts.account.as_ref();
+    let is_primary = facts.sender.as_ref().is_some_and(|c| c.primary);
+    let intake = account.map_or(IntakePolicy::Open, |a| a.intake);
+    if intake == IntakePolicy::PrimaryOnly && !is_primary {
+        let mut list = NoticeList::new();
+        if may_acknowledge {
+            list.add(Event::Refusal, &sender);
+        }
+        return Plan {
+            class,
+            outcome: Outcome::Quarantined,
+            reason: Some(reason::NOT_AUTHORISED.into()),
+            contact,
+            ticket: TicketChange::None,
+            notices: list.into_vec(),
+            notes,
+        };
+    }
+    let status = if intake == IntakePolicy::Approval && !is_primary {
+        TicketStatus::AwaitingApproval
+    } else {
+        TicketStatus::Open
+    };
+    let scope = TicketScope {
+        account: account.map(|a| a.id),
+        service: detect_service(msg, &facts.services),
+    };
+    let mut list = NoticeList::new();
+    if may_acknowledge {
+        list.add(Event::Acknowledgement, &sender);
+    }
+    list.exclude(&sender.email);
+    if status == TicketStatus::AwaitingApproval {
+        for p in &facts.primaries {
+            list.add(Event::ApprovalRequest, p);
+        }
+    } else {
+        for r in in_groups(&facts.subscriptions, scope, &policy.config.notify.new_ticket) {
+            list.add(Event::NewTicket, r);
+        }
+    }
+    Plan {
+        class,
+        outcome: Outcome::NewTicket,
+        reason: None,
+        contact,
+        ticket: TicketChange::Open(NewTicket {
+            subject: ticket_subject(&msg.subject, policy.tag),
+            status,
+            scope,
+            related,
+        }),
+        notices: list.into_vec(),
+        notes,
+    }
+}
+
+/// The ticket a reply belongs to: by Message-ID first; by subject tag only
+/// when the sender has a right to that ticket, so quoting someone else's
+/// ticket number cannot put a stranger's mail on it.
+fn thread_target<'a>(msg: &Message, facts: &'a Facts, notes: &mut Vec<String>) -> Option<&'a TicketFacts> {
+    if let Some(t) = &facts.threaded {
+        return Some(t);
+    }
+    let t = facts.tagged.as_ref()?;
+    let participant = facts.sender.as_ref().is_some_and(|c| t.participants.contains(&c.id));
+    let same_account = t.scope.account.is_some() && facts.account.as_ref().map(|a| a.id) == t.scope.account;
+    if participant || same_account {
+        Some(t)
+    } else {
+        notes.push(format!(
+            "subject names ticket {} but {} is neither a participant nor a contact of its account: opened a new ticket",
+            t.number, msg.from.address
+        ));
+        None
+    }
+}
+
+/// The sender as a recipient (acknowledgement, refusal).
+fn sender_recipient(msg: &Message, facts: &Facts, contact: &ContactChange) -> Recipient {
+    let account_language = facts.account.as_ref().and_then(|a| a.language.clone());
+    match (&facts.sender, contact) {
+        (Some(c), _) => Recipient {
+            contact_id: Some(c.id),
+            email: c.email.clone(),
+            first_name: c.first_name.clone(),
+            last_name: c.last_name.clone(),
+            language: c.language.clone().or(account_language),
+            ignore: c.ignore,
+            undeliverable: c.undeliverable,
+        },
+        (None, ContactChange::Create(n)) => Recipient {
+            contact_id: None,
+            email: n.email.clone(),
+            first_name: n.first_name.clone(),
+            last_name: n.last_name.clone(),
+            language: account_language,
+            ignore: false,
+            undeliverable: false,
+        },
+        _ => Recipient {
+            contact_id: None,
+            email: msg.from.address.clone(),
+            first_name: String::new(),
+            last_name: String::new(),
+            language: account_language,
+            ignore: false,
+            undeliverable: false,
+        },
+    }
+}
+
+/// Who hears about a new message on an existing ticket: the requester and
+/// the update groups (only the requester while approval is pending),
+/// never the author.
+fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &Policy, class: Class) -> Vec<Notice> {
+    if class != Class::Normal {
+        return Vec::new();
+    }
+    let mut list = NoticeList::new();
+    list.exclude(&sender.email);
+    list.add(Event::TicketUpdated, &t.requester);
+    if t.status != TicketStatus::AwaitingApproval {
+        for r in in_groups(&facts.subscriptions, t.scope, &policy.config.notify.ticket_updated) {
+            list.add(Event::TicketUpdated, r);
+        }
+        for r in escalated(&facts.subscriptions, t.scope, 0, t.escalation_level) {
+            list.add(Event::TicketUpdated, r);
+        }
+    }
+    list.into_vec()
+}
+
+/// The first service of the account whose ID the mail mentions.
+fn detect_service(msg: &Message, services: &[Service]) -> Option<i64> {
+    let subject = msg.subject.to_lowercase();
+    let text = msg.text.to_lowercase();
+    services
+        .iter()
+        .find(|s| {
+            let id = s.service_id.to_lowercase();
+            !id.is_empty() && (subject.contains(&id) || text.contains(&id))
+        })
+        .map(|s| s.id)
+}
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;
