@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Replay benchmark: N generated mails (the reference workload of
+# ../shared/bench/load-mailbox.py: ~70% new requests from ~N/5 senders over
+# 20 domains, ~30% replies, HTML, attachments, four languages) replayed into
+# a fresh SQLite store with durable commits (WAL, synchronous=FULL).
+#
+#   bench/replay.sh [N] [RUNS]      defaults: 10000 3
+#
+# Prints, per run, messages/s end to end (parse, classify, contact, thread,
+# ticket, outbox rows, commit) and peak RSS, then the median.
+set -euo pipefail
+N=${1:-10000}
+RUNS=${2:-3}
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${MAILROOM_SHARED:-$root/../shared}
+eml=${MAILROOM_BENCH_EML:-/tmp/mailroom-bench-eml-$N}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+bin=$CARGO_TARGET_DIR/release/mailroom
+
+if [[ ! -f $eml/.complete ]]; then
+  echo "generating $N mails into $eml (once) ..." >&2
+  rm -rf "$eml"
+  python3 "$shared/bench/load-mailbox.py" "$N" --no-append --eml-dir "$eml" --tag '[#{id}]' >/dev/null
+  touch "$eml/.complete"
+fi
+(cd "$root" && cargo build --release --quiet)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# The workload's 20 customer domains as accounts, each with two key
+# contacts subscribed, so every new ticket fans out.
+python3 - "$shared/bench/load-mailbox.py" "$work/directory.toml" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+domains = re.findall(r'"([a-z0-9.-]+\.test)"', text.split("DOMAINS = [", 1)[1].split("]", 1)[0])
+out = []
+for i, d in enumerate(domains, 1):
+    out.append(f'[[account]]\nnumber = "OCN-{i:04d}"\nname = "{d}"\ndomains = ["{d}"]\n')
+    for who in ("noc", "manager"):
+        out.append(f'[[contact]]\nemail = "{who}@{d}"\naccount = "OCN-{i:04d}"\n')
+        out.append(f'[[subscription]]\ncontact = "{who}@{d}"\ngroup = "key_contact"\naccount = "OCN-{i:04d}"\n')
+open(sys.argv[2], "w").write("\n".join(out))
+PY
+
+rates=()
+for run in $(seq "$RUNS"); do
+  rm -f "$work"/m.db*
+  cat > "$work/mailroom.toml" <<TOML
+[database]
+url = "sqlite:$work/m.db"
+[mail]
+from = "support@provider.test"
+domain = "provider.test"
+TOML
+  "$bin" --config "$work/mailroom.toml" directory import "$work/directory.toml" >/dev/null
+  start=$(date +%s.%N)
+  /usr/bin/time -f "%M" -o "$work/rss" "$bin" --config "$work/mailroom.toml" replay --json "$eml" > "$work/summary.json"
+  end=$(date +%s.%N)
+  rss_kb=$(tail -1 "$work/rss")
+  rate=$(python3 -c "import json;s=json.load(open('$work/summary.json'));print(round(s['processed']/($end-$start)))")
+  echo "run $run: $(python3 -c "import json;print(json.load(open('$work/summary.json')))")"
+  echo "run $run: $rate messages/s, $(python3 -c "print(round(($end-$start),2))") s, peak RSS $((rss_kb / 1024)) MB"
+  rates+=("$rate")
+done
+printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print "median: " a[int((NR+1)/2)] " messages/s over " NR " runs"}'
