@@ -275,6 +275,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../config.example.toml");
+        let c = Config::parse(text, "config.example.toml").unwrap();
+        assert_eq!(c.mail.domain, "provider.example");
+        assert_eq!(c.intake.ignore.len(), 4);
+    }
+
+    #[test]
     fn tag_without_number_is_refused() {
         let err = Config::parse("[tickets]\ntag = \"[ticket]\"\n", "m.toml")
             .unwrap_err()
