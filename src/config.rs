@@ -173,7 +173,8 @@ impl Config {
         };
         match candidate {
             Some(path) => {
-                let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))?;
                 let config = Config::parse(&text, &path.display().to_string())?;
                 Ok((config, Some(path)))
             }

@@ -220,11 +220,7 @@ impl Pipeline {
             Clock::Wall => wall,
         };
         let class = classify(&msg, &self.config.mail.domain);
-        let mut facts = facts::gather(conn, &msg, &self.tag).await?;
-        if reprocess.is_some() {
-            // The quarantined row itself made the key known.
-            facts.duplicate = false;
-        }
+        let facts = facts::gather(conn, &msg, &self.tag, reprocess.is_some()).await?;
         let policy = Policy { config: &self.config, tag: &self.tag, ignore_rules: rules };
         let plan = decide(&msg, class, &facts, &policy, received_at);
         let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at, processed_at: wall };

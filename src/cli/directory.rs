@@ -122,7 +122,7 @@ pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
             if views::contacts(&mut conn, Some(&email)).await?.is_empty() {
                 return Err(Error::NotFound(format!("contact {email}")));
             }
-            let rows = dir::subscription_rows(&mut conn, Some(&email)).await?;
+            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, Some(&email)).await?.into_iter().map(Into::into).collect();
             print_list(&rows, json, &["group", "account", "service", "billing", "level"])
         }
         ContactsCmd::Add { email, fields } => {
@@ -223,6 +223,8 @@ pub enum AccountsCmd {
         #[arg(long, default_value = "open")]
         intake: String,
     },
+    /// Remove an account that has no tickets or contacts.
+    Remove { number: String },
 }
 
 pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
@@ -237,6 +239,13 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             let row = AccountRow { number: number.clone(), name, domains, language, intake, health: None, tier: None, industry: None, renewal_date: None };
             import_one(store, DirectoryFile { accounts: vec![row], ..DirectoryFile::default() }).await?;
             println!("account {number} saved");
+            Ok(())
+        }
+        AccountsCmd::Remove { number } => {
+            let mut tx = store.begin().await?;
+            dir::remove_account(&mut tx, &number).await?;
+            tx.commit().await?;
+            println!("account {number} removed");
             Ok(())
         }
     }
@@ -257,6 +266,8 @@ pub enum ServicesCmd {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Remove a service that has no tickets.
+    Remove { id: String },
 }
 
 pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
@@ -269,6 +280,13 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
             let row = ServiceRow { id: id.clone(), account, name, a_end: None, b_end: None };
             import_one(store, DirectoryFile { services: vec![row], ..DirectoryFile::default() }).await?;
             println!("service {id} saved");
+            Ok(())
+        }
+        ServicesCmd::Remove { id } => {
+            let mut tx = store.begin().await?;
+            dir::remove_service(&mut tx, &id).await?;
+            tx.commit().await?;
+            println!("service {id} removed");
             Ok(())
         }
     }
@@ -322,7 +340,7 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
     match cmd {
         SubscriptionsCmd::List { json } => {
             let mut conn = store.pool().acquire().await?;
-            let rows = dir::subscription_rows(&mut conn, None).await?;
+            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, None).await?.into_iter().map(Into::into).collect();
             print_list(&rows, json, &["contact", "group", "account", "service", "billing", "level"])
         }
         SubscriptionsCmd::Add(args) => {

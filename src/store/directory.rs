@@ -496,3 +496,33 @@ pub async fn subscription_rows(conn: &mut SqliteConnection, email: Option<&str>)
         })
         .collect()
 }
+
+/// Removes an account with its domains, services, billing accounts and
+/// subscriptions; refused while tickets or contacts still refer to it.
+pub async fn remove_account(conn: &mut SqliteConnection, number: &str) -> Result<()> {
+    let id = account_id(conn, number).await.map_err(|_| Error::NotFound(format!("account {number}")))?;
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE account_id = $1").bind(id).fetch_one(&mut *conn).await?;
+    let contacts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE account_id = $1").bind(id).fetch_one(&mut *conn).await?;
+    if tickets > 0 || contacts > 0 {
+        return Err(Error::Directory(format!(
+            "account {number} still has {tickets} tickets and {contacts} contacts; it cannot be removed (history would be lost)"
+        )));
+    }
+    sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}
+
+/// Removes a service and its subscriptions; refused while tickets refer to it.
+pub async fn remove_service(conn: &mut SqliteConnection, service_id: &str) -> Result<()> {
+    let id: i64 = sqlx::query_scalar("SELECT id FROM services WHERE service_id = $1")
+        .bind(service_id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("service {service_id}")))?;
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE service_id = $1").bind(id).fetch_one(&mut *conn).await?;
+    if tickets > 0 {
+        return Err(Error::Directory(format!("service {service_id} has {tickets} tickets; it cannot be removed (history would be lost)")));
+    }
+    sqlx::query("DELETE FROM services WHERE id = $1").bind(id).execute(conn).await?;
+    Ok(())
+}

@@ -19,8 +19,10 @@ use crate::tickets::tag::TagFormat;
 use crate::tickets::{TicketFacts, TicketStatus};
 
 /// Everything [`crate::tickets::plan::decide`] needs about `msg`.
-pub async fn gather(conn: &mut SqliteConnection, msg: &Message, tag: &TagFormat) -> Result<Facts> {
-    let duplicate = is_known(conn, &msg.key).await?;
+/// `reprocessing` skips the duplicate check: a quarantined mail given a
+/// second chance is known by its own quarantined row.
+pub async fn gather(conn: &mut SqliteConnection, msg: &Message, tag: &TagFormat, reprocessing: bool) -> Result<Facts> {
+    let duplicate = !reprocessing && is_known(conn, &msg.key).await?;
     if duplicate {
         return Ok(Facts { duplicate, ..Facts::default() });
     }

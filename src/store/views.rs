@@ -303,3 +303,28 @@ pub async fn services(conn: &mut SqliteConnection) -> Result<Vec<ServiceView>> {
     .fetch_all(conn)
     .await?)
 }
+
+/// A subscription in `subscriptions list` and `contacts subscriptions`:
+/// every field present (null when not set), unlike the directory file.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriptionView {
+    pub contact: String,
+    pub group: String,
+    pub account: Option<String>,
+    pub service: Option<String>,
+    pub billing: Option<String>,
+    pub level: Option<u8>,
+}
+
+impl From<crate::directory::file::SubscriptionRow> for SubscriptionView {
+    fn from(r: crate::directory::file::SubscriptionRow) -> Self {
+        SubscriptionView {
+            contact: r.contact,
+            group: r.group.as_str().to_string(),
+            account: r.account,
+            service: r.service,
+            billing: r.billing,
+            level: r.level,
+        }
+    }
+}
