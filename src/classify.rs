@@ -115,10 +115,8 @@ fn is_bounce(msg: &Message) -> bool {
 }
 
 fn is_auto_reply(msg: &Message) -> bool {
-    if let Some(v) = msg.header("auto-submitted") {
-        if !v.trim().eq_ignore_ascii_case("no") {
-            return true;
-        }
+    if msg.header("auto-submitted").is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
+        return true;
     }
     if msg.header("x-autoreply").is_some()
         || msg.header("x-autorespond").is_some()
@@ -150,13 +148,10 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
     if class != Class::Normal {
         return true;
     }
-    if let Some(p) = msg.header("precedence") {
-        if matches!(
-            p.trim().to_ascii_lowercase().as_str(),
-            "bulk" | "junk" | "list" | "auto_reply"
-        ) {
-            return true;
-        }
+    if msg.header("precedence").is_some_and(|p| {
+        matches!(p.trim().to_ascii_lowercase().as_str(), "bulk" | "junk" | "list" | "auto_reply")
+    }) {
+        return true;
     }
     let local = msg.from.address.split('@').next().unwrap_or("");
     let local = local.replace(['-', '_', '.'], "");

@@ -14,8 +14,7 @@ const PREFIXES: &[&str] = &[
 /// Strips reply/forward prefixes and ticket tags; "(no subject)" if nothing is left.
 pub fn ticket_subject(subject: &str, tag: &TagFormat) -> String {
     let mut s = tag.strip(subject).split_whitespace().collect::<Vec<_>>().join(" ");
-    loop {
-        let Some((head, rest)) = s.split_once(':') else { break };
+    while let Some((head, rest)) = s.split_once(':') {
         let word = head.trim().trim_end_matches(|c: char| c.is_ascii_digit() || c == '[' || c == ']');
         if head.len() <= 8 && PREFIXES.contains(&word.to_lowercase().as_str()) {
             s = rest.trim().to_string();
