@@ -6,11 +6,14 @@
 //! production. A mail that fails anywhere is rolled back to its own
 //! savepoint and quarantined with its raw bytes; the rest of the batch goes
 //! on.
+//!
+//! The per-mail work happens in memory against a snapshot of the store
+//! loaded once per batch; the batch's writes go out in a few multi-row
+//! statements at the end.
 
 use std::sync::Arc;
 
 use serde::Serialize;
-use sqlx::{Acquire, SqliteConnection};
 
 use crate::classify::classify;
 use crate::config::Config;
@@ -19,8 +22,10 @@ use crate::error::{Error, Result};
 use crate::message::{Message, ParseFailure};
 use crate::notify::outbox::Renderer;
 use crate::notify::templates::Templates;
-use crate::store::apply::{Receipt, apply, record_unparseable};
-use crate::store::{self, Store, directory, facts};
+use crate::store::apply::{Batch, Receipt};
+use crate::store::changes::Changes;
+use crate::store::snapshot::Snapshot;
+use crate::store::{self, Store, directory};
 use crate::tickets::plan::{Outcome, Policy, decide};
 use crate::tickets::tag::TagFormat;
 
@@ -143,126 +148,144 @@ impl Pipeline {
         }
     }
 
-    /// Processes a batch in one transaction; returns what it did per mail
-    /// and in total. Only a failure of the transaction itself is an error.
+    /// Processes a batch in one transaction; returns what it did in total
+    /// and per mail. Only a failure of the store itself is an error: if the
+    /// batch's writes are refused, each mail is retried on its own so one
+    /// bad mail cannot hold back the others.
     pub async fn process_batch(&self, mails: &[Incoming]) -> Result<(Summary, Vec<Outcome>)> {
-        let mut tx = self.store.begin().await?;
+        match self.try_batch(mails, None).await {
+            Ok(done) => Ok(done),
+            Err(e) if mails.len() > 1 => {
+                tracing::warn!(error = %e, mails = mails.len(), "batch refused by the store; retrying mail by mail");
+                let mut total = Summary::default();
+                let mut outcomes = Vec::with_capacity(mails.len());
+                for mail in mails {
+                    let (s, o) = Box::pin(self.process_batch(std::slice::from_ref(mail))).await?;
+                    total.add(&s);
+                    outcomes.extend(o);
+                }
+                Ok((total, outcomes))
+            }
+            Err(e) => {
+                tracing::warn!(source = %mails[0].source, error = %e, "mail could not be stored; quarantined");
+                self.quarantine_alone(&mails[0], &e).await
+            }
+        }
+    }
+
+    /// One transaction: load the batch's snapshot, decide and apply every
+    /// mail in memory, write everything, commit.
+    async fn try_batch(&self, mails: &[Incoming], reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
+        let wall = store::now();
+        let parsed: Vec<std::result::Result<Message, ParseFailure>> = mails.iter().map(|m| Message::parse(&m.raw)).collect();
+        let mut tx = self.store.begin_write().await?;
         let mut rules = self.config_rules.as_ref().clone();
         rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
+        let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let snapshot = Snapshot::load(&mut tx, &ok, &self.tag).await?;
+        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
+        let renderer = self.renderer();
+        let policy = Policy { config: &self.config, tag: &self.tag, ignore_rules: &rules };
         let mut summary = Summary::default();
         let mut outcomes = Vec::with_capacity(mails.len());
-        for mail in mails {
-            let mut sp = tx.begin().await?;
-            let result = self.process_one(&mut sp, mail, &rules, None, &mut summary).await;
-            let outcome = match result {
-                Ok(outcome) => {
-                    sp.commit().await?;
-                    outcome
+        for (mail, parsed) in mails.iter().zip(&parsed) {
+            let outcome = match parsed {
+                Err(failure) => {
+                    let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
+                    if reprocess.is_some() {
+                        // Still unparseable: leave it in quarantine as it was.
+                        return Err(Error::Usage(format!("the mail still cannot be parsed: {}", failure.reason)));
+                    }
+                    batch.record_failure(failure, &receipt, "unparseable")
                 }
-                Err(e) => {
-                    sp.rollback().await?;
-                    tracing::warn!(source = %mail.source, error = %e, "mail could not be processed; quarantined");
-                    self.quarantine_failed(&mut tx, mail, &e).await?
+                Ok(msg) => {
+                    let received_at = match self.clock {
+                        Clock::DateHeader => msg.date.unwrap_or(wall),
+                        Clock::Wall => wall,
+                    };
+                    let class = classify(msg, &self.config.mail.domain);
+                    let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some());
+                    let plan = decide(msg, class, &facts, &policy, received_at);
+                    let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at, processed_at: wall };
+                    match batch.apply(msg, &plan, &receipt, &renderer, &self.tag, reprocess) {
+                        Ok(applied) => {
+                            summary.contacts_created += usize::from(applied.contact_created);
+                            summary.notifications += applied.notifications;
+                            tracing::debug!(source = %mail.source, key = %msg.key, outcome = plan.outcome.as_str(), ticket = ?applied.ticket, "processed");
+                            plan.outcome
+                        }
+                        Err(e) => {
+                            tracing::warn!(source = %mail.source, error = %e, "mail could not be processed; quarantined");
+                            batch.record_failure(&processing_failure(mail, &e), &receipt, "processing_error")
+                        }
+                    }
                 }
             };
             summary.count(outcome);
             outcomes.push(outcome);
         }
+        batch.changes.write(&mut tx).await?;
         tx.commit().await?;
         Ok((summary, outcomes))
+    }
+
+    /// Last resort for a mail whose writes the store refused: keep its raw
+    /// bytes in quarantine, in a transaction of its own.
+    async fn quarantine_alone(&self, mail: &Incoming, error: &Error) -> Result<(Summary, Vec<Outcome>)> {
+        let wall = store::now();
+        let mut tx = self.store.begin_write().await?;
+        let failure = processing_failure(mail, error);
+        let mut snapshot = Snapshot::default();
+        if crate::store::snapshot::key_is_known(&mut tx, &failure.key).await? {
+            snapshot.known_keys.insert(failure.key.clone());
+        }
+        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
+        let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
+        let outcome = batch.record_failure(&failure, &receipt, "processing_error");
+        batch.changes.write(&mut tx).await?;
+        tx.commit().await?;
+        let mut summary = Summary::default();
+        summary.count(outcome);
+        Ok((summary, vec![outcome]))
     }
 
     /// Gives a quarantined mail a second chance (after the directory or
     /// config changed); returns its new outcome.
     pub async fn reprocess(&self, quarantine_id: i64) -> Result<Outcome> {
-        let mut tx = self.store.begin().await?;
         let row = sqlx::query_as::<_, (i64, String, Vec<u8>, Option<i64>)>(
             "SELECT m.id, m.source, r.bytes, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
              JOIN raw_mail r ON r.sha256 = m.raw_sha256 WHERE q.id = $1",
         )
         .bind(quarantine_id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(self.store.pool())
         .await?
         .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
         let (message_row, source, raw, released) = row;
         if released.is_some() {
             return Err(Error::Usage(format!("quarantined mail {quarantine_id} was already reprocessed")));
         }
+        let mail = Incoming { raw, source };
+        let (_, outcomes) = self.try_batch(std::slice::from_ref(&mail), Some(message_row)).await?;
         sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1")
             .bind(quarantine_id)
             .bind(store::now())
-            .execute(&mut *tx)
+            .execute(self.store.pool())
             .await?;
-        let mut rules = self.config_rules.as_ref().clone();
-        rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
-        let mail = Incoming { raw, source };
-        let mut summary = Summary::default();
-        let outcome = self.process_one(&mut tx, &mail, &rules, Some(message_row), &mut summary).await?;
-        tx.commit().await?;
-        Ok(outcome)
+        Ok(outcomes[0])
     }
+}
 
-    async fn process_one(
-        &self,
-        conn: &mut SqliteConnection,
-        mail: &Incoming,
-        rules: &[IgnoreRule],
-        reprocess: Option<i64>,
-        summary: &mut Summary,
-    ) -> Result<Outcome> {
-        let wall = store::now();
-        let msg = match Message::parse(&mail.raw) {
-            Ok(m) => m,
-            Err(failure) => return self.unparseable(conn, mail, &failure, wall, reprocess).await,
-        };
-        let received_at = match self.clock {
-            Clock::DateHeader => msg.date.unwrap_or(wall),
-            Clock::Wall => wall,
-        };
-        let class = classify(&msg, &self.config.mail.domain);
-        let facts = facts::gather(conn, &msg, &self.tag, reprocess.is_some()).await?;
-        let policy = Policy { config: &self.config, tag: &self.tag, ignore_rules: rules };
-        let plan = decide(&msg, class, &facts, &policy, received_at);
-        let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at, processed_at: wall };
-        let applied = apply(conn, &msg, &plan, &receipt, &self.renderer(), &self.tag, reprocess).await?;
-        summary.contacts_created += usize::from(applied.contact_created);
-        summary.notifications += applied.notifications;
-        tracing::debug!(source = %mail.source, key = %msg.key, outcome = plan.outcome.as_str(), ticket = ?applied.ticket, "processed");
-        Ok(plan.outcome)
-    }
-
-    async fn unparseable(
-        &self,
-        conn: &mut SqliteConnection,
-        mail: &Incoming,
-        failure: &ParseFailure,
-        wall: i64,
-        reprocess: Option<i64>,
-    ) -> Result<Outcome> {
-        if let Some(row) = reprocess {
-            // Still unparseable: put it back in quarantine as it was.
-            sqlx::query("UPDATE quarantine SET released_at = NULL WHERE message_row = $1").bind(row).execute(conn).await?;
-            return Ok(Outcome::Quarantined);
-        }
-        let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
-        record_unparseable(conn, failure, &receipt, "unparseable").await
-    }
-
-    /// A mail whose processing failed: keep it, quarantined, outside the
-    /// rolled-back savepoint.
-    async fn quarantine_failed(&self, conn: &mut SqliteConnection, mail: &Incoming, error: &Error) -> Result<Outcome> {
-        let sha = crate::message::sha256_hex(&mail.raw);
-        let failure = ParseFailure {
-            key: format!("sha256:{sha}"),
-            message_id: None,
-            raw_sha256: sha,
-            from: None,
-            subject: None,
-            reason: format!("processing failed: {error}"),
-        };
-        let wall = store::now();
-        let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
-        record_unparseable(conn, &failure, &receipt, "processing_error").await
+/// The record of a mail whose processing failed: keyed by its bytes, so a
+/// re-delivery is recognised, with the error as the reason.
+fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
+    let sha = crate::message::sha256_hex(&mail.raw);
+    ParseFailure {
+        key: format!("sha256:{sha}"),
+        message_id: None,
+        raw_sha256: sha,
+        from: None,
+        subject: None,
+        reason: format!("processing failed: {error}"),
     }
 }
 
@@ -271,16 +294,16 @@ impl Pipeline {
     /// escalate, approve) and queues its notifications in the same
     /// transaction; returns how many were queued.
     pub async fn act(&self, number: i64, action: crate::tickets::actions::Action, at: i64) -> Result<usize> {
-        let mut tx = self.store.begin().await?;
-        let ticket = facts::ticket_facts(&mut tx, number)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
-        let subs = match ticket.scope.account {
-            Some(a) => facts::subscriptions_of(&mut tx, a).await?,
-            None => Vec::new(),
-        };
-        let plan = crate::tickets::actions::decide_action(&ticket, action, &subs, &self.config)?;
-        let queued = crate::store::apply::apply_action(&mut tx, number, action, &plan, at, &self.renderer(), &self.tag).await?;
+        let mut tx = self.store.begin_write().await?;
+        let mut snapshot = Snapshot::default();
+        snapshot.load_tickets(&mut tx, vec![number]).await?;
+        let ticket = snapshot.tickets.get(&number).cloned().ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
+        snapshot.load_accounts(&mut tx, ticket.account_id.into_iter().collect()).await?;
+        let subs = ticket.account_id.and_then(|a| snapshot.subscriptions.get(&a).cloned()).unwrap_or_default();
+        let plan = crate::tickets::actions::decide_action(&ticket.facts(), action, &subs, &self.config)?;
+        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
+        let queued = batch.apply_action(number, action, &plan, at, &self.renderer(), &self.tag)?;
+        batch.changes.write(&mut tx).await?;
         tx.commit().await?;
         Ok(queued)
     }

@@ -26,7 +26,7 @@ pub struct ImportSummary {
 const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
     (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
 
-fn account_from_row(row: &SqliteRow) -> Result<Account> {
+pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
     let intake: String = row.try_get("intake")?;
     let domains: Option<String> = row.try_get("domains")?;
     let mut domains: Vec<String> = domains.unwrap_or_default().split_whitespace().map(String::from).collect();

@@ -7,8 +7,9 @@
 //! second code path in the pipeline.
 
 pub mod apply;
+pub mod changes;
 pub mod directory;
-pub mod facts;
+pub mod snapshot;
 pub mod views;
 
 use std::str::FromStr;
@@ -70,6 +71,12 @@ impl Store {
     /// Starts a transaction.
     pub async fn begin(&self) -> Result<Tx> {
         Ok(self.pool.begin().await?)
+    }
+
+    /// Starts a transaction holding the write lock from the first statement:
+    /// batches allocate ticket numbers and ids from the current maxima.
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The pool, for read-only queries.

@@ -1,0 +1,288 @@
+//! Everything a batch writes, gathered in memory and written at the end in
+//! a few multi-row statements.
+//!
+//! Ids (contacts, ticket numbers, message rows) are allocated here from the
+//! current maxima; the batch transaction is opened with `BEGIN IMMEDIATE`,
+//! which holds SQLite's write lock from the first statement, so no other
+//! writer can take the same numbers in between.
+
+use std::collections::{BTreeMap, HashSet};
+
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+
+use super::snapshot::TicketRecord;
+use crate::error::Result;
+use crate::notify::outbox::OutboxRow;
+
+/// SQLite's limit on bound parameters per statement (32,766), with room.
+const MAX_PARAMS: usize = 32_000;
+
+/// A contact created by the batch.
+#[derive(Debug, Clone)]
+pub struct ContactInsert {
+    pub id: i64,
+    pub email: String,
+    pub first_name: String,
+    pub last_name: String,
+    pub account_id: Option<i64>,
+    pub created_at: i64,
+}
+
+/// A processed mail's row (inserted, or updated when reprocessed).
+#[derive(Debug, Clone)]
+pub struct MessageRow {
+    pub id: i64,
+    pub key: String,
+    pub message_id: Option<String>,
+    pub raw_sha256: String,
+    pub source: String,
+    pub from_addr: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub class: Option<&'static str>,
+    pub outcome: &'static str,
+    pub reason: Option<String>,
+    pub ticket: Option<i64>,
+    pub contact_id: Option<i64>,
+    pub received_at: i64,
+    pub processed_at: i64,
+}
+
+/// A mail that needs a person.
+#[derive(Debug, Clone)]
+pub struct QuarantineRow {
+    pub message_row: i64,
+    pub reason: String,
+    pub detail: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub at: i64,
+}
+
+/// A ticket event (reopened, closed, a refused tag, ...).
+#[derive(Debug, Clone)]
+pub struct EventRow {
+    pub ticket: i64,
+    pub kind: String,
+    pub detail: String,
+    pub at: i64,
+}
+
+/// The pending writes of one batch.
+#[derive(Debug, Default)]
+pub struct Changes {
+    next_contact: i64,
+    next_ticket: i64,
+    next_message: i64,
+    raw_seen: HashSet<String>,
+    pub raw: Vec<(String, Vec<u8>)>,
+    pub contacts: Vec<ContactInsert>,
+    /// Final state of every ticket the batch created or changed.
+    pub tickets: BTreeMap<i64, TicketRecord>,
+    pub messages: Vec<MessageRow>,
+    pub participants: Vec<(i64, i64)>,
+    pub events: Vec<EventRow>,
+    pub quarantine: Vec<QuarantineRow>,
+    pub outbox: Vec<(OutboxRow, i64)>,
+}
+
+impl Changes {
+    /// Starts a batch, reading the id maxima (under the write lock).
+    pub async fn start(conn: &mut SqliteConnection) -> Result<Changes> {
+        let (contact, ticket, message): (i64, i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM contacts), (SELECT COALESCE(MAX(number), 0) FROM tickets),
+                    (SELECT COALESCE(MAX(id), 0) FROM messages)",
+        )
+        .fetch_one(conn)
+        .await?;
+        Ok(Changes { next_contact: contact + 1, next_ticket: ticket + 1, next_message: message + 1, ..Changes::default() })
+    }
+
+    /// The id the next created contact will get.
+    pub fn peek_contact(&self) -> i64 {
+        self.next_contact
+    }
+
+    /// The number the next new ticket will get.
+    pub fn peek_ticket(&self) -> i64 {
+        self.next_ticket
+    }
+
+    pub fn take_contact_id(&mut self) -> i64 {
+        self.next_contact += 1;
+        self.next_contact - 1
+    }
+
+    pub fn take_ticket_number(&mut self) -> i64 {
+        self.next_ticket += 1;
+        self.next_ticket - 1
+    }
+
+    pub fn take_message_id(&mut self) -> i64 {
+        self.next_message += 1;
+        self.next_message - 1
+    }
+
+    /// Keeps raw bytes once per content.
+    pub fn keep_raw(&mut self, sha: &str, raw: &[u8]) {
+        if self.raw_seen.insert(sha.to_string()) {
+            self.raw.push((sha.to_string(), raw.to_vec()));
+        }
+    }
+
+    /// Writes everything, parents before children (foreign keys).
+    pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
+        insert_rows(conn, "INSERT INTO raw_mail (sha256, bytes) ", &self.raw, 2, " ON CONFLICT DO NOTHING", |b, (sha, bytes)| {
+            b.push_bind(sha.clone()).push_bind(bytes.clone());
+        })
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO contacts (id, email, first_name, last_name, account_id, created_by, created_at) ",
+            &self.contacts,
+            7,
+            "",
+            |b, c| {
+                b.push_bind(c.id)
+                    .push_bind(c.email.clone())
+                    .push_bind(c.first_name.clone())
+                    .push_bind(c.last_name.clone())
+                    .push_bind(c.account_id)
+                    .push_bind("auto")
+                    .push_bind(c.created_at);
+            },
+        )
+        .await?;
+        let tickets: Vec<&TicketRecord> = self.tickets.values().collect();
+        insert_rows(
+            conn,
+            "INSERT INTO tickets (number, subject, status, requester_id, account_id, service_id, escalation_level,
+                                  related_ticket, root_message_id, created_at, updated_at, closed_at) ",
+            &tickets,
+            12,
+            " ON CONFLICT (number) DO UPDATE SET subject = excluded.subject, status = excluded.status,
+                service_id = excluded.service_id, escalation_level = excluded.escalation_level,
+                updated_at = excluded.updated_at, closed_at = excluded.closed_at",
+            |b, t| {
+                b.push_bind(t.number)
+                    .push_bind(t.subject.clone())
+                    .push_bind(t.status.as_str())
+                    .push_bind(t.requester_id)
+                    .push_bind(t.account_id)
+                    .push_bind(t.service_id)
+                    .push_bind(i64::from(t.escalation_level))
+                    .push_bind(t.related)
+                    .push_bind(t.root_message_id.clone())
+                    .push_bind(t.created_at)
+                    .push_bind(t.updated_at)
+                    .push_bind(t.closed_at);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject, text,
+                                   class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
+            &self.messages,
+            16,
+            " ON CONFLICT (id) DO UPDATE SET message_key = excluded.message_key, message_id = excluded.message_id,
+                raw_sha256 = excluded.raw_sha256, from_addr = excluded.from_addr, from_name = excluded.from_name,
+                subject = excluded.subject, text = excluded.text, class = excluded.class, outcome = excluded.outcome,
+                reason = excluded.reason, ticket = excluded.ticket, contact_id = excluded.contact_id,
+                processed_at = excluded.processed_at",
+            |b, m| {
+                b.push_bind(m.id)
+                    .push_bind(m.key.clone())
+                    .push_bind(m.message_id.clone())
+                    .push_bind(m.raw_sha256.clone())
+                    .push_bind(m.source.clone())
+                    .push_bind(m.from_addr.clone())
+                    .push_bind(m.from_name.clone())
+                    .push_bind(m.subject.clone())
+                    .push_bind(m.text.clone())
+                    .push_bind(m.class)
+                    .push_bind(m.outcome)
+                    .push_bind(m.reason.clone())
+                    .push_bind(m.ticket)
+                    .push_bind(m.contact_id)
+                    .push_bind(m.received_at)
+                    .push_bind(m.processed_at);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO ticket_participants (ticket, contact_id) ",
+            &self.participants,
+            2,
+            " ON CONFLICT DO NOTHING",
+            |b, (t, c)| {
+                b.push_bind(*t).push_bind(*c);
+            },
+        )
+        .await?;
+        insert_rows(conn, "INSERT INTO ticket_events (ticket, kind, detail, at) ", &self.events, 4, "", |b, e| {
+            b.push_bind(e.ticket).push_bind(e.kind.clone()).push_bind(e.detail.clone()).push_bind(e.at);
+        })
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO quarantine (message_row, reason, detail, from_addr, subject, received_at) ",
+            &self.quarantine,
+            6,
+            "",
+            |b, q| {
+                b.push_bind(q.message_row)
+                    .push_bind(q.reason.clone())
+                    .push_bind(q.detail.clone())
+                    .push_bind(q.from.clone())
+                    .push_bind(q.subject.clone())
+                    .push_bind(q.at);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO outbox (ticket, event, contact_id, to_addr, language, subject, body, message_id, in_reply_to,
+                                 references_ids, next_attempt_at, created_at) ",
+            &self.outbox,
+            12,
+            " ON CONFLICT (message_id) DO NOTHING",
+            |b, (r, at)| {
+                b.push_bind(r.ticket)
+                    .push_bind(r.event.as_str())
+                    .push_bind(r.contact_id)
+                    .push_bind(r.to.clone())
+                    .push_bind(r.language.clone())
+                    .push_bind(r.subject.clone())
+                    .push_bind(r.body.clone())
+                    .push_bind(r.message_id.clone())
+                    .push_bind(r.in_reply_to.clone())
+                    .push_bind(r.references.join(" "))
+                    .push_bind(*at)
+                    .push_bind(*at);
+            },
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// One multi-row INSERT per chunk that fits SQLite's parameter limit.
+async fn insert_rows<T>(
+    conn: &mut SqliteConnection,
+    head: &str,
+    rows: &[T],
+    columns: usize,
+    tail: &str,
+    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, &T),
+) -> Result<()> {
+    for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
+        qb.push_values(chunk, |mut b, row| bind(&mut b, row));
+        qb.push(tail);
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,336 @@
+//! What the store knows about a whole batch, loaded in a handful of queries.
+//!
+//! Looking facts up mail by mail costs a dozen round trips each; at 200
+//! mails a batch that dominated everything else. Instead the batch's keys,
+//! senders, referenced Message-IDs, tagged tickets and the accounts they
+//! touch are loaded at once with `IN (…)` queries, and the snapshot is kept
+//! current in memory as the batch creates contacts and tickets, so the 50th
+//! mail of a batch threads onto a ticket the 3rd one opened.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use super::directory::{CONTACT_COLS, contact_from_row};
+use crate::directory::{Account, Contact, ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::notify::Recipient;
+use crate::notify::audience::{Subscription, TicketScope};
+use crate::tickets::plan::Facts;
+use crate::tickets::tag::TagFormat;
+use crate::tickets::{TicketFacts, TicketStatus};
+
+/// A ticket row as stored, with what the core needs about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketRecord {
+    pub number: i64,
+    pub subject: String,
+    pub status: TicketStatus,
+    pub requester_id: i64,
+    pub account_id: Option<i64>,
+    pub service_id: Option<i64>,
+    pub escalation_level: u8,
+    pub related: Option<i64>,
+    pub root_message_id: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub closed_at: Option<i64>,
+    pub requester: Recipient,
+    pub participants: Vec<i64>,
+}
+
+impl TicketRecord {
+    /// The facts the core reads.
+    pub fn facts(&self) -> TicketFacts {
+        TicketFacts {
+            number: self.number,
+            status: self.status,
+            scope: TicketScope { account: self.account_id, service: self.service_id },
+            closed_at: self.closed_at,
+            escalation_level: self.escalation_level,
+            requester: self.requester.clone(),
+            participants: self.participants.clone(),
+        }
+    }
+}
+
+/// The batch's view of the store.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub known_keys: HashSet<String>,
+    pub contacts: HashMap<String, Contact>,
+    pub accounts: HashMap<i64, Account>,
+    pub domain_accounts: HashMap<String, i64>,
+    /// Message-ID (received or sent) → ticket.
+    pub thread_ids: HashMap<String, i64>,
+    pub tickets: HashMap<i64, TicketRecord>,
+    pub services: HashMap<i64, Vec<Service>>,
+    pub subscriptions: HashMap<i64, Vec<Subscription>>,
+    pub primaries: HashMap<i64, Vec<Recipient>>,
+}
+
+/// `IN ($1, $2, …)` over `items` appended to `qb`.
+fn push_in<'a, T>(qb: &mut QueryBuilder<Sqlite>, items: impl IntoIterator<Item = T>)
+where
+    T: 'a + sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Send,
+{
+    qb.push(" IN (");
+    let mut sep = qb.separated(", ");
+    for item in items {
+        sep.push_bind(item);
+    }
+    sep.push_unseparated(")");
+}
+
+impl Snapshot {
+    /// Loads everything the batch's mails may need.
+    pub async fn load(conn: &mut SqliteConnection, msgs: &[&Message], tag: &TagFormat) -> Result<Snapshot> {
+        let mut s = Snapshot::default();
+        if msgs.is_empty() {
+            return Ok(s);
+        }
+        let keys: HashSet<&str> = msgs.iter().map(|m| m.key.as_str()).collect();
+        let mut qb = QueryBuilder::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
+        push_in(&mut qb, keys.iter().map(|k| k.to_string()));
+        s.known_keys = qb.build_query_scalar::<String>().fetch_all(&mut *conn).await?.into_iter().collect();
+
+        let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
+        s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect()).await?;
+
+        let domains: HashSet<String> = msgs
+            .iter()
+            .flat_map(|m| domain_candidates(domain_of(&m.from.address)).into_iter().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        if !domains.is_empty() {
+            let mut qb = QueryBuilder::new("SELECT domain, account_id FROM account_domains WHERE domain");
+            push_in(&mut qb, domains);
+            s.domain_accounts = qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await?.into_iter().collect();
+        }
+
+        let refs: HashSet<String> =
+            msgs.iter().flat_map(|m| m.in_reply_to.iter().chain(m.references.iter()).cloned()).collect();
+        if !refs.is_empty() {
+            let refs: Vec<String> = refs.into_iter().collect();
+            let mut qb = QueryBuilder::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
+            push_in(&mut qb, refs.iter().cloned());
+            qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
+            push_in(&mut qb, refs);
+            for (id, ticket) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
+                s.thread_ids.entry(id).or_insert(ticket);
+            }
+        }
+
+        let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
+        numbers.extend(msgs.iter().filter_map(|m| tag.find(&m.subject)));
+        s.load_tickets(conn, numbers.into_iter().collect()).await?;
+
+        let mut accounts: HashSet<i64> = s.contacts.values().filter_map(|c| c.account_id).collect();
+        accounts.extend(s.domain_accounts.values().copied());
+        accounts.extend(s.tickets.values().filter_map(|t| t.account_id));
+        s.load_accounts(conn, accounts.into_iter().collect()).await?;
+        Ok(s)
+    }
+
+    /// Adds contacts by email.
+    async fn load_contacts(&mut self, conn: &mut SqliteConnection, emails: Vec<String>) -> Result<()> {
+        if emails.is_empty() {
+            return Ok(());
+        }
+        let mut qb = QueryBuilder::new(format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
+        push_in(&mut qb, emails);
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            let c = contact_from_row(&row)?;
+            self.contacts.insert(c.email.clone(), c);
+        }
+        Ok(())
+    }
+
+    /// Adds tickets by number, with requesters and participants.
+    pub async fn load_tickets(&mut self, conn: &mut SqliteConnection, numbers: Vec<i64>) -> Result<()> {
+        let numbers: Vec<i64> = numbers.into_iter().filter(|n| !self.tickets.contains_key(n)).collect();
+        if numbers.is_empty() {
+            return Ok(());
+        }
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
+                    t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
+                    (SELECT group_concat(contact_id, ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
+                    {RECIPIENT_COLS}
+             FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
+        ));
+        push_in(&mut qb, numbers);
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let status: String = r.try_get("status")?;
+            let level: i64 = r.try_get("escalation_level")?;
+            let participants: Option<String> = r.try_get("participants")?;
+            let t = TicketRecord {
+                number: r.try_get("number")?,
+                subject: r.try_get("subject")?,
+                status: status.parse().map_err(Error::Usage)?,
+                requester_id: r.try_get("requester_id")?,
+                account_id: r.try_get("account_id")?,
+                service_id: r.try_get("service_id")?,
+                escalation_level: level as u8,
+                related: r.try_get("related_ticket")?,
+                root_message_id: r.try_get("root_message_id")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
+                closed_at: r.try_get("closed_at")?,
+                requester: recipient_from_row(&r)?,
+                participants: participants.unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect(),
+            };
+            self.tickets.insert(t.number, t);
+        }
+        Ok(())
+    }
+
+    /// Adds accounts with their services, subscriptions and primary contacts.
+    pub async fn load_accounts(&mut self, conn: &mut SqliteConnection, ids: Vec<i64>) -> Result<()> {
+        let ids: Vec<i64> = ids.into_iter().filter(|a| !self.accounts.contains_key(a)).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut qb = QueryBuilder::new(
+            "SELECT a.id, a.number, a.name, a.language, a.intake,
+                    (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
+             FROM accounts a WHERE a.id",
+        );
+        push_in(&mut qb, ids.iter().copied());
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let a = super::directory::account_from_row(&r)?;
+            self.services.entry(a.id).or_default();
+            self.subscriptions.entry(a.id).or_default();
+            self.primaries.entry(a.id).or_default();
+            self.accounts.insert(a.id, a);
+        }
+
+        let mut qb = QueryBuilder::new("SELECT id, service_id, account_id, name FROM services WHERE account_id");
+        push_in(&mut qb, ids.iter().copied());
+        qb.push(" ORDER BY id");
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let s = Service {
+                id: r.try_get("id")?,
+                service_id: r.try_get("service_id")?,
+                account_id: r.try_get("account_id")?,
+                name: r.try_get("name")?,
+            };
+            self.services.entry(s.account_id).or_default().push(s);
+        }
+
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {RECIPIENT_COLS}, s.contact_group, s.account_id AS t_account, s.service_id AS t_service,
+                    s.billing_account_id AS t_billing, COALESCE(s.account_id, sv.account_id, b.account_id) AS owner, s.level
+             FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
+             LEFT JOIN services sv ON sv.id = s.service_id
+             LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
+             WHERE COALESCE(s.account_id, sv.account_id, b.account_id)"
+        ));
+        push_in(&mut qb, ids.iter().copied());
+        qb.push(" ORDER BY s.id");
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let owner: i64 = r.try_get("owner")?;
+            let group: String = r.try_get("contact_group")?;
+            let t_account: Option<i64> = r.try_get("t_account")?;
+            let t_service: Option<i64> = r.try_get("t_service")?;
+            let t_billing: Option<i64> = r.try_get("t_billing")?;
+            let target = match (t_account, t_service, t_billing) {
+                (Some(a), _, _) => SubscriptionTarget::Account(a),
+                (_, Some(s), _) => SubscriptionTarget::Service(s),
+                (_, _, Some(b)) => SubscriptionTarget::Billing { billing: b, account: owner },
+                _ => return Err(Error::Directory("subscription without a target".into())),
+            };
+            let level: Option<i64> = r.try_get("level")?;
+            self.subscriptions.entry(owner).or_default().push(Subscription {
+                recipient: recipient_from_row(&r)?,
+                group: group.parse::<ContactGroup>().map_err(Error::Directory)?,
+                target,
+                level: level.map(|l| l as u8),
+            });
+        }
+
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary = 1 AND c.account_id"
+        ));
+        push_in(&mut qb, ids);
+        qb.push(" ORDER BY c.id");
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let owner: i64 = r.try_get("owner")?;
+            self.primaries.entry(owner).or_default().push(recipient_from_row(&r)?);
+        }
+        Ok(())
+    }
+
+    /// The sender's account: their contact's, or by domain for a stranger.
+    fn account_of(&self, sender: Option<&Contact>, address: &str) -> Option<&Account> {
+        let id = match sender {
+            Some(c) => c.account_id?,
+            None => domain_candidates(domain_of(address)).into_iter().find_map(|d| self.domain_accounts.get(d).copied())?,
+        };
+        self.accounts.get(&id)
+    }
+
+    /// The facts of one mail, as of this point in the batch.
+    pub fn facts(&self, msg: &Message, tag: &TagFormat, reprocessing: bool) -> Facts {
+        if !reprocessing && self.known_keys.contains(&msg.key) {
+            return Facts { duplicate: true, ..Facts::default() };
+        }
+        let sender = self.contacts.get(&msg.from.address).cloned();
+        let account = self.account_of(sender.as_ref(), &msg.from.address).cloned();
+        let threaded = msg
+            .in_reply_to
+            .iter()
+            .chain(msg.references.iter().rev())
+            .find_map(|id| self.thread_ids.get(id))
+            .and_then(|n| self.tickets.get(n))
+            .map(TicketRecord::facts);
+        let tagged = match threaded {
+            None => tag.find(&msg.subject).and_then(|n| self.tickets.get(&n)).map(TicketRecord::facts),
+            Some(_) => None,
+        };
+        let mut involved: Vec<i64> = Vec::new();
+        for id in [account.as_ref().map(|a| a.id), threaded.as_ref().and_then(|t| t.scope.account), tagged.as_ref().and_then(|t| t.scope.account)]
+            .into_iter()
+            .flatten()
+        {
+            if !involved.contains(&id) {
+                involved.push(id);
+            }
+        }
+        let subscriptions = involved.iter().flat_map(|a| self.subscriptions.get(a).cloned().unwrap_or_default()).collect();
+        let (services, primaries) = match &account {
+            Some(a) => (
+                self.services.get(&a.id).cloned().unwrap_or_default(),
+                self.primaries.get(&a.id).cloned().unwrap_or_default(),
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        Facts { duplicate: false, sender, account, threaded, tagged, services, subscriptions, primaries }
+    }
+}
+
+/// Columns of a contact as a notification recipient (language falls back
+/// to the account's).
+pub(crate) const RECIPIENT_COLS: &str = "c.id AS contact_id, c.email, c.first_name, c.last_name, \
+    COALESCE(c.language, (SELECT language FROM accounts WHERE id = c.account_id)) AS language, c.ignore, c.undeliverable";
+
+pub(crate) fn recipient_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Recipient> {
+    Ok(Recipient {
+        contact_id: Some(r.try_get("contact_id")?),
+        email: r.try_get("email")?,
+        first_name: r.try_get("first_name")?,
+        last_name: r.try_get("last_name")?,
+        language: r.try_get("language")?,
+        ignore: r.try_get("ignore")?,
+        undeliverable: r.try_get("undeliverable")?,
+    })
+}
+
+/// Has a mail with this key been processed (not counting duplicate rows)?
+pub async fn key_is_known(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
+        .bind(key)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
