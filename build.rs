@@ -17,7 +17,8 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
-    let mut code = String::from("/// Built-in templates: (name without .txt, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
+    let mut code =
+        String::from("/// Built-in templates: (name without .txt, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
     for p in names {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
         writeln!(code, "    ({stem:?}, include_str!({:?})),", p.display().to_string()).unwrap();

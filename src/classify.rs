@@ -102,9 +102,7 @@ fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
 }
 
 fn is_bounce(msg: &Message) -> bool {
-    if msg.content_type == "multipart/report"
-        && msg.report_type.as_deref() == Some("delivery-status")
-    {
+    if msg.content_type == "multipart/report" && msg.report_type.as_deref() == Some("delivery-status") {
         return true;
     }
     if msg.header("x-failed-recipients").is_some() {
@@ -115,7 +113,10 @@ fn is_bounce(msg: &Message) -> bool {
 }
 
 fn is_auto_reply(msg: &Message) -> bool {
-    if msg.header("auto-submitted").is_some_and(|v| !v.trim().eq_ignore_ascii_case("no")) {
+    if msg
+        .header("auto-submitted")
+        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
+    {
         return true;
     }
     if msg.header("x-autoreply").is_some()
@@ -139,7 +140,9 @@ fn is_auto_reply(msg: &Message) -> bool {
         return true;
     }
     let subject = msg.subject.to_lowercase();
-    OUT_OF_OFFICE_SUBJECTS.iter().any(|s| subject.starts_with(s) || subject.contains(&format!(": {s}")))
+    OUT_OF_OFFICE_SUBJECTS
+        .iter()
+        .any(|s| subject.starts_with(s) || subject.contains(&format!(": {s}")))
 }
 
 /// True when a machine sent the mail or asked not to be answered: such a
@@ -149,7 +152,10 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
         return true;
     }
     if msg.header("precedence").is_some_and(|p| {
-        matches!(p.trim().to_ascii_lowercase().as_str(), "bulk" | "junk" | "list" | "auto_reply")
+        matches!(
+            p.trim().to_ascii_lowercase().as_str(),
+            "bulk" | "junk" | "list" | "auto_reply"
+        )
     }) {
         return true;
     }
@@ -174,7 +180,10 @@ mod tests {
     fn classes() {
         assert_eq!(classify(&msg(""), "d.test"), Class::Normal);
         assert_eq!(classify(&msg("Auto-Submitted: no\r\n"), "d.test"), Class::Normal);
-        assert_eq!(classify(&msg("Auto-Submitted: auto-replied\r\n"), "d.test"), Class::AutoReply);
+        assert_eq!(
+            classify(&msg("Auto-Submitted: auto-replied\r\n"), "d.test"),
+            Class::AutoReply
+        );
         assert_eq!(classify(&msg("X-Autoreply: yes\r\n"), "d.test"), Class::AutoReply);
         assert_eq!(classify(&msg("Precedence: bulk\r\n"), "d.test"), Class::AutoReply);
         assert_eq!(classify(&msg("List-Id: <x.lists.test>\r\n"), "d.test"), Class::List);
@@ -194,7 +203,10 @@ mod tests {
         let raw = b"From: a@acme.test\r\nSubject: Automatic reply: Panne\r\n\r\nx";
         assert_eq!(classify(&Message::parse(raw).unwrap(), "d"), Class::AutoReply);
         let raw = "From: a@acme.test\r\nSubject: =?UTF-8?Q?R=C3=A9ponse_automatique?=\r\n\r\nx";
-        assert_eq!(classify(&Message::parse(raw.as_bytes()).unwrap(), "d"), Class::AutoReply);
+        assert_eq!(
+            classify(&Message::parse(raw.as_bytes()).unwrap(), "d"),
+            Class::AutoReply
+        );
     }
 
     #[test]

@@ -149,9 +149,8 @@ pub const LANGUAGES: &[&str] = &["en", "fr", "it", "sk", "de"];
 impl Config {
     /// Parses and validates a config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            Error::Config(format!("{origin}: {}", one_line(&e.to_string())))
-        })?;
+        let config: Config =
+            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {}", one_line(&e.to_string()))))?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -162,14 +161,12 @@ impl Config {
     pub fn load(explicit: Option<&Path>) -> Result<(Config, Option<PathBuf>)> {
         let candidate = match explicit {
             Some(p) => Some(p.to_path_buf()),
-            None => std::env::var_os("MAILROOM_CONFIG")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    ["mailroom.toml", "/etc/mailroom/mailroom.toml"]
-                        .iter()
-                        .map(PathBuf::from)
-                        .find(|p| p.exists())
-                }),
+            None => std::env::var_os("MAILROOM_CONFIG").map(PathBuf::from).or_else(|| {
+                ["mailroom.toml", "/etc/mailroom/mailroom.toml"]
+                    .iter()
+                    .map(PathBuf::from)
+                    .find(|p| p.exists())
+            }),
         };
         match candidate {
             Some(path) => {
@@ -184,11 +181,9 @@ impl Config {
 
     /// Checks what serde cannot: formats, patterns and languages.
     fn validate(&self, origin: &str) -> Result<()> {
-        TagFormat::new(&self.tickets.tag)
-            .map_err(|e| Error::Config(format!("{origin}: tickets.tag: {e}")))?;
+        TagFormat::new(&self.tickets.tag).map_err(|e| Error::Config(format!("{origin}: tickets.tag: {e}")))?;
         for (i, pattern) in self.intake.ignore.iter().enumerate() {
-            IgnoreRule::parse(pattern)
-                .map_err(|e| Error::Config(format!("{origin}: intake.ignore[{i}]: {e}")))?;
+            IgnoreRule::parse(pattern).map_err(|e| Error::Config(format!("{origin}: intake.ignore[{i}]: {e}")))?;
         }
         if !LANGUAGES.contains(&self.notify.default_language.as_str()) {
             return Err(Error::Config(format!(

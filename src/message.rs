@@ -94,11 +94,7 @@ impl Message {
             let address = addr.address.as_deref()?.trim().to_lowercase();
             valid_address(&address).then(|| Mailbox {
                 address,
-                name: addr
-                    .name
-                    .as_deref()
-                    .map(clean_header_text)
-                    .filter(|n| !n.is_empty()),
+                name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
             })
         });
         let Some(from) = from.filter(|_| has_structure) else {
@@ -179,10 +175,7 @@ fn readable_text(parsed: &mail_parser::Message) -> String {
     {
         return normalise_newlines(&text);
     }
-    parsed
-        .body_text(0)
-        .map(|t| normalise_newlines(&t))
-        .unwrap_or_default()
+    parsed.body_text(0).map(|t| normalise_newlines(&t)).unwrap_or_default()
 }
 
 fn normalise_newlines(s: &str) -> String {

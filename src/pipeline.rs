@@ -91,7 +91,14 @@ impl std::fmt::Display for Summary {
         write!(
             f,
             "processed {}, new tickets {}, updates {}, contacts created {}, ignored {}, duplicates {}, quarantined {}, notifications queued {}",
-            self.processed, self.new_tickets, self.updates, self.contacts_created, self.ignored, self.duplicates, self.quarantined, self.notifications
+            self.processed,
+            self.new_tickets,
+            self.updates,
+            self.contacts_created,
+            self.ignored,
+            self.duplicates,
+            self.quarantined,
+            self.notifications
         )
     }
 }
@@ -117,7 +124,14 @@ impl Pipeline {
             .iter()
             .map(|p| IgnoreRule::parse(p).map_err(Error::Config))
             .collect::<Result<Vec<_>>>()?;
-        Ok(Pipeline { store, config, templates, tag, config_rules: Arc::new(config_rules), clock: Clock::Wall })
+        Ok(Pipeline {
+            store,
+            config,
+            templates,
+            tag,
+            config_rules: Arc::new(config_rules),
+            clock: Clock::Wall,
+        })
     }
 
     /// Uses another clock (see [`Clock`]).
@@ -177,24 +191,43 @@ impl Pipeline {
     /// mail in memory, write everything, commit.
     async fn try_batch(&self, mails: &[Incoming], reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
-        let parsed: Vec<std::result::Result<Message, ParseFailure>> = mails.iter().map(|m| Message::parse(&m.raw)).collect();
+        let started = std::time::Instant::now();
+        let parsed: Vec<std::result::Result<Message, ParseFailure>> =
+            mails.iter().map(|m| Message::parse(&m.raw)).collect();
+        let parse_time = started.elapsed();
         let mut tx = self.store.begin_write().await?;
         let mut rules = self.config_rules.as_ref().clone();
         rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
         let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
         let snapshot = Snapshot::load(&mut tx, &ok, &self.tag).await?;
-        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
+        let mut batch = Batch {
+            snapshot,
+            changes: Changes::start(&mut tx).await?,
+        };
+        let load_time = started.elapsed() - parse_time;
         let renderer = self.renderer();
-        let policy = Policy { config: &self.config, tag: &self.tag, ignore_rules: &rules };
+        let policy = Policy {
+            config: &self.config,
+            tag: &self.tag,
+            ignore_rules: &rules,
+        };
         let mut summary = Summary::default();
         let mut outcomes = Vec::with_capacity(mails.len());
         for (mail, parsed) in mails.iter().zip(&parsed) {
             let outcome = match parsed {
                 Err(failure) => {
-                    let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
+                    let receipt = Receipt {
+                        raw: &mail.raw,
+                        source: &mail.source,
+                        received_at: wall,
+                        processed_at: wall,
+                    };
                     if reprocess.is_some() {
                         // Still unparseable: leave it in quarantine as it was.
-                        return Err(Error::Usage(format!("the mail still cannot be parsed: {}", failure.reason)));
+                        return Err(Error::Usage(format!(
+                            "the mail still cannot be parsed: {}",
+                            failure.reason
+                        )));
                     }
                     batch.record_failure(failure, &receipt, "unparseable")
                 }
@@ -206,7 +239,12 @@ impl Pipeline {
                     let class = classify(msg, &self.config.mail.domain);
                     let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some());
                     let plan = decide(msg, class, &facts, &policy, received_at);
-                    let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at, processed_at: wall };
+                    let receipt = Receipt {
+                        raw: &mail.raw,
+                        source: &mail.source,
+                        received_at,
+                        processed_at: wall,
+                    };
                     match batch.apply(msg, &plan, &receipt, &renderer, &self.tag, reprocess) {
                         Ok(applied) => {
                             summary.contacts_created += usize::from(applied.contact_created);
@@ -224,8 +262,19 @@ impl Pipeline {
             summary.count(outcome);
             outcomes.push(outcome);
         }
+        let decide_time = started.elapsed() - parse_time - load_time;
         batch.changes.write(&mut tx).await?;
+        let write_time = started.elapsed() - parse_time - load_time - decide_time;
         tx.commit().await?;
+        tracing::debug!(
+            mails = mails.len(),
+            parse = ?parse_time,
+            load = ?load_time,
+            decide = ?decide_time,
+            write = ?write_time,
+            commit = ?(started.elapsed() - parse_time - load_time - decide_time - write_time),
+            "batch committed"
+        );
         Ok((summary, outcomes))
     }
 
@@ -239,8 +288,16 @@ impl Pipeline {
         if crate::store::snapshot::key_is_known(&mut tx, &failure.key).await? {
             snapshot.known_keys.insert(failure.key.clone());
         }
-        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
-        let receipt = Receipt { raw: &mail.raw, source: &mail.source, received_at: wall, processed_at: wall };
+        let mut batch = Batch {
+            snapshot,
+            changes: Changes::start(&mut tx).await?,
+        };
+        let receipt = Receipt {
+            raw: &mail.raw,
+            source: &mail.source,
+            received_at: wall,
+            processed_at: wall,
+        };
         let outcome = batch.record_failure(&failure, &receipt, "processing_error");
         batch.changes.write(&mut tx).await?;
         tx.commit().await?;
@@ -262,7 +319,9 @@ impl Pipeline {
         .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
         let (message_row, source, raw, released) = row;
         if released.is_some() {
-            return Err(Error::Usage(format!("quarantined mail {quarantine_id} was already reprocessed")));
+            return Err(Error::Usage(format!(
+                "quarantined mail {quarantine_id} was already reprocessed"
+            )));
         }
         let mail = Incoming { raw, source };
         let (_, outcomes) = self.try_batch(std::slice::from_ref(&mail), Some(message_row)).await?;
@@ -297,11 +356,23 @@ impl Pipeline {
         let mut tx = self.store.begin_write().await?;
         let mut snapshot = Snapshot::default();
         snapshot.load_tickets(&mut tx, vec![number]).await?;
-        let ticket = snapshot.tickets.get(&number).cloned().ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
-        snapshot.load_accounts(&mut tx, ticket.account_id.into_iter().collect()).await?;
-        let subs = ticket.account_id.and_then(|a| snapshot.subscriptions.get(&a).cloned()).unwrap_or_default();
+        let ticket = snapshot
+            .tickets
+            .get(&number)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
+        snapshot
+            .load_accounts(&mut tx, ticket.account_id.into_iter().collect())
+            .await?;
+        let subs = ticket
+            .account_id
+            .and_then(|a| snapshot.subscriptions.get(&a).cloned())
+            .unwrap_or_default();
         let plan = crate::tickets::actions::decide_action(&ticket.facts(), action, &subs, &self.config)?;
-        let mut batch = Batch { snapshot, changes: Changes::start(&mut tx).await? };
+        let mut batch = Batch {
+            snapshot,
+            changes: Changes::start(&mut tx).await?,
+        };
         let queued = batch.apply_action(number, action, &plan, at, &self.renderer(), &self.tag)?;
         batch.changes.write(&mut tx).await?;
         tx.commit().await?;

@@ -39,13 +39,19 @@ fn check_config_prints_effective_settings() {
     let env = Env::with_config("\n[tickets]\nreopen_days = 7\n\n[notify]\nnew_ticket = [\"planned_works\"]\n");
     let out = env.ok(&["check-config"]);
     assert!(out.contains("mailroom.toml: ok"), "{out}");
-    assert!(out.contains(&format!("database.url = \"sqlite:{}\"", env.path("m.db"))), "{out}");
+    assert!(
+        out.contains(&format!("database.url = \"sqlite:{}\"", env.path("m.db"))),
+        "{out}"
+    );
     assert!(out.contains("mail.from = \"support@provider.test\""), "{out}");
     assert!(out.contains("mail.domain = \"provider.test\""), "{out}");
     assert!(out.contains("tickets.reopen_days = 7"), "{out}");
     assert!(out.contains("notify.new_ticket = [planned_works]"), "{out}");
     // Untouched settings keep their defaults.
-    assert!(out.contains("notify.ticket_updated = [reactive_service_outage, key_contact]"), "{out}");
+    assert!(
+        out.contains("notify.ticket_updated = [reactive_service_outage, key_contact]"),
+        "{out}"
+    );
     assert!(out.contains("contacts.auto_create = true"), "{out}");
 }
 
@@ -86,7 +92,10 @@ fn directory_import_shows_in_every_list() {
     let env = Env::new();
     let path = env.write("directory.toml", DIRECTORY);
     let out = env.ok(&["directory", "import", path.to_str().unwrap()]);
-    assert!(out.contains("2 accounts") && out.contains("4 contacts") && out.contains("3 subscriptions"), "{out}");
+    assert!(
+        out.contains("2 accounts") && out.contains("4 contacts") && out.contains("3 subscriptions"),
+        "{out}"
+    );
 
     let accounts = env.list(&["accounts", "list", "--json"]);
     assert_eq!(accounts.len(), 2);
@@ -98,7 +107,20 @@ fn directory_import_shows_in_every_list() {
     assert_eq!(find(&accounts, "number", "OCN-2002")["intake"], "approval");
 
     let contacts = env.list(&["contacts", "list", "--json"]);
-    assert_fields(&contacts, &["email", "first_name", "last_name", "account", "language", "primary", "group", "ignore", "created_by"]);
+    assert_fields(
+        &contacts,
+        &[
+            "email",
+            "first_name",
+            "last_name",
+            "account",
+            "language",
+            "primary",
+            "group",
+            "ignore",
+            "created_by",
+        ],
+    );
     assert_eq!(contacts.len(), 4);
     let marie = find(&contacts, "email", "marie.dupont@acme.fr");
     assert_eq!(marie["first_name"], "Marie");
@@ -110,7 +132,10 @@ fn directory_import_shows_in_every_list() {
     assert_eq!(marie["ignore"], false);
     assert_eq!(marie["created_by"], "directory");
     let noc = find(&contacts, "email", "noc@acme.fr");
-    assert_eq!((noc["group"].clone(), noc["primary"].clone()), (json!(true), json!(false)));
+    assert_eq!(
+        (noc["group"].clone(), noc["primary"].clone()),
+        (json!(true), json!(false))
+    );
     let free = find(&contacts, "email", "freelancer@example.net");
     assert_eq!(free["account"], Value::Null);
     assert_eq!(free["language"], "it");
@@ -119,14 +144,26 @@ fn directory_import_shows_in_every_list() {
     let services = env.list(&["services", "list", "--json"]);
     assert_eq!(services.len(), 2);
     let eth = find(&services, "id", "LON/ETH/000123");
-    assert_eq!((eth["account"].clone(), eth["name"].clone()), (json!("OCN-1001"), json!("Ethernet Paris-London")));
+    assert_eq!(
+        (eth["account"].clone(), eth["name"].clone()),
+        (json!("OCN-1001"), json!("Ethernet Paris-London"))
+    );
 
     let subs = env.list(&["subscriptions", "list", "--json"]);
     assert_eq!(subs.len(), 3);
-    let esc = subs.iter().find(|s| s["group"] == "escalation").expect("escalation row");
-    assert_eq!((esc["contact"].clone(), esc["account"].clone(), esc["level"].clone()), (json!("noc@acme.fr"), json!("OCN-1001"), json!(2)));
+    let esc = subs
+        .iter()
+        .find(|s| s["group"] == "escalation")
+        .expect("escalation row");
+    assert_eq!(
+        (esc["contact"].clone(), esc["account"].clone(), esc["level"].clone()),
+        (json!("noc@acme.fr"), json!("OCN-1001"), json!(2))
+    );
     let reactive = find(&subs, "group", "reactive_service_outage");
-    assert_eq!((reactive["contact"].clone(), reactive["service"].clone()), (json!("noc@acme.fr"), json!("LON/ETH/000123")));
+    assert_eq!(
+        (reactive["contact"].clone(), reactive["service"].clone()),
+        (json!("noc@acme.fr"), json!("LON/ETH/000123"))
+    );
     assert_eq!(find(&subs, "group", "accounts_payable")["billing"], "BCN-77");
 }
 
@@ -157,7 +194,11 @@ account = "OCN-9999"
     let err = env.fail2(&["directory", "import", path.to_str().unwrap()]);
     assert!(err.contains("contact #3"), "{err}");
     assert!(err.contains("OCN-9999"), "{err}");
-    assert_eq!(env.list(&["contacts", "list", "--json"]), before, "nothing may be written");
+    assert_eq!(
+        env.list(&["contacts", "list", "--json"]),
+        before,
+        "nothing may be written"
+    );
 }
 
 #[test]
@@ -166,7 +207,10 @@ fn directory_import_refuses_unknown_keys_and_bad_rows() {
     let path = env.write("typo.toml", "[[contact]]\nemail = \"a@acme.fr\"\nfirstname = \"A\"\n");
     let err = env.fail2(&["directory", "import", path.to_str().unwrap()]);
     assert!(err.contains("firstname"), "{err}");
-    let path = env.write("lang.toml", "[[contact]]\nemail = \"a@acme.fr\"\n\n[[contact]]\nemail = \"b@acme.fr\"\nlanguage = \"klingon\"\n");
+    let path = env.write(
+        "lang.toml",
+        "[[contact]]\nemail = \"a@acme.fr\"\n\n[[contact]]\nemail = \"b@acme.fr\"\nlanguage = \"klingon\"\n",
+    );
     let err = env.fail2(&["directory", "import", path.to_str().unwrap()]);
     assert!(err.contains("contact #2") && err.contains("klingon"), "{err}");
     assert!(env.list(&["contacts", "list", "--json"]).is_empty());
@@ -203,7 +247,14 @@ service = "FRA/MPLS/000777"
     assert_eq!(env.list(&["subscriptions", "list", "--json"]), before);
     // The single-row command obeys the same rule.
     let err = env.fail2(&[
-        "subscriptions", "add", "--contact", "marie.dupont@acme.fr", "--group", "planned_works", "--service", "FRA/MPLS/000777",
+        "subscriptions",
+        "add",
+        "--contact",
+        "marie.dupont@acme.fr",
+        "--group",
+        "planned_works",
+        "--service",
+        "FRA/MPLS/000777",
     ]);
     assert!(err.contains("FRA/MPLS/000777"), "{err}");
     assert_eq!(env.list(&["subscriptions", "list", "--json"]), before);
@@ -214,7 +265,14 @@ fn directory_export_round_trips() {
     let first = Env::new();
     first.import(DIRECTORY);
     let export = first.ok(&["directory", "export"]);
-    for needle in ["OCN-1001", "BCN-77", "LON/ETH/000123", "freelancer@example.net", "*@spam.example", "level = 2"] {
+    for needle in [
+        "OCN-1001",
+        "BCN-77",
+        "LON/ETH/000123",
+        "freelancer@example.net",
+        "*@spam.example",
+        "level = 2",
+    ] {
         assert!(export.contains(needle), "{needle} missing from export:\n{export}");
     }
     let second = Env::new();
@@ -234,7 +292,15 @@ fn contact_email_cannot_change_but_fields_can() {
     assert!(err.contains("marie.dupont@acme.fr"), "{err}");
     assert!(env.run(&["contacts", "show", "marie@acme.fr", "--json"]).status.code() == Some(2));
 
-    env.ok(&["contacts", "update", "marie.dupont@acme.fr", "--first-name", "Marie-Claire", "--language", "en"]);
+    env.ok(&[
+        "contacts",
+        "update",
+        "marie.dupont@acme.fr",
+        "--first-name",
+        "Marie-Claire",
+        "--language",
+        "en",
+    ]);
     let marie = env.json(&["contacts", "show", "marie.dupont@acme.fr", "--json"]);
     assert_eq!(marie["email"], "marie.dupont@acme.fr");
     assert_eq!(marie["first_name"], "Marie-Claire");
@@ -243,16 +309,32 @@ fn contact_email_cannot_change_but_fields_can() {
     assert_eq!(marie["last_name"], "Dupont");
     assert_eq!(marie["account"], "OCN-1001");
     assert_eq!(marie["primary"], true);
-    assert_eq!(marie["created_by"], "directory", "an edit does not change who created the contact");
+    assert_eq!(
+        marie["created_by"], "directory",
+        "an edit does not change who created the contact"
+    );
 }
 
 #[test]
 fn contacts_add_and_subscriptions() {
     let env = Env::new();
     env.import(DIRECTORY);
-    env.ok(&["contacts", "add", "paul.martin@acme.fr", "--first-name", "Paul", "--last-name", "Martin", "--account", "OCN-1001"]);
+    env.ok(&[
+        "contacts",
+        "add",
+        "paul.martin@acme.fr",
+        "--first-name",
+        "Paul",
+        "--last-name",
+        "Martin",
+        "--account",
+        "OCN-1001",
+    ]);
     let paul = env.json(&["contacts", "show", "paul.martin@acme.fr", "--json"]);
-    assert_eq!((paul["first_name"].clone(), paul["last_name"].clone()), (json!("Paul"), json!("Martin")));
+    assert_eq!(
+        (paul["first_name"].clone(), paul["last_name"].clone()),
+        (json!("Paul"), json!("Martin"))
+    );
     assert_eq!(paul["account"], "OCN-1001");
     assert_eq!(paul["created_by"], "cli");
     assert_eq!(env.list(&["contacts", "list", "--json"]).len(), 5);
@@ -265,8 +347,14 @@ fn contacts_add_and_subscriptions() {
     assert_eq!(subs.len(), 2, "{subs:?}");
     assert!(subs.iter().all(|s| s["contact"] == "noc@acme.fr"));
     assert_eq!(find(&subs, "group", "escalation")["level"], 2);
-    assert_eq!(find(&subs, "group", "reactive_service_outage")["service"], "LON/ETH/000123");
-    assert!(env.list(&["contacts", "subscriptions", "paul.martin@acme.fr", "--json"]).is_empty());
+    assert_eq!(
+        find(&subs, "group", "reactive_service_outage")["service"],
+        "LON/ETH/000123"
+    );
+    assert!(
+        env.list(&["contacts", "subscriptions", "paul.martin@acme.fr", "--json"])
+            .is_empty()
+    );
     env.fail2(&["contacts", "subscriptions", "nobody@acme.fr", "--json"]);
 }
 
@@ -282,30 +370,63 @@ fn ignored_contacts_get_no_mail_and_their_mail_is_ignored() {
     assert_eq!(env.replay(&["in/01.eml"])["new_tickets"], 1);
     let outbox = env.list(&["outbox", "list", "--json"]);
     assert_eq!(outbox.len(), 1, "{outbox:#?}");
-    assert_eq!((outbox[0]["to"].clone(), outbox[0]["event"].clone()), (json!("marie.dupont@acme.fr"), json!("acknowledgement")));
+    assert_eq!(
+        (outbox[0]["to"].clone(), outbox[0]["event"].clone()),
+        (json!("marie.dupont@acme.fr"), json!("acknowledgement"))
+    );
 
     // Mail from an ignored contact: no ticket update, no notification.
     env.ok(&["contacts", "ignore", "marie.dupont@acme.fr"]);
     env.write("in/02.eml", reply());
     let summary = env.replay(&["in/02.eml"]);
-    assert_eq!((summary["ignored"].clone(), summary["updates"].clone(), summary["notifications"].clone()), (json!(1), json!(0), json!(0)));
+    assert_eq!(
+        (
+            summary["ignored"].clone(),
+            summary["updates"].clone(),
+            summary["notifications"].clone()
+        ),
+        (json!(1), json!(0), json!(0))
+    );
     let messages = env.list(&["messages", "list", "--json"]);
     let last = messages.last().expect("row");
-    assert_eq!((last["message_id"].clone(), last["outcome"].clone(), last["ticket"].clone()), (json!(REPLY_ID), json!("ignored"), Value::Null));
+    assert_eq!(
+        (
+            last["message_id"].clone(),
+            last["outcome"].clone(),
+            last["ticket"].clone()
+        ),
+        (json!(REPLY_ID), json!("ignored"), Value::Null)
+    );
     assert_eq!(env.list(&["tickets", "list", "--json"])[0]["messages"], 1);
     assert_eq!(env.list(&["outbox", "list", "--json"]).len(), 1);
 
     env.ok(&["contacts", "ignore", "marie.dupont@acme.fr", "--off"]);
-    assert_eq!(env.json(&["contacts", "show", "marie.dupont@acme.fr", "--json"])["ignore"], false);
+    assert_eq!(
+        env.json(&["contacts", "show", "marie.dupont@acme.fr", "--json"])["ignore"],
+        false
+    );
 }
 
 #[test]
 fn directory_ignore_rule_ignores_mail() {
     let env = Env::new();
     env.import(DIRECTORY);
-    env.write("in/01.eml", mail("Win Big <promo@spam.example>", "spam-1@spam.example", "Mon, 2 Mar 2026 11:00:00 +0100", "You won", &[], "Click."));
+    env.write(
+        "in/01.eml",
+        mail(
+            "Win Big <promo@spam.example>",
+            "spam-1@spam.example",
+            "Mon, 2 Mar 2026 11:00:00 +0100",
+            "You won",
+            &[],
+            "Click.",
+        ),
+    );
     let summary = env.replay(&["in"]);
-    assert_eq!((summary["ignored"].clone(), summary["contacts_created"].clone()), (json!(1), json!(0)));
+    assert_eq!(
+        (summary["ignored"].clone(), summary["contacts_created"].clone()),
+        (json!(1), json!(0))
+    );
     assert!(env.run(&["contacts", "show", "promo@spam.example"]).status.code() == Some(2));
 }
 
@@ -332,17 +453,29 @@ fn replay_summary_and_idempotency() {
         })
     );
     let jean = env.json(&["contacts", "show", "jean.bernard@acme.fr", "--json"]);
-    assert_eq!((jean["first_name"].clone(), jean["last_name"].clone()), (json!("Jean"), json!("Bernard")));
-    assert_eq!((jean["account"].clone(), jean["created_by"].clone()), (json!("OCN-1001"), json!("auto")));
+    assert_eq!(
+        (jean["first_name"].clone(), jean["last_name"].clone()),
+        (json!("Jean"), json!("Bernard"))
+    );
+    assert_eq!(
+        (jean["account"].clone(), jean["created_by"].clone()),
+        (json!("OCN-1001"), json!("auto"))
+    );
 
-    let lists = |env: &Env| {
-        ["tickets", "contacts", "outbox", "messages"].map(|what| env.list(&[what, "list", "--json"]))
-    };
+    let lists =
+        |env: &Env| ["tickets", "contacts", "outbox", "messages"].map(|what| env.list(&[what, "list", "--json"]));
     let before = lists(&env);
     let again = env.replay(&["in"]);
     assert_eq!(again["processed"], 3);
     assert_eq!(again["duplicates"], 3);
-    for key in ["new_tickets", "updates", "contacts_created", "ignored", "quarantined", "notifications"] {
+    for key in [
+        "new_tickets",
+        "updates",
+        "contacts_created",
+        "ignored",
+        "quarantined",
+        "notifications",
+    ] {
         assert_eq!(again[key], 0, "{key} on second replay: {again}");
     }
     let after = lists(&env);
@@ -367,7 +500,20 @@ fn tickets_list_show_and_close() {
     let env = replayed_env();
     env.replay(&["in"]);
     let tickets = env.list(&["tickets", "list", "--json"]);
-    assert_fields(&tickets, &["number", "subject", "status", "requester", "account", "service", "messages", "created_at", "updated_at"]);
+    assert_fields(
+        &tickets,
+        &[
+            "number",
+            "subject",
+            "status",
+            "requester",
+            "account",
+            "service",
+            "messages",
+            "created_at",
+            "updated_at",
+        ],
+    );
     assert_eq!(tickets.len(), 2);
     let t1 = &tickets[0];
     assert_eq!(t1["number"], 1);
@@ -380,8 +526,14 @@ fn tickets_list_show_and_close() {
     assert_eq!(t1["created_at"], "2026-03-02T07:31:00Z");
     assert_eq!(t1["updated_at"], "2026-03-02T08:05:00Z");
     let t2 = &tickets[1];
-    assert_eq!((t2["number"].clone(), t2["subject"].clone()), (json!(2), json!("Invoice question")));
-    assert_eq!((t2["requester"].clone(), t2["service"].clone(), t2["messages"].clone()), (json!("jean.bernard@acme.fr"), Value::Null, json!(1)));
+    assert_eq!(
+        (t2["number"].clone(), t2["subject"].clone()),
+        (json!(2), json!("Invoice question"))
+    );
+    assert_eq!(
+        (t2["requester"].clone(), t2["service"].clone(), t2["messages"].clone()),
+        (json!("jean.bernard@acme.fr"), Value::Null, json!(1))
+    );
 
     let detail = env.json(&["tickets", "show", "1", "--json"]);
     assert_eq!(detail["number"], 1);
@@ -391,19 +543,44 @@ fn tickets_list_show_and_close() {
     assert_eq!(incoming.len(), 2, "{msgs:#?}");
     assert_eq!(incoming[0]["from"], "marie.dupont@acme.fr");
     assert_eq!(incoming[0]["subject"], "Ethernet LON/ETH/000123 down since 08:00");
-    assert!(incoming[0]["text"].as_str().unwrap().contains("has been down since 08:00"), "{}", incoming[0]);
-    assert!(incoming[1]["text"].as_str().unwrap().contains("no light on port 2"), "{}", incoming[1]);
-    assert!(msgs.iter().any(|m| m["direction"] == "out"), "outgoing notifications are part of the conversation");
+    assert!(
+        incoming[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("has been down since 08:00"),
+        "{}",
+        incoming[0]
+    );
+    assert!(
+        incoming[1]["text"].as_str().unwrap().contains("no light on port 2"),
+        "{}",
+        incoming[1]
+    );
+    assert!(
+        msgs.iter().any(|m| m["direction"] == "out"),
+        "outgoing notifications are part of the conversation"
+    );
 
     let out = env.ok(&["tickets", "close", "1"]);
     assert!(out.contains("ticket 1"), "{out}");
     let closed = env.list(&["tickets", "list", "--status", "closed", "--json"]);
     assert_eq!(closed.len(), 1);
-    assert_eq!((closed[0]["number"].clone(), closed[0]["status"].clone()), (json!(1), json!("closed")));
+    assert_eq!(
+        (closed[0]["number"].clone(), closed[0]["status"].clone()),
+        (json!(1), json!("closed"))
+    );
     let open = env.list(&["tickets", "list", "--status", "open", "--json"]);
-    assert_eq!(open.iter().map(|t| t["number"].clone()).collect::<Vec<_>>(), vec![json!(2)]);
+    assert_eq!(
+        open.iter().map(|t| t["number"].clone()).collect::<Vec<_>>(),
+        vec![json!(2)]
+    );
     let outbox = env.list(&["outbox", "list", "--json"]);
-    assert!(outbox.iter().any(|o| o["event"] == "ticket_closed" && o["to"] == "marie.dupont@acme.fr"), "{outbox:#?}");
+    assert!(
+        outbox
+            .iter()
+            .any(|o| o["event"] == "ticket_closed" && o["to"] == "marie.dupont@acme.fr"),
+        "{outbox:#?}"
+    );
 
     let err = env.fail2(&["tickets", "close", "1"]);
     assert!(err.contains("already closed"), "{err}");
@@ -417,7 +594,19 @@ fn outbox_rows_have_documented_fields() {
     let env = replayed_env();
     env.replay(&["in"]);
     let rows = env.list(&["outbox", "list", "--json"]);
-    assert_fields(&rows, &["id", "ticket", "to", "language", "subject", "status", "message_id", "in_reply_to"]);
+    assert_fields(
+        &rows,
+        &[
+            "id",
+            "ticket",
+            "to",
+            "language",
+            "subject",
+            "status",
+            "message_id",
+            "in_reply_to",
+        ],
+    );
     assert_eq!(rows.len(), 4, "{rows:#?}");
     for r in &rows {
         assert_eq!(r["status"], "queued");
@@ -427,17 +616,38 @@ fn outbox_rows_have_documented_fields() {
     let ids: std::collections::HashSet<&str> = rows.iter().map(|r| r["message_id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), rows.len(), "message ids are unique");
 
-    let ack = rows.iter().find(|r| r["event"] == "acknowledgement" && r["to"] == "marie.dupont@acme.fr").expect("ack");
+    let ack = rows
+        .iter()
+        .find(|r| r["event"] == "acknowledgement" && r["to"] == "marie.dupont@acme.fr")
+        .expect("ack");
     assert_eq!(ack["ticket"], 1);
     assert_eq!(ack["language"], "fr");
     assert_eq!(ack["subject"], "[#1] Ethernet LON/ETH/000123 down since 08:00");
     assert_eq!(ack["in_reply_to"], REQUEST_ID);
-    let noc = rows.iter().find(|r| r["event"] == "new_ticket").expect("new_ticket row");
-    assert_eq!((noc["to"].clone(), noc["ticket"].clone(), noc["language"].clone()), (json!("noc@acme.fr"), json!(1), json!("fr")));
-    let upd = rows.iter().find(|r| r["event"] == "ticket_updated").expect("ticket_updated row");
-    assert_eq!((upd["to"].clone(), upd["in_reply_to"].clone()), (json!("noc@acme.fr"), json!(REPLY_ID)));
-    let ack2 = rows.iter().find(|r| r["to"] == "jean.bernard@acme.fr").expect("ack to stranger");
-    assert_eq!((ack2["event"].clone(), ack2["ticket"].clone()), (json!("acknowledgement"), json!(2)));
+    let noc = rows
+        .iter()
+        .find(|r| r["event"] == "new_ticket")
+        .expect("new_ticket row");
+    assert_eq!(
+        (noc["to"].clone(), noc["ticket"].clone(), noc["language"].clone()),
+        (json!("noc@acme.fr"), json!(1), json!("fr"))
+    );
+    let upd = rows
+        .iter()
+        .find(|r| r["event"] == "ticket_updated")
+        .expect("ticket_updated row");
+    assert_eq!(
+        (upd["to"].clone(), upd["in_reply_to"].clone()),
+        (json!("noc@acme.fr"), json!(REPLY_ID))
+    );
+    let ack2 = rows
+        .iter()
+        .find(|r| r["to"] == "jean.bernard@acme.fr")
+        .expect("ack to stranger");
+    assert_eq!(
+        (ack2["event"].clone(), ack2["ticket"].clone()),
+        (json!("acknowledgement"), json!(2))
+    );
     assert_eq!(ack2["subject"], "[#2] Invoice question");
 }
 
@@ -449,7 +659,10 @@ fn quarantined_stranger() -> (Env, Vec<u8>, String) {
     let raw = stranger();
     env.write("in/01-stranger.eml", &raw);
     let summary = env.replay(&["in"]);
-    assert_eq!((summary["quarantined"].clone(), summary["contacts_created"].clone()), (json!(1), json!(0)));
+    assert_eq!(
+        (summary["quarantined"].clone(), summary["contacts_created"].clone()),
+        (json!(1), json!(0))
+    );
     let rows = env.list(&["quarantine", "list", "--json"]);
     assert_eq!(rows.len(), 1, "{rows:#?}");
     let id = rows[0]["id"].to_string();
@@ -459,7 +672,10 @@ fn quarantined_stranger() -> (Env, Vec<u8>, String) {
 #[test]
 fn unknown_sender_is_quarantined_with_raw_kept() {
     let (env, raw, id) = quarantined_stranger();
-    assert!(env.run(&["contacts", "show", "jean.bernard@acme.fr"]).status.code() == Some(2), "no contact created");
+    assert!(
+        env.run(&["contacts", "show", "jean.bernard@acme.fr"]).status.code() == Some(2),
+        "no contact created"
+    );
     assert!(env.list(&["tickets", "list", "--json"]).is_empty());
     let rows = env.list(&["quarantine", "list", "--json"]);
     assert_fields(&rows, &["id", "reason", "from", "subject", "received_at"]);
@@ -468,29 +684,51 @@ fn unknown_sender_is_quarantined_with_raw_kept() {
     assert_eq!(q["from"], "jean.bernard@acme.fr");
     assert_eq!(q["subject"], "Invoice question");
     assert_eq!(q["received_at"], "2026-03-02T09:15:00Z");
-    assert_eq!(env.json(&["quarantine", "show", &id, "--json"])["reason"], "unknown_sender");
+    assert_eq!(
+        env.json(&["quarantine", "show", &id, "--json"])["reason"],
+        "unknown_sender"
+    );
 
     let shown = env.run(&["quarantine", "show", &id, "--raw"]);
     assert!(shown.status.success(), "{}", stderr(&shown));
     assert_eq!(shown.stdout, raw, "raw bytes are kept exactly");
     let messages = env.list(&["messages", "list", "--json"]);
-    assert_eq!((messages[0]["outcome"].clone(), messages[0]["ticket"].clone()), (json!("quarantined"), Value::Null));
+    assert_eq!(
+        (messages[0]["outcome"].clone(), messages[0]["ticket"].clone()),
+        (json!("quarantined"), Value::Null)
+    );
 }
 
 #[test]
 fn quarantine_reprocess_after_adding_the_sender() {
     let (env, _raw, id) = quarantined_stranger();
-    env.ok(&["contacts", "add", "jean.bernard@acme.fr", "--first-name", "Jean", "--last-name", "Bernard", "--account", "OCN-1001"]);
+    env.ok(&[
+        "contacts",
+        "add",
+        "jean.bernard@acme.fr",
+        "--first-name",
+        "Jean",
+        "--last-name",
+        "Bernard",
+        "--account",
+        "OCN-1001",
+    ]);
     let out = env.ok(&["quarantine", "reprocess", &id]);
     assert!(out.contains("new_ticket"), "{out}");
     let tickets = env.list(&["tickets", "list", "--json"]);
     assert_eq!(tickets.len(), 1);
-    assert_eq!((tickets[0]["requester"].clone(), tickets[0]["subject"].clone()), (json!("jean.bernard@acme.fr"), json!("Invoice question")));
+    assert_eq!(
+        (tickets[0]["requester"].clone(), tickets[0]["subject"].clone()),
+        (json!("jean.bernard@acme.fr"), json!("Invoice question"))
+    );
     assert!(env.list(&["quarantine", "list", "--json"]).is_empty());
     assert_eq!(env.list(&["quarantine", "list", "--all", "--json"]).len(), 1);
     let messages = env.list(&["messages", "list", "--json"]);
     assert_eq!(messages.len(), 1, "the message row is updated, not duplicated");
-    assert_eq!((messages[0]["outcome"].clone(), messages[0]["ticket"].clone()), (json!("new_ticket"), json!(1)));
+    assert_eq!(
+        (messages[0]["outcome"].clone(), messages[0]["ticket"].clone()),
+        (json!("new_ticket"), json!(1))
+    );
     // A second reprocess is refused.
     env.fail2(&["quarantine", "reprocess", &id]);
 }
@@ -538,12 +776,37 @@ fn non_mail_is_quarantined_and_the_rest_goes_on() {
 #[test]
 fn messages_list_has_documented_fields() {
     let env = replayed_env();
-    env.write("in/04-spam.eml", mail("Win Big <promo@spam.example>", "spam-1@spam.example", "Mon, 2 Mar 2026 11:00:00 +0100", "You won", &[], "Click."));
+    env.write(
+        "in/04-spam.eml",
+        mail(
+            "Win Big <promo@spam.example>",
+            "spam-1@spam.example",
+            "Mon, 2 Mar 2026 11:00:00 +0100",
+            "You won",
+            &[],
+            "Click.",
+        ),
+    );
     env.replay(&["in"]);
     let rows = env.list(&["messages", "list", "--json"]);
-    assert_fields(&rows, &["id", "message_id", "source", "from", "subject", "outcome", "ticket", "class"]);
+    assert_fields(
+        &rows,
+        &[
+            "id",
+            "message_id",
+            "source",
+            "from",
+            "subject",
+            "outcome",
+            "ticket",
+            "class",
+        ],
+    );
     assert_eq!(rows.len(), 4);
-    let got: Vec<(Value, Value, Value)> = rows.iter().map(|r| (r["message_id"].clone(), r["outcome"].clone(), r["ticket"].clone())).collect();
+    let got: Vec<(Value, Value, Value)> = rows
+        .iter()
+        .map(|r| (r["message_id"].clone(), r["outcome"].clone(), r["ticket"].clone()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -556,7 +819,11 @@ fn messages_list_has_documented_fields() {
     assert_eq!(rows[0]["from"], "marie.dupont@acme.fr");
     assert_eq!(rows[1]["subject"], "RE: Ethernet LON/ETH/000123 down since 08:00");
     assert!(rows.iter().all(|r| r["class"] == "normal"), "{rows:#?}");
-    assert!(rows[2]["source"].as_str().unwrap().ends_with("03-stranger.eml"), "{}", rows[2]);
+    assert!(
+        rows[2]["source"].as_str().unwrap().ends_with("03-stranger.eml"),
+        "{}",
+        rows[2]
+    );
     let ids: Vec<i64> = rows.iter().map(|r| r["id"].as_i64().expect("id")).collect();
     assert!(ids.windows(2).all(|w| w[0] < w[1]), "processing order: {ids:?}");
 }

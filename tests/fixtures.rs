@@ -119,21 +119,34 @@ fn fixtures_dir() -> PathBuf {
 /// overrides, and a database in `tmp`.
 fn scenario_config(dir: &Path, tmp: &Path) -> Config {
     let mut table: toml::Table = match std::fs::read_to_string(dir.join("config.toml")) {
-        Ok(text) => text.parse().unwrap_or_else(|e| panic!("{}: config.toml: {e}", dir.display())),
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|e| panic!("{}: config.toml: {e}", dir.display())),
         Err(_) => toml::Table::new(),
     };
-    let mail = table.entry("mail").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let mail = table
+        .entry("mail")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
     let mail = mail.as_table_mut().unwrap();
     mail.entry("from").or_insert_with(|| "support@provider.test".into());
     mail.entry("domain").or_insert_with(|| "provider.test".into());
     let mut db = toml::Table::new();
-    db.insert("url".into(), format!("sqlite:{}", tmp.join("mailroom.db").display()).into());
+    db.insert(
+        "url".into(),
+        format!("sqlite:{}", tmp.join("mailroom.db").display()).into(),
+    );
     table.insert("database".into(), toml::Value::Table(db));
     Config::parse(&toml::to_string(&table).unwrap(), &dir.display().to_string()).unwrap()
 }
 
 /// Processes the mails gathered so far as one batch.
-async fn flush(pipeline: &Pipeline, batch: &mut Vec<Incoming>, names: &mut Vec<String>, total: &mut Summary, outcomes: &mut Vec<(String, String)>) {
+async fn flush(
+    pipeline: &Pipeline,
+    batch: &mut Vec<Incoming>,
+    names: &mut Vec<String>,
+    total: &mut Summary,
+    outcomes: &mut Vec<(String, String)>,
+) {
     if batch.is_empty() {
         return;
     }
@@ -153,14 +166,17 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
     directory::import(&mut tx, &file).await.unwrap();
     tx.commit().await.unwrap();
     let templates = Templates::load(None).unwrap();
-    let pipeline = Pipeline::new(store.clone(), Arc::new(config), Arc::new(templates)).unwrap().with_clock(Clock::DateHeader);
+    let pipeline = Pipeline::new(store.clone(), Arc::new(config), Arc::new(templates))
+        .unwrap()
+        .with_clock(Clock::DateHeader);
 
     let mut steps: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
-            name.as_bytes().first().is_some_and(u8::is_ascii_digit) && (name.ends_with(".eml") || name.ends_with(".toml"))
+            name.as_bytes().first().is_some_and(u8::is_ascii_digit)
+                && (name.ends_with(".eml") || name.ends_with(".toml"))
         })
         .collect();
     steps.sort();
@@ -176,7 +192,8 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
             continue;
         }
         flush(&pipeline, &mut batch, &mut names, &mut total, &mut outcomes).await;
-        let steps: Steps = toml::from_str(&std::fs::read_to_string(step).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let steps: Steps =
+            toml::from_str(&std::fs::read_to_string(step).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
         for s in steps.action {
             let at = chrono::DateTime::parse_from_rfc3339(&s.at).unwrap().timestamp();
             let (number, action) = match (s.close, s.escalate, s.approve) {
@@ -185,7 +202,10 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
                 (None, None, Some(n)) => (n, Action::Approve),
                 _ => panic!("{name}: one of close, escalate, approve per action"),
             };
-            pipeline.act(number, action, at).await.unwrap_or_else(|e| panic!("{name}: {e}"));
+            pipeline
+                .act(number, action, at)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }
     flush(&pipeline, &mut batch, &mut names, &mut total, &mut outcomes).await;
@@ -216,18 +236,44 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
     let messages = views::messages(&mut conn).await.unwrap();
     check(
         expected.messages.is_empty() || expected.messages.len() == messages.len(),
-        format!("messages: expected {} rows, got {}", expected.messages.len(), messages.len()),
+        format!(
+            "messages: expected {} rows, got {}",
+            expected.messages.len(),
+            messages.len()
+        ),
     );
     for (exp, got) in expected.messages.iter().zip(&messages) {
         let ok = got.source.ends_with(&exp.file)
             && got.outcome == exp.outcome
             && got.ticket == exp.ticket
             && exp.class.as_ref().is_none_or(|c| got.class.as_ref() == Some(c));
-        check(ok, format!("message {}: expected {}/{:?}/{:?}, got {} {}/{:?}/{:?} ({:?})", exp.file, exp.outcome, exp.ticket, exp.class, got.source, got.outcome, got.ticket, got.class, got.reason));
+        check(
+            ok,
+            format!(
+                "message {}: expected {}/{:?}/{:?}, got {} {}/{:?}/{:?} ({:?})",
+                exp.file,
+                exp.outcome,
+                exp.ticket,
+                exp.class,
+                got.source,
+                got.outcome,
+                got.ticket,
+                got.class,
+                got.reason
+            ),
+        );
     }
 
     let tickets = views::tickets(&mut conn, None).await.unwrap();
-    check(tickets.len() == expected.tickets.len(), format!("tickets: expected {}, got {}: {:?}", expected.tickets.len(), tickets.len(), tickets.iter().map(|t| (t.number, &t.subject)).collect::<Vec<_>>()));
+    check(
+        tickets.len() == expected.tickets.len(),
+        format!(
+            "tickets: expected {}, got {}: {:?}",
+            expected.tickets.len(),
+            tickets.len(),
+            tickets.iter().map(|t| (t.number, &t.subject)).collect::<Vec<_>>()
+        ),
+    );
     for exp in &expected.tickets {
         match tickets.iter().find(|t| t.number == exp.number) {
             None => check(false, format!("ticket {} missing", exp.number)),
@@ -248,7 +294,10 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
     let emails: Vec<&str> = contacts.iter().map(|c| c.email.as_str()).collect();
     let mut exp_emails: Vec<String> = expected.contacts.iter().map(|c| c.email.to_lowercase()).collect();
     exp_emails.sort();
-    check(emails == exp_emails, format!("contacts: expected {exp_emails:?}, got {emails:?}"));
+    check(
+        emails == exp_emails,
+        format!("contacts: expected {exp_emails:?}, got {emails:?}"),
+    );
     for exp in &expected.contacts {
         if let Some(c) = contacts.iter().find(|c| c.email == exp.email.to_lowercase()) {
             let ok = exp.first_name.as_ref().is_none_or(|v| &c.first_name == v)
@@ -270,25 +319,51 @@ async fn run_scenario(dir: &Path) -> Vec<String> {
     for e in &expected.outbox {
         *exp_keys.entry(key(&e.to, &e.event, e.ticket)).or_default() += 1;
     }
-    check(got_keys == exp_keys, format!("outbox rows (to|event|ticket): expected {exp_keys:?}, got {got_keys:?}"));
+    check(
+        got_keys == exp_keys,
+        format!("outbox rows (to|event|ticket): expected {exp_keys:?}, got {got_keys:?}"),
+    );
     for exp in &expected.outbox {
-        if let Some(r) = outbox.iter().find(|r| key(&r.to, &r.event, r.ticket) == key(&exp.to, &exp.event, exp.ticket)) {
+        if let Some(r) = outbox
+            .iter()
+            .find(|r| key(&r.to, &r.event, r.ticket) == key(&exp.to, &exp.event, exp.ticket))
+        {
             let ok = r.language == exp.language
                 && exp.subject.as_ref().is_none_or(|s| &r.subject == s)
                 && exp.body_contains.as_ref().is_none_or(|b| r.body.contains(b.as_str()));
-            check(ok, format!("outbox to {} {}: expected {exp:?}, got language {} subject {:?} body {:?}", exp.to, exp.event, r.language, r.subject, r.body.lines().next()));
+            check(
+                ok,
+                format!(
+                    "outbox to {} {}: expected {exp:?}, got language {} subject {:?} body {:?}",
+                    exp.to,
+                    exp.event,
+                    r.language,
+                    r.subject,
+                    r.body.lines().next()
+                ),
+            );
         }
     }
 
     let quarantine = views::quarantine(&mut conn, None, false).await.unwrap();
     let got_q: Vec<(String, Option<String>)> = quarantine.iter().map(|q| (q.reason.clone(), q.from.clone())).collect();
-    check(quarantine.len() == expected.quarantine.len(), format!("quarantine: expected {:?}, got {got_q:?}", expected.quarantine));
+    check(
+        quarantine.len() == expected.quarantine.len(),
+        format!("quarantine: expected {:?}, got {got_q:?}", expected.quarantine),
+    );
     for (exp, got) in expected.quarantine.iter().zip(&quarantine) {
-        let ok = got.reason == exp.reason && exp.from.as_ref().is_none_or(|f| got.from.as_deref().map(str::to_lowercase) == Some(f.to_lowercase()));
+        let ok = got.reason == exp.reason
+            && exp
+                .from
+                .as_ref()
+                .is_none_or(|f| got.from.as_deref().map(str::to_lowercase) == Some(f.to_lowercase()));
         check(ok, format!("quarantine: expected {exp:?}, got {got:?}"));
         // Nothing received is ever lost: the raw bytes are there.
         let raw = views::raw_mail(&mut conn, &got.raw_sha256).await;
-        check(raw.is_ok_and(|r| !r.is_empty()), format!("quarantine {}: raw mail missing", got.id));
+        check(
+            raw.is_ok_and(|r| !r.is_empty()),
+            format!("quarantine {}: raw mail missing", got.id),
+        );
     }
     drop(conn);
     store.close().await;
@@ -313,6 +388,16 @@ async fn every_fixture_scenario_matches_its_expected_outcome() {
             failures.push(format!("scenario {name}:\n  {}", errors.join("\n  ")));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), dirs.len(), failures.join("\n"));
-    assert!(dirs.len() >= 20, "expected at least 20 fixture scenarios, found {}", dirs.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n")
+    );
+    assert!(
+        dirs.len() >= 20,
+        "expected at least 20 fixture scenarios, found {}",
+        dirs.len()
+    );
 }

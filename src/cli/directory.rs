@@ -108,34 +108,66 @@ pub enum ContactsCmd {
     },
 }
 
-const CONTACT_COLUMNS: &[&str] = &["email", "first_name", "last_name", "account", "language", "primary", "group", "ignore", "created_by"];
+const CONTACT_COLUMNS: &[&str] = &[
+    "email",
+    "first_name",
+    "last_name",
+    "account",
+    "language",
+    "primary",
+    "group",
+    "ignore",
+    "created_by",
+];
 
 pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
     let mut conn = store.pool().acquire().await?;
     match cmd {
         ContactsCmd::List { json } => print_list(&views::contacts(&mut conn, None).await?, json, CONTACT_COLUMNS),
         ContactsCmd::Show { email, json } => {
-            let c = views::contacts(&mut conn, Some(&email)).await?.pop().ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
+            let c = views::contacts(&mut conn, Some(&email))
+                .await?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
             print_object(&c, json)
         }
         ContactsCmd::Subscriptions { email, json } => {
             if views::contacts(&mut conn, Some(&email)).await?.is_empty() {
                 return Err(Error::NotFound(format!("contact {email}")));
             }
-            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, Some(&email)).await?.into_iter().map(Into::into).collect();
+            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, Some(&email))
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
             print_list(&rows, json, &["group", "account", "service", "billing", "level"])
         }
         ContactsCmd::Add { email, fields } => {
             if views::contacts(&mut conn, Some(&email)).await?.pop().is_some() {
-                return Err(Error::Usage(format!("contact {email} already exists; use contacts update")));
+                return Err(Error::Usage(format!(
+                    "contact {email} already exists; use contacts update"
+                )));
             }
-            let row = apply_fields(ContactRow { email: email.trim().to_lowercase(), ..empty_contact() }, fields);
+            let row = apply_fields(
+                ContactRow {
+                    email: email.trim().to_lowercase(),
+                    ..empty_contact()
+                },
+                fields,
+            );
             save_contact(&mut conn, row, CreatedBy::Cli).await?;
             println!("contact {email} added");
             Ok(())
         }
-        ContactsCmd::Update { email, new_email, fields } => {
-            let current = views::contacts(&mut conn, Some(&email)).await?.pop().ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
+        ContactsCmd::Update {
+            email,
+            new_email,
+            fields,
+        } => {
+            let current = views::contacts(&mut conn, Some(&email))
+                .await?
+                .pop()
+                .ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
             if new_email.is_some_and(|n| n.trim().to_lowercase() != current.email) {
                 return Err(Error::ContactEmailImmutable(current.email));
             }
@@ -194,12 +226,17 @@ fn apply_fields(mut row: ContactRow, f: ContactFields) -> ContactRow {
 
 /// Validates one contact like an import row, then upserts it.
 async fn save_contact(conn: &mut sqlx::SqliteConnection, row: ContactRow, by: CreatedBy) -> Result<()> {
-    let file = DirectoryFile { contacts: vec![row], ..DirectoryFile::default() };
+    let file = DirectoryFile {
+        contacts: vec![row],
+        ..DirectoryFile::default()
+    };
     file.validate()?;
-    dir::upsert_contact(conn, &file.contacts[0], by).await.map_err(|e| match e {
-        Error::Directory(m) => Error::Directory(format!("contact {}: {m}", file.contacts[0].email)),
-        other => other,
-    })?;
+    dir::upsert_contact(conn, &file.contacts[0], by)
+        .await
+        .map_err(|e| match e {
+            Error::Directory(m) => Error::Directory(format!("contact {}: {m}", file.contacts[0].email)),
+            other => other,
+        })?;
     Ok(())
 }
 
@@ -234,10 +271,33 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             let rows = dir::accounts(&mut conn).await?;
             print_list(&rows, json, &["number", "name", "domains", "language", "intake"])
         }
-        AccountsCmd::Add { number, name, domains, language, intake } => {
+        AccountsCmd::Add {
+            number,
+            name,
+            domains,
+            language,
+            intake,
+        } => {
             let intake: IntakePolicy = intake.parse().map_err(Error::Usage)?;
-            let row = AccountRow { number: number.clone(), name, domains, language, intake, health: None, tier: None, industry: None, renewal_date: None };
-            import_one(store, DirectoryFile { accounts: vec![row], ..DirectoryFile::default() }).await?;
+            let row = AccountRow {
+                number: number.clone(),
+                name,
+                domains,
+                language,
+                intake,
+                health: None,
+                tier: None,
+                industry: None,
+                renewal_date: None,
+            };
+            import_one(
+                store,
+                DirectoryFile {
+                    accounts: vec![row],
+                    ..DirectoryFile::default()
+                },
+            )
+            .await?;
             println!("account {number} saved");
             Ok(())
         }
@@ -277,8 +337,21 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
             print_list(&views::services(&mut conn).await?, json, &["id", "account", "name"])
         }
         ServicesCmd::Add { id, account, name } => {
-            let row = ServiceRow { id: id.clone(), account, name, a_end: None, b_end: None };
-            import_one(store, DirectoryFile { services: vec![row], ..DirectoryFile::default() }).await?;
+            let row = ServiceRow {
+                id: id.clone(),
+                account,
+                name,
+                a_end: None,
+                b_end: None,
+            };
+            import_one(
+                store,
+                DirectoryFile {
+                    services: vec![row],
+                    ..DirectoryFile::default()
+                },
+            )
+            .await?;
             println!("service {id} saved");
             Ok(())
         }
@@ -340,13 +413,28 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
     match cmd {
         SubscriptionsCmd::List { json } => {
             let mut conn = store.pool().acquire().await?;
-            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, None).await?.into_iter().map(Into::into).collect();
-            print_list(&rows, json, &["contact", "group", "account", "service", "billing", "level"])
+            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, None)
+                .await?
+                .into_iter()
+                .map(Into::into)
+                .collect();
+            print_list(
+                &rows,
+                json,
+                &["contact", "group", "account", "service", "billing", "level"],
+            )
         }
         SubscriptionsCmd::Add(args) => {
             let row = args.row()?;
             let label = format!("{} {} on {}", row.contact, row.group, row.target_label());
-            import_one(store, DirectoryFile { subscriptions: vec![row], ..DirectoryFile::default() }).await?;
+            import_one(
+                store,
+                DirectoryFile {
+                    subscriptions: vec![row],
+                    ..DirectoryFile::default()
+                },
+            )
+            .await?;
             println!("subscribed {label}");
             Ok(())
         }
@@ -354,7 +442,12 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
             let row = args.row()?;
             let mut conn = store.pool().acquire().await?;
             if !dir::remove_subscription(&mut conn, &row).await? {
-                return Err(Error::NotFound(format!("subscription {} {} on {}", row.contact, row.group, row.target_label())));
+                return Err(Error::NotFound(format!(
+                    "subscription {} {} on {}",
+                    row.contact,
+                    row.group,
+                    row.target_label()
+                )));
             }
             println!("unsubscribed {} {} on {}", row.contact, row.group, row.target_label());
             Ok(())

@@ -33,7 +33,11 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     if args.batch == 0 {
         return Err(Error::Usage("--batch must be at least 1".into()));
     }
-    let clock = if args.date_from_header { Clock::DateHeader } else { Clock::Wall };
+    let clock = if args.date_from_header {
+        Clock::DateHeader
+    } else {
+        Clock::Wall
+    };
     let pipeline = pipeline.with_clock(clock);
     let files = mail_files(&args.paths)?;
     let mut total = Summary::default();
@@ -71,7 +75,11 @@ pub async fn messages(cmd: MessagesCmd, store: &Store) -> Result<()> {
     match cmd {
         MessagesCmd::List { json } => {
             let rows = views::messages(&mut conn).await?;
-            print_list(&rows, json, &["id", "outcome", "class", "ticket", "from", "subject", "source"])
+            print_list(
+                &rows,
+                json,
+                &["id", "outcome", "class", "ticket", "from", "subject", "source"],
+            )
         }
     }
 }
@@ -114,7 +122,9 @@ pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
                 .ok_or_else(|| Error::NotFound(format!("quarantined mail {id}")))?;
             if raw {
                 let bytes = views::raw_mail(&mut conn, &row.raw_sha256).await?;
-                std::io::stdout().write_all(&bytes).map_err(|e| Error::io("stdout", e))?;
+                std::io::stdout()
+                    .write_all(&bytes)
+                    .map_err(|e| Error::io("stdout", e))?;
                 return Ok(());
             }
             print_object(&row, json)
@@ -143,7 +153,13 @@ pub async fn outbox(cmd: OutboxCmd, store: &Store) -> Result<()> {
     match cmd {
         OutboxCmd::List { json } => {
             let rows = views::outbox(&mut conn).await?;
-            print_list(&rows, json, &["id", "ticket", "event", "to", "language", "status", "attempts", "subject"])
+            print_list(
+                &rows,
+                json,
+                &[
+                    "id", "ticket", "event", "to", "language", "status", "attempts", "subject",
+                ],
+            )
         }
     }
 }

@@ -127,11 +127,17 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
         None => println!("no config file: built-in defaults"),
     }
     println!("database.url = {:?}", config.database.url);
-    println!("mail.from = {:?}, mail.domain = {:?}", config.mail.from, config.mail.domain);
+    println!(
+        "mail.from = {:?}, mail.domain = {:?}",
+        config.mail.from, config.mail.domain
+    );
     println!("contacts.auto_create = {}", config.contacts.auto_create);
     println!(
         "tickets.tag = {:?}, tickets.reopen_days = {}, ticket_from_auto_replies = {}, ticket_from_lists = {}",
-        config.tickets.tag, config.tickets.reopen_days, config.tickets.ticket_from_auto_replies, config.tickets.ticket_from_lists
+        config.tickets.tag,
+        config.tickets.reopen_days,
+        config.tickets.ticket_from_auto_replies,
+        config.tickets.ticket_from_lists
     );
     println!("intake.ignore = {:?}", config.intake.ignore);
     let groups = |g: &[crate::directory::ContactGroup]| g.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ");

@@ -44,7 +44,19 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
                 s.parse::<crate::tickets::TicketStatus>().map_err(Error::Usage)?;
             }
             let rows = views::tickets(&mut conn, status.as_deref()).await?;
-            return print_list(&rows, json, &["number", "status", "requester", "account", "service", "messages", "subject"]);
+            return print_list(
+                &rows,
+                json,
+                &[
+                    "number",
+                    "status",
+                    "requester",
+                    "account",
+                    "service",
+                    "messages",
+                    "subject",
+                ],
+            );
         }
         TicketsCmd::Show { number, json } => {
             let detail = views::ticket_detail(&mut conn, number).await?;
@@ -53,8 +65,20 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
             }
             print_object(&detail.ticket, false)?;
             for m in &detail.messages {
-                let who = if m.direction == "in" { format!("from {}", m.from) } else { format!("to {}", m.to.as_deref().unwrap_or("")) };
-                println!("\n--- {} {} {} ({})\n{}\n\n{}", m.at, m.direction, who, m.class.as_deref().or(m.event.as_deref()).unwrap_or(""), m.subject, m.text);
+                let who = if m.direction == "in" {
+                    format!("from {}", m.from)
+                } else {
+                    format!("to {}", m.to.as_deref().unwrap_or(""))
+                };
+                println!(
+                    "\n--- {} {} {} ({})\n{}\n\n{}",
+                    m.at,
+                    m.direction,
+                    who,
+                    m.class.as_deref().or(m.event.as_deref()).unwrap_or(""),
+                    m.subject,
+                    m.text
+                );
             }
             for e in &detail.events {
                 println!("\n*** {} {}: {}", e.at, e.kind, e.detail);

@@ -141,7 +141,10 @@ impl DirectoryFile {
     /// Parses the file text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<DirectoryFile> {
         let mut file: DirectoryFile = toml::from_str(text).map_err(|e| {
-            Error::Directory(format!("{origin}: {}", e.to_string().lines().collect::<Vec<_>>().join(" ")))
+            Error::Directory(format!(
+                "{origin}: {}",
+                e.to_string().lines().collect::<Vec<_>>().join(" ")
+            ))
         })?;
         file.normalise();
         file.validate()?;
@@ -174,7 +177,11 @@ impl DirectoryFile {
                 return bad(format!("{row}: {d:?} is not a domain"));
             }
             if !lang_ok(&a.language) {
-                return bad(format!("{row}: language {:?} is not one of {}", a.language.as_deref().unwrap_or(""), LANGUAGES.join(", ")));
+                return bad(format!(
+                    "{row}: language {:?} is not one of {}",
+                    a.language.as_deref().unwrap_or(""),
+                    LANGUAGES.join(", ")
+                ));
             }
         }
         for (i, c) in self.contacts.iter().enumerate() {
@@ -183,12 +190,19 @@ impl DirectoryFile {
                 return bad(format!("{row}: {:?} is not an email address", c.email));
             }
             if !lang_ok(&c.language) {
-                return bad(format!("{row}: language {:?} is not one of {}", c.language.as_deref().unwrap_or(""), LANGUAGES.join(", ")));
+                return bad(format!(
+                    "{row}: language {:?} is not one of {}",
+                    c.language.as_deref().unwrap_or(""),
+                    LANGUAGES.join(", ")
+                ));
             }
         }
         for (i, s) in self.subscriptions.iter().enumerate() {
             let row = format!("subscription #{} ({} {})", i + 1, s.contact, s.group);
-            let targets = [&s.account, &s.service, &s.billing].iter().filter(|t| t.is_some()).count();
+            let targets = [&s.account, &s.service, &s.billing]
+                .iter()
+                .filter(|t| t.is_some())
+                .count();
             if targets != 1 {
                 return bad(format!("{row}: name exactly one of account, service or billing"));
             }
@@ -201,8 +215,7 @@ impl DirectoryFile {
             }
         }
         for (i, r) in self.ignore.iter().enumerate() {
-            IgnoreRule::parse(&r.pattern)
-                .map_err(|e| Error::Directory(format!("ignore #{}: {e}", i + 1)))?;
+            IgnoreRule::parse(&r.pattern).map_err(|e| Error::Directory(format!("ignore #{}: {e}", i + 1)))?;
         }
         Ok(())
     }
@@ -240,7 +253,11 @@ level = 2
     #[test]
     fn errors_name_the_row() {
         let e = DirectoryFile::parse(&GOOD.replace("level = 2", "level = 9"), "d.toml").unwrap_err();
-        assert!(e.to_string().contains("subscription #1 (marie.dupont@acme.fr escalation): level 9"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("subscription #1 (marie.dupont@acme.fr escalation): level 9"),
+            "{e}"
+        );
         let e = DirectoryFile::parse(&GOOD.replace("\"escalation\"", "\"vip\""), "d.toml").unwrap_err();
         assert!(e.to_string().contains("vip"), "{e}");
         let e = DirectoryFile::parse(&GOOD.replace("Marie.Dupont@acme.fr", "marie"), "d.toml").unwrap_err();

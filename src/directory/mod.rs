@@ -86,9 +86,7 @@ impl ContactGroup {
     pub fn level(self) -> GroupLevel {
         use ContactGroup::*;
         match self {
-            DefaultServiceNotifications | PlannedWorks | KeyContact | ProductCommunication => {
-                GroupLevel::Account
-            }
+            DefaultServiceNotifications | PlannedWorks | KeyContact | ProductCommunication => GroupLevel::Account,
             PoOwner | AccountsPayable => GroupLevel::Billing,
             _ => GroupLevel::Service,
         }
@@ -104,15 +102,12 @@ impl fmt::Display for ContactGroup {
 impl FromStr for ContactGroup {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        ContactGroup::ALL
-            .into_iter()
-            .find(|g| g.as_str() == s)
-            .ok_or_else(|| {
-                format!(
-                    "{s:?} is not a contact group (one of: {})",
-                    ContactGroup::ALL.map(|g| g.as_str()).join(", ")
-                )
-            })
+        ContactGroup::ALL.into_iter().find(|g| g.as_str() == s).ok_or_else(|| {
+            format!(
+                "{s:?} is not a contact group (one of: {})",
+                ContactGroup::ALL.map(|g| g.as_str()).join(", ")
+            )
+        })
     }
 }
 
@@ -204,7 +199,10 @@ pub enum SubscriptionTarget {
     Account(i64),
     Service(i64),
     /// A billing account, with the account it belongs to.
-    Billing { billing: i64, account: i64 },
+    Billing {
+        billing: i64,
+        account: i64,
+    },
 }
 
 /// A service the customer buys; its id appears in their mails.
@@ -255,7 +253,10 @@ mod tests {
 
     #[test]
     fn parent_domains() {
-        assert_eq!(domain_candidates("a.b.acme.fr"), vec!["a.b.acme.fr", "b.acme.fr", "acme.fr"]);
+        assert_eq!(
+            domain_candidates("a.b.acme.fr"),
+            vec!["a.b.acme.fr", "b.acme.fr", "acme.fr"]
+        );
         assert_eq!(domain_candidates("acme.fr"), vec!["acme.fr"]);
     }
 }

@@ -24,7 +24,11 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
     }
     let local = address.split('@').next().unwrap_or("");
     let parts: Vec<&str> = local.split(['.', '_']).collect();
-    if parts.len() == 2 && parts.iter().all(|p| p.chars().all(char::is_alphabetic) && !p.is_empty()) {
+    if parts.len() == 2
+        && parts
+            .iter()
+            .all(|p| p.chars().all(char::is_alphabetic) && !p.is_empty())
+    {
         return (capitalise(parts[0]), capitalise(parts[1]));
     }
     (String::new(), String::new())
@@ -50,7 +54,10 @@ mod tests {
     fn forms() {
         assert_eq!(split_name(Some("Marie Dupont"), "x@y"), s("Marie", "Dupont"));
         assert_eq!(split_name(Some("Dupont, Marie"), "x@y"), s("Marie", "Dupont"));
-        assert_eq!(split_name(Some("'Jean de la Fontaine'"), "x@y"), s("Jean", "de la Fontaine"));
+        assert_eq!(
+            split_name(Some("'Jean de la Fontaine'"), "x@y"),
+            s("Jean", "de la Fontaine")
+        );
         assert_eq!(split_name(Some("Ľubomír"), "x@y"), s("Ľubomír", ""));
         assert_eq!(split_name(None, "marie.dupont@acme.fr"), s("Marie", "Dupont"));
         assert_eq!(split_name(None, "noc@acme.fr"), s("", ""));

@@ -12,7 +12,9 @@ use crate::error::{Error, Result};
 use crate::pipeline::Incoming;
 
 /// Extensions that are never mail (fixture metadata, notes, expected outputs).
-const NOT_MAIL: &[&str] = &["toml", "md", "json", "yml", "yaml", "tsv", "csv", "xml", "py", "sh", "rs", "html", "htm", "out"];
+const NOT_MAIL: &[&str] = &[
+    "toml", "md", "json", "yml", "yaml", "tsv", "csv", "xml", "py", "sh", "rs", "html", "htm", "out",
+];
 
 /// Expands the paths into mail files, in the order they will be replayed.
 pub fn mail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -57,7 +59,10 @@ pub fn read_file(path: &Path) -> Result<Vec<Incoming>> {
         return Ok(split_mbox(&bytes)
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| Incoming { raw, source: format!("{source}#{}", i + 1) })
+            .map(|(i, raw)| Incoming {
+                raw,
+                source: format!("{source}#{}", i + 1),
+            })
             .collect());
     }
     Ok(vec![Incoming { raw: bytes, source }])

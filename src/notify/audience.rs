@@ -57,9 +57,7 @@ pub fn escalated<'a>(
 ) -> impl Iterator<Item = &'a Recipient> + 'a {
     subs.iter()
         .filter(move |s| {
-            s.group == ContactGroup::Escalation
-                && s.covers(scope)
-                && s.level.is_some_and(|l| l > above && l <= upto)
+            s.group == ContactGroup::Escalation && s.covers(scope) && s.level.is_some_and(|l| l > above && l <= upto)
         })
         .map(|s| &s.recipient)
 }
@@ -98,7 +96,10 @@ mod tests {
             sub("e1@a", Escalation, Service(10), Some(1)),
             sub("e3@a", Escalation, Service(10), Some(3)),
         ];
-        let scope = TicketScope { account: Some(1), service: Some(10) };
+        let scope = TicketScope {
+            account: Some(1),
+            service: Some(10),
+        };
         let groups = [ReactiveServiceOutage, KeyContact];
         let got: Vec<_> = in_groups(&subs, scope, &groups).map(|r| r.email.as_str()).collect();
         assert_eq!(got, ["svc@a", "acct@a", "bill@a"]);

@@ -117,11 +117,17 @@ impl NoticeList {
         if recipient.ignore
             || recipient.undeliverable
             || self.excluded.contains(&email)
-            || self.notices.iter().any(|n| n.recipient.email.eq_ignore_ascii_case(&email))
+            || self
+                .notices
+                .iter()
+                .any(|n| n.recipient.email.eq_ignore_ascii_case(&email))
         {
             return false;
         }
-        self.notices.push(Notice { event, recipient: recipient.clone() });
+        self.notices.push(Notice {
+            event,
+            recipient: recipient.clone(),
+        });
         true
     }
 
@@ -153,8 +159,20 @@ mod tests {
         assert!(l.add(Event::NewTicket, &r("a@x.test")));
         assert!(!l.add(Event::NewTicket, &r("A@x.test")));
         assert!(!l.add(Event::NewTicket, &r("author@x.test")));
-        assert!(!l.add(Event::NewTicket, &Recipient { ignore: true, ..r("i@x.test") }));
-        assert!(!l.add(Event::NewTicket, &Recipient { undeliverable: true, ..r("u@x.test") }));
+        assert!(!l.add(
+            Event::NewTicket,
+            &Recipient {
+                ignore: true,
+                ..r("i@x.test")
+            }
+        ));
+        assert!(!l.add(
+            Event::NewTicket,
+            &Recipient {
+                undeliverable: true,
+                ..r("u@x.test")
+            }
+        ));
         assert_eq!(l.into_vec().len(), 1);
     }
 }

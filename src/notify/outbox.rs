@@ -109,17 +109,35 @@ impl Renderer<'_> {
             .unwrap_or_else(|| self.default_language.to_string());
         let ctx = Context {
             ticket,
-            recipient: RecipientView { first_name: &r.first_name, last_name: &r.last_name, email: &r.email },
-            sender: SenderView { name: &cause.sender_name, email: &cause.sender_email },
-            message: MessageView { subject: &cause.subject, text: &cause.text },
+            recipient: RecipientView {
+                first_name: &r.first_name,
+                last_name: &r.last_name,
+                email: &r.email,
+            },
+            sender: SenderView {
+                name: &cause.sender_name,
+                email: &cause.sender_email,
+            },
+            message: MessageView {
+                subject: &cause.subject,
+                text: &cause.text,
+            },
             support_address: self.support_address,
         };
         let rendered = self.templates.render(notice.event, &language, &ctx)?;
-        let digest = Sha256::digest(format!("{}\0{}\0{}", cause.key, notice.event.as_str(), r.email.to_lowercase()));
+        let digest = Sha256::digest(format!(
+            "{}\0{}\0{}",
+            cause.key,
+            notice.event.as_str(),
+            r.email.to_lowercase()
+        ));
         let number = ticket.map_or(0, |t| t.number);
         let message_id = format!("mailroom.{number}.{}@{}", &hex::encode(digest)[..24], self.domain);
         let mut references = Vec::new();
-        for id in [ticket.and_then(|t| t.root_message_id.clone()), cause.message_id.clone()].into_iter().flatten() {
+        for id in [ticket.and_then(|t| t.root_message_id.clone()), cause.message_id.clone()]
+            .into_iter()
+            .flatten()
+        {
             if !references.contains(&id) {
                 references.push(id);
             }

@@ -66,29 +66,49 @@ impl Templates {
                 });
             }
             env.add_template_owned(name.clone(), text.clone())
-                .map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
+                .map_err(|e| Error::Template {
+                    name: name.clone(),
+                    detail: e.to_string(),
+                })?;
         }
         for event in Event::ALL {
             let name = format!("{}.en", event.as_str());
             if !sources.contains_key(&name) {
-                return Err(Error::Template { name, detail: "missing (every event needs an English template)".into() });
+                return Err(Error::Template {
+                    name,
+                    detail: "missing (every event needs an English template)".into(),
+                });
             }
         }
-        Ok(Templates { env, names: sources.into_keys().collect() })
+        Ok(Templates {
+            env,
+            names: sources.into_keys().collect(),
+        })
     }
 
     /// Renders `event` in `language` (English when that language has no
     /// template).
     pub fn render(&self, event: Event, language: &str, ctx: impl Serialize) -> Result<Rendered> {
         let wanted = format!("{}.{language}", event.as_str());
-        let name = if self.names.contains(&wanted) { wanted } else { format!("{}.en", event.as_str()) };
-        let tmpl = self.env.get_template(&name).map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
-        let text = tmpl
-            .render(ctx)
-            .map_err(|e| Error::Template { name: name.clone(), detail: e.to_string() })?;
+        let name = if self.names.contains(&wanted) {
+            wanted
+        } else {
+            format!("{}.en", event.as_str())
+        };
+        let tmpl = self.env.get_template(&name).map_err(|e| Error::Template {
+            name: name.clone(),
+            detail: e.to_string(),
+        })?;
+        let text = tmpl.render(ctx).map_err(|e| Error::Template {
+            name: name.clone(),
+            detail: e.to_string(),
+        })?;
         let (first, body) = text.split_once('\n').unwrap_or((&text, ""));
         let subject = clean_header_text(first.trim_start_matches("Subject:"));
-        Ok(Rendered { subject, body: body.trim_start_matches(['\r', '\n']).to_string() })
+        Ok(Rendered {
+            subject,
+            body: body.trim_start_matches(['\r', '\n']).to_string(),
+        })
     }
 
     /// Whether a template exists for this event and language.

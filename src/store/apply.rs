@@ -49,7 +49,11 @@ impl Batch {
     /// its key was seen, else quarantined (as `reason`) with its raw bytes.
     pub fn record_failure(&mut self, failure: &ParseFailure, receipt: &Receipt<'_>, reason: &str) -> Outcome {
         self.changes.keep_raw(&failure.raw_sha256, receipt.raw);
-        let outcome = if self.snapshot.known_keys.contains(&failure.key) { Outcome::Duplicate } else { Outcome::Quarantined };
+        let outcome = if self.snapshot.known_keys.contains(&failure.key) {
+            Outcome::Duplicate
+        } else {
+            Outcome::Quarantined
+        };
         self.snapshot.known_keys.insert(failure.key.clone());
         let id = self.changes.take_message_id();
         self.changes.messages.push(MessageRow {
@@ -149,7 +153,11 @@ impl Batch {
                 if *reopen {
                     t.status = TicketStatus::Open;
                     t.closed_at = None;
-                    events.push((*number, "reopened", format!("reopened by a reply from {}", msg.from.address)));
+                    events.push((
+                        *number,
+                        "reopened",
+                        format!("reopened by a reply from {}", msg.from.address),
+                    ));
                 }
                 Some(t)
             }
@@ -175,7 +183,9 @@ impl Batch {
             let mut rows = Vec::with_capacity(plan.notices.len());
             for notice in &plan.notices {
                 let mut notice: Notice = notice.clone();
-                if notice.recipient.contact_id.is_none() && created.as_ref().is_some_and(|c| c.email == notice.recipient.email) {
+                if notice.recipient.contact_id.is_none()
+                    && created.as_ref().is_some_and(|c| c.email == notice.recipient.email)
+                {
                     notice.recipient.contact_id = contact_id;
                 }
                 rows.push(renderer.render(&notice, view.as_ref(), &cause)?);
@@ -184,7 +194,10 @@ impl Batch {
         };
 
         // 2. Record it: nothing below can fail.
-        let mut applied = Applied { contact_created: created.is_some(), ..Applied::default() };
+        let mut applied = Applied {
+            contact_created: created.is_some(),
+            ..Applied::default()
+        };
         self.changes.keep_raw(&msg.raw_sha256, receipt.raw);
         if let Some(c) = created {
             self.changes.take_contact_id();
@@ -207,7 +220,12 @@ impl Batch {
             self.changes.tickets.insert(t.number, t);
         }
         for (ticket, kind, detail) in events {
-            self.changes.events.push(EventRow { ticket, kind: kind.to_string(), detail, at });
+            self.changes.events.push(EventRow {
+                ticket,
+                kind: kind.to_string(),
+                detail,
+                at,
+            });
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
         self.snapshot.known_keys.insert(msg.key.clone());
@@ -261,7 +279,10 @@ impl Batch {
 
     /// The sender of a mail opening a ticket, as the ticket's requester.
     fn requester(&self, msg: &Message, contact: &ContactChange, contact_id: Option<i64>) -> Recipient {
-        let account_language = |a: Option<i64>| a.and_then(|a| self.snapshot.accounts.get(&a)).and_then(|a| a.language.clone());
+        let account_language = |a: Option<i64>| {
+            a.and_then(|a| self.snapshot.accounts.get(&a))
+                .and_then(|a| a.language.clone())
+        };
         match (self.snapshot.contacts.get(&msg.from.address), contact) {
             (Some(c), _) => Recipient {
                 contact_id: Some(c.id),
@@ -297,7 +318,11 @@ impl Batch {
     fn view(&self, t: &TicketRecord, tag: &TagFormat) -> TicketView {
         let account = t.account_id.and_then(|a| self.snapshot.accounts.get(&a));
         let service = t.service_id.and_then(|s| {
-            self.snapshot.services.get(&t.account_id.unwrap_or_default())?.iter().find(|x| x.id == s)
+            self.snapshot
+                .services
+                .get(&t.account_id.unwrap_or_default())?
+                .iter()
+                .find(|x| x.id == s)
         });
         TicketView {
             number: t.number,
@@ -324,7 +349,12 @@ impl Batch {
         renderer: &Renderer<'_>,
         tag: &TagFormat,
     ) -> Result<usize> {
-        let mut t = self.snapshot.tickets.get(&number).cloned().ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
+        let mut t = self
+            .snapshot
+            .tickets
+            .get(&number)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
         t.status = plan.status;
         t.escalation_level = plan.escalation_level;
         t.updated_at = t.updated_at.max(at);
@@ -345,8 +375,17 @@ impl Batch {
             message_id: None,
             key: format!("action:{number}:{kind}:{}:{at}", plan.escalation_level),
         };
-        let rows = plan.notices.iter().map(|n| renderer.render(n, Some(&view), &cause)).collect::<Result<Vec<_>>>()?;
-        self.changes.events.push(EventRow { ticket: number, kind: kind.to_string(), detail, at });
+        let rows = plan
+            .notices
+            .iter()
+            .map(|n| renderer.render(n, Some(&view), &cause))
+            .collect::<Result<Vec<_>>>()?;
+        self.changes.events.push(EventRow {
+            ticket: number,
+            kind: kind.to_string(),
+            detail,
+            at,
+        });
         self.snapshot.tickets.insert(number, t.clone());
         self.changes.tickets.insert(number, t);
         Ok(self.queue(rows, at))

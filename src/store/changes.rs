@@ -96,7 +96,12 @@ impl Changes {
         )
         .fetch_one(conn)
         .await?;
-        Ok(Changes { next_contact: contact + 1, next_ticket: ticket + 1, next_message: message + 1, ..Changes::default() })
+        Ok(Changes {
+            next_contact: contact + 1,
+            next_ticket: ticket + 1,
+            next_message: message + 1,
+            ..Changes::default()
+        })
     }
 
     /// The id the next created contact will get.
@@ -133,9 +138,16 @@ impl Changes {
 
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
-        insert_rows(conn, "INSERT INTO raw_mail (sha256, bytes) ", &self.raw, 2, " ON CONFLICT DO NOTHING", |b, (sha, bytes)| {
-            b.push_bind(sha.clone()).push_bind(bytes.clone());
-        })
+        insert_rows(
+            conn,
+            "INSERT INTO raw_mail (sha256, bytes) ",
+            &self.raw,
+            2,
+            " ON CONFLICT DO NOTHING",
+            |b, (sha, bytes)| {
+                b.push_bind(sha.clone()).push_bind(bytes.clone());
+            },
+        )
         .await?;
         insert_rows(
             conn,
@@ -222,9 +234,19 @@ impl Changes {
             },
         )
         .await?;
-        insert_rows(conn, "INSERT INTO ticket_events (ticket, kind, detail, at) ", &self.events, 4, "", |b, e| {
-            b.push_bind(e.ticket).push_bind(e.kind.clone()).push_bind(e.detail.clone()).push_bind(e.at);
-        })
+        insert_rows(
+            conn,
+            "INSERT INTO ticket_events (ticket, kind, detail, at) ",
+            &self.events,
+            4,
+            "",
+            |b, e| {
+                b.push_bind(e.ticket)
+                    .push_bind(e.kind.clone())
+                    .push_bind(e.detail.clone())
+                    .push_bind(e.at);
+            },
+        )
         .await?;
         insert_rows(
             conn,

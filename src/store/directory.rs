@@ -8,8 +8,12 @@
 use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
 
 use super::now;
-use crate::directory::file::{AccountRow, BillingRow, ContactRow, DirectoryFile, IgnoreRow, ServiceRow, SubscriptionRow};
-use crate::directory::{Account, Contact, ContactGroup, CreatedBy, IgnoreRule, IntakePolicy, Service, domain_candidates};
+use crate::directory::file::{
+    AccountRow, BillingRow, ContactRow, DirectoryFile, IgnoreRow, ServiceRow, SubscriptionRow,
+};
+use crate::directory::{
+    Account, Contact, ContactGroup, CreatedBy, IgnoreRule, IntakePolicy, Service, domain_candidates,
+};
 use crate::error::{Error, Result};
 
 /// Counts of what an import wrote.
@@ -29,7 +33,11 @@ const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
 pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
     let intake: String = row.try_get("intake")?;
     let domains: Option<String> = row.try_get("domains")?;
-    let mut domains: Vec<String> = domains.unwrap_or_default().split_whitespace().map(String::from).collect();
+    let mut domains: Vec<String> = domains
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(String::from)
+        .collect();
     domains.sort();
     Ok(Account {
         id: row.try_get("id")?,
@@ -64,14 +72,20 @@ pub(crate) fn contact_from_row(row: &SqliteRow) -> Result<Contact> {
 /// The account with this database id.
 pub async fn account_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(account_from_row).transpose()
 }
 
 /// The account with this customer number.
 pub async fn account_by_number(conn: &mut SqliteConnection, number: &str) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.number = $1");
-    let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).fetch_optional(conn).await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(number)
+        .fetch_optional(conn)
+        .await?;
     row.as_ref().map(account_from_row).transpose()
 }
 
@@ -127,7 +141,9 @@ pub async fn services_of(conn: &mut SqliteConnection, account_id: i64) -> Result
 
 /// Every ignore rule of the directory.
 pub async fn ignore_rules(conn: &mut SqliteConnection) -> Result<Vec<(String, IgnoreRule)>> {
-    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id").fetch_all(conn).await?;
+    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id")
+        .fetch_all(conn)
+        .await?;
     patterns
         .into_iter()
         .map(|p| {
@@ -142,15 +158,21 @@ pub async fn ignore_rules(conn: &mut SqliteConnection) -> Result<Vec<(String, Ig
 pub async fn import(conn: &mut SqliteConnection, file: &DirectoryFile) -> Result<ImportSummary> {
     let mut summary = ImportSummary::default();
     for (i, a) in file.accounts.iter().enumerate() {
-        upsert_account(conn, a).await.map_err(|e| name_row(e, &format!("account #{} ({})", i + 1, a.number)))?;
+        upsert_account(conn, a)
+            .await
+            .map_err(|e| name_row(e, &format!("account #{} ({})", i + 1, a.number)))?;
         summary.accounts += 1;
     }
     for (i, b) in file.billing_accounts.iter().enumerate() {
-        upsert_billing(conn, b).await.map_err(|e| name_row(e, &format!("billing_account #{} ({})", i + 1, b.number)))?;
+        upsert_billing(conn, b)
+            .await
+            .map_err(|e| name_row(e, &format!("billing_account #{} ({})", i + 1, b.number)))?;
         summary.billing_accounts += 1;
     }
     for (i, s) in file.services.iter().enumerate() {
-        upsert_service(conn, s).await.map_err(|e| name_row(e, &format!("service #{} ({})", i + 1, s.id)))?;
+        upsert_service(conn, s)
+            .await
+            .map_err(|e| name_row(e, &format!("service #{} ({})", i + 1, s.id)))?;
         summary.services += 1;
     }
     for (i, c) in file.contacts.iter().enumerate() {
@@ -160,9 +182,18 @@ pub async fn import(conn: &mut SqliteConnection, file: &DirectoryFile) -> Result
         summary.contacts += 1;
     }
     for (i, s) in file.subscriptions.iter().enumerate() {
-        add_subscription(conn, s)
-            .await
-            .map_err(|e| name_row(e, &format!("subscription #{} ({} {} on {})", i + 1, s.contact, s.group, s.target_label())))?;
+        add_subscription(conn, s).await.map_err(|e| {
+            name_row(
+                e,
+                &format!(
+                    "subscription #{} ({} {} on {})",
+                    i + 1,
+                    s.contact,
+                    s.group,
+                    s.target_label()
+                ),
+            )
+        })?;
         summary.subscriptions += 1;
     }
     for r in &file.ignore {
@@ -199,7 +230,10 @@ async fn upsert_account(conn: &mut SqliteConnection, a: &AccountRow) -> Result<(
     .bind(&a.renewal_date)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM account_domains WHERE account_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM account_domains WHERE account_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     for d in &a.domains {
         let owner: Option<String> = sqlx::query_scalar(
             "SELECT a.number FROM account_domains d JOIN accounts a ON a.id = d.account_id WHERE d.domain = $1",
@@ -208,7 +242,9 @@ async fn upsert_account(conn: &mut SqliteConnection, a: &AccountRow) -> Result<(
         .fetch_optional(&mut *conn)
         .await?;
         if let Some(owner) = owner {
-            return Err(Error::Directory(format!("domain {d} already belongs to account {owner}")));
+            return Err(Error::Directory(format!(
+                "domain {d} already belongs to account {owner}"
+            )));
         }
         sqlx::query("INSERT INTO account_domains (domain, account_id) VALUES ($1, $2)")
             .bind(d)
@@ -365,7 +401,9 @@ async fn resolve_target(
             .ok_or_else(|| Error::Directory(format!("billing account {b:?} does not exist")))?;
         return Ok((None, None, Some(row.try_get("id")?), row.try_get("account_id")?));
     }
-    Err(Error::Directory("name exactly one of account, service or billing".into()))
+    Err(Error::Directory(
+        "name exactly one of account, service or billing".into(),
+    ))
 }
 
 /// Adds an ignore rule (no-op if present).
@@ -404,7 +442,11 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
     for r in rows {
         let intake: String = r.try_get("intake")?;
         let domains: Option<String> = r.try_get("domains")?;
-        let mut domains: Vec<String> = domains.unwrap_or_default().split_whitespace().map(String::from).collect();
+        let mut domains: Vec<String> = domains
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         domains.sort();
         file.accounts.push(AccountRow {
             number: r.try_get("number")?,
@@ -422,7 +464,10 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
         .fetch_all(&mut *conn)
         .await?;
     for r in rows {
-        file.billing_accounts.push(BillingRow { number: r.try_get("number")?, account: r.try_get("account")? });
+        file.billing_accounts.push(BillingRow {
+            number: r.try_get("number")?,
+            account: r.try_get("account")?,
+        });
     }
     let rows = sqlx::query(
         "SELECT s.service_id, a.number AS account, s.name, s.a_end, s.b_end FROM services s
@@ -462,7 +507,9 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
         });
     }
     file.subscriptions = subscription_rows(conn, None).await?;
-    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id").fetch_all(conn).await?;
+    let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id")
+        .fetch_all(conn)
+        .await?;
     file.ignore = patterns.into_iter().map(|pattern| IgnoreRow { pattern }).collect();
     Ok(file)
 }
@@ -500,15 +547,26 @@ pub async fn subscription_rows(conn: &mut SqliteConnection, email: Option<&str>)
 /// Removes an account with its domains, services, billing accounts and
 /// subscriptions; refused while tickets or contacts still refer to it.
 pub async fn remove_account(conn: &mut SqliteConnection, number: &str) -> Result<()> {
-    let id = account_id(conn, number).await.map_err(|_| Error::NotFound(format!("account {number}")))?;
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE account_id = $1").bind(id).fetch_one(&mut *conn).await?;
-    let contacts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE account_id = $1").bind(id).fetch_one(&mut *conn).await?;
+    let id = account_id(conn, number)
+        .await
+        .map_err(|_| Error::NotFound(format!("account {number}")))?;
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE account_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let contacts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE account_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     if tickets > 0 || contacts > 0 {
         return Err(Error::Directory(format!(
             "account {number} still has {tickets} tickets and {contacts} contacts; it cannot be removed (history would be lost)"
         )));
     }
-    sqlx::query("DELETE FROM accounts WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM accounts WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -519,10 +577,18 @@ pub async fn remove_service(conn: &mut SqliteConnection, service_id: &str) -> Re
         .fetch_optional(&mut *conn)
         .await?
         .ok_or_else(|| Error::NotFound(format!("service {service_id}")))?;
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE service_id = $1").bind(id).fetch_one(&mut *conn).await?;
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE service_id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
     if tickets > 0 {
-        return Err(Error::Directory(format!("service {service_id} has {tickets} tickets; it cannot be removed (history would be lost)")));
+        return Err(Error::Directory(format!(
+            "service {service_id} has {tickets} tickets; it cannot be removed (history would be lost)"
+        )));
     }
-    sqlx::query("DELETE FROM services WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM services WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }

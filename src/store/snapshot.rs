@@ -46,7 +46,10 @@ impl TicketRecord {
         TicketFacts {
             number: self.number,
             status: self.status,
-            scope: TicketScope { account: self.account_id, service: self.service_id },
+            scope: TicketScope {
+                account: self.account_id,
+                service: self.service_id,
+            },
             closed_at: self.closed_at,
             escalation_level: self.escalation_level,
             requester: self.requester.clone(),
@@ -93,26 +96,45 @@ impl Snapshot {
         let keys: HashSet<&str> = msgs.iter().map(|m| m.key.as_str()).collect();
         let mut qb = QueryBuilder::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
         push_in(&mut qb, keys.iter().map(|k| k.to_string()));
-        s.known_keys = qb.build_query_scalar::<String>().fetch_all(&mut *conn).await?.into_iter().collect();
+        s.known_keys = qb
+            .build_query_scalar::<String>()
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
 
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
-        s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect()).await?;
+        s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect())
+            .await?;
 
         let domains: HashSet<String> = msgs
             .iter()
-            .flat_map(|m| domain_candidates(domain_of(&m.from.address)).into_iter().map(str::to_string).collect::<Vec<_>>())
+            .flat_map(|m| {
+                domain_candidates(domain_of(&m.from.address))
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
             .collect();
         if !domains.is_empty() {
             let mut qb = QueryBuilder::new("SELECT domain, account_id FROM account_domains WHERE domain");
             push_in(&mut qb, domains);
-            s.domain_accounts = qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await?.into_iter().collect();
+            s.domain_accounts = qb
+                .build_query_as::<(String, i64)>()
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
         }
 
-        let refs: HashSet<String> =
-            msgs.iter().flat_map(|m| m.in_reply_to.iter().chain(m.references.iter()).cloned()).collect();
+        let refs: HashSet<String> = msgs
+            .iter()
+            .flat_map(|m| m.in_reply_to.iter().chain(m.references.iter()).cloned())
+            .collect();
         if !refs.is_empty() {
             let refs: Vec<String> = refs.into_iter().collect();
-            let mut qb = QueryBuilder::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
+            let mut qb =
+                QueryBuilder::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
             push_in(&mut qb, refs.iter().cloned());
             qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
             push_in(&mut qb, refs);
@@ -178,7 +200,11 @@ impl Snapshot {
                 updated_at: r.try_get("updated_at")?,
                 closed_at: r.try_get("closed_at")?,
                 requester: recipient_from_row(&r)?,
-                participants: participants.unwrap_or_default().split_whitespace().filter_map(|p| p.parse().ok()).collect(),
+                participants: participants
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect(),
             };
             self.tickets.insert(t.number, t);
         }
@@ -237,7 +263,10 @@ impl Snapshot {
             let target = match (t_account, t_service, t_billing) {
                 (Some(a), _, _) => SubscriptionTarget::Account(a),
                 (_, Some(s), _) => SubscriptionTarget::Service(s),
-                (_, _, Some(b)) => SubscriptionTarget::Billing { billing: b, account: owner },
+                (_, _, Some(b)) => SubscriptionTarget::Billing {
+                    billing: b,
+                    account: owner,
+                },
                 _ => return Err(Error::Directory("subscription without a target".into())),
             };
             let level: Option<i64> = r.try_get("level")?;
@@ -265,7 +294,9 @@ impl Snapshot {
     fn account_of(&self, sender: Option<&Contact>, address: &str) -> Option<&Account> {
         let id = match sender {
             Some(c) => c.account_id?,
-            None => domain_candidates(domain_of(address)).into_iter().find_map(|d| self.domain_accounts.get(d).copied())?,
+            None => domain_candidates(domain_of(address))
+                .into_iter()
+                .find_map(|d| self.domain_accounts.get(d).copied())?,
         };
         self.accounts.get(&id)
     }
@@ -273,7 +304,10 @@ impl Snapshot {
     /// The facts of one mail, as of this point in the batch.
     pub fn facts(&self, msg: &Message, tag: &TagFormat, reprocessing: bool) -> Facts {
         if !reprocessing && self.known_keys.contains(&msg.key) {
-            return Facts { duplicate: true, ..Facts::default() };
+            return Facts {
+                duplicate: true,
+                ..Facts::default()
+            };
         }
         let sender = self.contacts.get(&msg.from.address).cloned();
         let account = self.account_of(sender.as_ref(), &msg.from.address).cloned();
@@ -285,19 +319,29 @@ impl Snapshot {
             .and_then(|n| self.tickets.get(n))
             .map(TicketRecord::facts);
         let tagged = match threaded {
-            None => tag.find(&msg.subject).and_then(|n| self.tickets.get(&n)).map(TicketRecord::facts),
+            None => tag
+                .find(&msg.subject)
+                .and_then(|n| self.tickets.get(&n))
+                .map(TicketRecord::facts),
             Some(_) => None,
         };
         let mut involved: Vec<i64> = Vec::new();
-        for id in [account.as_ref().map(|a| a.id), threaded.as_ref().and_then(|t| t.scope.account), tagged.as_ref().and_then(|t| t.scope.account)]
-            .into_iter()
-            .flatten()
+        for id in [
+            account.as_ref().map(|a| a.id),
+            threaded.as_ref().and_then(|t| t.scope.account),
+            tagged.as_ref().and_then(|t| t.scope.account),
+        ]
+        .into_iter()
+        .flatten()
         {
             if !involved.contains(&id) {
                 involved.push(id);
             }
         }
-        let subscriptions = involved.iter().flat_map(|a| self.subscriptions.get(a).cloned().unwrap_or_default()).collect();
+        let subscriptions = involved
+            .iter()
+            .flat_map(|a| self.subscriptions.get(a).cloned().unwrap_or_default())
+            .collect();
         let (services, primaries) = match &account {
             Some(a) => (
                 self.services.get(&a.id).cloned().unwrap_or_default(),
@@ -305,7 +349,16 @@ impl Snapshot {
             ),
             None => (Vec::new(), Vec::new()),
         };
-        Facts { duplicate: false, sender, account, threaded, tagged, services, subscriptions, primaries }
+        Facts {
+            duplicate: false,
+            sender,
+            account,
+            threaded,
+            tagged,
+            services,
+            subscriptions,
+            primaries,
+        }
     }
 }
 
@@ -328,9 +381,10 @@ pub(crate) fn recipient_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Recipien
 
 /// Has a mail with this key been processed (not counting duplicate rows)?
 pub async fn key_is_known(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
-    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
-        .bind(key)
-        .fetch_optional(conn)
-        .await?;
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
+            .bind(key)
+            .fetch_optional(conn)
+            .await?;
     Ok(found.is_some())
 }

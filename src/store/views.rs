@@ -81,7 +81,10 @@ impl From<TicketRecord> for TicketRow {
 /// Every ticket, optionally of one status, by number.
 pub async fn tickets(conn: &mut SqliteConnection, status: Option<&str>) -> Result<Vec<TicketRow>> {
     let sql = format!("{TICKET_SQL} WHERE $1 IS NULL OR t.status = $1 ORDER BY t.number");
-    let rows: Vec<TicketRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(status).fetch_all(conn).await?;
+    let rows: Vec<TicketRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(status)
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(TicketRow::from).collect())
 }
 
@@ -141,14 +144,24 @@ pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<T
     for m in &mut messages {
         m.at = timestamp(m.at_ts);
     }
-    let events = sqlx::query_as::<_, (String, String, i64)>("SELECT kind, detail, at FROM ticket_events WHERE ticket = $1 ORDER BY id")
-        .bind(number)
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .map(|(kind, detail, at)| TicketEvent { kind, detail, at: timestamp(at) })
-        .collect();
-    Ok(TicketDetail { ticket: record.into(), messages, events })
+    let events = sqlx::query_as::<_, (String, String, i64)>(
+        "SELECT kind, detail, at FROM ticket_events WHERE ticket = $1 ORDER BY id",
+    )
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .map(|(kind, detail, at)| TicketEvent {
+        kind,
+        detail,
+        at: timestamp(at),
+    })
+    .collect();
+    Ok(TicketDetail {
+        ticket: record.into(),
+        messages,
+        events,
+    })
 }
 
 /// A contact in `contacts list`.

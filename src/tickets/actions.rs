@@ -44,7 +44,11 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             for r in escalated(subs, t.scope, 0, t.escalation_level) {
                 list.add(Event::TicketClosed, r);
             }
-            Ok(ActionPlan { status: TicketStatus::Closed, escalation_level: t.escalation_level, notices: list.into_vec() })
+            Ok(ActionPlan {
+                status: TicketStatus::Closed,
+                escalation_level: t.escalation_level,
+                notices: list.into_vec(),
+            })
         }
         Action::Escalate(level) => {
             if !(1..=5).contains(&level) {
@@ -59,7 +63,11 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             for r in escalated(subs, t.scope, t.escalation_level, level) {
                 list.add(Event::Escalation, r);
             }
-            Ok(ActionPlan { status: t.status, escalation_level: level, notices: list.into_vec() })
+            Ok(ActionPlan {
+                status: t.status,
+                escalation_level: level,
+                notices: list.into_vec(),
+            })
         }
         Action::Approve => {
             if t.status != TicketStatus::AwaitingApproval {
@@ -69,7 +77,11 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             for r in in_groups(subs, t.scope, &config.notify.new_ticket) {
                 list.add(Event::NewTicket, r);
             }
-            Ok(ActionPlan { status: TicketStatus::Open, escalation_level: t.escalation_level, notices: list.into_vec() })
+            Ok(ActionPlan {
+                status: TicketStatus::Open,
+                escalation_level: t.escalation_level,
+                notices: list.into_vec(),
+            })
         }
     }
 }

@@ -105,7 +105,10 @@ pub enum TicketChange {
     None,
     Open(NewTicket),
     /// Attach to ticket `number`; `reopen` when it was closed.
-    Update { number: i64, reopen: bool },
+    Update {
+        number: i64,
+        reopen: bool,
+    },
 }
 
 /// The decision for one mail.
@@ -172,13 +175,19 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         // never wakes a closed ticket, never creates a contact and is never
         // answered.
         if let Some(t) = target {
-            let contact = facts.sender.as_ref().map_or(ContactChange::None, |c| ContactChange::Existing(c.id));
+            let contact = facts
+                .sender
+                .as_ref()
+                .map_or(ContactChange::None, |c| ContactChange::Existing(c.id));
             return Plan {
                 class,
                 outcome: Outcome::Update,
                 reason: None,
                 contact,
-                ticket: TicketChange::Update { number: t.number, reopen: false },
+                ticket: TicketChange::Update {
+                    number: t.number,
+                    reopen: false,
+                },
                 notices: Vec::new(),
                 notes,
             };
@@ -215,12 +224,18 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
                 outcome: Outcome::Update,
                 reason: None,
                 contact,
-                ticket: TicketChange::Update { number: t.number, reopen },
+                ticket: TicketChange::Update {
+                    number: t.number,
+                    reopen,
+                },
                 notices: update_notices(t, &sender, facts, policy, class),
                 notes,
             };
         }
-        notes.push(format!("follows up ticket {}, closed more than {} days ago", t.number, policy.config.tickets.reopen_days));
+        notes.push(format!(
+            "follows up ticket {}, closed more than {} days ago",
+            t.number, policy.config.tickets.reopen_days
+        ));
         related = Some(t.number);
     }
 

@@ -15,7 +15,9 @@ const PREFIXES: &[&str] = &[
 pub fn ticket_subject(subject: &str, tag: &TagFormat) -> String {
     let mut s = tag.strip(subject).split_whitespace().collect::<Vec<_>>().join(" ");
     while let Some((head, rest)) = s.split_once(':') {
-        let word = head.trim().trim_end_matches(|c: char| c.is_ascii_digit() || c == '[' || c == ']');
+        let word = head
+            .trim()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == '[' || c == ']');
         if head.len() <= 8 && PREFIXES.contains(&word.to_lowercase().as_str()) {
             s = rest.trim().to_string();
         } else {

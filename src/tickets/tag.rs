@@ -22,7 +22,9 @@ impl TagFormat {
         }
         let (before, after) = format.split_once("{number}").unwrap_or((format, ""));
         if before.trim().is_empty() && after.trim().is_empty() {
-            return Err(format!("{format:?} needs some text around {{number}}, or any number in a subject would match"));
+            return Err(format!(
+                "{format:?} needs some text around {{number}}, or any number in a subject would match"
+            ));
         }
         let pattern = Regex::new(&format!(
             "(?i){}([0-9]{{1,18}}){}",
@@ -30,7 +32,10 @@ impl TagFormat {
             regex::escape(after)
         ))
         .map_err(|e| e.to_string())?;
-        Ok(TagFormat { format: format.to_string(), pattern })
+        Ok(TagFormat {
+            format: format.to_string(),
+            pattern,
+        })
     }
 
     /// The tag of ticket `number`.
@@ -62,7 +67,10 @@ mod tests {
         assert_eq!(t.render(42), "[#42]");
         assert_eq!(t.find("Re: [#42] Panne"), Some(42));
         assert_eq!(t.find("Re: #42 Panne"), None);
-        assert_eq!(t.strip("Re: [#42] Panne").split_whitespace().collect::<Vec<_>>(), ["Re:", "Panne"]);
+        assert_eq!(
+            t.strip("Re: [#42] Panne").split_whitespace().collect::<Vec<_>>(),
+            ["Re:", "Panne"]
+        );
     }
 
     #[test]

@@ -64,14 +64,25 @@ impl Env {
     /// Runs a command that must succeed; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "mailroom {args:?} failed ({:?}): {}", out.status, stderr(&out));
+        assert!(
+            out.status.success(),
+            "mailroom {args:?} failed ({:?}): {}",
+            out.status,
+            stderr(&out)
+        );
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
     /// Runs a command that must fail with exit code 2; returns stderr.
     pub fn fail2(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert_eq!(out.status.code(), Some(2), "mailroom {args:?}: stdout {} stderr {}", stdout(&out), stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "mailroom {args:?}: stdout {} stderr {}",
+            stdout(&out),
+            stderr(&out)
+        );
         stderr(&out)
     }
 
@@ -133,7 +144,8 @@ pub fn assert_fields(rows: &[Value], fields: &[&str]) {
 pub fn mail(from: &str, message_id: &str, date: &str, subject: &str, extra: &[&str], body: &str) -> Vec<u8> {
     let mut lines = vec![
         "Return-Path: <bounce@mx.example>".to_string(),
-        "Received: from mx.example (mx.example [192.0.2.10])\r\n\tby mx.provider.test (Postfix) with ESMTPS id 4RAB12".to_string(),
+        "Received: from mx.example (mx.example [192.0.2.10])\r\n\tby mx.provider.test (Postfix) with ESMTPS id 4RAB12"
+            .to_string(),
         format!("From: {from}"),
         "To: Support <support@provider.test>".to_string(),
         format!("Subject: {subject}"),
