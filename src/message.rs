@@ -65,19 +65,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Message {
     /// Parses raw RFC 5322 bytes.
-    // A failure is rare and carries what the quarantine shows; boxing it
-    // would only move the allocation.
-    #[allow(clippy::result_large_err)]
-    pub fn parse(raw: &[u8]) -> Result<Message, ParseFailure> {
+    pub fn parse(raw: &[u8]) -> Result<Message, Box<ParseFailure>> {
         let raw_sha256 = sha256_hex(raw);
         let hash_key = format!("sha256:{raw_sha256}");
-        let failure = |reason: &str, mid: Option<String>, from, subject| ParseFailure {
-            key: mid.clone().unwrap_or_else(|| hash_key.clone()),
-            message_id: mid,
-            raw_sha256: raw_sha256.clone(),
-            from,
-            subject,
-            reason: reason.to_string(),
+        let failure = |reason: &str, mid: Option<String>, from, subject| {
+            Box::new(ParseFailure {
+                key: mid.clone().unwrap_or_else(|| hash_key.clone()),
+                message_id: mid,
+                raw_sha256: raw_sha256.clone(),
+                from,
+                subject,
+                reason: reason.to_string(),
+            })
         };
         let Some(parsed) = MessageParser::default().parse(raw) else {
             return Err(failure("no header block", None, None, None));

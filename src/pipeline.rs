@@ -192,7 +192,7 @@ impl Pipeline {
     async fn try_batch(&self, mails: &[Incoming], reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
-        let parsed: Vec<std::result::Result<Message, ParseFailure>> =
+        let parsed: Vec<std::result::Result<Message, Box<ParseFailure>>> =
             mails.iter().map(|m| Message::parse(&m.raw)).collect();
         let parse_time = started.elapsed();
         let mut tx = self.store.begin_write().await?;
