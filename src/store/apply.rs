@@ -48,7 +48,6 @@ impl Batch {
     /// Records a mail that could not be parsed or processed: a duplicate if
     /// its key was seen, else quarantined (as `reason`) with its raw bytes.
     pub fn record_failure(&mut self, failure: &ParseFailure, receipt: &Receipt<'_>, reason: &str) -> Outcome {
-        self.changes.keep_raw(&failure.raw_sha256, receipt.raw);
         let outcome = if self.snapshot.known_keys.contains(&failure.key) {
             Outcome::Duplicate
         } else {
@@ -61,6 +60,7 @@ impl Batch {
             key: failure.key.clone(),
             message_id: failure.message_id.clone(),
             raw_sha256: failure.raw_sha256.clone(),
+            raw: receipt.raw.to_vec(),
             source: receipt.source.to_string(),
             from_addr: failure.from.clone(),
             from_name: None,
@@ -198,7 +198,6 @@ impl Batch {
             contact_created: created.is_some(),
             ..Applied::default()
         };
-        self.changes.keep_raw(&msg.raw_sha256, receipt.raw);
         if let Some(c) = created {
             self.changes.take_contact_id();
             self.snapshot.contacts.insert(c.email.clone(), contact_from_insert(&c));
@@ -234,6 +233,7 @@ impl Batch {
             key: msg.key.clone(),
             message_id: msg.message_id.clone(),
             raw_sha256: msg.raw_sha256.clone(),
+            raw: receipt.raw.to_vec(),
             source: receipt.source.to_string(),
             from_addr: Some(msg.from.address.clone()),
             from_name: msg.from.name.clone(),

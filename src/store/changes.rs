@@ -6,7 +6,7 @@
 //! which holds SQLite's write lock from the first statement, so no other
 //! writer can take the same numbers in between.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 
@@ -35,6 +35,7 @@ pub struct MessageRow {
     pub key: String,
     pub message_id: Option<String>,
     pub raw_sha256: String,
+    pub raw: Vec<u8>,
     pub source: String,
     pub from_addr: Option<String>,
     pub from_name: Option<String>,
@@ -75,8 +76,6 @@ pub struct Changes {
     next_contact: i64,
     next_ticket: i64,
     next_message: i64,
-    raw_seen: HashSet<String>,
-    pub raw: Vec<(String, Vec<u8>)>,
     pub contacts: Vec<ContactInsert>,
     /// Final state of every ticket the batch created or changed.
     pub tickets: BTreeMap<i64, TicketRecord>,
@@ -129,26 +128,8 @@ impl Changes {
         self.next_message - 1
     }
 
-    /// Keeps raw bytes once per content.
-    pub fn keep_raw(&mut self, sha: &str, raw: &[u8]) {
-        if self.raw_seen.insert(sha.to_string()) {
-            self.raw.push((sha.to_string(), raw.to_vec()));
-        }
-    }
-
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
-        insert_rows(
-            conn,
-            "INSERT INTO raw_mail (sha256, bytes) ",
-            &self.raw,
-            2,
-            " ON CONFLICT DO NOTHING",
-            |b, (sha, bytes)| {
-                b.push_bind(sha.clone()).push_bind(bytes.clone());
-            },
-        )
-        .await?;
         insert_rows(
             conn,
             "INSERT INTO contacts (id, email, first_name, last_name, account_id, created_by, created_at) ",
@@ -194,12 +175,12 @@ impl Changes {
         .await?;
         insert_rows(
             conn,
-            "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject, text,
-                                   class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
+            "INSERT INTO messages (id, message_key, message_id, raw_sha256, raw, source, from_addr, from_name, subject,
+                                   text, class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
             &self.messages,
-            16,
+            17,
             " ON CONFLICT (id) DO UPDATE SET message_key = excluded.message_key, message_id = excluded.message_id,
-                raw_sha256 = excluded.raw_sha256, from_addr = excluded.from_addr, from_name = excluded.from_name,
+                raw_sha256 = excluded.raw_sha256, raw = excluded.raw, from_addr = excluded.from_addr, from_name = excluded.from_name,
                 subject = excluded.subject, text = excluded.text, class = excluded.class, outcome = excluded.outcome,
                 reason = excluded.reason, ticket = excluded.ticket, contact_id = excluded.contact_id,
                 processed_at = excluded.processed_at",
@@ -208,6 +189,7 @@ impl Changes {
                     .push_bind(m.key.clone())
                     .push_bind(m.message_id.clone())
                     .push_bind(m.raw_sha256.clone())
+                    .push_bind(m.raw.clone())
                     .push_bind(m.source.clone())
                     .push_bind(m.from_addr.clone())
                     .push_bind(m.from_name.clone())

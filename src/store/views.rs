@@ -270,7 +270,7 @@ pub async fn quarantine(conn: &mut SqliteConnection, id: Option<i64>, all: bool)
 
 /// The raw bytes stored under a hash.
 pub async fn raw_mail(conn: &mut SqliteConnection, sha: &str) -> Result<Vec<u8>> {
-    sqlx::query_scalar("SELECT bytes FROM raw_mail WHERE sha256 = $1")
+    sqlx::query_scalar("SELECT raw FROM messages WHERE raw_sha256 = $1 LIMIT 1")
         .bind(sha)
         .fetch_optional(conn)
         .await?
