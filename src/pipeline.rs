@@ -310,8 +310,8 @@ impl Pipeline {
     /// config changed); returns its new outcome.
     pub async fn reprocess(&self, quarantine_id: i64) -> Result<Outcome> {
         let row = sqlx::query_as::<_, (i64, String, Vec<u8>, Option<i64>)>(
-            "SELECT m.id, m.source, m.raw, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
-             WHERE q.id = $1",
+            "SELECT m.id, m.source, c.raw, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
+             JOIN message_content c ON c.message_row = m.id WHERE q.id = $1",
         )
         .bind(quarantine_id)
         .fetch_optional(self.store.pool())

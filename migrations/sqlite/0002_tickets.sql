@@ -17,21 +17,16 @@ CREATE TABLE tickets (
 CREATE INDEX tickets_account ON tickets(account_id);
 
 -- Every processed mail, one row per delivery (a duplicate delivery gets a
--- row with outcome 'duplicate', so `messages list` shows it happened), with
--- its raw bytes: nothing received is ever lost, even when parsing failed.
--- The bytes live in the row rather than in a table keyed by their hash:
--- one random-key index less per mail, which is most of a batch's commit.
+-- row with outcome 'duplicate', so `messages list` shows it happened).
 CREATE TABLE messages (
     id           INTEGER PRIMARY KEY,
     message_key  TEXT NOT NULL,                 -- Message-ID, else sha256:<raw hash>
     message_id   TEXT,
     raw_sha256   TEXT NOT NULL,
-    raw          BLOB NOT NULL,
     source       TEXT NOT NULL,                 -- file path, or mailbox/UID
     from_addr    TEXT,
     from_name    TEXT,
     subject      TEXT,
-    text         TEXT,
     class        TEXT,
     outcome      TEXT NOT NULL CHECK (outcome IN ('new_ticket', 'update', 'ignored', 'duplicate', 'quarantined')),
     reason       TEXT,
@@ -44,6 +39,17 @@ CREATE TABLE messages (
 -- It also serves threading look-ups: the key is the Message-ID when there is one.
 CREATE UNIQUE INDEX messages_key_once ON messages(message_key) WHERE outcome <> 'duplicate';
 CREATE INDEX messages_ticket ON messages(ticket);
+
+-- The raw bytes of every processed mail (nothing received is ever lost,
+-- even when parsing failed) and its readable text. Kept beside the message
+-- row, keyed by it: inserts append (no random-key index to maintain, which
+-- is most of a batch's commit cost), and the message rows that threading
+-- looks up stay small.
+CREATE TABLE message_content (
+    message_row INTEGER PRIMARY KEY REFERENCES messages(id),
+    text        TEXT,
+    raw         BLOB NOT NULL
+);
 
 -- Who wrote on a ticket: the subject tag is honoured only for them (and
 -- for contacts of the ticket's account).

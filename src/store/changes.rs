@@ -175,13 +175,13 @@ impl Changes {
         .await?;
         insert_rows(
             conn,
-            "INSERT INTO messages (id, message_key, message_id, raw_sha256, raw, source, from_addr, from_name, subject,
-                                   text, class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
+            "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject,
+                                   class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
             &self.messages,
-            17,
+            15,
             " ON CONFLICT (id) DO UPDATE SET message_key = excluded.message_key, message_id = excluded.message_id,
-                raw_sha256 = excluded.raw_sha256, raw = excluded.raw, from_addr = excluded.from_addr, from_name = excluded.from_name,
-                subject = excluded.subject, text = excluded.text, class = excluded.class, outcome = excluded.outcome,
+                raw_sha256 = excluded.raw_sha256, from_addr = excluded.from_addr, from_name = excluded.from_name,
+                subject = excluded.subject, class = excluded.class, outcome = excluded.outcome,
                 reason = excluded.reason, ticket = excluded.ticket, contact_id = excluded.contact_id,
                 processed_at = excluded.processed_at",
             |b, m| {
@@ -189,12 +189,10 @@ impl Changes {
                     .push_bind(m.key.clone())
                     .push_bind(m.message_id.clone())
                     .push_bind(m.raw_sha256.clone())
-                    .push_bind(m.raw.clone())
                     .push_bind(m.source.clone())
                     .push_bind(m.from_addr.clone())
                     .push_bind(m.from_name.clone())
                     .push_bind(m.subject.clone())
-                    .push_bind(m.text.clone())
                     .push_bind(m.class)
                     .push_bind(m.outcome)
                     .push_bind(m.reason.clone())
@@ -202,6 +200,17 @@ impl Changes {
                     .push_bind(m.contact_id)
                     .push_bind(m.received_at)
                     .push_bind(m.processed_at);
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO message_content (message_row, text, raw) ",
+            &self.messages,
+            3,
+            " ON CONFLICT (message_row) DO UPDATE SET text = excluded.text, raw = excluded.raw",
+            |b, m| {
+                b.push_bind(m.id).push_bind(m.text.clone()).push_bind(m.raw.clone());
             },
         )
         .await?;

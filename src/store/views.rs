@@ -131,8 +131,9 @@ pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<T
         .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
     let mut messages: Vec<ConversationEntry> = sqlx::query_as(
         "SELECT 'in' AS direction, COALESCE(from_addr, '') AS \"from\", NULL AS \"to\", COALESCE(subject, '') AS subject,
-                COALESCE(text, '') AS text, class, NULL AS event, received_at AS at_ts, id AS ord
-         FROM messages WHERE ticket = $1
+                COALESCE((SELECT text FROM message_content c WHERE c.message_row = m.id), '') AS text, class,
+                NULL AS event, received_at AS at_ts, id AS ord
+         FROM messages m WHERE ticket = $1
          UNION ALL
          SELECT 'out', '', to_addr, subject, body, NULL, event, created_at, id + 1000000000000
          FROM outbox WHERE ticket = $1
@@ -270,11 +271,13 @@ pub async fn quarantine(conn: &mut SqliteConnection, id: Option<i64>, all: bool)
 
 /// The raw bytes stored under a hash.
 pub async fn raw_mail(conn: &mut SqliteConnection, sha: &str) -> Result<Vec<u8>> {
-    sqlx::query_scalar("SELECT raw FROM messages WHERE raw_sha256 = $1 LIMIT 1")
-        .bind(sha)
-        .fetch_optional(conn)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("raw mail {sha}")))
+    sqlx::query_scalar(
+        "SELECT c.raw FROM messages m JOIN message_content c ON c.message_row = m.id WHERE m.raw_sha256 = $1 LIMIT 1",
+    )
+    .bind(sha)
+    .fetch_optional(conn)
+    .await?
+    .ok_or_else(|| Error::NotFound(format!("raw mail {sha}")))
 }
 
 /// A processed mail in `messages list`.
