@@ -199,7 +199,14 @@ impl Pipeline {
         let mut rules = self.config_rules.as_ref().clone();
         rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
         let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
-        let snapshot = Snapshot::load(&mut tx, &ok, &self.tag).await?;
+        let keys: Vec<&str> = parsed
+            .iter()
+            .map(|p| match p {
+                Ok(m) => m.key.as_str(),
+                Err(f) => f.key.as_str(),
+            })
+            .collect();
+        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &self.tag).await?;
         let mut batch = Batch {
             snapshot,
             changes: Changes::start(&mut tx).await?,

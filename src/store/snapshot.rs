@@ -87,21 +87,30 @@ where
 }
 
 impl Snapshot {
-    /// Loads everything the batch's mails may need.
-    pub async fn load(conn: &mut SqliteConnection, msgs: &[&Message], tag: &TagFormat) -> Result<Snapshot> {
+    /// Loads everything the batch's mails may need: `keys` are the keys of
+    /// every mail of the batch (parsed or not), `msgs` the parsed ones.
+    pub async fn load(
+        conn: &mut SqliteConnection,
+        keys: &[&str],
+        msgs: &[&Message],
+        tag: &TagFormat,
+    ) -> Result<Snapshot> {
         let mut s = Snapshot::default();
+        if !keys.is_empty() {
+            let keys: HashSet<&str> = keys.iter().copied().collect();
+            let mut qb =
+                QueryBuilder::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
+            push_in(&mut qb, keys.iter().map(|k| k.to_string()));
+            s.known_keys = qb
+                .build_query_scalar::<String>()
+                .fetch_all(&mut *conn)
+                .await?
+                .into_iter()
+                .collect();
+        }
         if msgs.is_empty() {
             return Ok(s);
         }
-        let keys: HashSet<&str> = msgs.iter().map(|m| m.key.as_str()).collect();
-        let mut qb = QueryBuilder::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
-        push_in(&mut qb, keys.iter().map(|k| k.to_string()));
-        s.known_keys = qb
-            .build_query_scalar::<String>()
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .collect();
 
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
         s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect())
