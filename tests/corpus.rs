@@ -1,0 +1,79 @@
+//! Robustness on real mail: every file of the public test corpus beside the
+//! project (`../shared/corpus`, ~1,450 mails from other projects' suites) is
+//! parsed, classified and replayed. Nothing may panic or hang, every mail
+//! must get a recorded outcome, and the raw bytes of every one are kept.
+//!
+//! Without the corpus the test says so and passes; with
+//! `MAILROOM_REQUIRE_CORPUS=1` (set by CI) a missing corpus fails it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mailroom::classify::classify;
+use mailroom::config::Config;
+use mailroom::ingest::replay::{mail_files, read_file};
+use mailroom::message::Message;
+use mailroom::notify::templates::Templates;
+use mailroom::pipeline::{Incoming, Pipeline};
+use mailroom::store::Store;
+
+/// What one mail may take to parse and classify.
+const BUDGET: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    if !corpus.is_dir() {
+        assert!(
+            std::env::var("MAILROOM_REQUIRE_CORPUS").is_err(),
+            "MAILROOM_REQUIRE_CORPUS is set but {} is missing",
+            corpus.display()
+        );
+        eprintln!("SKIPPED: {} not found; the corpus replay did not run", corpus.display());
+        return;
+    }
+    let mut mails: Vec<Incoming> = Vec::new();
+    for file in mail_files(&[corpus]).unwrap() {
+        mails.extend(read_file(&file).unwrap());
+    }
+    assert!(mails.len() > 1000, "only {} mails found", mails.len());
+
+    for mail in &mails {
+        let started = Instant::now();
+        if let Ok(msg) = Message::parse(&mail.raw) {
+            classify(&msg, "provider.test");
+        }
+        assert!(started.elapsed() < BUDGET, "{} took {:?} to parse and classify", mail.source, started.elapsed());
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!("[database]\nurl = \"sqlite:{}\"\n", dir.path().join("m.db").display());
+    let config = Config::parse(&text, "test").unwrap();
+    let store = Store::open(&config).await.unwrap();
+    let pipeline = Pipeline::new(store.clone(), Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap();
+    let mut outcomes = 0;
+    for chunk in mails.chunks(200) {
+        let (summary, o) = pipeline.process_batch(chunk).await.unwrap();
+        assert_eq!(summary.processed, chunk.len());
+        outcomes += o.len();
+    }
+    assert_eq!(outcomes, mails.len());
+
+    let (rows, with_raw): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM message_content WHERE length(raw) > 0 OR raw = x'')",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows as usize, mails.len(), "every mail has a message row");
+    assert_eq!(with_raw, rows, "every mail's raw bytes are kept");
+    let lost: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM quarantine q LEFT JOIN message_content c ON c.message_row = q.message_row WHERE c.raw IS NULL",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(lost, 0, "every quarantined mail keeps its raw bytes");
+    eprintln!("corpus: {} mails replayed", mails.len());
+}
