@@ -44,14 +44,24 @@ async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {
         if let Ok(msg) = Message::parse(&mail.raw) {
             classify(&msg, "provider.test");
         }
-        assert!(started.elapsed() < BUDGET, "{} took {:?} to parse and classify", mail.source, started.elapsed());
+        assert!(
+            started.elapsed() < BUDGET,
+            "{} took {:?} to parse and classify",
+            mail.source,
+            started.elapsed()
+        );
     }
 
     let dir = tempfile::tempdir().unwrap();
     let text = format!("[database]\nurl = \"sqlite:{}\"\n", dir.path().join("m.db").display());
     let config = Config::parse(&text, "test").unwrap();
     let store = Store::open(&config).await.unwrap();
-    let pipeline = Pipeline::new(store.clone(), Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap();
+    let pipeline = Pipeline::new(
+        store.clone(),
+        Arc::new(config),
+        Arc::new(Templates::load(None).unwrap()),
+    )
+    .unwrap();
     let mut outcomes = 0;
     for chunk in mails.chunks(200) {
         let (summary, o) = pipeline.process_batch(chunk).await.unwrap();
