@@ -6,6 +6,8 @@
 //! With no file at all an embedded default runs against `./mailroom.db`, so
 //! the first `mailroom replay` works with no setup.
 
+pub mod mailbox;
+
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -25,6 +27,9 @@ pub struct Config {
     pub intake: IntakeConfig,
     pub notify: NotifyConfig,
     pub templates: TemplatesConfig,
+    /// The IMAP folders `mailroom run` watches.
+    #[serde(rename = "mailbox")]
+    pub mailboxes: Vec<mailbox::MailboxConfig>,
 }
 
 /// Where the store lives.
@@ -181,6 +186,15 @@ impl Config {
 
     /// Checks what serde cannot: formats, patterns and languages.
     fn validate(&self, origin: &str) -> Result<()> {
+        for (i, m) in self.mailboxes.iter().enumerate() {
+            m.validate(&format!("{origin}: mailbox[{i}] ({})", m.name))?;
+            if self.mailboxes[..i].iter().any(|o| o.name == m.name) {
+                return Err(Error::Config(format!(
+                    "{origin}: mailbox[{i}]: the name {:?} is used twice",
+                    m.name
+                )));
+            }
+        }
         TagFormat::new(&self.tickets.tag).map_err(|e| Error::Config(format!("{origin}: tickets.tag: {e}")))?;
         for (i, pattern) in self.intake.ignore.iter().enumerate() {
             IgnoreRule::parse(pattern).map_err(|e| Error::Config(format!("{origin}: intake.ignore[{i}]: {e}")))?;

@@ -33,8 +33,22 @@ use crate::tickets::tag::TagFormat;
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub raw: Vec<u8>,
-    /// Where it came from: a file path, or `mailbox/UID`.
+    /// Where it came from: a file path, or `mailbox/UIDVALIDITY/UID`.
     pub source: String,
+    /// Set when only the headers were fetched because the mail is larger
+    /// than allowed (its size): it is quarantined as `too_large`.
+    pub oversized: Option<u64>,
+}
+
+impl Incoming {
+    /// A whole mail.
+    pub fn new(raw: Vec<u8>, source: impl Into<String>) -> Incoming {
+        Incoming {
+            raw,
+            source: source.into(),
+            oversized: None,
+        }
+    }
 }
 
 /// Which time a mail is processed at.
@@ -108,7 +122,8 @@ impl std::fmt::Display for Summary {
 pub struct Pipeline {
     store: Store,
     config: Arc<Config>,
-    templates: Arc<Templates>,
+    /// Swapped whole on SIGHUP; a batch renders with the set it started with.
+    templates: Arc<std::sync::RwLock<Arc<Templates>>>,
     tag: TagFormat,
     config_rules: Arc<Vec<IgnoreRule>>,
     clock: Clock,
@@ -127,7 +142,7 @@ impl Pipeline {
         Ok(Pipeline {
             store,
             config,
-            templates,
+            templates: Arc::new(std::sync::RwLock::new(templates)),
             tag,
             config_rules: Arc::new(config_rules),
             clock: Clock::Wall,
@@ -152,10 +167,24 @@ impl Pipeline {
         &self.tag
     }
 
+    /// Replaces the templates (SIGHUP); batches under way finish with the old ones.
+    pub fn reload_templates(&self, templates: Templates) {
+        let mut slot = self.templates.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Arc::new(templates);
+    }
+
+    /// The templates in force now.
+    fn templates(&self) -> Arc<Templates> {
+        self.templates
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// The renderer for outbox rows.
-    pub fn renderer(&self) -> Renderer<'_> {
+    fn renderer<'a>(&'a self, templates: &'a Templates) -> Renderer<'a> {
         Renderer {
-            templates: &self.templates,
+            templates,
             support_address: &self.config.mail.from,
             domain: &self.config.mail.domain,
             default_language: &self.config.notify.default_language,
@@ -192,8 +221,7 @@ impl Pipeline {
     async fn try_batch(&self, mails: &[Incoming], reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
-        let parsed: Vec<std::result::Result<Message, Box<ParseFailure>>> =
-            mails.iter().map(|m| Message::parse(&m.raw)).collect();
+        let parsed: Vec<std::result::Result<Message, Box<ParseFailure>>> = mails.iter().map(parse_incoming).collect();
         let parse_time = started.elapsed();
         let mut tx = self.store.begin_write().await?;
         let mut rules = self.config_rules.as_ref().clone();
@@ -212,7 +240,8 @@ impl Pipeline {
             changes: Changes::start(&mut tx).await?,
         };
         let load_time = started.elapsed() - parse_time;
-        let renderer = self.renderer();
+        let templates = self.templates();
+        let renderer = self.renderer(&templates);
         let policy = Policy {
             config: &self.config,
             tag: &self.tag,
@@ -236,7 +265,12 @@ impl Pipeline {
                             failure.reason
                         )));
                     }
-                    batch.record_failure(failure, &receipt, "unparseable")
+                    let reason = if mail.oversized.is_some() {
+                        TOO_LARGE
+                    } else {
+                        "unparseable"
+                    };
+                    batch.record_failure(failure, &receipt, reason)
                 }
                 Ok(msg) => {
                     let received_at = match self.clock {
@@ -330,7 +364,7 @@ impl Pipeline {
                 "quarantined mail {quarantine_id} was already reprocessed"
             )));
         }
-        let mail = Incoming { raw, source };
+        let mail = Incoming::new(raw, source);
         let (_, outcomes) = self.try_batch(std::slice::from_ref(&mail), Some(message_row)).await?;
         sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1")
             .bind(quarantine_id)
@@ -340,6 +374,32 @@ impl Pipeline {
         Ok(outcomes[0])
     }
 }
+
+/// Parses a mail; an oversized one (headers only) becomes a failure that
+/// keeps its identity, so it is quarantined and recognised if re-fetched.
+fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFailure>> {
+    let Some(size) = mail.oversized else {
+        return Message::parse(&mail.raw);
+    };
+    let reason = format!("{TOO_LARGE}: {size} bytes, over max_message_bytes; only the headers were fetched");
+    Err(match Message::parse(&mail.raw) {
+        Ok(m) => Box::new(ParseFailure {
+            key: m.key,
+            message_id: m.message_id,
+            raw_sha256: m.raw_sha256,
+            from: Some(m.from.address),
+            subject: Some(m.subject),
+            reason,
+        }),
+        Err(mut f) => {
+            f.reason = reason;
+            f
+        }
+    })
+}
+
+/// Quarantine reason (and failure prefix) of mails over the size limit.
+const TOO_LARGE: &str = "too_large";
 
 /// The record of a mail whose processing failed: keyed by its bytes, so a
 /// re-delivery is recognised, with the error as the reason.
@@ -380,7 +440,8 @@ impl Pipeline {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
-        let queued = batch.apply_action(number, action, &plan, at, &self.renderer(), &self.tag)?;
+        let templates = self.templates();
+        let queued = batch.apply_action(number, action, &plan, at, &self.renderer(&templates), &self.tag)?;
         batch.changes.write(&mut tx).await?;
         tx.commit().await?;
         Ok(queued)

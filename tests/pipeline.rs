@@ -20,10 +20,7 @@ async fn pipeline(dir: &std::path::Path) -> Pipeline {
 }
 
 fn mail(raw: &[u8], source: &str) -> Incoming {
-    Incoming {
-        raw: raw.to_vec(),
-        source: source.into(),
-    }
+    Incoming::new(raw.to_vec(), source)
 }
 
 const GOOD: &[u8] = b"From: Ana Horvat <ana@kovac.test>\r\nTo: support@provider.test\r\nSubject: Linka nefunguje\r\n\

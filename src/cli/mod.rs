@@ -7,6 +7,7 @@
 mod directory;
 mod mail;
 mod output;
+mod run;
 mod tickets;
 
 use std::path::PathBuf;
@@ -78,6 +79,13 @@ pub enum Command {
     Migrate,
     /// Check the config file and print the effective settings.
     CheckConfig,
+    /// Watch the configured IMAP mailboxes until SIGTERM (the systemd service).
+    Run,
+    /// Per mailbox: state, UIDVALIDITY, last UID, mails ingested, last error.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs a parsed command line.
@@ -87,7 +95,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         return check_config(&config, origin);
     }
     let store = Store::open(&config).await?;
-    let result = dispatch(cli.command, &config, &store).await;
+    let result = match cli.command {
+        Command::Run => run::run(&config, origin, &store, pipeline(&config, &store)?).await,
+        command => dispatch(command, &config, &store).await,
+    };
     store.close().await;
     result
 }
@@ -109,7 +120,8 @@ async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()
             println!("database is up to date ({})", config.database.url);
             Ok(())
         }
-        Command::CheckConfig => unreachable!("handled before the store is opened"),
+        Command::Status { json } => run::status(store, config, json).await,
+        Command::CheckConfig | Command::Run => unreachable!("handled in run()"),
     }
 }
 
@@ -145,5 +157,32 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
     println!("notify.new_ticket = [{}]", groups(&config.notify.new_ticket));
     println!("notify.ticket_updated = [{}]", groups(&config.notify.ticket_updated));
     println!("notify.ticket_closed = [{}]", groups(&config.notify.ticket_closed));
+    for mb in &config.mailboxes {
+        // Where the secret comes from, never the secret itself.
+        let secret = match (&mb.password_file, &mb.password_env) {
+            (Some(p), _) => format!("password_file {}", p.display()),
+            (_, Some(v)) => format!("password_env {v}"),
+            _ => "password (inline)".to_string(),
+        };
+        println!(
+            "mailbox {}: {}:{} tls={:?} user={} folder={} after={:?} poll={}s batch={} max_message_bytes={} secret from {secret}",
+            mb.name,
+            mb.host,
+            mb.port(),
+            mb.tls,
+            mb.username,
+            mb.folder,
+            mb.after,
+            mb.poll_seconds,
+            mb.batch,
+            mb.max_message_bytes
+        );
+        if mb.password.is_some() {
+            eprintln!(
+                "warning: mailbox {}: the password is written in the config file; prefer password_file (systemd LoadCredential=) or password_env",
+                mb.name
+            );
+        }
+    }
     Ok(())
 }

@@ -2,4 +2,5 @@
 //! issue) reads mailboxes. Both produce [`crate::pipeline::Incoming`]
 //! batches for the same pipeline.
 
+pub mod imap;
 pub mod replay;

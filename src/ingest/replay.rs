@@ -59,13 +59,10 @@ pub fn read_file(path: &Path) -> Result<Vec<Incoming>> {
         return Ok(split_mbox(&bytes)
             .into_iter()
             .enumerate()
-            .map(|(i, raw)| Incoming {
-                raw,
-                source: format!("{source}#{}", i + 1),
-            })
+            .map(|(i, raw)| Incoming::new(raw, format!("{source}#{}", i + 1)))
             .collect());
     }
-    Ok(vec![Incoming { raw: bytes, source }])
+    Ok(vec![Incoming::new(bytes, source)])
 }
 
 /// An mbox starts with a `From ` separator line (`From sender date`).

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod changes;
 pub mod directory;
+pub mod mailboxes;
 pub mod snapshot;
 pub mod views;
 

@@ -1,0 +1,6 @@
+//! Watching IMAP mailboxes: the daemon's ingest stage.
+//!
+//! See [`watch`] for the exactly-once protocol.
+
+pub mod connect;
+pub mod watch;

@@ -1,0 +1,364 @@
+//! One task per mailbox: fetch new mail in chunks, commit, then handle it
+//! on the server, then advance; wait in IDLE for more.
+//!
+//! Exactly-once, by construction: the store keeps UIDVALIDITY and the
+//! highest UID handled. A chunk is fetched with `BODY.PEEK[]` (the server's
+//! flags stay untouched), committed through the pipeline, and only then is
+//! the `after` action applied and the high-water mark stored. A crash
+//! anywhere in between re-fetches at most that chunk at restart, and the
+//! message-key dedupe turns it into no-ops. One mailbox failing never
+//! touches the others: it backs off and retries on its own.
+
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use tokio::sync::watch;
+
+use super::connect::{self, ConnectError, ImapSession};
+use crate::config::mailbox::{After, MailboxConfig};
+use crate::pipeline::{Incoming, Pipeline};
+
+/// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
+const IDLE_RENEW: Duration = Duration::from_secs(5 * 60);
+/// How long a NOOP may take before the connection is declared dead.
+const NOOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("IMAP: {0}")]
+    Imap(#[from] async_imap::error::Error),
+    #[error("{0}")]
+    Store(#[from] crate::error::Error),
+    #[error("the server did not answer NOOP within {0:?}")]
+    Dead(Duration),
+    #[error("{0}")]
+    Server(String),
+}
+
+/// Exponential backoff with jitter: 1 s doubling to 5 min.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            next: Duration::from_secs(1),
+        }
+    }
+}
+
+impl Backoff {
+    /// The next wait: the current step plus up to 25 % jitter, so mailboxes
+    /// failing together do not reconnect in lockstep.
+    pub fn next_delay(&mut self) -> Duration {
+        let base = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(300));
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .subsec_nanos();
+        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Duration::from_secs(1);
+    }
+}
+
+/// Watches one mailbox until `shutdown` turns true.
+pub async fn run(mb: MailboxConfig, pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
+    let store = pipeline.store().clone();
+    let mut backoff = Backoff::default();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
+        match session(&mb, &pipeline, &mut shutdown, &mut backoff).await {
+            Ok(()) => break,
+            Err(e) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(mailbox = %mb.name, error = %e, retry_in = ?delay, "mailbox failed; retrying");
+                let _ = store.set_mailbox_state(&mb.name, "backoff", Some(&e.to_string())).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+    let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
+    tracing::info!(mailbox = %mb.name, "stopped");
+}
+
+/// One connection's life: drain, wait (IDLE or poll), repeat. Returns Ok
+/// only on shutdown.
+async fn session(
+    mb: &MailboxConfig,
+    pipeline: &Pipeline,
+    shutdown: &mut watch::Receiver<bool>,
+    backoff: &mut Backoff,
+) -> Result<(), WatchError> {
+    let password = mb.password()?;
+    let mut s = connect::open(mb, password.expose()).await?;
+    drop(password);
+    let caps = s.capabilities().await?;
+    let can_idle = caps.has_str("IDLE");
+    let can_move = caps.has_str("MOVE");
+    let has_uidplus = caps.has_str("UIDPLUS");
+    if matches!(mb.after, After::Delete | After::Move(_))
+        && !has_uidplus
+        && !(can_move && matches!(mb.after, After::Move(_)))
+    {
+        return Err(WatchError::Server(format!(
+            "after = {:?} needs UIDPLUS (or MOVE) so only our mails are expunged; the server has neither",
+            mb.after
+        )));
+    }
+    if let After::Move(folder) = &mb.after {
+        // Creating an existing folder fails harmlessly.
+        let _ = s.create(folder).await;
+    }
+    tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
+    backoff.reset();
+    let store = pipeline.store().clone();
+    loop {
+        let selected = s.select(&mb.folder).await?;
+        let uidvalidity = selected.uid_validity.unwrap_or(0);
+        drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown).await?;
+        if *shutdown.borrow() {
+            let _ = s.logout().await;
+            return Ok(());
+        }
+        if can_idle {
+            store.set_mailbox_state(&mb.name, "idle", None).await?;
+            let mut idle = s.idle();
+            idle.init().await?;
+            let (wait, _stop) = idle.wait_with_timeout(IDLE_RENEW);
+            let stopping = tokio::select! {
+                r = wait => { r?; false }
+                _ = shutdown.changed() => true,
+            };
+            s = idle.done().await?;
+            if stopping {
+                let _ = s.logout().await;
+                return Ok(());
+            }
+        } else {
+            store.set_mailbox_state(&mb.name, "polling", None).await?;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(mb.poll_seconds)) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        match tokio::time::timeout(NOOP_TIMEOUT, s.noop()).await {
+            Ok(r) => r?,
+            Err(_) => return Err(WatchError::Dead(NOOP_TIMEOUT)),
+        }
+    }
+}
+
+/// Fetches, commits and handles every mail above the high-water mark.
+async fn drain(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    pipeline: &Pipeline,
+    uidvalidity: u32,
+    can_move: bool,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<(), WatchError> {
+    let store = pipeline.store();
+    let state = store.mailbox_state(&mb.name).await?;
+    let mut last = match state.uidvalidity {
+        Some(v) if v == i64::from(uidvalidity) => state.last_uid as u32,
+        Some(v) => {
+            tracing::warn!(mailbox = %mb.name, old = v, new = uidvalidity, "UIDVALIDITY changed: rescanning the folder (already processed mails are recognised)");
+            0
+        }
+        None => 0,
+    };
+    loop {
+        let mut uids: Vec<u32> = s
+            .uid_search(format!("UID {}:*", last + 1))
+            .await?
+            .into_iter()
+            .filter(|u| *u > last)
+            .collect();
+        if uids.is_empty() {
+            return Ok(());
+        }
+        uids.sort_unstable();
+        store.set_mailbox_state(&mb.name, "fetching", None).await?;
+        for chunk in uids.chunks(mb.batch) {
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
+            pipeline.process_batch(&mails).await?;
+            handle_on_server(s, mb, chunk, can_move).await?;
+            let top = *chunk.last().unwrap_or(&last);
+            store.advance_mailbox(&mb.name, uidvalidity, top, mails.len()).await?;
+            tracing::debug!(mailbox = %mb.name, mails = mails.len(), last_uid = top, "chunk committed");
+            last = top;
+        }
+    }
+}
+
+/// Fetches one chunk in UID order; mails over `max_message_bytes` come as
+/// their headers only, marked oversized.
+async fn fetch_chunk(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    uidvalidity: u32,
+    chunk: &[u32],
+) -> Result<Vec<Incoming>, WatchError> {
+    let set = uid_set(chunk);
+    let sizes: Vec<(u32, u32)> = s
+        .uid_fetch(&set, "(UID RFC822.SIZE)")
+        .await?
+        .try_filter_map(|f| async move { Ok(f.uid.zip(f.size)) })
+        .try_collect()
+        .await?;
+    // (uid, size) pairs: over the limit, only the headers are fetched.
+    type Sized = Vec<(u32, u32)>;
+    let (big, small): (Sized, Sized) = sizes
+        .into_iter()
+        .partition(|(_, size)| u64::from(*size) > mb.max_message_bytes);
+    let mut mails: Vec<(u32, Incoming)> = Vec::with_capacity(chunk.len());
+    let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
+    if !small.is_empty() {
+        let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+        let fetched: Vec<_> = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
+        for f in fetched {
+            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+                mails.push((
+                    uid,
+                    Incoming {
+                        raw: body.to_vec(),
+                        source: source(uid),
+                        oversized: None,
+                    },
+                ));
+            }
+        }
+    }
+    if !big.is_empty() {
+        let set = uid_set(&big.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+        let fetched: Vec<_> = s
+            .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
+            .await?
+            .try_collect()
+            .await?;
+        for f in fetched {
+            if let (Some(uid), Some(header)) = (f.uid, f.header()) {
+                let size = big.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| u64::from(*s));
+                mails.push((
+                    uid,
+                    Incoming {
+                        raw: header.to_vec(),
+                        source: source(uid),
+                        oversized: Some(size),
+                    },
+                ));
+            }
+        }
+    }
+    mails.sort_by_key(|(uid, _)| *uid);
+    Ok(mails.into_iter().map(|(_, m)| m).collect())
+}
+
+/// Applies the `after` action to a committed chunk.
+async fn handle_on_server(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    chunk: &[u32],
+    can_move: bool,
+) -> Result<(), WatchError> {
+    let set = uid_set(chunk);
+    match &mb.after {
+        After::Keep => {}
+        After::Seen => {
+            let _: Vec<_> = s.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?.try_collect().await?;
+        }
+        After::Delete => {
+            let _: Vec<_> = s
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            let _: Vec<_> = s.uid_expunge(&set).await?.try_collect().await?;
+        }
+        After::Move(folder) if can_move => s.uid_mv(&set, folder).await?,
+        After::Move(folder) => {
+            s.uid_copy(&set, folder).await?;
+            let _: Vec<_> = s
+                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+                .await?
+                .try_collect()
+                .await?;
+            let _: Vec<_> = s.uid_expunge(&set).await?.try_collect().await?;
+        }
+    }
+    Ok(())
+}
+
+/// A compact UID set: `1:5,7,9:12`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[42]), "42");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn backoff_doubles_to_five_minutes_with_jitter() {
+        let mut b = Backoff::default();
+        let first = b.next_delay();
+        assert!(
+            first >= Duration::from_secs(1) && first <= Duration::from_millis(1250),
+            "{first:?}"
+        );
+        for _ in 0..20 {
+            b.next_delay();
+        }
+        let late = b.next_delay();
+        assert!(
+            late >= Duration::from_secs(300) && late <= Duration::from_secs(375),
+            "{late:?}"
+        );
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(1250));
+    }
+}

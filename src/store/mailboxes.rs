@@ -1,0 +1,99 @@
+//! Ingestion progress of each watched mailbox.
+//!
+//! The position (UIDVALIDITY, last UID) is what makes IMAP ingestion
+//! exactly-once across restarts; the state and last error are what
+//! `mailroom status` and systemd's STATUS= show an operator.
+
+use serde::Serialize;
+use sqlx::FromRow;
+
+use super::{Store, now, views::timestamp};
+use crate::error::Result;
+
+/// One mailbox's progress.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, FromRow)]
+pub struct MailboxState {
+    pub name: String,
+    pub uidvalidity: Option<i64>,
+    pub last_uid: i64,
+    pub ingested: i64,
+    pub state: String,
+    pub last_error: Option<String>,
+    #[serde(skip)]
+    pub last_mail_at: Option<i64>,
+    #[serde(skip)]
+    pub updated_at: i64,
+    #[sqlx(skip)]
+    #[serde(rename = "last_mail_at")]
+    pub last_mail: Option<String>,
+}
+
+impl Store {
+    /// The mailbox's progress (a fresh one if never seen).
+    pub async fn mailbox_state(&self, name: &str) -> Result<MailboxState> {
+        let row: Option<MailboxState> = sqlx::query_as(
+            "SELECT name, uidvalidity, last_uid, ingested, state, last_error, last_mail_at, updated_at
+             FROM mailbox_state WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.unwrap_or_else(|| MailboxState {
+            name: name.to_string(),
+            state: "starting".into(),
+            ..Default::default()
+        }))
+    }
+
+    /// Every mailbox's progress, by name.
+    pub async fn mailbox_states(&self) -> Result<Vec<MailboxState>> {
+        let mut rows: Vec<MailboxState> = sqlx::query_as(
+            "SELECT name, uidvalidity, last_uid, ingested, state, last_error, last_mail_at, updated_at
+             FROM mailbox_state ORDER BY name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for r in &mut rows {
+            r.last_mail = r.last_mail_at.map(timestamp);
+        }
+        Ok(rows)
+    }
+
+    /// Records that everything up to `last_uid` under `uidvalidity` is
+    /// committed and handled on the server; `added` mails were ingested.
+    pub async fn advance_mailbox(&self, name: &str, uidvalidity: u32, last_uid: u32, added: usize) -> Result<()> {
+        let at = now();
+        sqlx::query(
+            "INSERT INTO mailbox_state (name, uidvalidity, last_uid, ingested, state, last_mail_at, updated_at)
+             VALUES ($1, $2, $3, $4, 'fetching', CASE WHEN $4 > 0 THEN $5 END, $5)
+             ON CONFLICT (name) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
+               ingested = mailbox_state.ingested + excluded.ingested,
+               last_mail_at = COALESCE(excluded.last_mail_at, mailbox_state.last_mail_at), updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(i64::from(uidvalidity))
+        .bind(i64::from(last_uid))
+        .bind(added as i64)
+        .bind(at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records what the mailbox is doing (`idle`, `fetching`, `backoff`, ...)
+    /// and the last error, if any.
+    pub async fn set_mailbox_state(&self, name: &str, state: &str, error: Option<&str>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO mailbox_state (name, state, last_error, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET state = excluded.state,
+               last_error = COALESCE(excluded.last_error, mailbox_state.last_error), updated_at = excluded.updated_at",
+        )
+        .bind(name)
+        .bind(state)
+        .bind(error)
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
