@@ -65,6 +65,13 @@ impl Error {
         }
     }
 
+    /// A database that another process is creating or migrating right now.
+    pub fn is_startup_race(&self) -> bool {
+        let text = self.to_string();
+        matches!(self, Error::Database(_) | Error::Migrate(_))
+            && (text.contains("locked") || text.contains("busy") || text.contains("already exists"))
+    }
+
     /// Wraps an I/O error with the path it concerns, so the message names it.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

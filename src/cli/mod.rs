@@ -131,7 +131,8 @@ fn pipeline(config: &Config, store: &Store) -> Result<Pipeline> {
 }
 
 /// Validates the config (parsing already did) and the templates, then
-/// prints the effective settings (there are no secrets in them yet).
+/// prints the effective settings, naming where secrets come from, never
+/// the secrets.
 fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
     Templates::load(config.templates.dir.as_deref())?;
     match origin {

@@ -51,16 +51,29 @@ impl Store {
             // Index pages of a batch stay cached between batches instead of
             // being read back (the 2 MB default holds less than one batch).
             .pragma("cache_size", "-16384");
+        // Two processes opening a new database at once (the daemon and a
+        // `status` call) race on creating the file, switching it to WAL and
+        // applying migrations; the loser sees "locked" or "already exists"
+        // and simply tries again once the winner is done.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match Store::connect(options.clone()).await {
+                Ok(store) => return Ok(store),
+                Err(e) if attempt < 50 && e.is_startup_race() => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(Error::Database(e)) => return Err(Error::Config(format!("database {}: {e}", path.display()))),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn connect(options: SqliteConnectOptions) -> Result<Store> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
-            .await
-            .map_err(|e| match e {
-                sqlx::Error::Database(_) | sqlx::Error::Io(_) => {
-                    Error::Config(format!("database {}: {e}", path.display()))
-                }
-                other => Error::Database(other),
-            })?;
+            .await?;
         let store = Store { pool };
         store.migrate().await?;
         Ok(store)
