@@ -387,5 +387,5 @@ fn detect_service(msg: &Message, services: &[Service]) -> Option<i64> {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
+#[path = "plan_tests/mod.rs"]
 mod tests;

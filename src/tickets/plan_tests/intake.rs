@@ -1,0 +1,321 @@
+//! Early exits, auto-replies, unknown senders and intake policies.
+
+use super::*;
+
+// ---- early exits ----------------------------------------------------------
+
+#[test]
+fn duplicate_changes_nothing() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.duplicate = true;
+    f.threaded = Some(ticket(5, TicketStatus::Open, &marie()));
+    let p = plan(&simple("marie@acme.test", "Panne"), &f);
+    assert_nothing_happens(&p, Outcome::Duplicate);
+}
+
+#[test]
+fn own_mail_coming_back_is_ignored() {
+    let cfg = Config::default();
+    let m = mail(
+        &format!(
+            "From: support@localhost\nSubject: [#5] x\nMessage-ID: <mailroom.5.ab@{}>",
+            cfg.mail.domain
+        ),
+        "x",
+    );
+    let class = classify(&m, &cfg.mail.domain);
+    assert_eq!(class, Class::Loop);
+    assert_nothing_happens(&plan_with(&cfg, &m, class, &Facts::default()), Outcome::Ignored);
+}
+
+#[test]
+fn every_ignore_rule_form_ignores_without_creating_a_contact() {
+    let cases = [
+        ("spam@bad.test", "spam@bad.test"),
+        ("*@bad.test", "anyone@bad.test"),
+        ("alerts@*", "alerts@acme.test"),
+        ("*@*.bad.test", "x@mx.bad.test"),
+        ("regex:^monitor-[0-9]+@", "monitor-42@acme.test"),
+    ];
+    for (rule, address) in cases {
+        let f = Facts {
+            account: Some(account(ACME, IntakePolicy::Open)),
+            ..Facts::default()
+        };
+        let m = simple(address, "Newsletter");
+        let p = decide_at(&Config::default(), &[rule], &m, Class::Normal, &f, NOW);
+        assert_nothing_happens(&p, Outcome::Ignored);
+        // Control: without the rule the same mail opens a ticket.
+        let p = decide_at(&Config::default(), &[], &m, Class::Normal, &f, NOW);
+        assert_eq!(p.outcome, Outcome::NewTicket, "{rule} control");
+    }
+}
+
+#[test]
+fn contact_with_ignore_flag_is_ignored_even_on_a_thread() {
+    let c = Contact {
+        ignore: true,
+        ..marie()
+    };
+    let mut f = known(c.clone(), IntakePolicy::Open);
+    f.threaded = Some(ticket(5, TicketStatus::Open, &c));
+    assert_nothing_happens(&plan(&simple("marie@acme.test", "Re: Panne"), &f), Outcome::Ignored);
+}
+
+#[test]
+fn bounce_is_ignored_even_when_it_threads() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.threaded = Some(ticket(5, TicketStatus::Open, &marie()));
+    let p = plan_with(
+        &Config::default(),
+        &simple("mailer-daemon@acme.test", "Undelivered"),
+        Class::Bounce,
+        &f,
+    );
+    assert_nothing_happens(&p, Outcome::Ignored);
+}
+
+#[test]
+fn list_mail_is_ignored_unless_enabled() {
+    let m = mail("From: news@acme.test\nSubject: Digest\nList-Id: <news.acme.test>", "x");
+    assert_eq!(classify(&m, "mailroom.localhost"), Class::List);
+    let mut f = Facts {
+        account: Some(account(ACME, IntakePolicy::Open)),
+        ..Facts::default()
+    };
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    assert_nothing_happens(&plan_with(&Config::default(), &m, Class::List, &f), Outcome::Ignored);
+
+    let mut cfg = Config::default();
+    cfg.tickets.ticket_from_lists = true;
+    let p = plan_with(&cfg, &m, Class::List, &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert!(
+        to(&p.notices, Event::Acknowledgement).is_empty(),
+        "lists are never acknowledged"
+    );
+    assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+}
+
+// ---- auto-replies ---------------------------------------------------------
+
+#[test]
+fn threaded_auto_reply_updates_without_notices_and_never_reopens() {
+    let mut t = ticket(5, TicketStatus::Closed, &marie());
+    t.closed_at = Some(NOW - DAY);
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.threaded = Some(t);
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let m = mail(
+        "From: marie@acme.test\nSubject: Out of office\nAuto-Submitted: auto-replied",
+        "away",
+    );
+    let p = plan_with(&Config::default(), &m, Class::AutoReply, &f);
+    assert_eq!(p.outcome, Outcome::Update);
+    assert_eq!(
+        p.ticket,
+        TicketChange::Update {
+            number: 5,
+            reopen: false
+        }
+    );
+    assert_eq!(p.contact, ContactChange::Existing(100));
+    assert!(p.notices.is_empty(), "{:?}", p.notices);
+
+    // An unknown machine joins the thread but is never made a contact.
+    f.sender = None;
+    let p = plan_with(
+        &Config::default(),
+        &simple("robot@acme.test", "Auto reply"),
+        Class::AutoReply,
+        &f,
+    );
+    assert_eq!((p.outcome, p.contact), (Outcome::Update, ContactChange::None));
+}
+
+#[test]
+fn unthreaded_auto_reply_is_ignored_unless_enabled() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let m = simple("marie@acme.test", "Out of office");
+    assert_nothing_happens(
+        &plan_with(&Config::default(), &m, Class::AutoReply, &f),
+        Outcome::Ignored,
+    );
+
+    let mut cfg = Config::default();
+    cfg.tickets.ticket_from_auto_replies = true;
+    let p = plan_with(&cfg, &m, Class::AutoReply, &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert!(
+        to(&p.notices, Event::Acknowledgement).is_empty(),
+        "a machine is never answered"
+    );
+    assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+}
+
+// ---- unknown senders ------------------------------------------------------
+
+#[test]
+fn unknown_sender_is_created_with_split_name_and_matched_account() {
+    let cases = [
+        ("Marie Dupont <marie@acme.test>", "Marie", "Dupont"),
+        ("\"Dupont, Marie\" <md@acme.test>", "Marie", "Dupont"),
+        ("Ľubomír <lubo@acme.test>", "Ľubomír", ""),
+        ("jean.martin@acme.test", "Jean", "Martin"),
+    ];
+    for (from, first, last) in cases {
+        let f = Facts {
+            account: Some(account(ACME, IntakePolicy::Open)),
+            ..Facts::default()
+        };
+        let p = plan(&simple(from, "Panne"), &f);
+        let ContactChange::Create(n) = &p.contact else {
+            panic!("{from}: {:?}", p.contact)
+        };
+        assert_eq!((n.first_name.as_str(), n.last_name.as_str()), (first, last), "{from}");
+        assert_eq!(n.account_id, Some(ACME));
+        assert_eq!(p.outcome, Outcome::NewTicket);
+        assert_eq!(opened(&p).scope.account, Some(ACME));
+        // The acknowledgement goes to the new contact, in the account's language.
+        let ack = &p.notices[0];
+        assert_eq!(
+            (ack.event, ack.recipient.email.as_str()),
+            (Event::Acknowledgement, n.email.as_str())
+        );
+        assert_eq!(
+            (ack.recipient.contact_id, ack.recipient.language.as_deref()),
+            (None, Some("fr"))
+        );
+    }
+}
+
+#[test]
+fn unknown_sender_without_matching_account_has_no_account() {
+    let p = plan(&simple("Bob <bob@nowhere.test>", "Hi"), &Facts::default());
+    let ContactChange::Create(n) = &p.contact else {
+        panic!("{:?}", p.contact)
+    };
+    assert_eq!((n.email.as_str(), n.account_id), ("bob@nowhere.test", None));
+    assert_eq!(
+        opened(&p).scope,
+        TicketScope {
+            account: None,
+            service: None
+        }
+    );
+}
+
+#[test]
+fn unknown_sender_is_quarantined_when_auto_create_is_off() {
+    let mut cfg = Config::default();
+    cfg.contacts.auto_create = false;
+    let f = Facts {
+        account: Some(account(ACME, IntakePolicy::Open)),
+        ..Facts::default()
+    };
+    let p = plan_with(
+        &cfg,
+        &simple("Marie Dupont <marie@acme.test>", "Panne"),
+        Class::Normal,
+        &f,
+    );
+    assert_nothing_happens(&p, Outcome::Quarantined);
+    assert_eq!(p.reason.as_deref(), Some("unknown_sender"));
+}
+
+// ---- intake policies ------------------------------------------------------
+
+#[test]
+fn primary_only_refuses_non_primary_with_one_refusal() {
+    let mut f = known(marie(), IntakePolicy::PrimaryOnly);
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let p = plan(&simple("marie@acme.test", "Panne"), &f);
+    assert_eq!(
+        (p.outcome, p.reason.as_deref()),
+        (Outcome::Quarantined, Some("not_authorised"))
+    );
+    assert_eq!(p.ticket, TicketChange::None);
+    assert_eq!(p.contact, ContactChange::Existing(100));
+    assert_eq!(p.notices.len(), 1, "{:?}", p.notices);
+    assert_eq!(to(&p.notices, Event::Refusal), ["marie@acme.test"]);
+}
+
+#[test]
+fn primary_only_still_creates_an_unknown_sender() {
+    let f = Facts {
+        account: Some(account(ACME, IntakePolicy::PrimaryOnly)),
+        ..Facts::default()
+    };
+    let p = plan(&simple("Paul Martin <paul@acme.test>", "Panne"), &f);
+    assert_eq!(p.outcome, Outcome::Quarantined);
+    assert!(
+        matches!(&p.contact, ContactChange::Create(n) if n.email == "paul@acme.test"),
+        "{:?}",
+        p.contact
+    );
+    assert_eq!(to(&p.notices, Event::Refusal), ["paul@acme.test"]);
+}
+
+#[test]
+fn primary_only_sends_no_refusal_to_machines() {
+    let precedence_list = mail("From: marie@acme.test\nSubject: Panne\nPrecedence: list", "x");
+    let noreply = simple("no-reply@acme.test", "Panne");
+    for m in [precedence_list, noreply] {
+        let class = classify(&m, "mailroom.localhost");
+        assert_eq!(class, Class::Normal, "{:?}", m.headers);
+        let p = plan_with(
+            &Config::default(),
+            &m,
+            class,
+            &known(marie(), IntakePolicy::PrimaryOnly),
+        );
+        assert_eq!(p.outcome, Outcome::Quarantined);
+        assert!(p.notices.is_empty(), "{:?}", p.notices);
+    }
+}
+
+#[test]
+fn primary_only_opens_a_normal_ticket_for_a_primary() {
+    let mut f = known(
+        Contact {
+            primary: true,
+            ..marie()
+        },
+        IntakePolicy::PrimaryOnly,
+    );
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let p = plan(&simple("marie@acme.test", "Panne"), &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert_eq!(opened(&p).status, TicketStatus::Open);
+    assert_eq!(to(&p.notices, Event::Acknowledgement), ["marie@acme.test"]);
+    assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+}
+
+#[test]
+fn approval_holds_non_primary_requests_and_asks_every_primary() {
+    let mut f = known(marie(), IntakePolicy::Approval);
+    f.primaries = vec![rcpt("boss@acme.test"), rcpt("deputy@acme.test")];
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let p = plan(&simple("marie@acme.test", "New port please"), &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert_eq!(opened(&p).status, TicketStatus::AwaitingApproval);
+    assert_eq!(to(&p.notices, Event::Acknowledgement), ["marie@acme.test"]);
+    assert_eq!(
+        to(&p.notices, Event::ApprovalRequest),
+        ["boss@acme.test", "deputy@acme.test"]
+    );
+    assert!(
+        to(&p.notices, Event::NewTicket).is_empty(),
+        "no subscribers before approval"
+    );
+
+    f.sender = Some(Contact {
+        primary: true,
+        ..marie()
+    });
+    let p = plan(&simple("marie@acme.test", "New port please"), &f);
+    assert_eq!(opened(&p).status, TicketStatus::Open);
+    assert!(to(&p.notices, Event::ApprovalRequest).is_empty());
+    assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+}
