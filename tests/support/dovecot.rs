@@ -10,10 +10,13 @@
 //! Without the `dovecot` binary, [`Dovecot::start`] prints `SKIPPED: ...` straight to the
 //! real stderr (past libtest's capture) and returns `Ok(None)`; with `MAILROOM_REQUIRE_DOVECOT`
 //! set (CI) it returns `Err` instead, so a missing install fails the run rather than passing it.
+//! `MAILROOM_DOVECOT_BIN` names the binary (a missing path counts as not installed).
 //!
 //! Everything lives in one [`tempfile::TempDir`]; nothing system-wide is read or changed and
 //! no systemd is involved. The master runs in the foreground (`dovecot -F`) as a child of the
-//! test process, so we reap it ourselves. Settings in the generated `dovecot.conf`, and why:
+//! test process, so we reap it ourselves. The config is `dovecot.conf.in` beside this file with
+//! the `@...@` values filled in; the TLS files come from `openssl-test-ca.cnf`. Its settings,
+//! and why:
 //!
 //! - `base_dir`, `state_dir`, `instance_name` (unique per instance), `log_path`: own sockets,
 //!   `master.pid`, state and log, so parallel instances (and a system Dovecot) never collide.
@@ -27,11 +30,15 @@
 //!   ([`Dovecot::wrong_ca_file`]) is for "wrong CA is refused" tests. P-256 keys: fast to make.
 //!   `ssl_dh` points at Debian's `/usr/share/dovecot/dh.pem` when present.
 //! - `disable_plaintext_auth = no`, `auth_mechanisms = plain login`: tests log in over plain TCP.
-//! - `auth_failure_delay = 0`: a wrong password answers at once instead of after 2 s.
-//! - `passdb`/`userdb` `passwd-file` with `{PLAIN}` passwords; Dovecot re-stats the file on
-//!   each lookup and reloads it when it changed, so [`Dovecot::add_user`] works while running.
-//!   Each user's home is `<tmp>/mail/<user>`, mail in `~/Maildir` (Maildir++ layout, folders
-//!   are `Maildir/.Name`; the namespace separator is `/`).
+//! - `auth_failure_delay = 0`: a wrong password answers after ~0.5 s instead of 2 s; and
+//!   `service anvil`'s `anvil-auth-penalty` listener with `mode = 0` (not created) turns off
+//!   the auth penalty, which otherwise delays every further login from 127.0.0.1 after a
+//!   failed one by 4, 8, up to 15 s (`login_trusted_networks` does not exempt it in 2.3).
+//! - `passdb`/`userdb` `passwd-file` with `{PLAIN}` passwords, one file per user
+//!   (`users/%u`): Dovecot re-reads a changed passwd-file at most once a second, so a user
+//!   appended to a shared file can be unknown for up to 1 s; a new file is read at once, which
+//!   makes [`Dovecot::add_user`] usable immediately. Each user's home is `<tmp>/mail/<user>`,
+//!   mail in `~/Maildir` (Maildir++: folders are `Maildir/.Name`; namespace separator `/`).
 //! - `default_fields = uid=nobody gid=nogroup`: Dovecot refuses to access mail as root, so the
 //!   mail processes run as nobody and `<tmp>/mail` is owned by nobody:nogroup (the temp dir is
 //!   made 0755 so nobody, dovecot and dovenull can traverse it).
@@ -61,6 +68,8 @@ pub const HOST: &str = "127.0.0.1";
 pub const DEFAULT_USER: &str = "support@example.test";
 pub const DEFAULT_PASSWORD: &str = "secret";
 pub const REQUIRE_ENV: &str = "MAILROOM_REQUIRE_DOVECOT";
+/// Path of the `dovecot` binary to use instead of looking in PATH and the sbin directories.
+pub const BIN_ENV: &str = "MAILROOM_DOVECOT_BIN";
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
@@ -82,7 +91,6 @@ pub struct Dovecot {
     imap_port: u16,
     imaps_port: u16,
     child: Option<Child>,
-    passwd_lock: Mutex<()>,
     // Last: removed after Drop::drop has stopped the server.
     dir: tempfile::TempDir,
 }
@@ -90,13 +98,21 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts a fresh private instance with the default user (see module docs).
     pub fn start() -> Result<Option<Dovecot>, String> {
-        let Some(bin) = find_binary("dovecot") else {
+        let bin = match std::env::var_os(BIN_ENV) {
+            Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
+            None => find_binary("dovecot"),
+        };
+        let Some(bin) = bin else {
             return Self::missing_binary_outcome(std::env::var_os(REQUIRE_ENV).is_some());
         };
         if geteuid() != 0 {
             return Err("a private Dovecot needs root (mail dirs are chowned to nobody)".into());
         }
-        let dir = tempdir()?;
+        // Under /tmp, not $TMPDIR: Dovecot's unix sockets in `run/` need short paths (108 bytes).
+        let dir = tempfile::Builder::new()
+            .prefix("dovecot-")
+            .tempdir_in("/tmp")
+            .map_err(|e| e.to_string())?;
         let n = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
         let instance = format!("mailroom-t{}-{n}", std::process::id());
         let mut server = Dovecot {
@@ -105,7 +121,6 @@ impl Dovecot {
             imap_port: 0,
             imaps_port: 0,
             child: None,
-            passwd_lock: Mutex::new(()),
             dir,
         };
         server.prepare_files()?;
@@ -115,7 +130,7 @@ impl Dovecot {
             server.write_config()?;
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(Some(server)),
-                Err(e) if e.contains(PORT_CLASH) => last = e,
+                Err(e) if e.lines().next().is_some_and(|l| l.contains(PORT_CLASH)) => last = e,
                 Err(e) => return Err(e),
             }
         }
@@ -179,41 +194,55 @@ impl Dovecot {
         }
     }
 
-    /// Adds a passwd-file user; Dovecot notices the changed file on the next login.
+    /// Adds a user (its own passwd-file `users/<name>`), usable for the next login.
     pub fn add_user(&self, name: &str, password: &str) -> Result<(), String> {
         let bad = |s: &str| s.is_empty() || s.contains([':', '\n', '\r', '/']) || s.trim() != s;
-        if bad(name) || password.contains([':', '\n', '\r']) {
+        if bad(name) || name.starts_with('.') || password.contains([':', '\n', '\r']) {
             return Err(format!("add_user: unusable name or password for passwd-file: {name:?}"));
         }
-        let _guard = self.passwd_lock.lock().unwrap_or_else(|e| e.into_inner());
-        let path = self.path("passwd");
-        let mut text = fs::read_to_string(&path).map_err(|e| format!("read {}: {e}", path.display()))?;
-        if text.lines().any(|l| l.split(':').next() == Some(name)) {
-            return Err(format!("add_user: {name} already exists"));
-        }
         let home = self.path("mail").join(name);
-        text.push_str(&format!("{name}:{{PLAIN}}{password}::::{}\n", home.display()));
-        // Replace atomically so a concurrent lookup never sees half a line.
-        let tmp = self.path("passwd.new");
-        write_file(&tmp, &text, 0o644)?;
-        fs::rename(&tmp, &path).map_err(|e| format!("rename passwd: {e}"))
+        let tmp = self
+            .path("users")
+            .join(format!(".{name}.{}", NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed)));
+        write_file(
+            &tmp,
+            &format!("{name}:{{PLAIN}}{password}::::{}\n", home.display()),
+            0o644,
+        )?;
+        // A hard link appears atomically with its content and fails if the user exists.
+        let linked = fs::hard_link(&tmp, self.path("users").join(name));
+        let _ = fs::remove_file(&tmp);
+        linked.map_err(|e| format!("add_user {name}: {e}"))
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and waits until no process of this
-    /// instance is left. Data and ports stay for [`Dovecot::start_again`]. Idempotent.
+    /// Stops the server and waits until no process of this instance is left (10 s at most,
+    /// then SIGKILL and `Err`). Data and ports stay for [`Dovecot::start_again`]. Idempotent.
     pub fn stop(&mut self) -> Result<(), String> {
         let Some(mut child) = self.child.take() else {
             return Ok(());
         };
+        // On SIGTERM the master alone leaves logged-in clients' processes (and so auth, log...)
+        // running for up to 30 s, and then waits ~1 s for its log process. So: SIGTERM to the
+        // master first (it then respawns nothing), to every child too, and SIGKILL to the
+        // master once it is alone, which is safe as it only waits for children by then.
         kill(child.id() as i32, SIGTERM);
-        let mut clean = poll(STOP_TIMEOUT, || !matches!(child.try_wait(), Ok(None)));
-        if !clean {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        // The children (log, anvil, imap...) go right after the master.
-        clean &= poll(Duration::from_secs(5), || instance_processes(&self.instance).is_empty());
-        kill_leftovers(&self.instance);
+        std::thread::sleep(Duration::from_millis(10));
+        let mut alone_since = None;
+        let clean = poll(STOP_TIMEOUT, || {
+            let children = instance_processes(&self.instance);
+            children.iter().for_each(|&pid| _ = kill(pid as i32, SIGTERM));
+            if !matches!(child.try_wait(), Ok(None)) || !children.is_empty() {
+                alone_since = None;
+                return children.is_empty();
+            }
+            if alone_since.get_or_insert_with(Instant::now).elapsed() > Duration::from_millis(100) {
+                let _ = child.kill();
+            }
+            false
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        signal_instance(&self.instance, SIGKILL);
         if !clean {
             return Err(format!(
                 "dovecot {} had to be killed:\n{}",
@@ -231,7 +260,7 @@ impl Dovecot {
         loop {
             match self.spawn_and_wait() {
                 // Someone took our port meanwhile (e.g. an outgoing connection): wait for it.
-                Err(e) if e.contains(PORT_CLASH) && Instant::now() < deadline => {
+                Err(e) if e.lines().next().is_some_and(|l| l.contains(PORT_CLASH)) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(200))
                 }
                 result => return result,
@@ -288,19 +317,8 @@ impl Dovecot {
 
     /// Runs `doveadm -c <our config> ARGS`; returns stdout or an error with stderr.
     pub fn doveadm(&self, args: &[&str]) -> Result<String, String> {
-        let bin = find_binary("doveadm").ok_or("doveadm not found")?;
-        let out = Command::new(bin)
-            .arg("-c")
-            .arg(self.config_file())
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| format!("run doveadm: {e}"))?;
-        if !out.status.success() {
-            let err = String::from_utf8_lossy(&out.stderr);
-            return Err(format!("doveadm {args:?}: {} {err}", out.status));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        let conf = self.config_file().display().to_string();
+        run("doveadm", &[&["-c", conf.as_str()][..], args].concat(), self.dir())
     }
 
     /// Last `n` lines of Dovecot's log and of the master's own stdout/stderr.
@@ -323,116 +341,49 @@ impl Dovecot {
 
     fn prepare_files(&self) -> Result<(), String> {
         fs::set_permissions(self.dir(), fs::Permissions::from_mode(0o755)).map_err(|e| e.to_string())?;
-        for d in ["run", "lib", "mail"] {
+        for d in ["run", "lib", "mail", "users"] {
             fs::create_dir(self.path(d)).map_err(|e| format!("mkdir {d}: {e}"))?;
         }
-        let (uid, gid) = (lookup_id("/etc/passwd", "nobody"), lookup_id("/etc/group", "nogroup"));
-        std::os::unix::fs::chown(self.path("mail"), Some(uid), Some(gid)).map_err(|e| format!("chown mail: {e}"))?;
-        write_file(&self.path("passwd"), "", 0o644)?;
+        run("chown", &["nobody:nogroup", "mail"], self.dir())?;
         self.add_user(DEFAULT_USER, DEFAULT_PASSWORD)?;
         self.make_certificates()
     }
 
     fn make_certificates(&self) -> Result<(), String> {
-        write_file(&self.path("openssl.cnf"), OPENSSL_CNF, 0o644)?;
-        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -config openssl.cnf";
+        write_file(&self.path("openssl.cnf"), include_str!("openssl-test-ca.cnf"), 0o644)?;
         let serial = u64::from(std::process::id()) << 16 | u64::from(NEXT_INSTANCE.load(Ordering::Relaxed));
+        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -config openssl.cnf -days 3650";
+        let ca = format!("req -x509 -extensions v3_ca {ec} -subj");
+        let sign = "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -days 3650 -extfile openssl.cnf";
         for cmd in [
-            format!(
-                "req -x509 -days 3650 -extensions v3_ca -subj /CN=mailroom-test-CA {ec} -keyout ca.key -out ca.pem"
-            ),
-            format!(
-                "req -x509 -days 3650 -extensions v3_ca -subj /CN=unrelated-CA {ec} -keyout wrong-ca.key -out wrong-ca.pem"
-            ),
-            format!("req -new -subj /CN=localhost {ec} -keyout server.key -out server.csr"),
-            format!(
-                "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -set_serial {serial} -days 3650 -extfile openssl.cnf -extensions v3_server -out server.pem"
-            ),
+            format!("{ca} /CN=mailroom-test-CA -keyout ca.key -out ca.pem"),
+            format!("{ca} /CN=unrelated-CA -keyout wrong-ca.key -out wrong-ca.pem"),
+            format!("req -new {ec} -subj /CN=localhost -keyout server.key -out server.csr"),
+            format!("{sign} -extensions v3_server -set_serial {serial} -out server.pem"),
         ] {
-            let out = Command::new("openssl")
-                .args(cmd.split(' '))
-                .current_dir(self.dir())
-                .stdin(Stdio::null())
-                .output()
-                .map_err(|e| format!("run openssl (installed?): {e}"))?;
-            if !out.status.success() {
-                return Err(format!(
-                    "openssl {cmd}: {}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                ));
-            }
+            run("openssl", &cmd.split(' ').collect::<Vec<_>>(), self.dir())?;
         }
         fs::set_permissions(self.path("server.key"), fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())
     }
 
     fn write_config(&self) -> Result<(), String> {
-        let d = self.dir().display();
         let dh = Path::new("/usr/share/dovecot/dh.pem");
         let dh = if dh.exists() {
-            format!("ssl_dh = <{}\n", dh.display())
+            format!("ssl_dh = <{}", dh.display())
         } else {
             String::new()
         };
-        let conf = format!(
-            "# private test instance, generated by tests/support/dovecot.rs
-base_dir = {d}/run
-state_dir = {d}/lib
-instance_name = {instance}
-protocols = imap
-listen = 127.0.0.1
-log_path = {d}/dovecot.log
-ssl = yes
-ssl_cert = <{d}/server.pem
-ssl_key = <{d}/server.key
-{dh}disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-mail_location = maildir:~/Maildir
-default_internal_user = dovecot
-default_login_user = dovenull
-mail_max_userip_connections = 100
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/passwd
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {d}/passwd
-  default_fields = uid=nobody gid=nogroup
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {imap}
-  }}
-  inet_listener imaps {{
-    address = 127.0.0.1
-    port = {imaps}
-    ssl = yes
-  }}
-}}
-service stats {{
-  unix_listener stats-reader {{
-    mode = 0666
-  }}
-  unix_listener stats-writer {{
-    mode = 0666
-  }}
-}}
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-",
-            instance = self.instance,
-            imap = self.imap_port,
-            imaps = self.imaps_port,
-        );
+        let conf = include_str!("dovecot.conf.in")
+            .replace("@DIR@", &self.dir().display().to_string())
+            .replace("@INSTANCE@", &self.instance)
+            .replace("@IMAP_PORT@", &self.imap_port.to_string())
+            .replace("@IMAPS_PORT@", &self.imaps_port.to_string())
+            .replace("@SSL_DH@", &dh);
         write_file(&self.config_file(), &conf, 0o644)
     }
 
     fn spawn_and_wait(&mut self) -> Result<(), String> {
+        let log_before = fs::read(self.path("dovecot.log")).map_or(0, |log| log.len());
         let out = fs::File::create(self.path("master.out")).map_err(|e| format!("master.out: {e}"))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
         let mut child = Command::new(&self.dovecot_bin)
@@ -453,8 +404,15 @@ namespace inbox {{
         });
         if let Some(status) = exited {
             std::thread::sleep(Duration::from_millis(100));
-            kill_leftovers(&self.instance);
-            return Err(format!("dovecot exited at start ({status}):\n{}", self.log_tail(20)));
+            signal_instance(&self.instance, SIGKILL);
+            // Only this attempt's lines decide whether it was a port clash (retried).
+            let log = fs::read(self.path("dovecot.log")).unwrap_or_default();
+            let new_lines = String::from_utf8_lossy(log.get(log_before..).unwrap_or_default());
+            let clash = if new_lines.contains(PORT_CLASH) { PORT_CLASH } else { "" };
+            return Err(format!(
+                "dovecot exited at start ({status}) {clash}:\n{}",
+                self.log_tail(20)
+            ));
         }
         self.child = Some(child);
         if !ready {
@@ -491,38 +449,12 @@ pub fn instance_processes(instance: &str) -> Vec<u32> {
         .collect()
 }
 
-const OPENSSL_CNF: &str = "[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1, DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-";
-
 fn find_binary(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
-}
-
-/// Under /tmp, not $TMPDIR: Dovecot's unix sockets in `run/` need short paths (108 bytes).
-fn tempdir() -> Result<tempfile::TempDir, String> {
-    tempfile::Builder::new()
-        .prefix("dovecot-")
-        .tempdir_in("/tmp")
-        .map_err(|e| format!("temp dir: {e}"))
 }
 
 /// Calls `done` every 20 ms until it returns true (-> true) or `timeout` has passed (-> false).
@@ -539,25 +471,34 @@ fn poll(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-fn kill_leftovers(instance: &str) {
+fn signal_instance(instance: &str, signal: i32) {
     for pid in instance_processes(instance) {
-        let _ = kill(pid as i32, SIGKILL);
+        let _ = kill(pid as i32, signal);
     }
+}
+
+/// Runs a program (found in PATH or an sbin directory) in `dir`; its stdout, or an error.
+fn run(program: &str, args: &[&str], dir: &Path) -> Result<String, String> {
+    let bin = find_binary(program).ok_or(format!("{program} not found (not installed?)"))?;
+    let out = Command::new(bin)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output();
+    let out = out.map_err(|e| format!("run {program}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{program} {args:?}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
     fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
     fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
-}
-
-/// Numeric id of `name` in /etc/passwd or /etc/group (65534 if absent).
-fn lookup_id(file: &str, name: &str) -> u32 {
-    let text = fs::read_to_string(file).unwrap_or_default();
-    text.lines()
-        .map(|l| l.split(':').collect::<Vec<_>>())
-        .find(|f| f.first() == Some(&name))
-        .and_then(|f| f.get(2)?.parse().ok())
-        .unwrap_or(65534)
 }
 
 /// Two distinct free loopback ports, never handed out twice by this process.
@@ -576,8 +517,8 @@ fn pick_ports() -> Result<(u16, u16), String> {
 
 /// True when an IMAP greeting (`* OK`) arrives on the plain port.
 fn greeting_ok(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), Duration::from_millis(500))
-    else {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));

@@ -1,0 +1,362 @@
+//! The daemon against a real IMAP server: a private Dovecot per test (see
+//! `tests/support/dovecot.rs`). Without Dovecot these tests print SKIPPED
+//! and pass; with `MAILROOM_REQUIRE_DOVECOT=1` (CI) they fail instead.
+
+#[path = "imap/daemon.rs"]
+mod daemon;
+#[path = "support/dovecot.rs"]
+mod dovecot;
+#[path = "support/imap_client.rs"]
+mod imap_client;
+
+use std::time::{Duration, Instant};
+
+use daemon::{Setup, request, wait_for};
+use dovecot::Dovecot;
+use imap_client::ImapClient;
+
+/// Generous bounds: these are correctness tests, not benchmarks.
+const SOON: Duration = Duration::from_secs(30);
+
+fn server() -> Option<Dovecot> {
+    Dovecot::start().expect("private Dovecot")
+}
+
+/// A `[[mailbox]]` body for `user` over `tls` with its port and CA.
+fn mailbox(d: &Dovecot, name: &str, user: &str, tls: &str, extra: &str) -> String {
+    let port = if tls == "implicit" {
+        d.imaps_port()
+    } else {
+        d.imap_port()
+    };
+    format!(
+        "name = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{}\"\nusername = \"{user}\"\n\
+password = \"pw-{user}\"\n{extra}",
+        d.ca_file().display()
+    )
+}
+
+fn user(d: &Dovecot, name: &str) -> ImapClient {
+    let _ = d.add_user(name, &format!("pw-{name}"));
+    let mut c = ImapClient::connect(d.imap_port()).unwrap();
+    c.login(name, &format!("pw-{name}")).unwrap();
+    c
+}
+
+#[test]
+fn plain_starttls_and_implicit_tls_ingest_and_a_wrong_ca_is_refused() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    for (i, (name, tls)) in [("plain", "none"), ("starttls", "starttls"), ("implicit", "implicit")]
+        .iter()
+        .enumerate()
+    {
+        user(&d, name).append("INBOX", &request(i)).unwrap();
+        setup.mailbox(&mailbox(&d, name, name, tls, ""));
+    }
+    user(&d, "wrongca").append("INBOX", &request(9)).unwrap();
+    setup.mailbox(&mailbox(&d, "wrongca", "wrongca", "implicit", "").replace(
+        &d.ca_file().display().to_string(),
+        &d.wrong_ca_file().display().to_string(),
+    ));
+    let daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.tickets().len() == 3),
+        "three tickets expected: {}",
+        daemon.logs()
+    );
+    let refused = setup.status("wrongca");
+    assert_eq!(refused["ingested"], 0, "{refused}");
+    let error = refused["last_error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(error.contains("tls") || error.contains("certificate"), "{refused}");
+    for name in ["plain", "starttls", "implicit"] {
+        assert_eq!(setup.status(name)["ingested"], 1, "{name}");
+    }
+}
+
+#[test]
+fn after_actions_are_applied_on_the_server() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let cases = [
+        ("seen", "seen"),
+        ("moved", "move:Done"),
+        ("deleted", "delete"),
+        ("kept", "keep"),
+    ];
+    for (i, (name, after)) in cases.iter().enumerate() {
+        let mut c = user(&d, name);
+        c.append("INBOX", &request(10 * i)).unwrap();
+        c.append("INBOX", &request(10 * i + 1)).unwrap();
+        setup.mailbox(&mailbox(&d, name, name, "none", &format!("after = \"{after}\"\n")));
+    }
+    let mut daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.tickets().len() == 8),
+        "eight tickets expected: {}",
+        daemon.logs()
+    );
+    // The after action runs once the batch committed; give it a moment.
+    assert!(
+        wait_for(SOON, || cases.iter().all(|(n, _)| setup.status(n)["last_uid"] == 2)),
+        "{}",
+        daemon.logs()
+    );
+    let mut seen = user(&d, "seen");
+    let uids = seen.uids("INBOX").unwrap();
+    assert_eq!(uids.len(), 2);
+    assert!(
+        uids.iter()
+            .all(|u| seen.flags("INBOX", *u).unwrap().iter().any(|f| f == "\\Seen"))
+    );
+    let mut moved = user(&d, "moved");
+    assert_eq!(moved.count("INBOX").unwrap(), 0);
+    assert_eq!(moved.count("Done").unwrap(), 2);
+    assert_eq!(user(&d, "deleted").count("INBOX").unwrap(), 0);
+    let mut kept = user(&d, "kept");
+    let uids = kept.uids("INBOX").unwrap();
+    assert_eq!(uids.len(), 2);
+    assert!(
+        uids.iter()
+            .all(|u| !kept.flags("INBOX", *u).unwrap().iter().any(|f| f == "\\Seen"))
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+#[test]
+fn idle_push_sigterm_and_restart_lose_and_double_nothing() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "support1");
+    for n in 0..3 {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    setup.mailbox(&mailbox(&d, "support", "support1", "starttls", ""));
+    let mut daemon = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 3), "{}", daemon.logs());
+    assert!(
+        wait_for(SOON, || setup.status("support")["state"] == "idle"),
+        "{}",
+        daemon.logs()
+    );
+    // Pushed through IDLE: appended after start, committed without a poll.
+    let appended = Instant::now();
+    c.append("INBOX", &request(3)).unwrap();
+    assert!(wait_for(SOON, || setup.tickets().len() == 4), "{}", daemon.logs());
+    eprintln!("append to ticket under IDLE: {:?}", appended.elapsed());
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "SIGTERM exits 0");
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+    for n in 4..6 {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    let mut again = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 6), "{}", again.logs());
+    let messages = setup.messages();
+    assert_eq!(messages.len(), 6, "no mail fetched twice: {messages:?}");
+    assert!(messages.iter().all(|m| m["outcome"] == "new_ticket"));
+    assert_eq!(again.terminate().0, Some(0));
+}
+
+#[test]
+fn a_uidvalidity_change_rescans_without_duplicates() {
+    let Some(mut d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "uv");
+    c.append("INBOX", &request(0)).unwrap();
+    c.append("INBOX", &request(1)).unwrap();
+    drop(c);
+    setup.mailbox(&mailbox(&d, "uv", "uv", "none", "after = \"keep\"\n"));
+    let mut daemon = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 2), "{}", daemon.logs());
+    assert_eq!(daemon.terminate().0, Some(0));
+    let before = setup.status("uv")["uidvalidity"].clone();
+    d.reset_uidvalidity_for("uv", "INBOX").unwrap();
+    user(&d, "uv").append("INBOX", &request(2)).unwrap();
+    let mut again = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 3), "{}", again.logs());
+    assert!(
+        wait_for(SOON, || setup.status("uv")["uidvalidity"] != before),
+        "{}",
+        again.logs()
+    );
+    let outcomes: Vec<String> = setup
+        .messages()
+        .iter()
+        .map(|m| m["outcome"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "new_ticket").count(),
+        3,
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes.iter().filter(|o| *o == "duplicate").count(),
+        2,
+        "the rescan saw the old mails again: {outcomes:?}"
+    );
+    assert_eq!(again.terminate().0, Some(0));
+}
+
+#[test]
+fn a_server_restart_mid_run_is_survived() {
+    let Some(mut d) = server() else { return };
+    let setup = Setup::new();
+    user(&d, "bounce").append("INBOX", &request(0)).unwrap();
+    setup.mailbox(&mailbox(&d, "bounce", "bounce", "implicit", ""));
+    let mut daemon = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+    d.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    d.start_again().unwrap();
+    user(&d, "bounce").append("INBOX", &request(1)).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || setup.tickets().len() == 2),
+        "{}",
+        daemon.logs()
+    );
+    assert_eq!(setup.messages().len(), 2);
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+#[test]
+fn a_mailbox_with_a_wrong_password_does_not_stop_the_others() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    user(&d, "good").append("INBOX", &request(0)).unwrap();
+    user(&d, "locked").append("INBOX", &request(1)).unwrap();
+    setup.mailbox(&mailbox(&d, "good", "good", "none", ""));
+    setup.mailbox(&mailbox(&d, "locked", "locked", "none", "").replace("pw-locked", "not-the-password-4711"));
+    let daemon = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+    assert!(
+        wait_for(SOON, || setup.status("locked")["state"] == "backoff"),
+        "{}",
+        daemon.logs()
+    );
+    let locked = setup.status("locked");
+    let error = locked["last_error"].as_str().unwrap_or_default();
+    assert!(error.contains("login"), "{locked}");
+    assert!(
+        !error.contains("not-the-password-4711"),
+        "the secret leaked into the status: {error}"
+    );
+    assert!(
+        !daemon.logs().contains("not-the-password-4711"),
+        "the secret leaked into the logs"
+    );
+    assert_eq!(setup.status("good")["ingested"], 1);
+}
+
+#[test]
+fn a_kill_during_ingestion_loses_and_doubles_nothing() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "crash");
+    let total = 400;
+    for n in 0..total {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    setup.mailbox(&mailbox(&d, "crash", "crash", "none", "batch = 25\n"));
+    let mut daemon = setup.start();
+    assert!(wait_for(SOON, || !setup.tickets().is_empty()), "{}", daemon.logs());
+    daemon.kill();
+    let mut again = setup.start();
+    assert!(
+        wait_for(Duration::from_secs(60), || setup.tickets().len() == total),
+        "{}",
+        again.logs()
+    );
+    let tickets = setup.tickets();
+    let mut subjects: Vec<&str> = tickets.iter().map(|t| t["subject"].as_str().unwrap()).collect();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), total, "one ticket per mail");
+    assert_eq!(again.terminate().0, Some(0));
+}
+
+#[test]
+fn sigterm_in_the_middle_of_a_backlog_exits_0_and_a_restart_finishes_it_exactly_once() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "backlog");
+    let total = 300;
+    for n in 0..total {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    let secret = setup.dir.path().join("imap-secret");
+    std::fs::write(&secret, "pw-backlog\n").unwrap();
+    let toml = mailbox(&d, "backlog", "backlog", "starttls", "batch = 20\n").replace(
+        "password = \"pw-backlog\"",
+        &format!("password_file = \"{}\"", secret.display()),
+    );
+    setup.mailbox(&toml);
+    let mut daemon = setup.start();
+    assert!(wait_for(SOON, || !setup.tickets().is_empty()), "{}", daemon.logs());
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+    let mut again = setup.start();
+    assert!(
+        wait_for(Duration::from_secs(60), || setup.tickets().len() == total),
+        "{}",
+        again.logs()
+    );
+    let messages = setup.messages();
+    assert_eq!(messages.len(), total, "a clean stop re-fetches nothing");
+    assert!(messages.iter().all(|m| m["outcome"] == "new_ticket"));
+    assert_eq!(again.terminate().0, Some(0));
+}
+
+#[test]
+fn an_oversized_mail_is_quarantined_with_its_headers() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "big");
+    let mut huge = request(1);
+    huge.extend(std::iter::repeat_n(b'x', 20_000));
+    huge.extend(b"\r\n");
+    c.append("INBOX", &huge).unwrap();
+    c.append("INBOX", &request(2)).unwrap();
+    setup.mailbox(&mailbox(&d, "big", "big", "none", "max_message_bytes = 5000\n"));
+    let daemon = setup.start();
+    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+    let q = setup.json(&["quarantine", "list"]);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["reason"], "too_large");
+    assert_eq!(q[0]["subject"], "Line 1 is down");
+    let raw = setup
+        .cli(&["quarantine", "show", &q[0]["id"].to_string(), "--raw"])
+        .stdout;
+    assert!(raw.starts_with(b"From: Customer 1"), "the headers are kept");
+    assert!(raw.len() < 2_000, "only the headers were fetched ({} bytes)", raw.len());
+}
+
+#[test]
+fn check_config_names_where_secrets_come_from_and_never_prints_them() {
+    let setup = Setup::new();
+    setup.mailbox("name = \"inline\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword = \"hunter2-secret\"\n");
+    setup.mailbox(
+        "name = \"env\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_PW\"\n",
+    );
+    let out = setup.cli(&["check-config"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("hunter2") && !stderr.contains("hunter2"),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("warning: mailbox inline"), "{stderr}");
+    assert!(stdout.contains("password_env MAILROOM_TEST_PW"), "{stdout}");
+
+    let plain = Setup::new();
+    plain
+        .mailbox("name = \"x\"\nhost = \"imap.example.com\"\ntls = \"none\"\nusername = \"u\"\npassword_env = \"P\"\n");
+    let out = plain.cli(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("allow_insecure"),
+        "plaintext to a remote host is refused"
+    );
+}
