@@ -11,7 +11,7 @@ mod imap_client;
 
 use std::time::{Duration, Instant};
 
-use daemon::{Setup, request, wait_for};
+use daemon::{Setup, request, signal, wait_for};
 use dovecot::Dovecot;
 use imap_client::ImapClient;
 
@@ -359,4 +359,48 @@ fn check_config_names_where_secrets_come_from_and_never_prints_them() {
         String::from_utf8_lossy(&out.stderr).contains("allow_insecure"),
         "plaintext to a remote host is refused"
     );
+}
+
+#[test]
+fn systemd_is_told_ready_status_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let setup = Setup::new();
+    // A mailbox whose server is not there: the daemon is ready all the same
+    // and reports the mailbox's trouble in STATUS=.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    setup.mailbox(&format!(
+        "name = \"support\"\nhost = \"127.0.0.1\"\nport = {closed}\ntls = \"none\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_PW\"\n"
+    ));
+    let socket_path = setup.dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    let path = socket_path.display().to_string();
+    let mut daemon = setup.start_with(&[("NOTIFY_SOCKET", &path), ("MAILROOM_TEST_PW", "pw")]);
+    let mut seen = String::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < SOON
+        && !(seen.contains("READY=1") && seen.contains("STATUS=support: backoff") && seen.contains("WATCHDOG=1"))
+    {
+        if let Ok(n) = socket.recv(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            seen.push('\n');
+        }
+    }
+    assert!(seen.contains("READY=1"), "{seen}\n{}", daemon.logs());
+    assert!(seen.contains("STATUS=support: backoff"), "{seen}");
+    assert!(seen.contains("WATCHDOG=1"), "{seen}");
+    signal(daemon.pid(), "TERM");
+    let started = Instant::now();
+    while started.elapsed() < SOON && !seen.contains("STOPPING=1") {
+        if let Ok(n) = socket.recv(&mut buf) {
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+    assert!(seen.contains("STOPPING=1"), "{seen}");
+    assert_eq!(daemon.terminate().0, Some(0));
 }

@@ -83,6 +83,11 @@ impl Setup {
 
     /// Starts `mailroom run`; stderr goes to a log file in the temp dir.
     pub fn start(&self) -> Daemon {
+        self.start_with(&[])
+    }
+
+    /// Starts `mailroom run` with extra environment variables.
+    pub fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
         let log_path = self.dir.path().join(format!("daemon-{}.log", unique()));
         let log = std::fs::File::create(&log_path).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
@@ -91,6 +96,7 @@ impl Setup {
             .arg("run")
             .env("MAILROOM_LOG", "mailroom=debug")
             .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -122,7 +128,8 @@ impl Daemon {
 
     /// SIGTERM, then waits; returns the exit code and how long it took.
     pub fn terminate(&mut self) -> (Option<i32>, Duration) {
-        signal(self.pid(), "TERM");
+        // It may already be on its way out (a test signalled it first).
+        let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
         let started = Instant::now();
         let mut child = self.child.take().unwrap();
         loop {
