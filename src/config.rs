@@ -7,6 +7,8 @@
 //! the first `mailroom replay` works with no setup.
 
 pub mod mailbox;
+pub mod secret;
+pub mod smtp;
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +32,9 @@ pub struct Config {
     /// The IMAP folders `mailroom run` watches.
     #[serde(rename = "mailbox")]
     pub mailboxes: Vec<mailbox::MailboxConfig>,
+    /// The relay notifications go out through (none: they stay queued).
+    pub smtp: Option<smtp::SmtpConfig>,
+    pub outbox: smtp::OutboxConfig,
 }
 
 /// Where the store lives.
@@ -74,11 +79,17 @@ impl Default for MailConfig {
 pub struct ContactsConfig {
     /// Create a contact for an unknown sender (else quarantine the mail).
     pub auto_create: bool,
+    /// After this many permanent delivery failures a contact is marked
+    /// undeliverable and planned notifications skip it.
+    pub hard_bounce_limit: u32,
 }
 
 impl Default for ContactsConfig {
     fn default() -> Self {
-        ContactsConfig { auto_create: true }
+        ContactsConfig {
+            auto_create: true,
+            hard_bounce_limit: 3,
+        }
     }
 }
 
@@ -195,6 +206,15 @@ impl Config {
                 )));
             }
         }
+        if let Some(smtp) = &self.smtp {
+            smtp.validate(&format!("{origin}: smtp"))?;
+        }
+        self.outbox.validate(&format!("{origin}: outbox"))?;
+        if self.contacts.hard_bounce_limit == 0 {
+            return Err(Error::Config(format!(
+                "{origin}: contacts.hard_bounce_limit must be at least 1"
+            )));
+        }
         TagFormat::new(&self.tickets.tag).map_err(|e| Error::Config(format!("{origin}: tickets.tag: {e}")))?;
         for (i, pattern) in self.intake.ignore.iter().enumerate() {
             IgnoreRule::parse(pattern).map_err(|e| Error::Config(format!("{origin}: intake.ignore[{i}]: {e}")))?;
@@ -219,6 +239,14 @@ impl Config {
             )));
         }
         Ok(())
+    }
+
+    /// The address notifications come from: `smtp.from`, else `mail.from`.
+    pub fn support_address(&self) -> &str {
+        self.smtp
+            .as_ref()
+            .and_then(|s| s.from.as_deref())
+            .unwrap_or(&self.mail.from)
     }
 
     /// The SQLite file behind `database.url`.

@@ -9,6 +9,7 @@
 pub mod classify;
 pub mod cli;
 pub mod config;
+pub mod deliver;
 pub mod directory;
 pub mod error;
 pub mod ingest;

@@ -127,6 +127,9 @@ pub struct Pipeline {
     tag: TagFormat,
     config_rules: Arc<Vec<IgnoreRule>>,
     clock: Clock,
+    /// Woken after a commit that queued notifications, so delivery starts
+    /// at once instead of at its next poll.
+    outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -146,6 +149,7 @@ impl Pipeline {
             tag,
             config_rules: Arc::new(config_rules),
             clock: Clock::Wall,
+            outbox_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -161,6 +165,11 @@ impl Pipeline {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Notified whenever a commit queued notifications.
+    pub fn outbox_ready(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_ready.clone()
     }
 
     pub fn tag(&self) -> &TagFormat {
@@ -185,7 +194,7 @@ impl Pipeline {
     fn renderer<'a>(&'a self, templates: &'a Templates) -> Renderer<'a> {
         Renderer {
             templates,
-            support_address: &self.config.mail.from,
+            support_address: self.config.support_address(),
             domain: &self.config.mail.domain,
             default_language: &self.config.notify.default_language,
         }
@@ -307,6 +316,9 @@ impl Pipeline {
         batch.changes.write(&mut tx).await?;
         let write_time = started.elapsed() - parse_time - load_time - decide_time;
         tx.commit().await?;
+        if summary.notifications > 0 {
+            self.outbox_ready.notify_one();
+        }
         tracing::debug!(
             mails = mails.len(),
             parse = ?parse_time,
@@ -444,6 +456,9 @@ impl Pipeline {
         let queued = batch.apply_action(number, action, &plan, at, &self.renderer(&templates), &self.tag)?;
         batch.changes.write(&mut tx).await?;
         tx.commit().await?;
+        if queued > 0 {
+            self.outbox_ready.notify_one();
+        }
         Ok(queued)
     }
 }

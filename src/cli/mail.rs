@@ -1,4 +1,4 @@
-//! Commands about mail: replay, messages, quarantine, outbox.
+//! Commands about received mail: replay, messages, quarantine.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -134,32 +134,6 @@ pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
             let outcome = pipeline.reprocess(id).await?;
             println!("quarantined mail {id}: {}", outcome.as_str());
             Ok(())
-        }
-    }
-}
-
-/// `mailroom outbox …`
-#[derive(Debug, Subcommand)]
-pub enum OutboxCmd {
-    /// Notifications, queued and sent.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-pub async fn outbox(cmd: OutboxCmd, store: &Store) -> Result<()> {
-    let mut conn = store.pool().acquire().await?;
-    match cmd {
-        OutboxCmd::List { json } => {
-            let rows = views::outbox(&mut conn).await?;
-            print_list(
-                &rows,
-                json,
-                &[
-                    "id", "ticket", "event", "to", "language", "status", "attempts", "subject",
-                ],
-            )
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod directory;
 mod mail;
+mod outbox;
 mod output;
 mod run;
 mod tickets;
@@ -66,9 +67,9 @@ pub enum Command {
     /// Subscriptions of contacts to contact groups.
     #[command(subcommand)]
     Subscriptions(directory::SubscriptionsCmd),
-    /// Queued notifications.
+    /// Notifications: list, send what is due, retry a failed one.
     #[command(subcommand)]
-    Outbox(mail::OutboxCmd),
+    Outbox(outbox::OutboxCmd),
     /// Mail that needs a person.
     #[command(subcommand)]
     Quarantine(mail::QuarantineCmd),
@@ -112,7 +113,7 @@ async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()
         Command::Accounts(cmd) => directory::accounts(cmd, store).await,
         Command::Services(cmd) => directory::services(cmd, store).await,
         Command::Subscriptions(cmd) => directory::subscriptions(cmd, store).await,
-        Command::Outbox(cmd) => mail::outbox(cmd, store).await,
+        Command::Outbox(cmd) => outbox::outbox(cmd, config, store).await,
         Command::Quarantine(cmd) => mail::quarantine(cmd, pipeline(config, store)?).await,
         Command::Messages(cmd) => mail::messages(cmd, store).await,
         Command::Migrate => {
@@ -158,13 +159,41 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
     println!("notify.new_ticket = [{}]", groups(&config.notify.new_ticket));
     println!("notify.ticket_updated = [{}]", groups(&config.notify.ticket_updated));
     println!("notify.ticket_closed = [{}]", groups(&config.notify.ticket_closed));
+    println!(
+        "contacts.hard_bounce_limit = {}, outbox: max_age={:?} retry_min={:?} retry_max={:?} per_ticket_limit={} lease={:?}",
+        config.contacts.hard_bounce_limit,
+        config.outbox.max_age,
+        config.outbox.retry_min,
+        config.outbox.retry_max,
+        config.outbox.per_ticket_limit,
+        config.outbox.lease
+    );
+    match &config.smtp {
+        Some(s) => {
+            println!(
+                "smtp: {}:{} tls={:?} user={} from={:?} connections={} pool={} max_per_minute={:?} timeout={:?} secret from {}",
+                s.host,
+                s.port(),
+                s.tls,
+                s.username.as_deref().unwrap_or("(no login)"),
+                config.support_address(),
+                s.connections,
+                s.pool,
+                s.max_per_minute,
+                s.timeout,
+                s.secret().describe()
+            );
+            if s.password.is_some() {
+                eprintln!(
+                    "warning: smtp: the password is written in the config file; prefer password_file (systemd LoadCredential=) or password_env"
+                );
+            }
+        }
+        None => println!("smtp: none (notifications stay queued)"),
+    }
     for mb in &config.mailboxes {
         // Where the secret comes from, never the secret itself.
-        let secret = match (&mb.password_file, &mb.password_env) {
-            (Some(p), _) => format!("password_file {}", p.display()),
-            (_, Some(v)) => format!("password_env {v}"),
-            _ => "password (inline)".to_string(),
-        };
+        let secret = mb.secret().describe();
         println!(
             "mailbox {}: {}:{} tls={:?} user={} folder={} after={:?} poll={}s batch={} max_message_bytes={} secret from {secret}",
             mb.name,

@@ -1,6 +1,6 @@
 //! `mailroom run`: the long-running service, and `mailroom status`.
 //!
-//! One task per mailbox, a main loop that reports to systemd (READY=1 once
+//! One task per mailbox, one for outbox delivery, a main loop that reports to systemd (READY=1 once
 //! migrations ran and every mailbox task started, STATUS= per mailbox,
 //! WATCHDOG=1 only while the store answers), and explicit shutdown: on
 //! SIGTERM/SIGINT every task finishes and commits its current chunk, logs
@@ -8,6 +8,7 @@
 //! reloads the templates; an invalid config keeps the old one.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
@@ -16,6 +17,7 @@ use tokio::sync::watch;
 
 use super::output::print_list;
 use crate::config::Config;
+use crate::deliver::Courier;
 use crate::error::{Error, Result};
 use crate::ingest::imap::watch as imap;
 use crate::notify::templates::Templates;
@@ -30,10 +32,14 @@ const TICK: Duration = Duration::from_secs(2);
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeline: Pipeline) -> Result<()> {
-    if config.mailboxes.is_empty() {
+    if config.mailboxes.is_empty() && config.smtp.is_none() {
         return Err(Error::Config(
-            "no [[mailbox]] in the config: nothing to watch (see config.example.toml); `mailroom replay` processes files".into(),
+            "no [[mailbox]] and no [smtp] in the config: nothing to watch or send (see config.example.toml); `mailroom replay` processes files".into(),
         ));
+    }
+    let courier = Courier::new(store.clone(), Arc::new(config.clone()))?;
+    if courier.is_none() {
+        tracing::warn!("no [smtp] in the config: notifications stay queued (see `mailroom outbox list`)");
     }
     for mb in &config.mailboxes {
         // Fail at start, not in a retry loop, when a secret is missing.
@@ -46,6 +52,9 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let mut tasks = tokio::task::JoinSet::new();
     for mb in &config.mailboxes {
         tasks.spawn(imap::run(mb.clone(), pipeline.clone(), stopped.clone()));
+    }
+    if let Some(courier) = courier {
+        tasks.spawn(courier.run(pipeline.outbox_ready(), stopped.clone()));
     }
     let _ = sd_notify::notify(false, &[NotifyState::Ready]);
     tracing::info!(mailboxes = config.mailboxes.len(), "mailroom running");
@@ -96,6 +105,10 @@ async fn report(store: &Store, names: &[String]) {
                     None => format!("{n}: starting"),
                 })
                 .collect();
+            let mut parts = parts;
+            if let Ok((waiting, failed)) = store.outbox_backlog().await {
+                parts.push(format!("outbox: {waiting} waiting, {failed} failed"));
+            }
             let _ = sd_notify::notify(false, &[NotifyState::Status(&parts.join("; ")), NotifyState::Watchdog]);
         }
         Err(e) => tracing::warn!(error = %e, "the store does not answer; withholding the watchdog"),

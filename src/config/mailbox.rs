@@ -1,28 +1,15 @@
 //! `[[mailbox]]`: an IMAP folder mailroom watches.
 //!
-//! Secrets are never in the struct's `Debug` output or in errors, and a
-//! plaintext connection to anything but loopback must be asked for by name
-//! (`allow_insecure = true`), per mailbox: a typo must not send a password
-//! in clear over the internet.
+//! Secrets and the plaintext rule are shared with `[smtp]` (see
+//! [`super::secret`]); what is here is what only a watched folder has.
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
+pub use super::secret::{Secret, TlsMode};
+use super::secret::{SecretSource, check_plaintext, is_loopback};
 use crate::error::{Error, Result};
-
-/// How the connection is protected.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum TlsMode {
-    /// TLS from the first byte (port 993).
-    #[default]
-    Implicit,
-    /// Plain connection upgraded with STARTTLS before login (port 143).
-    Starttls,
-    /// No TLS: loopback only unless `allow_insecure`.
-    None,
-}
 
 /// What happens on the server to a mail once its batch has committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,28 +38,6 @@ impl<'de> Deserialize<'de> for After {
                 ))),
             },
         }
-    }
-}
-
-/// A password that never prints.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The secret itself, for the one place that sends it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("\"***\"")
     }
 }
 
@@ -139,8 +104,7 @@ impl MailboxConfig {
 
     /// Is the host this machine? Plaintext is only allowed there by default.
     pub fn host_is_loopback(&self) -> bool {
-        let h = self.host.trim_start_matches('[').trim_end_matches(']');
-        h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        is_loopback(&self.host)
     }
 
     /// Checks the rules serde cannot; `at` names the mailbox in errors.
@@ -149,18 +113,8 @@ impl MailboxConfig {
         if self.name.trim().is_empty() || self.name.contains(['/', ' ']) {
             return bad(format!("name {:?} must be non-empty, without spaces or '/'", self.name));
         }
-        if self.tls == TlsMode::None && !self.host_is_loopback() && !self.allow_insecure {
-            return bad(format!(
-                "tls = \"none\" to {} would send the password in clear; use implicit or starttls, or set allow_insecure = true",
-                self.host
-            ));
-        }
-        let secrets = [
-            self.password_file.is_some(),
-            self.password_env.is_some(),
-            self.password.is_some(),
-        ];
-        match secrets.iter().filter(|s| **s).count() {
+        check_plaintext(self.tls, &self.host, self.allow_insecure, "the password").or_else(bad)?;
+        match self.secret().count() {
             1 => {}
             0 => return bad("needs a password: password_file, password_env or password".into()),
             _ => return bad("name only one of password_file, password_env, password".into()),
@@ -174,19 +128,15 @@ impl MailboxConfig {
     /// Reads the password from where the config says. The error names the
     /// source, never the secret.
     pub fn password(&self) -> Result<Secret> {
-        if let Some(p) = &self.password {
-            return Ok(p.clone());
+        self.secret().read(&format!("mailbox {}", self.name))
+    }
+
+    /// Where the password comes from.
+    pub fn secret(&self) -> SecretSource<'_> {
+        SecretSource {
+            file: self.password_file.as_ref(),
+            env: self.password_env.as_ref(),
+            inline: self.password.as_ref(),
         }
-        if let Some(var) = &self.password_env {
-            return std::env::var(var)
-                .map(Secret::new)
-                .map_err(|_| Error::Config(format!("mailbox {}: environment variable {var} is not set", self.name)));
-        }
-        if let Some(path) = &self.password_file {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::Config(format!("mailbox {}: password_file {}: {e}", self.name, path.display())))?;
-            return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
-        }
-        Err(Error::Config(format!("mailbox {}: no password configured", self.name)))
     }
 }

@@ -57,6 +57,11 @@ impl Event {
         }
     }
 
+    /// The event stored as `name`, if it is one.
+    pub fn parse(name: &str) -> Option<Event> {
+        Event::ALL.into_iter().find(|e| e.as_str() == name)
+    }
+
     /// RFC 3834: answers to a person's mail are `auto-replied`; everything
     /// else we send on our own is `auto-generated`.
     pub fn auto_submitted(self) -> &'static str {

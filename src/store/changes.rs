@@ -258,9 +258,9 @@ impl Changes {
         insert_rows(
             conn,
             "INSERT INTO outbox (ticket, event, contact_id, to_addr, language, subject, body, message_id, in_reply_to,
-                                 references_ids, next_attempt_at, created_at) ",
+                                 references_ids, next_attempt_at, created_at, queued_at) ",
             &self.outbox,
-            12,
+            13,
             " ON CONFLICT (message_id) DO NOTHING",
             |b, (r, at)| {
                 b.push_bind(r.ticket)
@@ -273,6 +273,7 @@ impl Changes {
                     .push_bind(r.message_id.clone())
                     .push_bind(r.in_reply_to.clone())
                     .push_bind(r.references.join(" "))
+                    .push_bind(*at)
                     .push_bind(*at)
                     .push_bind(*at);
             },

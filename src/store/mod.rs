@@ -10,6 +10,7 @@ pub mod apply;
 pub mod changes;
 pub mod directory;
 pub mod mailboxes;
+pub mod outbox;
 pub mod snapshot;
 pub mod views;
 

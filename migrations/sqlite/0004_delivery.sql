@@ -1,0 +1,21 @@
+-- Delivery of the outbox over SMTP.
+--
+-- A row is claimed (status 'sending') with a token and a lease before it is
+-- handed to the relay, and its result is recorded against that token. If
+-- the process dies in between, the lease runs out and another send picks
+-- the row up again: a queued notification is never lost, and the only
+-- possible second copy is a mail that was in flight at the crash.
+ALTER TABLE outbox ADD COLUMN claim_token TEXT;       -- who holds a 'sending' row
+ALTER TABLE outbox ADD COLUMN claimed_at INTEGER;     -- when it was last handed to the relay
+ALTER TABLE outbox ADD COLUMN lease_until INTEGER;    -- 'sending' past this: the holder died
+-- When the row was (re)queued: outbox.max_age counts from here, so
+-- `outbox retry` gives a failed row a fresh allowance.
+ALTER TABLE outbox ADD COLUMN queued_at INTEGER;
+UPDATE outbox SET queued_at = created_at;
+
+-- The loop guard counts what one recipient got about one ticket lately.
+CREATE INDEX outbox_recipient_ticket ON outbox(ticket, to_addr, claimed_at);
+
+-- Permanent delivery failures (5xx) per contact; at contacts.hard_bounce_limit
+-- the contact is marked undeliverable and planned notifications skip it.
+ALTER TABLE contacts ADD COLUMN hard_bounces INTEGER NOT NULL DEFAULT 0;

@@ -1,0 +1,181 @@
+//! Turning an outbox row into the mail that goes out.
+//!
+//! Everything in a header may have come from a customer's mail (the
+//! subject, names, addresses), so control characters are removed before
+//! anything reaches a header: a subject carrying `\r\nBcc: victim` stays
+//! one line of text. The headers make the mail thread back to its ticket
+//! (Message-ID on our domain, In-Reply-To, References) and tell other
+//! machines not to answer it (RFC 3834 Auto-Submitted, Microsoft's
+//! X-Auto-Response-Suppress).
+
+use lettre::Message;
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, SinglePart};
+
+use crate::notify::Event;
+use crate::store::outbox::Claimed;
+
+/// The header naming the ticket a notification is about; mail carrying it
+/// that comes back in is recognised as our own.
+pub const TICKET_HEADER: &str = "X-Mailroom-Ticket";
+
+/// Text safe for a header: control characters (CR, LF, NUL, ..., and the
+/// Unicode line and paragraph separators) become spaces, runs of spaces
+/// collapse, and the ends are trimmed.
+pub fn header_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        let c = if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+            ' '
+        } else {
+            c
+        };
+        if c == ' ' {
+            if !space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = true;
+        } else {
+            out.push(c);
+            space = false;
+        }
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// A Message-ID as it goes in a header: `<id>`, nothing that could break
+/// out of the header.
+fn angle(id: &str) -> String {
+    let id: String = id
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace() && *c != '<' && *c != '>')
+        .collect();
+    format!("<{id}>")
+}
+
+/// Builds the mail for `row` from `from` (also `Reply-To`).
+pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
+    let to: Mailbox = header_text(&row.to)
+        .parse()
+        .map_err(|e| format!("recipient {:?} is not a usable address: {e}", row.to))?;
+    let auto_submitted = Event::parse(&row.event).map_or("auto-generated", |e| e.auto_submitted());
+    let mut builder = Message::builder()
+        .from(from.clone())
+        .reply_to(from.clone())
+        .to(to)
+        .subject(header_text(&row.subject))
+        .message_id(Some(angle(&row.message_id)))
+        .raw_header(raw("Auto-Submitted", auto_submitted))
+        .raw_header(raw("X-Auto-Response-Suppress", "All"));
+    if let Some(ticket) = row.ticket {
+        builder = builder.raw_header(raw(TICKET_HEADER, &ticket.to_string()));
+    }
+    if let Some(parent) = row.in_reply_to.as_deref().filter(|p| !p.is_empty()) {
+        builder = builder.in_reply_to(angle(parent));
+    }
+    let references: Vec<String> = row.references_ids.split_whitespace().map(angle).collect();
+    if !references.is_empty() {
+        // One header: a second `.references()` would replace the first.
+        builder = builder.references(references.join(" "));
+    }
+    let encoding = if row.body.is_ascii() {
+        ContentTransferEncoding::SevenBit
+    } else {
+        ContentTransferEncoding::QuotedPrintable
+    };
+    let body = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .header(encoding)
+        .body(row.body.replace("\r\n", "\n"));
+    builder
+        .singlepart(body)
+        .map_err(|e| format!("cannot build the mail: {e}"))
+}
+
+fn raw(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), header_text(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(subject: &str) -> Claimed {
+        Claimed {
+            id: 1,
+            ticket: Some(42),
+            event: "new_ticket".into(),
+            contact_id: Some(1),
+            to: "anna@acme.test".into(),
+            subject: subject.into(),
+            body: "Bonjour Anna,\nvotre ticket a été ouvert.\n".into(),
+            message_id: "mailroom.42.abc@support.test".into(),
+            in_reply_to: Some("cause@acme.test".into()),
+            references_ids: "root@acme.test cause@acme.test".into(),
+            attempts: 1,
+            queued_at: 0,
+            token: "t".into(),
+        }
+    }
+
+    fn formatted(r: &Claimed) -> String {
+        let from: Mailbox = "Support <support@support.test>".parse().unwrap();
+        String::from_utf8(compose(r, &from).unwrap().formatted()).unwrap()
+    }
+
+    #[test]
+    fn threading_and_auto_submitted_headers() {
+        let text = formatted(&row("[#42] Panne"));
+        for expected in [
+            "Message-ID: <mailroom.42.abc@support.test>",
+            "In-Reply-To: <cause@acme.test>",
+            "References: <root@acme.test> <cause@acme.test>",
+            "Auto-Submitted: auto-generated",
+            "X-Auto-Response-Suppress: All",
+            "X-Mailroom-Ticket: 42",
+            "Reply-To: Support <support@support.test>",
+            "To: anna@acme.test",
+            "Content-Transfer-Encoding: quoted-printable",
+            "a =C3=A9t=C3=A9 ouvert",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn a_hostile_subject_cannot_add_headers() {
+        let text = formatted(&row(
+            "[#42] hi\r\nBcc: victim@evil.test\r\n\r\nfake body\u{2028}X-Evil: 1",
+        ));
+        let headers = text.split("\r\n\r\n").next().unwrap();
+        assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{headers}");
+        assert!(!headers.lines().any(|l| l.starts_with("X-Evil:")), "{headers}");
+        assert!(
+            headers.contains("Subject: [#42] hi Bcc: victim@evil.test fake body X-Evil: 1"),
+            "{headers}"
+        );
+    }
+
+    #[test]
+    fn acknowledgements_are_auto_replied() {
+        let mut r = row("x");
+        r.event = "acknowledgement".into();
+        assert!(formatted(&r).contains("Auto-Submitted: auto-replied"));
+    }
+
+    #[test]
+    fn an_unusable_recipient_is_an_error_not_a_panic() {
+        let mut r = row("x");
+        r.to = "not an address".into();
+        let from: Mailbox = "support@support.test".parse().unwrap();
+        assert!(compose(&r, &from).unwrap_err().contains("not a usable address"));
+    }
+
+    #[test]
+    fn header_text_collapses_controls() {
+        assert_eq!(header_text(" a\r\n\tb\0c "), "a b c");
+        assert_eq!(header_text("\r\n"), "");
+    }
+}

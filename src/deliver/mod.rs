@@ -1,0 +1,254 @@
+//! Delivery: the outbox drained over SMTP.
+//!
+//! A round claims the due rows (one transaction), hands them to the relay
+//! over up to `smtp.connections` connections at once, and records each
+//! answer as it comes back; answers that arrive while the previous record
+//! is committing are committed together (group commit), so the store is
+//! not the bottleneck of a fan-out and a crash can lose the record of at
+//! most the mails in flight. Those are the only mails that can go out
+//! twice: everything else is claimed, sent and recorded exactly once.
+
+pub mod compose;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules};
+use crate::store::{self, Store};
+use relay::Relay;
+
+/// How many rows one round claims per connection.
+const ROWS_PER_CONNECTION: usize = 16;
+/// Longest sleep between rounds: rows queued by another process (the CLI)
+/// are picked up this fast.
+const IDLE_POLL: Duration = Duration::from_secs(5);
+
+/// What rounds did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub sent: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    pub suppressed: usize,
+    /// Contacts marked undeliverable on the way.
+    pub undeliverable: usize,
+}
+
+impl Report {
+    fn add(&mut self, o: Report) {
+        self.sent += o.sent;
+        self.deferred += o.deferred;
+        self.failed += o.failed;
+        self.suppressed += o.suppressed;
+        self.undeliverable += o.undeliverable;
+    }
+
+    fn handled(&self) -> usize {
+        self.sent + self.deferred + self.failed + self.suppressed
+    }
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "sent {}, deferred {}, failed {}, suppressed {}, contacts marked undeliverable {}",
+            self.sent, self.deferred, self.failed, self.suppressed, self.undeliverable
+        )
+    }
+}
+
+/// Sends what the outbox holds.
+#[derive(Clone)]
+pub struct Courier {
+    store: Store,
+    relay: Relay,
+    config: Arc<Config>,
+    /// The next free send slot under `smtp.max_per_minute`.
+    pace: Option<Arc<tokio::sync::Mutex<tokio::time::Instant>>>,
+}
+
+impl Courier {
+    /// A courier for `config`'s relay; `None` without `[smtp]`.
+    pub fn new(store: Store, config: Arc<Config>) -> Result<Option<Courier>> {
+        let Some(smtp) = &config.smtp else { return Ok(None) };
+        let relay = Relay::new(smtp, config.support_address())?;
+        let pace = smtp
+            .max_per_minute
+            .map(|_| Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now())));
+        Ok(Some(Courier {
+            store,
+            relay,
+            config,
+            pace,
+        }))
+    }
+
+    /// Rounds until nothing is due now (`outbox send`).
+    pub async fn drain(&self) -> Result<Report> {
+        let mut total = Report::default();
+        loop {
+            let round = self.round().await?;
+            if round.handled() == 0 {
+                return Ok(total);
+            }
+            total.add(round);
+        }
+    }
+
+    /// The daemon's worker: rounds whenever rows are due, woken at once by
+    /// `ready` (a batch queued notifications), until `stop` is set. The
+    /// round under way when `stop` comes finishes and records first.
+    pub async fn run(self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        tracing::info!(relay = %self.relay_name(), "outbox delivery running");
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let wait = match self.round().await {
+                Ok(r) if r.handled() > 0 => {
+                    tracing::info!(%r, "outbox round");
+                    continue;
+                }
+                Ok(_) => self.until_next_due().await,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox round failed; retrying");
+                    IDLE_POLL
+                }
+            };
+            tokio::select! {
+                _ = ready.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
+        }
+        tracing::info!("outbox delivery stopped");
+    }
+
+    fn relay_name(&self) -> String {
+        self.config
+            .smtp
+            .as_ref()
+            .map_or_else(String::new, |s| format!("{}:{}", s.host, s.port()))
+    }
+
+    async fn until_next_due(&self) -> Duration {
+        match self.store.next_outbox_due().await {
+            Ok(Some(at)) => Duration::from_secs((at - store::now()).clamp(0, IDLE_POLL.as_secs() as i64) as u64),
+            _ => IDLE_POLL,
+        }
+    }
+
+    /// Claims what is due, sends it, records the answers.
+    async fn round(&self) -> Result<Report> {
+        let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
+        let outbox = &self.config.outbox;
+        let connections = smtp.connections as usize;
+        let (rows, suppressed) = self
+            .store
+            .claim_outbox(ClaimRules {
+                now: store::now(),
+                limit: connections * ROWS_PER_CONNECTION,
+                lease_secs: outbox.lease.as_secs() as i64,
+                per_ticket_limit: outbox.per_ticket_limit,
+            })
+            .await?;
+        let mut report = Report {
+            suppressed,
+            ..Report::default()
+        };
+        if rows.is_empty() {
+            return Ok(report);
+        }
+        let expected = rows.len();
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Claimed, Delivery)>();
+        let slots = Arc::new(Semaphore::new(connections));
+        for row in rows {
+            let (tx, slots, courier) = (tx.clone(), slots.clone(), self.clone());
+            tokio::spawn(async move {
+                let Ok(_slot) = slots.acquire_owned().await else { return };
+                courier.pace().await;
+                let delivery = courier.relay.send(&row).await;
+                let _ = tx.send((row, delivery));
+            });
+        }
+        drop(tx);
+        let mut recorded = 0;
+        while let Some(first) = rx.recv().await {
+            let mut answers = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                answers.push(more);
+            }
+            for (row, d) in &answers {
+                log_delivery(row, d);
+            }
+            recorded += answers.len();
+            let done = self.store.record_deliveries(&answers, self.record_rules()).await?;
+            report.sent += done.sent;
+            report.deferred += done.deferred;
+            report.failed += done.failed;
+            report.undeliverable += done.undeliverable;
+            if done.stale > 0 {
+                tracing::warn!(
+                    stale = done.stale,
+                    "answers arrived after the claim's lease ran out (outbox.lease is shorter than the relay takes)"
+                );
+            }
+        }
+        if recorded < expected {
+            tracing::error!(
+                expected,
+                recorded,
+                "some sends ended without an answer; they are retried after the lease"
+            );
+        }
+        Ok(report)
+    }
+
+    fn record_rules(&self) -> RecordRules {
+        let outbox = &self.config.outbox;
+        RecordRules {
+            now: store::now(),
+            max_age_secs: outbox.max_age.as_secs() as i64,
+            retry_min_secs: outbox.retry_min.as_secs() as i64,
+            retry_max_secs: outbox.retry_max.as_secs() as i64,
+            hard_bounce_limit: self.config.contacts.hard_bounce_limit,
+        }
+    }
+
+    /// Waits for the next send slot under `smtp.max_per_minute`.
+    async fn pace(&self) {
+        let (Some(pace), Some(per_minute)) = (&self.pace, self.config.smtp.as_ref().and_then(|s| s.max_per_minute))
+        else {
+            return;
+        };
+        let gap = Duration::from_secs(60) / per_minute;
+        let slot = {
+            let mut next = pace.lock().await;
+            let slot = (*next).max(tokio::time::Instant::now());
+            *next = slot + gap;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+    }
+}
+
+fn log_delivery(row: &Claimed, delivery: &Delivery) {
+    match delivery {
+        Delivery::Sent(reply) => {
+            tracing::debug!(id = row.id, ticket = ?row.ticket, to = %row.to, %reply, "notification sent")
+        }
+        Delivery::Transient(e) => {
+            tracing::warn!(id = row.id, ticket = ?row.ticket, to = %row.to, attempt = row.attempts, error = %e, "notification deferred")
+        }
+        Delivery::Permanent { error, .. } => {
+            tracing::warn!(id = row.id, ticket = ?row.ticket, to = %row.to, error = %error, "notification failed permanently")
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The outbox as a work queue: claiming due notifications, recording what
+//! the relay said, and the hand actions on it.
+//!
+//! Claiming and recording are separate transactions around the SMTP
+//! exchange, because a transaction must never wait on the network. A claim
+//! carries a token and a lease: a result is recorded only against the token
+//! that claimed the row, and a row whose lease ran out (its process died)
+//! is due again. The loop guard is decided inside the claim transaction, so
+//! two senders cannot both see "9 sent" and both send the 10th.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use sqlx::{FromRow, QueryBuilder, Sqlite};
+
+use super::Store;
+use crate::error::{Error, Result};
+
+/// The loop guard's window.
+pub const LOOP_WINDOW_SECS: i64 = 600;
+
+/// A notification handed to this process for sending.
+#[derive(Debug, Clone, FromRow)]
+pub struct Claimed {
+    pub id: i64,
+    pub ticket: Option<i64>,
+    pub event: String,
+    pub contact_id: Option<i64>,
+    #[sqlx(rename = "to_addr")]
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    /// Space-separated, as stored.
+    pub references_ids: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+    pub queued_at: i64,
+    #[sqlx(skip)]
+    pub token: String,
+}
+
+/// What to claim and under which rules.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimRules {
+    pub now: i64,
+    /// At most this many rows.
+    pub limit: usize,
+    pub lease_secs: i64,
+    /// Per recipient per ticket in [`LOOP_WINDOW_SECS`].
+    pub per_ticket_limit: u32,
+}
+
+/// What came of one SMTP attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// The relay accepted it; its reply.
+    Sent(String),
+    /// Try again later (connection, timeout, 4xx).
+    Transient(String),
+    /// Never try again (5xx for this recipient, an unusable address).
+    Permanent {
+        error: String,
+        /// A rejection of the recipient by a server (counts towards the
+        /// contact's hard-bounce limit), not a fault of our own data.
+        bounce: bool,
+    },
+}
+
+/// How a recorded result ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Recorded {
+    pub sent: usize,
+    pub deferred: usize,
+    pub failed: usize,
+    /// Contacts that just reached the hard-bounce limit.
+    pub undeliverable: usize,
+    /// Results that arrived after the lease ran out and another sender
+    /// took the row over; not recorded.
+    pub stale: usize,
+}
+
+/// How results turn into the next state.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRules {
+    pub now: i64,
+    pub max_age_secs: i64,
+    pub retry_min_secs: i64,
+    pub retry_max_secs: i64,
+    pub hard_bounce_limit: u32,
+}
+
+/// Delay before attempt `attempts + 1` after `attempts` transient failures:
+/// `min` doubling each time, capped at `max`.
+pub fn retry_delay(attempts: i64, min: i64, max: i64) -> i64 {
+    let doublings = (attempts - 1).clamp(0, 30) as u32;
+    min.saturating_mul(1i64 << doublings).min(max)
+}
+
+static CLAIMS: AtomicU64 = AtomicU64::new(0);
+
+/// A token no other claim (in this or another process) carries.
+fn new_token(now: i64) -> String {
+    format!(
+        "{}-{}-{now}-{}",
+        std::process::id(),
+        hostname_hash(),
+        CLAIMS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn hostname_hash() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(host.trim().as_bytes())[..4])
+}
+
+impl Store {
+    /// Claims due rows, oldest first; rows over the loop guard's limit are
+    /// marked `suppressed` instead. Returns the claimed rows and how many
+    /// were suppressed.
+    pub async fn claim_outbox(&self, rules: ClaimRules) -> Result<(Vec<Claimed>, usize)> {
+        let mut tx = self.begin_write().await?;
+        let due: Vec<Claimed> = sqlx::query_as(
+            "SELECT id, ticket, event, contact_id, to_addr, subject, body, message_id, in_reply_to, references_ids,
+                    attempts + 1 AS attempts, COALESCE(queued_at, created_at) AS queued_at
+             FROM outbox
+             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)
+             ORDER BY id LIMIT $2",
+        )
+        .bind(rules.now)
+        .bind(rules.limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        if due.is_empty() {
+            return Ok((due, 0));
+        }
+        let mut recent = recent_counts(&mut tx, &due, rules.now).await?;
+        let token = new_token(rules.now);
+        let (mut claimed, mut suppressed) = (Vec::new(), Vec::new());
+        for mut row in due {
+            if let Some(ticket) = row.ticket {
+                let n = recent.entry((ticket, row.to.to_lowercase())).or_default();
+                *n += 1;
+                if *n > i64::from(rules.per_ticket_limit) {
+                    suppressed.push(row.id);
+                    continue;
+                }
+            }
+            row.token = token.clone();
+            claimed.push(row);
+        }
+        if !claimed.is_empty() {
+            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET status = 'sending', claim_token = ");
+            q.push_bind(&token)
+                .push(", claimed_at = ")
+                .push_bind(rules.now)
+                .push(", lease_until = ")
+                .push_bind(rules.now + rules.lease_secs)
+                .push(", attempts = attempts + 1 WHERE id IN ");
+            push_ids(&mut q, claimed.iter().map(|r| r.id));
+            q.build().execute(&mut *tx).await?;
+        }
+        if !suppressed.is_empty() {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("UPDATE outbox SET status = 'suppressed', last_error = ");
+            q.push_bind(format!(
+                "loop guard: more than {} notifications to this recipient about this ticket in {} minutes",
+                rules.per_ticket_limit,
+                LOOP_WINDOW_SECS / 60
+            ))
+            .push(", claim_token = NULL, lease_until = NULL WHERE id IN ");
+            push_ids(&mut q, suppressed.iter().copied());
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok((claimed, suppressed.len()))
+    }
+
+    /// Records the relay's answers in one transaction.
+    pub async fn record_deliveries(&self, results: &[(Claimed, Delivery)], rules: RecordRules) -> Result<Recorded> {
+        let mut tx = self.begin_write().await?;
+        let mut done = Recorded::default();
+        for (row, delivery) in results {
+            let (status, next, error, reply) = match delivery {
+                Delivery::Sent(reply) => ("sent", rules.now, None, Some(reply.as_str())),
+                Delivery::Transient(e) if rules.now - row.queued_at >= rules.max_age_secs => (
+                    "failed",
+                    rules.now,
+                    Some(format!("gave up after {} attempts: {e}", row.attempts)),
+                    None,
+                ),
+                Delivery::Transient(e) => (
+                    "queued",
+                    rules.now + retry_delay(row.attempts, rules.retry_min_secs, rules.retry_max_secs),
+                    Some(e.clone()),
+                    None,
+                ),
+                Delivery::Permanent { error, .. } => ("failed", rules.now, Some(error.clone()), None),
+            };
+            let updated = sqlx::query(
+                "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3, server_reply = COALESCE($4, server_reply),
+                        sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END, claim_token = NULL, lease_until = NULL
+                 WHERE id = $6 AND status = 'sending' AND claim_token = $7",
+            )
+            .bind(status)
+            .bind(next)
+            .bind(error)
+            .bind(reply)
+            .bind(rules.now)
+            .bind(row.id)
+            .bind(&row.token)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if updated == 0 {
+                done.stale += 1;
+                continue;
+            }
+            match status {
+                "sent" => done.sent += 1,
+                "queued" => done.deferred += 1,
+                _ => done.failed += 1,
+            }
+            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id) {
+                let became = sqlx::query(
+                    "UPDATE contacts SET hard_bounces = hard_bounces + 1,
+                            undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN 1 ELSE undeliverable END
+                     WHERE id = $2 AND undeliverable = 0 AND hard_bounces + 1 >= $1",
+                )
+                .bind(i64::from(rules.hard_bounce_limit))
+                .bind(contact)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if became == 0 {
+                    sqlx::query("UPDATE contacts SET hard_bounces = hard_bounces + 1 WHERE id = $1")
+                        .bind(contact)
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    done.undeliverable += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    /// When the next queued row falls due (for the worker's sleep).
+    pub async fn next_outbox_due(&self) -> Result<Option<i64>> {
+        let next: Option<i64> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN status = 'queued' THEN next_attempt_at ELSE lease_until END)
+             FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(next)
+    }
+
+    /// Rows waiting (queued or sending) and given up (failed), for STATUS=.
+    pub async fn outbox_backlog(&self) -> Result<(i64, i64)> {
+        let row: (Option<i64>, Option<i64>) =
+            sqlx::query_as("SELECT SUM(status IN ('queued', 'sending')), SUM(status = 'failed') FROM outbox")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok((row.0.unwrap_or(0), row.1.unwrap_or(0)))
+    }
+
+    /// `outbox retry ID`: a failed or suppressed row is queued again, now,
+    /// with a fresh `max_age` allowance.
+    pub async fn retry_outbox(&self, id: i64, now: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match status.as_deref() {
+            None => return Err(Error::NotFound(format!("outbox row {id}"))),
+            Some("failed" | "suppressed") => {}
+            Some(other) => {
+                return Err(Error::Usage(format!(
+                    "outbox row {id} is {other}; only failed or suppressed rows can be retried"
+                )));
+            }
+        }
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', next_attempt_at = $1, queued_at = $1, claim_token = NULL,
+                    lease_until = NULL WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// Notifications each (ticket, recipient) of `due` got in the loop window:
+/// sent, or handed to a live sender.
+async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<HashMap<(i64, String), i64>> {
+    let mut tickets: Vec<i64> = due.iter().filter_map(|r| r.ticket).collect();
+    tickets.sort_unstable();
+    tickets.dedup();
+    let mut counts = HashMap::new();
+    if tickets.is_empty() {
+        return Ok(counts);
+    }
+    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+        "SELECT ticket, lower(to_addr), COUNT(*) FROM outbox
+         WHERE (status = 'sent' OR (status = 'sending' AND lease_until > ",
+    );
+    q.push_bind(now)
+        .push(")) AND claimed_at >= ")
+        .push_bind(now - LOOP_WINDOW_SECS)
+        .push(" AND ticket IN ");
+    push_ids(&mut q, tickets.iter().copied());
+    q.push(" GROUP BY 1, 2");
+    let rows: Vec<(i64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
+    for (ticket, to, n) in rows {
+        counts.insert((ticket, to), n);
+    }
+    Ok(counts)
+}
+
+/// `(1, 2, 3)` for an `IN` list.
+fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: impl Iterator<Item = i64>) {
+    q.push("(");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    q.push(")");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delay_doubles_from_min_to_max() {
+        let d: Vec<i64> = (1..=8).map(|a| retry_delay(a, 60, 3600)).collect();
+        assert_eq!(d, vec![60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(retry_delay(1_000, 60, 3600), 3600);
+    }
+}
