@@ -106,6 +106,8 @@ pub enum ContactsCmd {
         #[arg(long)]
         off: bool,
     },
+    /// Clear the undeliverable mark that hard bounces set.
+    Deliverable { email: String },
 }
 
 const CONTACT_COLUMNS: &[&str] = &[
@@ -191,6 +193,11 @@ pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
         ContactsCmd::Ignore { email, off } => {
             dir::set_contact_ignore(&mut conn, &email, !off).await?;
             println!("contact {email}: {}", if off { "no longer ignored" } else { "ignored" });
+            Ok(())
+        }
+        ContactsCmd::Deliverable { email } => {
+            dir::set_contact_deliverable(&mut conn, &email).await?;
+            println!("contact {email}: deliverable again, hard bounces reset");
             Ok(())
         }
     }

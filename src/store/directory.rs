@@ -429,6 +429,19 @@ pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore
     Ok(())
 }
 
+/// Clears a contact's undeliverable mark and hard-bounce count (the
+/// customer fixed their mailbox).
+pub async fn set_contact_deliverable(conn: &mut SqliteConnection, email: &str) -> Result<()> {
+    let done = sqlx::query("UPDATE contacts SET undeliverable = 0, hard_bounces = 0 WHERE email = $1")
+        .bind(email.trim().to_lowercase())
+        .execute(conn)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(Error::NotFound(format!("contact {email}")));
+    }
+    Ok(())
+}
+
 /// The whole directory as a file that `import` reads back unchanged.
 pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
     let mut file = DirectoryFile::default();

@@ -177,6 +177,8 @@ pub struct ContactView {
     pub group: bool,
     pub ignore: bool,
     pub undeliverable: bool,
+    /// Permanent delivery failures so far (see contacts.hard_bounce_limit).
+    pub hard_bounces: i64,
     pub created_by: String,
     pub phone: Option<String>,
     pub job_title: Option<String>,
@@ -187,7 +189,7 @@ pub struct ContactView {
 pub async fn contacts(conn: &mut SqliteConnection, email: Option<&str>) -> Result<Vec<ContactView>> {
     Ok(sqlx::query_as(
         "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.is_primary AS \"primary\",
-                c.is_group AS \"group\", c.ignore, c.undeliverable, c.created_by, c.phone, c.job_title, c.timezone
+                c.is_group AS \"group\", c.ignore, c.undeliverable, c.hard_bounces, c.created_by, c.phone, c.job_title, c.timezone
          FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id
          WHERE $1 IS NULL OR c.email = $1 ORDER BY c.email",
     )

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Fan-out benchmark: one new ticket on an account with N subscribers (default
+# 2,000), delivered through a private Postfix on 127.0.0.1 that accepts and
+# discards (bench/postfix-up.sh), so what is measured is mailroom's side:
+# claiming, composing, SMTP, recording.
+#
+#   bench/fanout.sh [N] [RUNS]      defaults: 2000 3
+#
+# For each run, a fresh SQLite store gets the directory and the one mail
+# (`replay`), then `mailroom outbox send` is timed until every notification
+# is recorded as accepted by Postfix (250), twice:
+#   - pool: smtp.connections = 8 pooled connections (the default);
+#   - per-mail: smtp.pool = false, one SMTP connection per notification, the
+#     way django-helpdesk sends (still 8 in parallel, so the difference is
+#     the connection setup alone).
+# Prints notifications/s per run and mode, the medians and their ratio.
+# Env: CARGO_TARGET_DIR, CONNECTIONS (8), TLS (none | starttls: STARTTLS on
+# Postfix's generated certificate for both modes).
+set -euo pipefail
+N=${1:-2000}
+RUNS=${2:-3}
+CONNECTIONS=${CONNECTIONS:-8}
+TLS=${TLS:-none}
+root=$(cd "$(dirname "$0")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+bin=$CARGO_TARGET_DIR/release/mailroom
+(cd "$root" && cargo build --release --quiet)
+
+work=$(mktemp -d)
+cleanup() {
+  "$root/bench/postfix-down.sh" "$work/postfix" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+"$root/bench/postfix-up.sh" "$work/postfix" >/dev/null
+port=$(cat "$work/postfix/port")
+echo "postfix (discarding) on 127.0.0.1:$port; $N subscribers; $CONNECTIONS connections; tls=$TLS"
+
+python3 - "$N" "$work/directory.toml" <<'PY'
+import sys
+n, path = int(sys.argv[1]), sys.argv[2]
+out = ['[[account]]\nnumber = "OCN-1"\nname = "Fanout SA"\ndomains = ["fanout.test"]\nlanguage = "en"\n']
+for i in range(n):
+    email = f"sub{i:05d}@fanout.test"
+    out.append(f'[[contact]]\nemail = "{email}"\nfirst_name = "Sub"\nlast_name = "{i}"\naccount = "OCN-1"\n')
+    out.append(f'[[subscription]]\ncontact = "{email}"\ngroup = "key_contact"\naccount = "OCN-1"\n')
+open(path, "w").write("\n".join(out))
+PY
+cat > "$work/outage.eml" <<'EML'
+From: Requester <requester@fanout.test>
+To: support@provider.test
+Subject: Total outage at our main site
+Message-ID: <outage-1@fanout.test>
+Date: Mon, 2 Mar 2026 10:00:00 +0100
+
+Everything is down since 09:40.
+EML
+
+tls_lines() {
+  if [[ $TLS == starttls ]]; then
+    printf 'tls = "starttls"\nca_file = "%s"\n' "$work/postfix/ca.pem"
+  else
+    printf 'tls = "none"\n'
+  fi
+}
+
+run_once() { # mode -> prints rate
+  local mode=$1 pool=true
+  [[ $mode == per-mail ]] && pool=false
+  rm -f "$work"/m.db*
+  cat > "$work/mailroom.toml" <<TOML
+[database]
+url = "sqlite:$work/m.db"
+[mail]
+from = "support@provider.test"
+domain = "provider.test"
+[smtp]
+host = "127.0.0.1"
+port = $port
+$(tls_lines)
+connections = $CONNECTIONS
+pool = $pool
+TOML
+  "$bin" --config "$work/mailroom.toml" directory import "$work/directory.toml" >/dev/null
+  "$bin" --config "$work/mailroom.toml" replay "$work/outage.eml" >/dev/null
+  local start end out
+  start=$(date +%s.%N)
+  out=$("$bin" --config "$work/mailroom.toml" outbox send)
+  end=$(date +%s.%N)
+  local sent
+  sent=$(sed -n 's/^sent \([0-9]*\),.*/\1/p' <<<"$out")
+  if [[ $sent -lt $N ]]; then
+    echo "only $sent of $N+1 sent: $out" >&2
+    exit 1
+  fi
+  python3 -c "print(round($sent/($end-$start)))"
+}
+
+declare -A rates
+for run in $(seq "$RUNS"); do
+  for mode in pool per-mail; do
+    r=$(run_once "$mode")
+    rates[$mode]+="$r "
+    echo "run $run $mode: $r notifications/s"
+  done
+done
+python3 - "${rates[pool]}" "${rates[per-mail]}" <<'PY'
+import statistics, sys
+pool = [int(x) for x in sys.argv[1].split()]
+per = [int(x) for x in sys.argv[2].split()]
+mp, mq = statistics.median(pool), statistics.median(per)
+print(f"median pool: {mp:.0f}/s, per-mail connection: {mq:.0f}/s, ratio {mp / mq:.1f}x")
+PY
