@@ -11,7 +11,6 @@ use mailroom::pipeline::{Incoming, Pipeline};
 use mailroom::store::outbox::{ClaimRules, Delivery, RecordRules};
 use mailroom::store::{Store, views};
 
-const NOW: i64 = 1_800_000_000;
 
 async fn pipeline(dir: &std::path::Path) -> Pipeline {
     let text = format!(
