@@ -120,11 +120,23 @@ impl Default for TicketsConfig {
 }
 
 /// Intake filters applied before any ticket work.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntakeConfig {
     /// Ignore rules on the sender address (same syntax as the directory's).
     pub ignore: Vec<String>,
+    /// New tickets one sender may open per hour; further mail that would
+    /// open one is quarantined as `rate_limited` (0: no limit).
+    pub max_new_tickets_per_hour: u32,
+}
+
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig {
+            ignore: Vec::new(),
+            max_new_tickets_per_hour: 20,
+        }
+    }
 }
 
 /// Which contact groups hear about which ticket event.

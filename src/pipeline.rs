@@ -243,7 +243,16 @@ impl Pipeline {
                 Err(f) => f.key.as_str(),
             })
             .collect();
-        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &self.tag).await?;
+        // The earliest receipt time in the batch bounds what the rate limit needs.
+        let since = ok
+            .iter()
+            .map(|m| match self.clock {
+                Clock::DateHeader => m.date.unwrap_or(wall),
+                Clock::Wall => wall,
+            })
+            .min()
+            .unwrap_or(wall);
+        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &self.tag, since).await?;
         let mut batch = Batch {
             snapshot,
             changes: Changes::start(&mut tx).await?,
@@ -287,7 +296,7 @@ impl Pipeline {
                         Clock::Wall => wall,
                     };
                     let class = classify(msg, &self.config.mail.domain);
-                    let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some());
+                    let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
                     let receipt = Receipt {
                         raw: &mail.raw,

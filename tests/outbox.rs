@@ -11,7 +11,6 @@ use mailroom::pipeline::{Incoming, Pipeline};
 use mailroom::store::outbox::{ClaimRules, Delivery, RecordRules};
 use mailroom::store::{Store, views};
 
-
 async fn pipeline(dir: &std::path::Path) -> Pipeline {
     let text = format!(
         "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",

@@ -84,3 +84,36 @@ In-Reply-To: <a1@kovac.test>\r\nDate: Mon, 2 Mar 2026 11:00:00 +0100\r\n\r\nStal
         "the reply's text is kept"
     );
 }
+
+/// Mail `n` from one sender, `minutes` after 10:00.
+fn flood(n: usize, minutes: usize) -> Incoming {
+    let raw = format!(
+        "From: Script <cron@kovac.test>\r\nSubject: Alert {n}\r\nMessage-ID: <alert-{n}@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 {:02}:{:02}:00 +0000\r\n\r\nDisk full.\r\n",
+        10 + minutes / 60,
+        minutes % 60
+    );
+    Incoming::new(raw.into_bytes(), format!("flood/{n}"))
+}
+
+#[tokio::test]
+async fn a_sender_opening_more_than_20_tickets_an_hour_is_quarantined_until_the_hour_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path())
+        .await
+        .with_clock(mailroom::pipeline::Clock::DateHeader);
+    // 15 in one batch, 7 more in the next: all within 10:00-10:21.
+    let first: Vec<Incoming> = (0..15).map(|n| flood(n, n)).collect();
+    let second: Vec<Incoming> = (15..22).map(|n| flood(n, n)).collect();
+    let (a, _) = p.process_batch(&first).await.unwrap();
+    let (b, outcomes) = p.process_batch(&second).await.unwrap();
+    assert_eq!(a.new_tickets + b.new_tickets, 20);
+    assert_eq!(b.quarantined, 2);
+    assert_eq!(outcomes[5..], [Outcome::Quarantined, Outcome::Quarantined]);
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let held = views::quarantine(&mut conn, None, false).await.unwrap();
+    assert!(held.iter().all(|q| q.reason == "rate_limited"), "{held:?}");
+    // An hour after the first of them, the sender may open tickets again.
+    let (later, _) = p.process_batch(&[flood(22, 61)]).await.unwrap();
+    assert_eq!(later.new_tickets, 1);
+}

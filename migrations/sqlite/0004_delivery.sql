@@ -19,3 +19,7 @@ CREATE INDEX outbox_recipient_ticket ON outbox(ticket, to_addr, claimed_at);
 -- Permanent delivery failures (5xx) per contact; at contacts.hard_bounce_limit
 -- the contact is marked undeliverable and planned notifications skip it.
 ALTER TABLE contacts ADD COLUMN hard_bounces INTEGER NOT NULL DEFAULT 0;
+
+-- The per-sender rate limit (intake.max_new_tickets_per_hour) counts the
+-- tickets a sender opened in the hour before each mail.
+CREATE INDEX messages_sender_new_tickets ON messages(from_addr, received_at) WHERE outcome = 'new_ticket';

@@ -228,6 +228,13 @@ impl Batch {
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
         self.snapshot.known_keys.insert(msg.key.clone());
+        if plan.outcome == Outcome::NewTicket {
+            self.snapshot
+                .opened
+                .entry(msg.from.address.clone())
+                .or_default()
+                .push(at);
+        }
         self.changes.messages.push(MessageRow {
             id: message_row,
             key: msg.key.clone(),

@@ -58,6 +58,9 @@ impl TicketRecord {
     }
 }
 
+/// The window of the per-sender rate limit.
+pub const RATE_WINDOW_SECS: i64 = 3_600;
+
 /// The batch's view of the store.
 #[derive(Debug, Default)]
 pub struct Snapshot {
@@ -71,6 +74,9 @@ pub struct Snapshot {
     pub services: HashMap<i64, Vec<Service>>,
     pub subscriptions: HashMap<i64, Vec<Subscription>>,
     pub primaries: HashMap<i64, Vec<Recipient>>,
+    /// When each sender of the batch opened tickets, from an hour before
+    /// the batch's earliest mail on (for the per-sender rate limit).
+    pub opened: HashMap<String, Vec<i64>>,
 }
 
 /// `IN ($1, $2, …)` over `items` appended to `qb`.
@@ -94,6 +100,7 @@ impl Snapshot {
         keys: &[&str],
         msgs: &[&Message],
         tag: &TagFormat,
+        since: i64,
     ) -> Result<Snapshot> {
         let mut s = Snapshot::default();
         if !keys.is_empty() {
@@ -115,6 +122,14 @@ impl Snapshot {
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
         s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect())
             .await?;
+        let mut qb = QueryBuilder::new(
+            "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
+        );
+        qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
+        push_in(&mut qb, emails.iter().map(|e| e.to_string()));
+        for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
+            s.opened.entry(from).or_default().push(at);
+        }
 
         let domains: HashSet<String> = msgs
             .iter()
@@ -310,8 +325,8 @@ impl Snapshot {
         self.accounts.get(&id)
     }
 
-    /// The facts of one mail, as of this point in the batch.
-    pub fn facts(&self, msg: &Message, tag: &TagFormat, reprocessing: bool) -> Facts {
+    /// The facts of one mail received `at`, as of this point in the batch.
+    pub fn facts(&self, msg: &Message, tag: &TagFormat, reprocessing: bool, at: i64) -> Facts {
         if !reprocessing && self.known_keys.contains(&msg.key) {
             return Facts {
                 duplicate: true,
@@ -358,6 +373,14 @@ impl Snapshot {
             ),
             None => (Vec::new(), Vec::new()),
         };
+        // An operator releasing a mail from quarantine has decided: no limit.
+        let recent_new_tickets = match self.opened.get(&msg.from.address) {
+            Some(times) if !reprocessing => times
+                .iter()
+                .filter(|t| **t > at - RATE_WINDOW_SECS && **t <= at)
+                .count(),
+            _ => 0,
+        };
         Facts {
             duplicate: false,
             sender,
@@ -367,6 +390,7 @@ impl Snapshot {
             services,
             subscriptions,
             primaries,
+            recent_new_tickets,
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Facts {
     pub subscriptions: Vec<Subscription>,
     /// Primary contacts of `account`, who approve requests.
     pub primaries: Vec<Recipient>,
+    /// Tickets the sender opened in the hour up to this mail.
+    pub recent_new_tickets: usize,
 }
 
 /// The rules the core applies, from the config and the directory.
@@ -143,6 +145,7 @@ impl Plan {
 pub mod reason {
     pub const UNKNOWN_SENDER: &str = "unknown_sender";
     pub const NOT_AUTHORISED: &str = "not_authorised";
+    pub const RATE_LIMITED: &str = "rate_limited";
 }
 
 /// Decides what happens to one mail received at time `now`.
@@ -239,7 +242,16 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         related = Some(t.number);
     }
 
-    // A new ticket: the account's intake policy decides whether it opens.
+    // A new ticket. A sender over the hourly limit (a script gone wrong, a
+    // mail loop) is held in quarantine, raw kept, instead of flooding the
+    // desk and every subscriber.
+    let limit = policy.config.intake.max_new_tickets_per_hour;
+    if limit > 0 && facts.recent_new_tickets >= limit as usize {
+        let mut plan = Plan::ended(class, Outcome::Quarantined, reason::RATE_LIMITED);
+        plan.contact = contact;
+        return plan;
+    }
+    // The account's intake policy decides whether it opens.
     let account = facts.account.as_ref();
     let is_primary = facts.sender.as_ref().is_some_and(|c| c.primary);
     let intake = account.map_or(IntakePolicy::Open, |a| a.intake);

@@ -319,3 +319,39 @@ fn approval_holds_non_primary_requests_and_asks_every_primary() {
     assert!(to(&p.notices, Event::ApprovalRequest).is_empty());
     assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
 }
+
+// ---- per-sender rate limit ------------------------------------------------
+
+#[test]
+fn a_sender_over_the_hourly_limit_is_quarantined_as_rate_limited() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.recent_new_tickets = 19;
+    assert_eq!(
+        plan(&simple("marie@acme.test", "Panne 20"), &f).outcome,
+        Outcome::NewTicket
+    );
+    f.recent_new_tickets = 20;
+    let p = plan(&simple("marie@acme.test", "Panne 21"), &f);
+    assert_eq!(p.outcome, Outcome::Quarantined);
+    assert_eq!(p.reason.as_deref(), Some(reason::RATE_LIMITED));
+    assert!(p.notices.is_empty(), "nobody is told about a flood");
+    assert_eq!(p.ticket, TicketChange::None);
+}
+
+#[test]
+fn the_rate_limit_holds_back_new_tickets_only_and_zero_disables_it() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.recent_new_tickets = 50;
+    f.threaded = Some(ticket(5, TicketStatus::Open, &marie()));
+    // A reply on an existing ticket still threads.
+    assert_eq!(
+        plan(&simple("marie@acme.test", "Re: Panne"), &f).outcome,
+        Outcome::Update
+    );
+    f.threaded = None;
+    let mut cfg = Config::default();
+    cfg.intake.max_new_tickets_per_hour = 0;
+    let m = simple("marie@acme.test", "Panne");
+    let class = classify(&m, &cfg.mail.domain);
+    assert_eq!(plan_with(&cfg, &m, class, &f).outcome, Outcome::NewTicket);
+}
