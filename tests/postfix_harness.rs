@@ -131,10 +131,11 @@ fn unknown_dovecot_user_is_refused_by_lmtp_and_bounced() {
 }
 
 #[test]
-fn reject_list_gets_550_and_other_domains_554_at_rcpt() {
+fn reject_list_gets_550_defer_list_450_and_other_domains_554_at_rcpt() {
     let opts = PostfixOptions::discard()
         .reject("gone@example.test")
-        .reject("left@example.test");
+        .reject("left@example.test")
+        .defer("busy@example.test");
     let Some(postfix) = start(opts) else { return };
     let mut smtp = SmtpClient::connect(postfix.smtp_port()).unwrap();
     smtp.ehlo("client.test").unwrap();
@@ -143,13 +144,15 @@ fn reject_list_gets_550_and_other_domains_554_at_rcpt() {
         ("gone@example.test", 550),
         ("someone@example.test", 250),
         ("left@example.test", 550),
+        ("busy@example.test", 450),
         ("friend@elsewhere.test", 554),
         ("root@localhost", 554),
     ] {
         let reply = smtp.rcpt_to(rcpt).unwrap();
         assert_eq!(reply.code, code, "RCPT TO:<{rcpt}>: {reply}");
-        if code == 550 {
-            assert!(reply.text().starts_with("5.1.1 "), "{reply}");
+        if code != 250 {
+            let status = format!("{}.", code / 100);
+            assert!(reply.text().starts_with(&status), "enhanced status code: {reply}");
         }
     }
     assert_eq!(

@@ -28,6 +28,9 @@
 //! waits until no process of that group is left (SIGKILL after 10 s). Errors of `postfix
 //! start` go only to the log (stdout and stderr stay empty), so they are reported with
 //! [`Postfix::log_tail`]. Start takes ~0.5 s; a port clash picks a new port and retries.
+//! The config files are written with an mtime a minute back: Postfix distrusts a `main.cf` (or
+//! table) changed within the last ~2 s as possibly half-written, and re-reads it every 300 ms
+//! until it is older, which made each fresh start 2 s slower.
 //!
 //! `master.cf`: the system's (`/etc/postfix/master.cf`, else Debian's `master.cf.dist`), so the
 //! services match the installed version, with every `inet` service dropped (a system
@@ -61,13 +64,15 @@
 //!   denied` at RCPT TO, and bounces to senders outside them are dropped (see the log).
 //! - `smtpd_recipient_restrictions = check_recipient_access texthash:<tmp>/conf/rejected-
 //!   recipients`: one line `<address> 550 5.1.1 ...` per [`PostfixOptions::reject`], so those
-//!   recipients get a permanent `550` at RCPT TO. `texthash` needs no `postmap`.
+//!   recipients get a permanent `550` at RCPT TO; likewise `450 4.2.0` (temporary) per
+//!   [`PostfixOptions::defer`]. `texthash` needs no `postmap`. Both lists are fixed at start.
 //! - `local_header_rewrite_clients =` (empty): Postfix adds no `Message-ID:`, `Date:`, `From:`
 //!   or `To:` to mail from 127.0.0.1, so tests see the headers mailroom wrote (only
 //!   `Received:`, and Dovecot's `Return-Path:`/`Delivered-To:`, are added).
 //! - `smtpd_forbid_bare_newline = reject` with no exclusions: a bare LF in a message is
 //!   answered with `550` instead of being accepted, so line-ending bugs in the sender show up
-//!   here rather than at the first strict real server.
+//!   here rather than at the first strict real server (the parameter exists since Postfix
+//!   3.5.23/3.6.13/3.7.9/3.8.4).
 //! - `smtpd_tls_security_level = may`, `smtpd_tls_cert_file`/`_key_file`: STARTTLS with a
 //!   certificate for `IP:127.0.0.1` and `DNS:localhost` signed by a per-instance CA
 //!   ([`Postfix::ca_file`]; an unrelated one in [`Postfix::wrong_ca_file`]), made with the same
@@ -145,6 +150,8 @@ pub struct PostfixOptions {
     pub domains: Vec<String>,
     /// Recipients answered with a permanent `550 5.1.1` at RCPT TO.
     pub reject_recipients: Vec<String>,
+    /// Recipients answered with a temporary `450 4.2.0` at RCPT TO.
+    pub defer_recipients: Vec<String>,
 }
 
 impl PostfixOptions {
@@ -164,6 +171,12 @@ impl PostfixOptions {
         self
     }
 
+    /// Also answer `address` at RCPT TO with a temporary 450 ("try again later").
+    pub fn defer(mut self, address: &str) -> Self {
+        self.defer_recipients.push(address.to_string());
+        self
+    }
+
     /// Accept these domains instead of `example.test`.
     pub fn domains(mut self, domains: &[&str]) -> Self {
         self.domains = domains.iter().map(|d| d.to_string()).collect();
@@ -175,6 +188,7 @@ impl PostfixOptions {
             delivery,
             domains: vec![DEFAULT_DOMAIN.to_string()],
             reject_recipients: Vec::new(),
+            defer_recipients: Vec::new(),
         }
     }
 }
@@ -386,11 +400,11 @@ impl Postfix {
         // Unlike Dovecot's, a different range: a test may trust both CAs at once.
         let serial = (1 << 48) | u64::from(std::process::id()) << 16 | u64::from(n);
         server_util::make_certificates(self.dir(), serial)?;
-        let rejected: String = self
-            .opts
-            .reject_recipients
-            .iter()
-            .map(|a| format!("{a} 550 5.1.1 <{a}>: recipient on the test reject list\n"))
+        let reject = self.opts.reject_recipients.iter().map(|a| (a, "550 5.1.1", "reject"));
+        let defer = self.opts.defer_recipients.iter().map(|a| (a, "450 4.2.0", "defer"));
+        let rejected: String = reject
+            .chain(defer)
+            .map(|(a, code, list)| format!("{a} {code} <{a}>: recipient on the test {list} list\n"))
             .collect();
         write_config_file(&self.config_dir().join("rejected-recipients"), &rejected)
     }
@@ -467,7 +481,8 @@ fn check_options(opts: &PostfixOptions) -> Result<(), String> {
     if opts.domains.is_empty() || opts.domains.iter().any(bad) {
         return Err(format!("postfix: unusable domains {:?}", opts.domains));
     }
-    if let Some(a) = opts.reject_recipients.iter().find(|a| bad(a) || !a.contains('@')) {
+    let mut addresses = opts.reject_recipients.iter().chain(&opts.defer_recipients);
+    if let Some(a) = addresses.find(|a| bad(a) || !a.contains('@')) {
         return Err(format!("postfix: unusable reject address {a:?}"));
     }
     Ok(())
@@ -512,9 +527,7 @@ pub fn master_cf(system: &str, port: u16) -> String {
     out
 }
 
-/// Writes a file Postfix reads, dated a minute back: Postfix does not trust a `main.cf` or a
-/// table file changed within the last ~2 s (it might be half-written) and re-reads it every
-/// 300 ms until it is old enough, which made every start 2 s slower.
+/// Writes a file Postfix reads, dated a minute back (see module docs).
 fn write_config_file(path: &Path, text: &str) -> Result<(), String> {
     write_file(path, text, 0o644)?;
     let past = std::time::SystemTime::now() - Duration::from_secs(60);
