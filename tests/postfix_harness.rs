@@ -206,7 +206,7 @@ fn stop_refuses_and_start_again_accepts_on_the_same_port() {
     let refused = SmtpClient::connect(port).err().expect("stopped Postfix still answers");
     assert!(refused.contains("refused"), "{refused}");
     assert!(idle.command("NOOP").is_err(), "an open session survived the stop");
-    assert!(!postfix.is_running());
+    assert!(!postfix.is_running() && postfix.processes().is_empty());
     postfix.stop().unwrap(); // idempotent
 
     let began = Instant::now();
@@ -289,7 +289,8 @@ fn two_instances_at_once_are_separate() {
         return;
     };
     assert_ne!(a.smtp_port(), b.smtp_port());
-    assert_ne!(a.master_pid(), b.master_pid());
+    let (pa, pb) = (a.processes(), b.processes());
+    assert!(!pa.is_empty() && !pa.iter().any(|p| pb.contains(p)), "{pa:?} {pb:?}");
     assert_ne!(std::fs::read(a.ca_file()).unwrap(), std::fs::read(b.ca_file()).unwrap());
     let id_a = send_mail(a.smtp_port(), FROM, &["a@example.test"], &mail(1)).unwrap();
     let id_b = send_mail(b.smtp_port(), FROM, &["b@example.test"], &mail(2)).unwrap();
@@ -404,14 +405,12 @@ fn drop_leaves_no_process_and_no_files() {
     };
     let mut smtp = SmtpClient::connect(postfix.smtp_port()).unwrap();
     smtp.ehlo("client.test").unwrap();
-    let (pid, dir, port) = (
-        postfix.master_pid().unwrap(),
-        postfix.dir().to_path_buf(),
-        postfix.smtp_port(),
-    );
-    assert!(postfix.processes().len() >= 3, "master, qmgr, pickup, smtpd...");
+    let (conf, dir, port) = (postfix.config_dir(), postfix.dir().to_path_buf(), postfix.smtp_port());
+    let processes = postfix.processes();
+    assert!(processes.len() >= 4, "master, qmgr, pickup, smtpd...: {processes:?}");
+    assert!(processes.contains(&(postfix.master_pid().unwrap() as u32)));
     drop(postfix);
-    assert!(postfix::group_processes(pid).is_empty(), "processes left behind");
+    assert!(postfix::instance_processes(&conf).is_empty(), "processes left behind");
     assert!(!dir.exists(), "temp dir left behind");
     assert!(SmtpClient::connect(port).is_err());
 }

@@ -23,9 +23,9 @@
 //! matter for `postfix start` without `-c`; the system's own configuration is neither read
 //! nor changed (only its `master.cf` is copied). `postfix start` runs its integrity checks
 //! (creating the queue directories with the right owners) and `master -w`, which returns once
-//! the master has bound the SMTP port; the master then runs detached, as the leader of its own
-//! process group, so [`Postfix::stop`] sends SIGTERM to it (what `postfix stop` does) and
-//! waits until no process of that group is left (SIGKILL after 10 s). Errors of `postfix
+//! the master has bound the SMTP port; the master then runs detached (not our child), so
+//! [`Postfix::stop`] sends SIGTERM to it (what `postfix stop` does) and waits until no process
+//! with our `MAIL_CONFIG` in its environment is left (SIGKILL after 10 s). Errors of `postfix
 //! start` go only to the log (stdout and stderr stay empty), so they are reported with
 //! [`Postfix::log_tail`]. Start takes ~0.5 s; a port clash picks a new port and retries.
 //! The config files are written with an mtime a minute back: Postfix distrusts a `main.cf` (or
@@ -197,7 +197,7 @@ pub struct Postfix {
     postfix_bin: PathBuf,
     opts: PostfixOptions,
     smtp_port: u16,
-    /// The master's pid, which is also its process group; `None` when stopped.
+    /// The master's pid (from `queue/pid/master.pid`); `None` when stopped.
     master: Option<i32>,
     // Last: removed after Drop::drop has stopped the server.
     dir: tempfile::TempDir,
@@ -288,14 +288,14 @@ impl Postfix {
     pub fn is_running(&self) -> bool {
         self.master.is_some()
     }
-    /// The master's pid (= its process group), while running.
+    /// The master's pid, while running.
     pub fn master_pid(&self) -> Option<i32> {
         self.master
     }
 
-    /// Live processes of this instance (the master's process group); empty when stopped.
+    /// Live processes of this instance, running or not (see [`instance_processes`]).
     pub fn processes(&self) -> Vec<u32> {
-        self.master.map_or(Vec::new(), group_processes)
+        instance_processes(&self.config_dir())
     }
 
     /// Stops the instance (SIGTERM to the master, as `postfix stop` does) and waits until none
@@ -305,11 +305,15 @@ impl Postfix {
         let Some(master) = self.master.take() else {
             return Ok(());
         };
-        kill(master, SIGTERM);
+        let conf = self.config_dir();
+        // Only if it is still our master: pids wrap quickly here (pid_max 32768).
+        if instance_processes(&conf).contains(&(master as u32)) {
+            kill(master, SIGTERM);
+        }
         // The master passes SIGTERM on to its children; an smtpd in the middle of a session
-        // exits too. Zombies (reaped by init) do not count.
-        let clean = poll(STOP_TIMEOUT, || group_processes(master).is_empty());
-        for pid in group_processes(master) {
+        // exits too.
+        let clean = poll(STOP_TIMEOUT, || instance_processes(&conf).is_empty());
+        for pid in instance_processes(&conf) {
             kill(pid as i32, SIGKILL);
         }
         if !clean {
@@ -546,19 +550,21 @@ fn account_id(file: &str, name: &str) -> Result<u32, String> {
         .ok_or(format!("no {name} in {file} (is postfix installed?)"))
 }
 
-/// Live (non-zombie) processes whose process group is `pgid`.
-pub fn group_processes(pgid: i32) -> Vec<u32> {
+/// Live (non-zombie) processes of the instance configured in `config_dir`: `postfix -c` sets
+/// `MAIL_CONFIG` for the master, which passes it on to every child, so no other process
+/// (another instance, a reused pid) has this value.
+pub fn instance_processes(config_dir: &Path) -> Vec<u32> {
+    let mut wanted = format!("MAIL_CONFIG={}", config_dir.display()).into_bytes();
+    wanted.push(0);
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            // After the command name in parentheses (which may contain anything): state ppid pgrp.
-            let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            fields.len() > 2 && !matches!(fields[0], "Z" | "X") && fields[2].parse() == Ok(pgid)
+            // A zombie's environ reads as empty.
+            let env = fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            env.split_inclusive(|&b| b == 0).any(|var| var == wanted.as_slice())
         })
         .collect()
 }
