@@ -1,6 +1,6 @@
 //! Proves the private Dovecot harness (tests/support/dovecot.rs) and the small IMAP client
 //! (tests/support/imap_client.rs) work: mail in and out, flags, restarts, UIDVALIDITY resets,
-//! TLS with the right and the wrong CA, users, parallel instances, clean teardown.
+//! TLS with the right and the wrong CA, users, LMTP delivery, parallel instances, clean teardown.
 //! Without Dovecot installed every test returns early after a visible SKIPPED line, unless
 //! MAILROOM_REQUIRE_DOVECOT is set.
 
@@ -8,6 +8,8 @@
 mod dovecot;
 #[path = "support/imap_client.rs"]
 mod imap_client;
+#[path = "support/smtp_client.rs"]
+mod smtp_client;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -15,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
 use imap_client::ImapClient;
+use smtp_client::SmtpClient;
 
 /// Starts an instance, or `None` (after the SKIPPED line) when Dovecot is not installed.
 fn start() -> Option<Dovecot> {
@@ -311,4 +314,63 @@ fn missing_dovecot_fails_when_required() {
         .err()
         .expect("must fail when required");
     assert!(err.contains("MAILROOM_REQUIRE_DOVECOT"), "{err}");
+}
+
+#[test]
+fn lmtp_delivers_to_known_users_and_rejects_unknown_ones() {
+    let Some(server) = Dovecot::start_with_lmtp().unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    server.add_user("other@example.test", "pw2").unwrap();
+    let mut lmtp = SmtpClient::connect(server.lmtp_port()).unwrap();
+    lmtp.lhlo("postfix.test").unwrap();
+    assert_eq!(lmtp.mail_from("ana@kovac.test").unwrap().code, 250);
+    assert_eq!(lmtp.rcpt_to(DEFAULT_USER).unwrap().code, 250);
+    let unknown = lmtp.rcpt_to("nobody-here@example.test").unwrap();
+    assert_eq!(unknown.code, 550, "{unknown}");
+    assert_eq!(lmtp.rcpt_to("other@example.test").unwrap().code, 250);
+    // LMTP answers the final dot once per accepted recipient.
+    assert_eq!(lmtp.data(&mail(1)).unwrap().code, 250);
+    assert_eq!(lmtp.read_reply().unwrap().code, 250);
+    lmtp.quit().unwrap();
+
+    let body = |user: &str, password: &str| {
+        let mut imap = ImapClient::connect(server.imap_port()).unwrap();
+        imap.login(user, password).unwrap();
+        assert_eq!(imap.uids("INBOX").unwrap(), vec![1], "{user}");
+        imap.fetch_body("INBOX", 1).unwrap()
+    };
+    for got in [body(DEFAULT_USER, DEFAULT_PASSWORD), body("other@example.test", "pw2")] {
+        assert!(got.ends_with(&mail(1)), "{}", String::from_utf8_lossy(&got));
+    }
+    assert!(
+        server
+            .maildir("other@example.test")
+            .join("new")
+            .read_dir()
+            .unwrap()
+            .count()
+            == 1
+    );
+}
+
+#[test]
+fn plain_start_has_no_lmtp() {
+    let Some(server) = start() else { return };
+    let conf = std::fs::read_to_string(server.config_file()).unwrap();
+    assert!(
+        conf.contains("protocols = imap\n") && !conf.contains("service lmtp"),
+        "{conf}"
+    );
+}
+
+#[test]
+fn missing_lmtpd_fails_when_required() {
+    let err = Dovecot::missing_lmtp_outcome(true)
+        .err()
+        .expect("must fail when required");
+    assert!(
+        err.contains("MAILROOM_REQUIRE_DOVECOT") && err.contains("dovecot-lmtpd"),
+        "{err}"
+    );
 }

@@ -5,6 +5,8 @@
 //! let Some(server) = dovecot::Dovecot::start().unwrap() else { return }; // skipped, line printed
 //! // 127.0.0.1:server.imap_port() (plain + STARTTLS), server.imaps_port() (implicit TLS),
 //! // user dovecot::DEFAULT_USER / dovecot::DEFAULT_PASSWORD, CA in server.ca_file()
+//! let Some(server) = dovecot::Dovecot::start_with_lmtp().unwrap() else { return };
+//! // ... and LMTP on 127.0.0.1:server.lmtp_port()
 //! ```
 //!
 //! Without the `dovecot` binary, [`Dovecot::start`] prints `SKIPPED: ...` straight to the
@@ -15,8 +17,8 @@
 //! Everything lives in one [`tempfile::TempDir`]; nothing system-wide is read or changed and
 //! no systemd is involved. The master runs in the foreground (`dovecot -F`) as a child of the
 //! test process, so we reap it ourselves. The config is `dovecot.conf.in` beside this file with
-//! the `@...@` values filled in; the TLS files come from `openssl-test-ca.cnf`. Its settings,
-//! and why:
+//! the `@...@` values filled in; the TLS files come from `openssl-test-ca.cnf` (made by
+//! `server_util.rs`, shared with `postfix.rs`). Its settings, and why:
 //!
 //! - `base_dir`, `state_dir`, `instance_name` (unique per instance), `log_path`: own sockets,
 //!   `master.pid`, state and log, so parallel instances (and a system Dovecot) never collide.
@@ -29,6 +31,13 @@
 //!   by a per-instance CA ([`Dovecot::ca_file`]); a second, unrelated CA
 //!   ([`Dovecot::wrong_ca_file`]) is for "wrong CA is refused" tests. P-256 keys: fast to make.
 //!   `ssl_dh` points at Debian's `/usr/share/dovecot/dh.pem` when present.
+//! - LMTP, only with [`Dovecot::start_with_lmtp`] (needs `dovecot-lmtpd`): `protocols = imap
+//!   lmtp` and `service lmtp`'s `inet_listener` on a third free port, for a private Postfix
+//!   (`postfix.rs`) to deliver to. LMTP looks the recipient up by its full address in the same
+//!   userdb, so a user from [`Dovecot::add_user`] gets the mail in `~/Maildir/new`, readable over
+//!   IMAP at once; an unknown recipient gets `550 5.1.1 ... User doesn't exist` at RCPT TO. It
+//!   offers STARTTLS too (`ssl = yes`), which Postfix's LMTP client does not use by default.
+//!   [`Dovecot::start`] leaves all of this out, so IMAP-only tests need only `dovecot-imapd`.
 //! - `disable_plaintext_auth = no`, `auth_mechanisms = plain login`: tests log in over plain TCP.
 //! - `auth_failure_delay = 0`: a wrong password answers after ~0.5 s instead of 2 s; and
 //!   `service anvil`'s `anvil-auth-penalty` listener with `mode = 0` (not created) turns off
@@ -54,17 +63,23 @@
 //! the UIDs.
 #![allow(dead_code)]
 
+// Each harness has its own copy, so a test can include either alone (see server_util.rs).
+#[allow(clippy::duplicate_mod)]
+#[path = "server_util.rs"]
+mod server_util;
+
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub const HOST: &str = "127.0.0.1";
+pub use server_util::HOST;
+use server_util::{SIGKILL, SIGTERM, find_binary, free_ports, geteuid, kill, poll, run, write_file};
+
 pub const DEFAULT_USER: &str = "support@example.test";
 pub const DEFAULT_PASSWORD: &str = "secret";
 pub const REQUIRE_ENV: &str = "MAILROOM_REQUIRE_DOVECOT";
@@ -75,21 +90,22 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 const START_ATTEMPTS: usize = 5;
 const PORT_CLASH: &str = "Address already in use";
 
-unsafe extern "C" {
-    safe fn kill(pid: i32, sig: i32) -> i32;
-    safe fn geteuid() -> u32;
-}
-const SIGTERM: i32 = 15;
-const SIGKILL: i32 = 9;
+/// Where Debian (`dovecot-lmtpd`) and source builds put the LMTP server.
+const LMTP_BINARIES: [&str; 3] = [
+    "/usr/lib/dovecot/lmtp",
+    "/usr/libexec/dovecot/lmtp",
+    "/usr/local/libexec/dovecot/lmtp",
+];
 
 static NEXT_INSTANCE: AtomicU32 = AtomicU32::new(0);
-static PORTS_HANDED_OUT: Mutex<Vec<u16>> = Mutex::new(Vec::new());
 
 pub struct Dovecot {
     dovecot_bin: PathBuf,
     instance: String,
     imap_port: u16,
     imaps_port: u16,
+    /// `Some` when started with [`Dovecot::start_with_lmtp`].
+    lmtp_port: Option<u16>,
     child: Option<Child>,
     // Last: removed after Drop::drop has stopped the server.
     dir: tempfile::TempDir,
@@ -98,6 +114,17 @@ pub struct Dovecot {
 impl Dovecot {
     /// Starts a fresh private instance with the default user (see module docs).
     pub fn start() -> Result<Option<Dovecot>, String> {
+        Self::start_impl(false)
+    }
+
+    /// Like [`Dovecot::start`], plus an LMTP listener on a free loopback port
+    /// ([`Dovecot::lmtp_port`]) delivering into the users' Maildirs. Needs `dovecot-lmtpd`:
+    /// without it, the same skip (or error under `MAILROOM_REQUIRE_DOVECOT`) as a missing Dovecot.
+    pub fn start_with_lmtp() -> Result<Option<Dovecot>, String> {
+        Self::start_impl(true)
+    }
+
+    fn start_impl(lmtp: bool) -> Result<Option<Dovecot>, String> {
         let bin = match std::env::var_os(BIN_ENV) {
             Some(path) => Some(PathBuf::from(path)).filter(|p| p.is_file()),
             None => find_binary("dovecot"),
@@ -105,6 +132,9 @@ impl Dovecot {
         let Some(bin) = bin else {
             return Self::missing_binary_outcome(std::env::var_os(REQUIRE_ENV).is_some());
         };
+        if lmtp && !LMTP_BINARIES.iter().any(|p| Path::new(p).is_file()) {
+            return Self::missing_lmtp_outcome(std::env::var_os(REQUIRE_ENV).is_some());
+        }
         if geteuid() != 0 {
             return Err("a private Dovecot needs root (mail dirs are chowned to nobody)".into());
         }
@@ -120,13 +150,16 @@ impl Dovecot {
             instance,
             imap_port: 0,
             imaps_port: 0,
+            lmtp_port: lmtp.then_some(0),
             child: None,
             dir,
         };
         server.prepare_files()?;
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            (server.imap_port, server.imaps_port) = pick_ports()?;
+            let ports = free_ports(3)?;
+            (server.imap_port, server.imaps_port) = (ports[0], ports[1]);
+            server.lmtp_port = server.lmtp_port.map(|_| ports[2]);
             server.write_config()?;
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(Some(server)),
@@ -153,6 +186,20 @@ impl Dovecot {
         Ok(None)
     }
 
+    /// What [`Dovecot::start_with_lmtp`] does when `dovecot-lmtpd` is not installed.
+    pub fn missing_lmtp_outcome(required: bool) -> Result<Option<Dovecot>, String> {
+        if required {
+            return Err(format!(
+                "dovecot-lmtpd not installed but {REQUIRE_ENV} is set (apt-get install dovecot-lmtpd)"
+            ));
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: dovecot-lmtpd not installed (apt-get install dovecot-lmtpd); LMTP tests did not run"
+        );
+        Ok(None)
+    }
+
     pub fn host(&self) -> &'static str {
         HOST
     }
@@ -161,6 +208,11 @@ impl Dovecot {
     }
     pub fn imaps_port(&self) -> u16 {
         self.imaps_port
+    }
+    /// The LMTP port on 127.0.0.1. Panics unless started with [`Dovecot::start_with_lmtp`].
+    pub fn lmtp_port(&self) -> u16 {
+        self.lmtp_port
+            .expect("lmtp_port: this Dovecot was started without LMTP (use Dovecot::start_with_lmtp)")
     }
     pub fn ca_file(&self) -> PathBuf {
         self.path("ca.pem")
@@ -243,6 +295,10 @@ impl Dovecot {
         let _ = child.kill();
         let _ = child.wait();
         signal_instance(&self.instance, SIGKILL);
+        // A master killed by us leaves its pid file behind. Pids wrap quickly here (pid_max
+        // 32768), and a start that finds the pid alive in another process refuses with
+        // "Dovecot is already running".
+        let _ = fs::remove_file(self.path("run/master.pid"));
         if !clean {
             return Err(format!(
                 "dovecot {} had to be killed:\n{}",
@@ -350,20 +406,8 @@ impl Dovecot {
     }
 
     fn make_certificates(&self) -> Result<(), String> {
-        write_file(&self.path("openssl.cnf"), include_str!("openssl-test-ca.cnf"), 0o644)?;
         let serial = u64::from(std::process::id()) << 16 | u64::from(NEXT_INSTANCE.load(Ordering::Relaxed));
-        let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -config openssl.cnf -days 3650";
-        let ca = format!("req -x509 -extensions v3_ca {ec} -subj");
-        let sign = "x509 -req -in server.csr -CA ca.pem -CAkey ca.key -days 3650 -extfile openssl.cnf";
-        for cmd in [
-            format!("{ca} /CN=mailroom-test-CA -keyout ca.key -out ca.pem"),
-            format!("{ca} /CN=unrelated-CA -keyout wrong-ca.key -out wrong-ca.pem"),
-            format!("req -new {ec} -subj /CN=localhost -keyout server.key -out server.csr"),
-            format!("{sign} -extensions v3_server -set_serial {serial} -out server.pem"),
-        ] {
-            run("openssl", &cmd.split(' ').collect::<Vec<_>>(), self.dir())?;
-        }
-        fs::set_permissions(self.path("server.key"), fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())
+        server_util::make_certificates(self.dir(), serial)
     }
 
     fn write_config(&self) -> Result<(), String> {
@@ -373,11 +417,19 @@ impl Dovecot {
         } else {
             String::new()
         };
+        let lmtp_service = self.lmtp_port.map_or(String::new(), |port| {
+            format!("service lmtp {{\n  inet_listener lmtp {{\n    address = {HOST}\n    port = {port}\n  }}\n}}")
+        });
         let conf = include_str!("dovecot.conf.in")
             .replace("@DIR@", &self.dir().display().to_string())
             .replace("@INSTANCE@", &self.instance)
             .replace("@IMAP_PORT@", &self.imap_port.to_string())
             .replace("@IMAPS_PORT@", &self.imaps_port.to_string())
+            .replace(
+                "@PROTOCOLS@",
+                if self.lmtp_port.is_some() { "imap lmtp" } else { "imap" },
+            )
+            .replace("@LMTP_SERVICE@", &lmtp_service)
             .replace("@SSL_DH@", &dh);
         write_file(&self.config_file(), &conf, 0o644)
     }
@@ -400,7 +452,9 @@ impl Dovecot {
                 exited = Some(status);
                 return true;
             }
-            greeting_ok(self.imap_port) && TcpStream::connect((HOST, self.imaps_port)).is_ok()
+            greeting_ok(self.imap_port, b"* OK")
+                && TcpStream::connect((HOST, self.imaps_port)).is_ok()
+                && self.lmtp_port.is_none_or(|port| greeting_ok(port, b"220 "))
         });
         if let Some(status) = exited {
             std::thread::sleep(Duration::from_millis(100));
@@ -449,79 +503,19 @@ pub fn instance_processes(instance: &str) -> Vec<u32> {
         .collect()
 }
 
-fn find_binary(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Calls `done` every 20 ms until it returns true (-> true) or `timeout` has passed (-> false).
-fn poll(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if done() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 fn signal_instance(instance: &str, signal: i32) {
     for pid in instance_processes(instance) {
         let _ = kill(pid as i32, signal);
     }
 }
 
-/// Runs a program (found in PATH or an sbin directory) in `dir`; its stdout, or an error.
-fn run(program: &str, args: &[&str], dir: &Path) -> Result<String, String> {
-    let bin = find_binary(program).ok_or(format!("{program} not found (not installed?)"))?;
-    let out = Command::new(bin)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output();
-    let out = out.map_err(|e| format!("run {program}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{program} {args:?}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn write_file(path: &Path, text: &str, mode: u32) -> Result<(), String> {
-    fs::write(path, text).map_err(|e| format!("write {}: {e}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(|e| e.to_string())
-}
-
-/// Two distinct free loopback ports, never handed out twice by this process.
-fn pick_ports() -> Result<(u16, u16), String> {
-    let mut used = PORTS_HANDED_OUT.lock().unwrap_or_else(|e| e.into_inner());
-    for _ in 0..100 {
-        let bind = || TcpListener::bind((HOST, 0)).and_then(|l| Ok((l.local_addr()?.port(), l)));
-        let ((a, _la), (b, _lb)) = (bind().map_err(|e| e.to_string())?, bind().map_err(|e| e.to_string())?);
-        if !used.contains(&a) && !used.contains(&b) {
-            used.extend([a, b]);
-            return Ok((a, b));
-        }
-    }
-    Err("no free port pair found".into())
-}
-
-/// True when an IMAP greeting (`* OK`) arrives on the plain port.
-fn greeting_ok(port: u16) -> bool {
+/// True when a greeting starting with `expected` (IMAP `* OK`, LMTP `220 `) arrives on `port`.
+fn greeting_ok(port: u16, expected: &[u8; 4]) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
         return false;
     };
     let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
     let mut buf = [0u8; 4];
-    s.read_exact(&mut buf).is_ok() && &buf == b"* OK"
+    s.read_exact(&mut buf).is_ok() && &buf == expected
 }
