@@ -4,9 +4,10 @@
 //! over up to `smtp.connections` connections at once, and records each
 //! answer as it comes back; answers that arrive while the previous record
 //! is committing are committed together (group commit), so the store is
-//! not the bottleneck of a fan-out and a crash can lose the record of at
-//! most the mails in flight. Those are the only mails that can go out
-//! twice: everything else is claimed, sent and recorded exactly once.
+//! not the bottleneck of a fan-out. A connection starts its next mail only
+//! once its previous answer is committed, so a crash can lose the record of
+//! at most one mail per connection: those are the only mails that can go
+//! out twice; everything else is claimed, sent and recorded exactly once.
 
 pub mod compose;
 pub mod relay;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::Result;
@@ -167,7 +168,11 @@ impl Courier {
             return Ok(report);
         }
         let expected = rows.len();
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Claimed, Delivery)>();
+        // Each send holds its connection slot until its answer is committed:
+        // a connection never starts its next mail while the previous one's
+        // answer could still be lost, so a crash repeats at most one mail
+        // per connection.
+        let (tx, mut rx) = mpsc::unbounded_channel::<(Claimed, Delivery, oneshot::Sender<()>)>();
         let slots = Arc::new(Semaphore::new(connections));
         for row in rows {
             let (tx, slots, courier) = (tx.clone(), slots.clone(), self.clone());
@@ -175,7 +180,10 @@ impl Courier {
                 let Ok(_slot) = slots.acquire_owned().await else { return };
                 courier.pace().await;
                 let delivery = courier.relay.send(&row).await;
-                let _ = tx.send((row, delivery));
+                let (recorded, committed) = oneshot::channel();
+                if tx.send((row, delivery, recorded)).is_ok() {
+                    let _ = committed.await;
+                }
             });
         }
         drop(tx);
@@ -185,11 +193,18 @@ impl Courier {
             while let Ok(more) = rx.try_recv() {
                 answers.push(more);
             }
+            let (answers, acks): (Vec<(Claimed, Delivery)>, Vec<oneshot::Sender<()>>) =
+                answers.into_iter().map(|(r, d, ack)| ((r, d), ack)).unzip();
             for (row, d) in &answers {
                 log_delivery(row, d);
             }
             recorded += answers.len();
+            let started = std::time::Instant::now();
             let done = self.store.record_deliveries(&answers, self.record_rules()).await?;
+            tracing::debug!(answers = answers.len(), took = ?started.elapsed(), "answers recorded");
+            for ack in acks {
+                let _ = ack.send(());
+            }
             report.sent += done.sent;
             report.deferred += done.deferred;
             report.failed += done.failed;
