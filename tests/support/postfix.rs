@@ -401,7 +401,7 @@ impl Postfix {
         let postfix_uid = account_id("/etc/passwd", "postfix")?;
         std::os::unix::fs::chown(self.path("data"), Some(postfix_uid), None).map_err(|e| format!("chown data: {e}"))?;
         let n = NEXT_INSTANCE.fetch_add(1, Ordering::Relaxed);
-        // Unlike Dovecot's, a different range: a test may trust both CAs at once.
+        // Bit 48: never the serial of a Dovecot harness certificate made by the same process.
         let serial = (1 << 48) | u64::from(std::process::id()) << 16 | u64::from(n);
         server_util::make_certificates(self.dir(), serial)?;
         let reject = self.opts.reject_recipients.iter().map(|a| (a, "550 5.1.1", "reject"));
@@ -487,7 +487,7 @@ fn check_options(opts: &PostfixOptions) -> Result<(), String> {
     }
     let mut addresses = opts.reject_recipients.iter().chain(&opts.defer_recipients);
     if let Some(a) = addresses.find(|a| bad(a) || !a.contains('@')) {
-        return Err(format!("postfix: unusable reject address {a:?}"));
+        return Err(format!("postfix: unusable reject or defer address {a:?}"));
     }
     Ok(())
 }

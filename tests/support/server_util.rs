@@ -103,8 +103,8 @@ pub fn free_ports(n: usize) -> Result<Vec<u16>, String> {
 
 /// Writes into `dir`: `ca.pem`/`ca.key` (a fresh CA), `wrong-ca.pem` (an unrelated CA, for
 /// "wrong CA is refused" tests) and `server.pem`/`server.key` (0600) for `IP:127.0.0.1` and
-/// `DNS:localhost`, signed by `ca.pem`. P-256 keys: fast to make. `serial` must differ between
-/// instances (clients cache certificates by issuer and serial).
+/// `DNS:localhost`, signed by `ca.pem`. P-256 keys: fast to make. `serial` is the server
+/// certificate's serial number, best unique per instance.
 pub fn make_certificates(dir: &Path, serial: u64) -> Result<(), String> {
     write_file(&dir.join("openssl.cnf"), include_str!("openssl-test-ca.cnf"), 0o644)?;
     let ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -config openssl.cnf -days 3650";
