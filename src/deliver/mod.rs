@@ -97,6 +97,7 @@ impl Courier {
         loop {
             let round = self.round().await?;
             if round.handled() == 0 {
+                self.relay.close().await;
                 return Ok(total);
             }
             total.add(round);
@@ -129,6 +130,7 @@ impl Courier {
                 _ = stop.changed() => {}
             }
         }
+        self.relay.close().await;
         tracing::info!("outbox delivery stopped");
     }
 

@@ -1,69 +1,60 @@
 //! The SMTP relay notifications go out through, and what its answers mean.
 //!
-//! One pooled lettre transport serves the whole process: opening a TLS
-//! connection per mail (as django-helpdesk does) costs a handshake per
-//! recipient, which is what makes a 2,000-subscriber fan-out take minutes.
-//! Certificates and the host name are always verified, against the system
-//! roots plus the configured `ca_file`, with rustls on the ring provider.
+//! Connections are kept and reused (a pool of up to `smtp.connections`):
+//! opening a TLS connection per mail (as django-helpdesk does) costs a
+//! handshake per recipient, which is what makes a 2,000-subscriber fan-out
+//! take minutes. The SMTP dialogue is lettre's [`AsyncSmtpConnection`]; the
+//! sockets are ours, because lettre's own transport leaves Nagle's
+//! algorithm on and writes a mail's body and its final dot in two writes,
+//! so every mail waits ~40 ms for the server's delayed ACK (measured: 148
+//! notifications/s over 8 connections). Certificates and the host name are
+//! always verified, against the system roots plus `ca_file`, with rustls on
+//! the ring provider.
 
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use lettre::address::Envelope;
 use lettre::message::Mailbox;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::{AsyncSmtpTransportBuilder, PoolConfig};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
-use super::compose::compose;
+use super::compose::{compose, header_text};
 use crate::config::secret::TlsMode;
 use crate::config::smtp::SmtpConfig;
 use crate::error::{Error, Result};
 use crate::store::outbox::{Claimed, Delivery};
 
-type Transport = AsyncSmtpTransport<Tokio1Executor>;
+/// An idle connection older than this is checked with NOOP before reuse
+/// (servers drop idle clients after a few minutes).
+const FRESH: Duration = Duration::from_secs(30);
 
-/// A configured relay.
+/// A configured relay with its idle connections.
 #[derive(Clone)]
 pub struct Relay {
-    /// The pooled transport; `None` when `smtp.pool = false`.
-    pooled: Option<Transport>,
-    connector: Connector,
-    from: Mailbox,
+    inner: Arc<Inner>,
 }
 
-/// Builds transports on demand (one per mail without the pool).
-#[derive(Clone)]
-struct Connector {
+struct Inner {
     config: SmtpConfig,
-    tls: Tls,
+    from: Mailbox,
+    hello: ClientId,
     credentials: Option<Credentials>,
-}
-
-impl Connector {
-    fn build(&self, pool_size: Option<u32>) -> Transport {
-        let c = &self.config;
-        let mut b: AsyncSmtpTransportBuilder =
-            Transport::builder_dangerous(c.host.trim_start_matches('[').trim_end_matches(']'))
-                .port(c.port())
-                .tls(self.tls.clone())
-                .timeout(Some(c.timeout));
-        if let Some(name) = &c.hello_name {
-            b = b.hello_name(ClientId::Domain(name.clone()));
-        }
-        if let Some(creds) = &self.credentials {
-            b = b.credentials(creds.clone());
-        }
-        b = b.pool_config(match pool_size {
-            Some(n) => PoolConfig::new().max_size(n).idle_timeout(Duration::from_secs(60)),
-            // A one-mail transport: its single connection closes with it.
-            None => PoolConfig::new()
-                .max_size(1)
-                .min_idle(0)
-                .idle_timeout(Duration::from_millis(1)),
-        });
-        b.build()
-    }
+    /// STARTTLS parameters (lettre upgrades the connection itself).
+    starttls: Option<TlsParameters>,
+    /// Implicit TLS: we wrap the socket before the greeting.
+    implicit: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
 }
 
 impl Relay {
@@ -79,27 +70,35 @@ impl Relay {
             )),
             None => None,
         };
-        let tls = match config.tls {
-            TlsMode::None => Tls::None,
-            TlsMode::Starttls => Tls::Required(tls_parameters(config)?),
-            TlsMode::Implicit => Tls::Wrapper(tls_parameters(config)?),
+        let (starttls, implicit) = match config.tls {
+            TlsMode::None => (None, None),
+            TlsMode::Starttls => (Some(tls_parameters(config)?), None),
+            TlsMode::Implicit => {
+                let tls = crate::ingest::imap::connect::tls_config(config.ca_file.as_deref())
+                    .map_err(|e| Error::Config(format!("smtp: {e}")))?;
+                (None, Some(tls))
+            }
         };
-        let connector = Connector {
-            config: config.clone(),
-            tls,
-            credentials,
-        };
-        let pooled = config.pool.then(|| connector.build(Some(config.connections)));
+        let hello = config
+            .hello_name
+            .clone()
+            .map_or_else(ClientId::default, ClientId::Domain);
         Ok(Relay {
-            pooled,
-            connector,
-            from,
+            inner: Arc::new(Inner {
+                config: config.clone(),
+                from,
+                hello,
+                credentials,
+                starttls,
+                implicit,
+                idle: Mutex::new(Vec::new()),
+            }),
         })
     }
 
     /// Sends one notification and says what came of it.
     pub async fn send(&self, row: &Claimed) -> Delivery {
-        let mail = match compose(row, &self.from) {
+        let mail = match compose(row, &self.inner.from) {
             Ok(m) => m,
             Err(e) => {
                 return Delivery::Permanent {
@@ -108,23 +107,102 @@ impl Relay {
                 };
             }
         };
-        let result = match &self.pooled {
-            Some(t) => t.send(mail).await,
-            None => {
-                let t = self.connector.build(None);
-                let r = t.send(mail).await;
-                drop(t);
-                r
-            }
-        };
-        match result {
-            Ok(reply) => Delivery::Sent(reply_text(reply.code().to_string(), reply.message())),
-            Err(e) if e.is_permanent() => Delivery::Permanent {
-                error: one_line(&e.to_string()),
+        let timeout = self.inner.config.timeout;
+        let sent = tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await;
+        match sent {
+            Ok(Ok(reply)) => Delivery::Sent(reply),
+            Ok(Err(Failure::Smtp(e))) if e.is_permanent() => Delivery::Permanent {
+                error: header_text(&e.to_string()),
                 bounce: true,
             },
-            Err(e) => Delivery::Transient(one_line(&e.to_string())),
+            Ok(Err(Failure::Smtp(e))) => Delivery::Transient(header_text(&e.to_string())),
+            Ok(Err(Failure::Connect(e))) => Delivery::Transient(e),
+            Err(_) => Delivery::Transient(format!("no answer from the relay within {timeout:?}")),
         }
+    }
+
+    /// Says goodbye to the idle connections.
+    pub async fn close(&self) {
+        let idle: Vec<_> = self.lock_idle().drain(..).collect();
+        for (mut conn, _) in idle {
+            let _ = conn.quit().await;
+        }
+    }
+
+    async fn transmit(&self, envelope: &Envelope, bytes: &[u8]) -> std::result::Result<String, Failure> {
+        let mut conn = self.connection().await?;
+        let reply = conn.send(envelope, bytes).await?;
+        if self.inner.config.pool && !conn.has_broken() {
+            self.lock_idle().push((conn, Instant::now()));
+        } else {
+            let _ = conn.quit().await;
+        }
+        let lines: Vec<&str> = reply.message().collect();
+        Ok(header_text(&format!("{} {}", reply.code(), lines.join(" "))))
+    }
+
+    /// An idle connection that still works, else a new one.
+    async fn connection(&self) -> std::result::Result<AsyncSmtpConnection, Failure> {
+        loop {
+            let Some((mut conn, since)) = self.lock_idle().pop() else {
+                break;
+            };
+            if conn.has_broken() {
+                continue;
+            }
+            if since.elapsed() < FRESH || conn.test_connected().await {
+                return Ok(conn);
+            }
+        }
+        self.open().await
+    }
+
+    async fn open(&self) -> std::result::Result<AsyncSmtpConnection, Failure> {
+        let inner = &self.inner;
+        let host = inner.config.host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((host, inner.config.port()))
+            .await
+            .map_err(|e| Failure::Connect(format!("connect to {host}:{}: {e}", inner.config.port())))?;
+        // The point of owning the socket: see the module docs.
+        let _ = tcp.set_nodelay(true);
+        let stream: Box<dyn AsyncTokioStream> = match &inner.implicit {
+            Some(tls) => {
+                let name = ServerName::try_from(host.to_string())
+                    .map_err(|e| Failure::Connect(format!("host {host:?}: {e}")))?;
+                let tls = TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| Failure::Connect(format!("TLS with {host}: {e}")))?;
+                Box::new(Tls(tls))
+            }
+            None => Box::new(tcp),
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.hello).await?;
+        if let Some(params) = &inner.starttls {
+            conn.starttls(params.clone(), &inner.hello).await?;
+        }
+        if let Some(credentials) = &inner.credentials {
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
+        }
+        Ok(conn)
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
+        self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Why a send did not get a 250.
+enum Failure {
+    /// The relay could not be reached or the TLS handshake failed.
+    Connect(String),
+    /// The SMTP dialogue failed: a server answer or a broken connection.
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for Failure {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        Failure::Smtp(e)
     }
 }
 
@@ -148,12 +226,32 @@ fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters> {
         .map_err(|e| Error::Config(format!("smtp TLS settings: {e}")))
 }
 
-fn reply_text<'a>(code: String, lines: impl Iterator<Item = &'a str>) -> String {
-    let text: Vec<&str> = lines.collect();
-    one_line(&format!("{code} {}", text.join(" ")))
+/// An implicit-TLS socket as lettre takes it.
+#[derive(Debug)]
+struct Tls(TlsStream<TcpStream>);
+
+impl AsyncTokioStream for Tls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
 }
 
-/// Server replies and errors span lines; the outbox keeps one.
-fn one_line(s: &str) -> String {
-    super::compose::header_text(s)
+impl AsyncRead for Tls {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Tls {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
 }
