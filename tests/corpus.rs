@@ -6,6 +6,11 @@
 //! Without the corpus the test says so and passes; with
 //! `MAILROOM_REQUIRE_CORPUS=1` (set by CI) a missing corpus fails it.
 
+#[path = "corpus/bounces.rs"]
+mod bounces;
+#[path = "corpus/common.rs"]
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -77,8 +77,14 @@ pub fn classify(msg: &Message, own_domain: &str) -> Class {
     if is_own_mail(msg, own_domain) {
         return Class::Loop;
     }
-    if is_bounce(msg) {
-        return Class::Bounce;
+    if msg.delivery_report.is_some() {
+        // A challenge-response filter wraps its question in a DSN: it is an
+        // automatic answer, and the address works.
+        return if is_challenge(msg) {
+            Class::AutoReply
+        } else {
+            Class::Bounce
+        };
     }
     if is_auto_reply(msg) {
         return Class::AutoReply;
@@ -101,15 +107,27 @@ fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
     own_id || msg.header("x-mailroom-ticket").is_some()
 }
 
-fn is_bounce(msg: &Message) -> bool {
-    if msg.content_type == "multipart/report" && msg.report_type.as_deref() == Some("delivery-status") {
-        return true;
-    }
-    if msg.header("x-failed-recipients").is_some() {
-        return true;
-    }
-    let local = msg.from.address.split('@').next().unwrap_or("");
-    local == "mailer-daemon" || local == "postmaster"
+/// Words of challenge-response filters (Boxbe, "whitelist" confirmations).
+const CHALLENGE_MARKERS: &[&str] = &[
+    "pre-approved",
+    "guest list",
+    "requires confirmation",
+    "waitlisted",
+    "add yourself to",
+    "verify that you are",
+    "challenge-response",
+    "challenge/response",
+];
+
+fn is_challenge(msg: &Message) -> bool {
+    let diagnostics = msg
+        .delivery_report
+        .iter()
+        .flat_map(|r| &r.recipients)
+        .filter_map(|r| r.diagnostic.as_deref());
+    let text: String = diagnostics.chain([msg.text.as_str()]).collect::<Vec<_>>().join("\n");
+    let text = text.to_lowercase();
+    CHALLENGE_MARKERS.iter().any(|m| text.contains(m))
 }
 
 fn is_auto_reply(msg: &Message) -> bool {

@@ -8,10 +8,18 @@
 //! cannot understand comes back as a [`ParseFailure`] carrying its key, so
 //! the caller quarantines it with its raw bytes.
 
+pub mod bounce;
+
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
+pub use bounce::{DeliveryReport, RecipientStatus, ReportKind};
+
 /// A sender or recipient: the address (lower-case) and the display name.
+///
+/// The sender's address is empty only for a delivery report that names no
+/// sender at all (`From: <>`, `From: MAILER-DAEMON`): such a mail always has
+/// [`Message::delivery_report`] set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub address: String,
@@ -44,6 +52,8 @@ pub struct Message {
     pub report_type: Option<String>,
     /// Names of the attachments (decoded), for display and classification.
     pub attachments: Vec<String>,
+    /// What a bounce (or feedback report) says, when the mail is one.
+    pub delivery_report: Option<DeliveryReport>,
 }
 
 /// Why a mail could not be understood, with what identifies it anyway.
@@ -89,11 +99,22 @@ impl Message {
             !matches!(h.name, mail_parser::HeaderName::Other(_))
                 || h.name.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-        let from = parsed.from().and_then(|a| a.first()).and_then(|addr| {
-            let address = addr.address.as_deref()?.trim().to_lowercase();
-            valid_address(&address).then(|| Mailbox {
-                address,
-                name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
+        let from = sender(&parsed);
+        let report = bounce::report(
+            &parsed,
+            from.as_ref().map_or("", |f| f.address.as_str()),
+            &subject,
+            message_id.as_deref(),
+        );
+        // Bounces often come from `<>` or a bare `MAILER-DAEMON`: a delivery
+        // report is understood without a sender; any other mail needs one.
+        let from = from.or_else(|| {
+            report.as_ref().map(|_| Mailbox {
+                address: String::new(),
+                name: parsed
+                    .header_raw("From")
+                    .map(clean_header_text)
+                    .filter(|n| !n.is_empty()),
             })
         });
         let Some(from) = from.filter(|_| has_structure) else {
@@ -146,6 +167,7 @@ impl Message {
             content_type,
             report_type,
             attachments,
+            delivery_report: report,
         })
     }
 
@@ -156,6 +178,23 @@ impl Message {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The sender: the first valid `From` address, else `Sender`, else the
+/// `Return-Path` (the envelope sender), which is empty for bounces.
+fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
+    let mailbox = |addr: &mail_parser::Addr| {
+        let address = addr.address.as_deref()?.trim().to_lowercase();
+        valid_address(&address).then(|| Mailbox {
+            address,
+            name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
+        })
+    };
+    let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.iter().find_map(mailbox));
+    first(parsed.from()).or_else(|| first(parsed.sender())).or_else(|| {
+        let address = parsed.return_address()?.trim().to_lowercase();
+        valid_address(&address).then_some(Mailbox { address, name: None })
+    })
 }
 
 /// The body a person would read: text/plain if the mail has one, otherwise
@@ -183,7 +222,7 @@ fn normalise_newlines(s: &str) -> String {
 
 /// Message-IDs compare without brackets and surrounding space; an empty or
 /// space-containing id is garbage, not an identity.
-fn clean_id(s: &str) -> Option<String> {
+pub(crate) fn clean_id(s: &str) -> Option<String> {
     let s = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
     (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
 }
