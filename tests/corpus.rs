@@ -6,6 +6,8 @@
 //! Without the corpus the test says so and passes; with
 //! `MAILROOM_REQUIRE_CORPUS=1` (set by CI) a missing corpus fails it.
 
+#[path = "corpus/auto_replies.rs"]
+mod auto_replies;
 #[path = "corpus/bounces.rs"]
 mod bounces;
 #[path = "corpus/common.rs"]

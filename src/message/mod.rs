@@ -88,7 +88,7 @@ impl Message {
                 reason: reason.to_string(),
             })
         };
-        let Some(parsed) = MessageParser::default().parse(raw) else {
+        let Some(parsed) = MessageParser::default().parse(skip_blank_lines(raw)) else {
             return Err(failure("no header block", None, None, None));
         };
         let message_id = parsed.message_id().and_then(clean_id);
@@ -178,6 +178,19 @@ impl Message {
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
+}
+
+/// The mail without leading blank lines: some archives and exports start a
+/// mail with one, which would otherwise read as an empty header block.
+fn skip_blank_lines(raw: &[u8]) -> &[u8] {
+    let mut rest = raw;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        if !rest[..end].iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        rest = &rest[end + 1..];
+    }
+    rest
 }
 
 /// The sender: the first valid `From` address, else `Sender`, else the
