@@ -12,6 +12,8 @@ mod auto_replies;
 mod bounces;
 #[path = "corpus/common.rs"]
 mod common;
+#[path = "corpus/replies.rs"]
+mod replies;
 
 use std::path::Path;
 use std::sync::Arc;

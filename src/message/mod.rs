@@ -9,6 +9,7 @@
 //! the caller quarantines it with its raw bytes.
 
 pub mod bounce;
+pub mod reply;
 
 use mail_parser::{MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
@@ -44,6 +45,10 @@ pub struct Message {
     pub references: Vec<String>,
     /// The readable text: the text/plain body, else the HTML converted.
     pub text: String,
+    /// The new part of `text` ([`reply::new_part`]): without the quoted
+    /// thread and the signature. Empty when the mail is only quotes; the
+    /// full `text` is what is stored.
+    pub new_text: String,
     /// Every header as (lower-case name, raw value trimmed), for classification.
     pub headers: Vec<(String, String)>,
     /// MIME type of the top-level part, lower-case (`multipart/report`, ...).
@@ -153,6 +158,7 @@ impl Message {
             .attachments()
             .filter_map(|p| p.attachment_name().map(clean_header_text))
             .collect();
+        let text = readable_text(&parsed);
         Ok(Message {
             key: message_id.clone().unwrap_or(hash_key),
             message_id,
@@ -162,7 +168,8 @@ impl Message {
             date: parsed.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
             in_reply_to,
             references,
-            text: readable_text(&parsed),
+            new_text: reply::new_part(&text),
+            text,
             headers,
             content_type,
             report_type,

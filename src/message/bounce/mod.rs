@@ -25,7 +25,7 @@ mod prose;
 mod tests;
 
 use dsn::{is_permanent, parse_dsn, parse_feedback};
-use prose::{failure_text, looks_like_bounce, scrape_recipients};
+use prose::{Signals, failure_text, scrape_recipients};
 
 /// The delivery-status facts of one bounce (or feedback report).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,8 +133,13 @@ pub fn report(
         (ReportKind::Feedback, Vec::new(), None)
     } else {
         let failed_header = parsed.header_raw("X-Failed-Recipients").map(str::to_string);
+        let certain = dsn_declared || failed_header.is_some();
+        let signals = Signals::of(parsed, from, subject);
+        if !certain && !signals.any() {
+            return None;
+        }
         let text = failure_text(parsed);
-        if !dsn_declared && failed_header.is_none() && !looks_like_bounce(parsed, from, subject, &text) {
+        if !certain && !signals.confirmed_by(&text) {
             return None;
         }
         let recipients = scrape_recipients(parsed, from, subject, failed_header.as_deref(), &text);

@@ -184,28 +184,49 @@ fn line_starts(s: &str) -> impl Iterator<Item = (usize, &str)> {
     })
 }
 
-/// A human-readable bounce: sent by a mail system (or nobody) with a
-/// bounce's subject or words, or with both the subject and the words.
-pub(super) fn looks_like_bounce(parsed: &mail_parser::Message, from: &str, subject: &str, text: &str) -> bool {
-    let subject = subject.to_lowercase();
-    let body = text.to_lowercase();
-    let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    let bounce_body = BOUNCE_PHRASES.iter().any(|p| body.contains(p));
-    let from_raw = parsed.header_raw("From").unwrap_or("").to_lowercase();
-    let from_raw = from_raw.trim_matches(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"');
-    let local = from.split('@').next().unwrap_or("");
-    let system_sender = SYSTEM_SENDERS.contains(&local)
-        || (from.is_empty() && (from_raw.is_empty() || from_raw.contains("mailer-daemon")))
-        || from_raw.contains("mail delivery s");
-    let daemon = local.starts_with("mailer") && local.contains("daemon");
-    // The envelope sender of bounces is empty (RFC 5321 §4.5.5).
-    let null_sender = parsed
-        .header_raw("Return-Path")
-        .is_some_and(|r| r.trim().trim_matches(['<', '>']).trim().is_empty());
-    daemon
-        || (system_sender && (bounce_subject || bounce_body))
-        || (null_sender && bounce_body)
-        || (bounce_subject && bounce_body && status_code(&body).is_some())
+/// What the headers say about a possible prose bounce, before the body is
+/// rendered: most mail has none of these and is never scanned.
+pub(super) struct Signals {
+    daemon: bool,
+    system_sender: bool,
+    null_sender: bool,
+    bounce_subject: bool,
+}
+
+impl Signals {
+    pub(super) fn of(parsed: &mail_parser::Message, from: &str, subject: &str) -> Signals {
+        let subject = subject.to_lowercase();
+        let from_raw = parsed.header_raw("From").unwrap_or("").to_lowercase();
+        let from_raw = from_raw.trim_matches(|c: char| c.is_whitespace() || c == '<' || c == '>' || c == '"');
+        let local = from.split('@').next().unwrap_or("");
+        Signals {
+            daemon: local.starts_with("mailer") && local.contains("daemon"),
+            system_sender: SYSTEM_SENDERS.contains(&local)
+                || (from.is_empty() && (from_raw.is_empty() || from_raw.contains("mailer-daemon")))
+                || from_raw.contains("mail delivery s"),
+            // The envelope sender of bounces is empty (RFC 5321 §4.5.5).
+            null_sender: parsed
+                .header_raw("Return-Path")
+                .is_some_and(|r| r.trim().trim_matches(['<', '>']).trim().is_empty()),
+            bounce_subject: BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s)),
+        }
+    }
+
+    /// Worth reading the body for.
+    pub(super) fn any(&self) -> bool {
+        self.daemon || self.system_sender || self.null_sender || self.bounce_subject
+    }
+
+    /// A human-readable bounce: sent by a mail system (or nobody) with a
+    /// bounce's subject or words, or with both the subject and the words.
+    pub(super) fn confirmed_by(&self, text: &str) -> bool {
+        let body = text.to_lowercase();
+        let bounce_body = BOUNCE_PHRASES.iter().any(|p| body.contains(p));
+        self.daemon
+            || (self.system_sender && (self.bounce_subject || bounce_body))
+            || (self.null_sender && bounce_body)
+            || (self.bounce_subject && bounce_body && status_code(&body).is_some())
+    }
 }
 
 /// Recipients of a prose bounce: `X-Failed-Recipients` when present, else
