@@ -10,10 +10,14 @@
 mod auto_replies;
 #[path = "corpus/bounces.rs"]
 mod bounces;
+#[path = "corpus/charsets.rs"]
+mod charsets;
 #[path = "corpus/common.rs"]
 mod common;
 #[path = "corpus/replies.rs"]
 mod replies;
+#[path = "corpus/zammad.rs"]
+mod zammad;
 
 use std::path::Path;
 use std::sync::Arc;
