@@ -6,6 +6,19 @@
 //! Without the corpus the test says so and passes; with
 //! `MAILROOM_REQUIRE_CORPUS=1` (set by CI) a missing corpus fails it.
 
+#[path = "corpus/auto_replies.rs"]
+mod auto_replies;
+#[path = "corpus/bounces.rs"]
+mod bounces;
+#[path = "corpus/charsets.rs"]
+mod charsets;
+#[path = "corpus/common.rs"]
+mod common;
+#[path = "corpus/replies.rs"]
+mod replies;
+#[path = "corpus/zammad.rs"]
+mod zammad;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::message::Message;
 
+mod auto_reply;
+
 /// The kind of a received mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -38,55 +40,64 @@ impl Class {
     }
 }
 
-/// Out-of-office subject openings, in the languages our customers write.
-const OUT_OF_OFFICE_SUBJECTS: &[&str] = &[
-    "out of office",
-    "out of the office",
-    "automatic reply",
-    "auto reply",
-    "autoreply",
-    "auto-reply",
-    "away from the office",
-    "on vacation",
-    "absence du bureau",
-    "réponse automatique",
-    "reponse automatique",
-    "absent du bureau",
-    "risposta automatica",
-    "fuori ufficio",
-    "assente dall'ufficio",
-    "automatická odpoveď",
-    "automaticka odpoved",
-    "mimo kancelárie",
-    "neprítomnosť",
-    "abwesenheitsnotiz",
-    "automatische antwort",
-    "außer haus",
-    "respuesta automática",
-    "fuera de la oficina",
-    "resposta automática",
-    "ausente do escritório",
-    "fora do escritório",
-    "afwezigheidsbericht",
-    "automatisch antwoord",
-    "niet aanwezig",
-];
-
 /// Classifies a mail; `own_domain` is the domain of our Message-IDs.
 pub fn classify(msg: &Message, own_domain: &str) -> Class {
     if is_own_mail(msg, own_domain) {
         return Class::Loop;
     }
-    if is_bounce(msg) {
-        return Class::Bounce;
+    if msg.delivery_report.is_some() {
+        // A challenge-response filter wraps its question in a DSN: it is an
+        // automatic answer, and the address works.
+        return if auto_reply::is_challenge(msg) {
+            Class::AutoReply
+        } else {
+            Class::Bounce
+        };
     }
-    if is_auto_reply(msg) {
+    if auto_reply::is_auto_reply(msg) {
         return Class::AutoReply;
     }
-    if msg.header("list-id").is_some() || msg.header("list-unsubscribe").is_some() {
+    // List traffic says `Precedence: bulk` too: the list headers say more.
+    if is_list(msg) {
         return Class::List;
     }
+    if auto_reply::is_bulk(msg) {
+        return Class::AutoReply;
+    }
     Class::Normal
+}
+
+/// Headers only list software sets (RFC 2369, RFC 2919, older ezmlm and
+/// majordomo conventions).
+const LIST_HEADERS: &[&str] = &[
+    "list-id",
+    "list-unsubscribe",
+    "list-post",
+    "list-help",
+    "list-subscribe",
+    "list-archive",
+    "list-owner",
+    "mailing-list",
+    "x-mailing-list",
+];
+
+/// Mailing-list traffic: list headers, or a `Sender` that is a list's owner
+/// or bounce address (majordomo, Mailman). `Precedence: list` alone is not
+/// enough (some people's clients set it); it only suppresses the
+/// acknowledgement.
+fn is_list(msg: &Message) -> bool {
+    if LIST_HEADERS.iter().any(|h| msg.header(h).is_some()) {
+        return true;
+    }
+    msg.header("sender").is_some_and(|s| {
+        let s = s.to_ascii_lowercase();
+        let local = s.rsplit_once('@').map_or("", |(l, _)| l);
+        let local = local.rsplit(['<', ' ', '"']).next().unwrap_or(local);
+        local.starts_with("owner-")
+            || local.ends_with("-owner")
+            || local.ends_with("-bounces")
+            || local.ends_with("-request")
+    })
 }
 
 /// Our Message-IDs are `mailroom.…@<own domain>`; our notifications also
@@ -99,50 +110,6 @@ fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
                 .is_some_and(|(_, d)| d.eq_ignore_ascii_case(own_domain))
     });
     own_id || msg.header("x-mailroom-ticket").is_some()
-}
-
-fn is_bounce(msg: &Message) -> bool {
-    if msg.content_type == "multipart/report" && msg.report_type.as_deref() == Some("delivery-status") {
-        return true;
-    }
-    if msg.header("x-failed-recipients").is_some() {
-        return true;
-    }
-    let local = msg.from.address.split('@').next().unwrap_or("");
-    local == "mailer-daemon" || local == "postmaster"
-}
-
-fn is_auto_reply(msg: &Message) -> bool {
-    if msg
-        .header("auto-submitted")
-        .is_some_and(|v| !v.trim().eq_ignore_ascii_case("no"))
-    {
-        return true;
-    }
-    if msg.header("x-autoreply").is_some()
-        || msg.header("x-autorespond").is_some()
-        || msg.header("x-autoreply-from").is_some()
-        || msg.header("x-mail-autoreply").is_some()
-    {
-        return true;
-    }
-    if let Some(p) = msg.header("precedence") {
-        let p = p.trim().to_ascii_lowercase();
-        if p == "auto_reply" || p == "bulk" || p == "junk" {
-            return true;
-        }
-    }
-    // Exchange sets this on its own automatic replies ("OOF").
-    if msg
-        .header("x-auto-response-suppress")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("oof") || v.eq_ignore_ascii_case("all"))
-    {
-        return true;
-    }
-    let subject = msg.subject.to_lowercase();
-    OUT_OF_OFFICE_SUBJECTS
-        .iter()
-        .any(|s| subject.starts_with(s) || subject.contains(&format!(": {s}")))
 }
 
 /// True when a machine sent the mail or asked not to be answered: such a
@@ -195,6 +162,29 @@ mod tests {
         assert_eq!(
             classify(&msg("Message-ID: <mailroom.1.ab@other.test>\r\n"), "d.test"),
             Class::Normal
+        );
+    }
+
+    #[test]
+    fn list_traffic_with_bulk_precedence_is_a_list() {
+        let list = msg("Precedence: bulk\r\nList-Id: <dev.lists.test>\r\n");
+        assert_eq!(classify(&list, "d.test"), Class::List);
+        let majordomo = msg("Precedence: bulk\r\nSender: owner-linux-mm@kvack.test\r\n");
+        assert_eq!(classify(&majordomo, "d.test"), Class::List);
+        // An auto-reply from a list member is still an auto-reply.
+        let ooo = msg("List-Id: <dev.lists.test>\r\nAuto-Submitted: auto-replied\r\n");
+        assert_eq!(classify(&ooo, "d.test"), Class::AutoReply);
+    }
+
+    #[test]
+    fn bounces_and_challenges() {
+        let raw = "From: MAILER-DAEMON\r\nSubject: failure notice\r\n\r\n<a@acme.test>:\r\n550 5.1.1 no such user\r\n";
+        assert_eq!(classify(&Message::parse(raw.as_bytes()).unwrap(), "d"), Class::Bounce);
+        let raw = "From: x@acme.test\r\nSubject: RE: offer\r\n\r\nThis account is protected by Filter. \
+Click to have your address added to the recipient's allowed list.\r\n";
+        assert_eq!(
+            classify(&Message::parse(raw.as_bytes()).unwrap(), "d"),
+            Class::AutoReply
         );
     }
 

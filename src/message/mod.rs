@@ -8,10 +8,22 @@
 //! cannot understand comes back as a [`ParseFailure`] carrying its key, so
 //! the caller quarantines it with its raw bytes.
 
-use mail_parser::{MessageParser, MimeHeaders};
+pub mod attachments;
+pub mod bounce;
+pub mod charset;
+pub mod reply;
+
+use mail_parser::{HeaderName, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
 
+pub use attachments::{Attachment, sanitise_file_name};
+pub use bounce::{DeliveryReport, RecipientStatus, ReportKind};
+
 /// A sender or recipient: the address (lower-case) and the display name.
+///
+/// The sender's address is empty only for a delivery report that names no
+/// sender at all (`From: <>`, `From: MAILER-DAEMON`): such a mail always has
+/// [`Message::delivery_report`] set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
     pub address: String,
@@ -36,6 +48,10 @@ pub struct Message {
     pub references: Vec<String>,
     /// The readable text: the text/plain body, else the HTML converted.
     pub text: String,
+    /// The new part of `text` ([`reply::new_part`]): without the quoted
+    /// thread and the signature. Empty when the mail is only quotes; the
+    /// full `text` is what is stored.
+    pub new_text: String,
     /// Every header as (lower-case name, raw value trimmed), for classification.
     pub headers: Vec<(String, String)>,
     /// MIME type of the top-level part, lower-case (`multipart/report`, ...).
@@ -44,6 +60,11 @@ pub struct Message {
     pub report_type: Option<String>,
     /// Names of the attachments (decoded), for display and classification.
     pub attachments: Vec<String>,
+    /// The attachments and inline parts with their metadata and bytes
+    /// (file names sanitised for storage), in part order.
+    pub files: Vec<Attachment>,
+    /// What a bounce (or feedback report) says, when the mail is one.
+    pub delivery_report: Option<DeliveryReport>,
 }
 
 /// Why a mail could not be understood, with what identifies it anyway.
@@ -78,22 +99,41 @@ impl Message {
                 reason: reason.to_string(),
             })
         };
-        let Some(parsed) = MessageParser::default().parse(raw) else {
+        let Some(parsed) = MessageParser::default().parse(skip_blank_lines(raw)) else {
             return Err(failure("no header block", None, None, None));
         };
         let message_id = parsed.message_id().and_then(clean_id);
-        let subject = parsed.subject().map(clean_header_text).unwrap_or_default();
+        let fallback_charset = body_charset(&parsed);
+        let fallback = fallback_charset.as_deref();
+        let subject = decoded_subject(parsed.raw_message(), &parsed, fallback).unwrap_or_default();
         // mail-parser happily parses prose as a header-less body; a mail
         // without a single structured header is not a mail.
         let has_structure = parsed.headers().iter().any(|h| {
             !matches!(h.name, mail_parser::HeaderName::Other(_))
                 || h.name.as_str().chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         });
-        let from = parsed.from().and_then(|a| a.first()).and_then(|addr| {
-            let address = addr.address.as_deref()?.trim().to_lowercase();
-            valid_address(&address).then(|| Mailbox {
-                address,
-                name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
+        let mut from = sender(&parsed);
+        if let Some(f) = from.as_mut().filter(|f| f.name.is_some()) {
+            let repaired = repaired_header(parsed.raw_message(), &parsed, HeaderName::From, fallback);
+            if let Some(name) = repaired.map(|v| display_name(&v)) {
+                f.name = Some(name);
+            }
+        }
+        let report = bounce::report(
+            &parsed,
+            from.as_ref().map_or("", |f| f.address.as_str()),
+            &subject,
+            message_id.as_deref(),
+        );
+        // Bounces often come from `<>` or a bare `MAILER-DAEMON`: a delivery
+        // report is understood without a sender; any other mail needs one.
+        let from = from.or_else(|| {
+            report.as_ref().map(|_| Mailbox {
+                address: String::new(),
+                name: parsed
+                    .header_raw("From")
+                    .map(clean_header_text)
+                    .filter(|n| !n.is_empty()),
             })
         });
         let Some(from) = from.filter(|_| has_structure) else {
@@ -130,8 +170,10 @@ impl Message {
         };
         let attachments = parsed
             .attachments()
-            .filter_map(|p| p.attachment_name().map(clean_header_text))
+            .filter_map(|p| attachments::decoded_name(parsed.raw_message(), p, fallback))
+            .map(|n| clean_header_text(&n))
             .collect();
+        let text = readable_text(&parsed, fallback);
         Ok(Message {
             key: message_id.clone().unwrap_or(hash_key),
             message_id,
@@ -141,11 +183,14 @@ impl Message {
             date: parsed.date().filter(|d| d.is_valid()).map(|d| d.to_timestamp()),
             in_reply_to,
             references,
-            text: readable_text(&parsed),
+            new_text: reply::new_part(&text),
+            text,
             headers,
             content_type,
             report_type,
             attachments,
+            files: attachments::collect(&parsed, fallback),
+            delivery_report: report,
         })
     }
 
@@ -158,15 +203,50 @@ impl Message {
     }
 }
 
+/// The mail without leading blank lines: some archives and exports start a
+/// mail with one, which would otherwise read as an empty header block.
+fn skip_blank_lines(raw: &[u8]) -> &[u8] {
+    let mut rest = raw;
+    while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+        if !rest[..end].iter().all(u8::is_ascii_whitespace) {
+            break;
+        }
+        rest = &rest[end + 1..];
+    }
+    rest
+}
+
+/// The sender: the first valid `From` address, else `Sender`, else the
+/// `Return-Path` (the envelope sender), which is empty for bounces.
+fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
+    let mailbox = |addr: &mail_parser::Addr| {
+        let address = addr.address.as_deref()?.trim().to_lowercase();
+        valid_address(&address).then(|| Mailbox {
+            address,
+            name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
+        })
+    };
+    let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.iter().find_map(mailbox));
+    first(parsed.from()).or_else(|| first(parsed.sender())).or_else(|| {
+        let address = parsed.return_address()?.trim().to_lowercase();
+        valid_address(&address).then_some(Mailbox { address, name: None })
+    })
+}
+
 /// The body a person would read: text/plain if the mail has one, otherwise
 /// its HTML rendered as text (mail-parser's own conversion drops links).
-fn readable_text(parsed: &mail_parser::Message) -> String {
-    let plain = parsed
-        .text_bodies()
-        .find(|p| !p.is_text_html())
-        .and_then(|p| p.text_contents());
-    if let Some(text) = plain {
-        return normalise_newlines(text);
+fn readable_text(parsed: &mail_parser::Message, fallback: Option<&str>) -> String {
+    let raw = parsed.raw_message();
+    let plain = parsed.text_bodies().find(|p| !p.is_text_html());
+    if let Some((part, text)) = plain.and_then(|p| Some((p, p.text_contents()?))) {
+        return normalise_newlines(&charset::part_text(raw, part, text, fallback));
+    }
+    let html = parsed.html_bodies().find(|p| p.is_text_html());
+    if let Some((part, html)) = html.and_then(|p| Some((p, p.text_contents()?))) {
+        let html = charset::part_text(raw, part, html, fallback);
+        if let Ok(text) = html2text::config::plain().string_from_read(html.as_bytes(), 100) {
+            return normalise_newlines(&text);
+        }
     }
     if let Some(text) = parsed
         .body_html(0)
@@ -177,13 +257,55 @@ fn readable_text(parsed: &mail_parser::Message) -> String {
     parsed.body_text(0).map(|t| normalise_newlines(&t)).unwrap_or_default()
 }
 
+/// The charset the sender's client wrote in, for raw 8-bit headers, which
+/// have no label of their own: the first multi-byte charset declared on a
+/// part (a Latin-1 label decodes GB2312 bytes without error, into
+/// nonsense), else the first declared.
+fn body_charset(parsed: &mail_parser::Message) -> Option<String> {
+    let declared: Vec<String> = parsed.parts.iter().filter_map(charset::charset_of).collect();
+    let multi_byte = declared.iter().find(|c| {
+        encoding_rs::Encoding::for_label(c.trim().as_bytes())
+            .is_some_and(|e| !e.is_single_byte() && e != encoding_rs::UTF_8)
+    });
+    multi_byte.or(declared.first()).cloned()
+}
+
+/// A top-level header decoded again from its raw bytes when they are 8-bit
+/// text that is not UTF-8 (instead of encoded words): mail-parser reads
+/// those as Latin-1 or U+FFFD, the body's charset is the better guess.
+fn repaired_header(
+    top_raw: &[u8],
+    parsed: &mail_parser::Message,
+    name: HeaderName,
+    fallback: Option<&str>,
+) -> Option<String> {
+    let raw = charset::raw_header(top_raw, parsed.headers(), name)?;
+    if std::str::from_utf8(raw).is_ok() {
+        return None;
+    }
+    charset::header_text(raw, fallback).map(|t| clean_header_text(&t))
+}
+
+/// The subject, decoded again from raw 8-bit bytes when needed. `top_raw`
+/// is the whole mail's bytes: header offsets of nested messages count from
+/// its start.
+pub(crate) fn decoded_subject(top_raw: &[u8], parsed: &mail_parser::Message, fallback: Option<&str>) -> Option<String> {
+    repaired_header(top_raw, parsed, HeaderName::Subject, fallback).or_else(|| parsed.subject().map(clean_header_text))
+}
+
+/// The display name of a raw `Name <address>` value.
+fn display_name(value: &str) -> String {
+    let name = value.split('<').next().unwrap_or("");
+    name.trim().trim_matches('"').trim().to_string()
+}
+
 fn normalise_newlines(s: &str) -> String {
     s.replace("\r\n", "\n").trim_end().to_string()
 }
 
 /// Message-IDs compare without brackets and surrounding space; an empty or
 /// space-containing id is garbage, not an identity.
-fn clean_id(s: &str) -> Option<String> {
+pub(crate) fn clean_id(s: &str) -> Option<String> {
     let s = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
     (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
 }
