@@ -228,6 +228,7 @@ impl Batch {
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
         self.snapshot.known_keys.insert(msg.key.clone());
+        self.changes.hard_bounces.extend(plan.hard_bounces.iter().copied());
         if plan.outcome == Outcome::NewTicket {
             self.snapshot
                 .opened

@@ -84,6 +84,9 @@ pub struct Changes {
     pub events: Vec<EventRow>,
     pub quarantine: Vec<QuarantineRow>,
     pub outbox: Vec<(OutboxRow, i64)>,
+    /// Contacts a delivery report named as failed for good, with the
+    /// hard-bounce limit in force.
+    pub hard_bounces: Vec<(i64, u32)>,
 }
 
 impl Changes {
@@ -130,6 +133,17 @@ impl Changes {
 
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
+        for (contact, limit) in &self.hard_bounces {
+            sqlx::query(
+                "UPDATE contacts SET hard_bounces = hard_bounces + 1,
+                        undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN 1 ELSE undeliverable END
+                 WHERE id = $2",
+            )
+            .bind(i64::from(*limit))
+            .bind(contact)
+            .execute(&mut *conn)
+            .await?;
+        }
         insert_rows(
             conn,
             "INSERT INTO contacts (id, email, first_name, last_name, account_id, created_by, created_at) ",

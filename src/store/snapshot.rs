@@ -120,7 +120,9 @@ impl Snapshot {
         }
 
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
-        s.load_contacts(conn, emails.iter().map(|e| e.to_string()).collect())
+        // Delivery reports name the contacts whose mailboxes failed.
+        let failed: HashSet<&str> = msgs.iter().flat_map(|m| bounced_addresses(m)).collect();
+        s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
         let mut qb = QueryBuilder::new(
             "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
@@ -153,7 +155,13 @@ impl Snapshot {
 
         let refs: HashSet<String> = msgs
             .iter()
-            .flat_map(|m| m.in_reply_to.iter().chain(m.references.iter()).cloned())
+            .flat_map(|m| {
+                m.in_reply_to
+                    .iter()
+                    .chain(m.references.iter())
+                    .chain(returned_id(m))
+                    .cloned()
+            })
             .collect();
         if !refs.is_empty() {
             let refs: Vec<String> = refs.into_iter().collect();
@@ -381,8 +389,17 @@ impl Snapshot {
                 .count(),
             _ => 0,
         };
+        let bounced = returned_id(msg)
+            .and_then(|id| self.thread_ids.get(id))
+            .and_then(|n| self.tickets.get(n))
+            .map(TicketRecord::facts);
+        let bounced_contacts = bounced_addresses(msg)
+            .filter_map(|a| self.contacts.get(a).cloned())
+            .collect();
         Facts {
             duplicate: false,
+            bounced,
+            bounced_contacts,
             sender,
             account,
             threaded,
@@ -393,6 +410,20 @@ impl Snapshot {
             recent_new_tickets,
         }
     }
+}
+
+/// The Message-ID of the mail a delivery report returns.
+fn returned_id(msg: &Message) -> Option<&String> {
+    msg.delivery_report.as_ref()?.original_message_id.as_ref()
+}
+
+/// Addresses a delivery report says failed for good.
+fn bounced_addresses(msg: &Message) -> impl Iterator<Item = &str> {
+    msg.delivery_report
+        .iter()
+        .flat_map(|r| r.permanent_failures())
+        .flat_map(|f| std::iter::once(f.address.as_str()).chain(f.original_address.as_deref()))
+        .filter(|a| !a.is_empty())
 }
 
 /// Columns of a contact as a notification recipient (language falls back

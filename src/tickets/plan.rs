@@ -41,6 +41,10 @@ pub struct Facts {
     pub primaries: Vec<Recipient>,
     /// Tickets the sender opened in the hour up to this mail.
     pub recent_new_tickets: usize,
+    /// For a delivery report: the ticket of the notification it returns.
+    pub bounced: Option<TicketFacts>,
+    /// For a delivery report: contacts among its permanent failures.
+    pub bounced_contacts: Vec<Contact>,
 }
 
 /// The rules the core applies, from the config and the directory.
@@ -125,6 +129,10 @@ pub struct Plan {
     pub notices: Vec<Notice>,
     /// Things the team should know (a refused subject tag, ...), kept on the ticket.
     pub notes: Vec<String>,
+    /// Contacts a delivery report says cannot receive mail, each counting
+    /// one hard bounce towards the limit given with it
+    /// (`contacts.hard_bounce_limit`).
+    pub hard_bounces: Vec<(i64, u32)>,
 }
 
 impl Plan {
@@ -137,6 +145,7 @@ impl Plan {
             ticket: TicketChange::None,
             notices: Vec::new(),
             notes: Vec::new(),
+            hard_bounces: Vec::new(),
         }
     }
 }
@@ -146,6 +155,7 @@ pub mod reason {
     pub const UNKNOWN_SENDER: &str = "unknown_sender";
     pub const NOT_AUTHORISED: &str = "not_authorised";
     pub const RATE_LIMITED: &str = "rate_limited";
+    pub const NO_SENDER: &str = "no_sender";
 }
 
 /// Decides what happens to one mail received at time `now`.
@@ -164,7 +174,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
     }
     if class == Class::Bounce {
-        return Plan::ended(class, Outcome::Ignored, "delivery report");
+        return bounce_plan(msg, facts, policy.config.contacts.hard_bounce_limit);
     }
     if class == Class::List && !policy.config.tickets.ticket_from_lists {
         return Plan::ended(class, Outcome::Ignored, "mailing-list mail");
@@ -193,6 +203,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
                 },
                 notices: Vec::new(),
                 notes,
+                hard_bounces: Vec::new(),
             };
         }
         if !policy.config.tickets.ticket_from_auto_replies {
@@ -202,6 +213,9 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
 
     let contact = match &facts.sender {
         Some(c) => ContactChange::Existing(c.id),
+        // Only a delivery report may come without a sender, and it never
+        // gets here; anything else without one needs a person.
+        None if address.is_empty() => return Plan::ended(class, Outcome::Quarantined, reason::NO_SENDER),
         None if policy.config.contacts.auto_create => {
             let (first_name, last_name) = split_name(msg.from.name.as_deref(), address);
             ContactChange::Create(NewContact {
@@ -233,6 +247,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
                 },
                 notices: update_notices(t, &sender, facts, policy, class),
                 notes,
+                hard_bounces: Vec::new(),
             };
         }
         notes.push(format!(
@@ -268,6 +283,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
             ticket: TicketChange::None,
             notices: list.into_vec(),
             notes,
+            hard_bounces: Vec::new(),
         };
     }
     let status = if intake == IntakePolicy::Approval && !is_primary {
@@ -306,7 +322,42 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         }),
         notices: list.into_vec(),
         notes,
+        hard_bounces: Vec::new(),
     }
+}
+
+/// A delivery report: never a ticket, never a notification. Its permanent
+/// failures count against the contacts they name, and it is kept on the
+/// ticket of the notification it returns, with what failed as a note.
+fn bounce_plan(msg: &Message, facts: &Facts, limit: u32) -> Plan {
+    let mut plan = Plan::ended(Class::Bounce, Outcome::Ignored, "delivery report");
+    plan.hard_bounces = facts.bounced_contacts.iter().map(|c| (c.id, limit)).collect();
+    let Some(t) = &facts.bounced else { return plan };
+    let failures: Vec<String> = msg
+        .delivery_report
+        .iter()
+        .flat_map(|r| r.recipients.iter().filter(|f| f.action.as_deref() != Some("delivered")))
+        .map(|f| {
+            let status = f.status.as_deref().unwrap_or("no status");
+            let what = if f.permanent { "failed" } else { "delayed" };
+            match &f.diagnostic {
+                Some(d) => format!("delivery to {} {what} ({status}): {d}", f.address),
+                None => format!("delivery to {} {what} ({status})", f.address),
+            }
+        })
+        .collect();
+    plan.outcome = Outcome::Update;
+    plan.reason = None;
+    plan.ticket = TicketChange::Update {
+        number: t.number,
+        reopen: false,
+    };
+    plan.notes = if failures.is_empty() {
+        vec!["a delivery report about a notification of this ticket".into()]
+    } else {
+        failures
+    };
+    plan
 }
 
 /// The ticket a reply belongs to: by Message-ID first; by subject tag only

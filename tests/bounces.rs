@@ -1,0 +1,124 @@
+//! Delivery reports through the whole pipeline: a bounce of a notification
+//! lands on that notification's ticket as an internal note, counts a hard
+//! bounce against the contact, and opens, reopens and notifies nothing.
+
+use std::sync::Arc;
+
+use mailroom::config::Config;
+use mailroom::notify::templates::Templates;
+use mailroom::pipeline::{Incoming, Pipeline};
+use mailroom::store::{Store, views};
+use mailroom::tickets::plan::Outcome;
+
+async fn pipeline(dir: &std::path::Path, extra: &str) -> Pipeline {
+    let text = format!(
+        "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n{extra}",
+        dir.join("m.db").display()
+    );
+    let config = Config::parse(&text, "test").unwrap();
+    let store = Store::open(&config).await.unwrap();
+    Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
+}
+
+const REQUEST: &[u8] =
+    b"From: Ana Horvat <ana@kovac.test>\r\nSubject: Linka nefunguje\r\nMessage-ID: <a1@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nDobry den, linka nefunguje.\r\n";
+
+/// A Postfix-style DSN returning the mail `returned_id` to `recipient`.
+fn dsn(returned_id: &str, recipient: &str, status: &str) -> Vec<u8> {
+    format!(
+        "From: MAILER-DAEMON@mx.kovac.test (Mail Delivery System)\r\nTo: support@provider.test\r\n\
+Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <bounce-{status}@mx.kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:05:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain\r\n\r\nI'm sorry to have to inform you that your message could not be delivered.\r\n\r\n\
+--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.kovac.test\r\n\r\n\
+Final-Recipient: rfc822; {recipient}\r\nAction: failed\r\nStatus: {status}\r\n\
+Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown\r\n\r\n\
+--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@provider.test\r\nTo: {recipient}\r\n\
+Subject: [#1] Linka nefunguje\r\nMessage-ID: <{returned_id}>\r\n\r\n--B--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_bounced_notification_is_noted_on_its_ticket_and_counts_against_the_contact() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "[contacts]\nhard_bounce_limit = 2\n").await;
+    p.process_batch(&[Incoming::new(REQUEST.to_vec(), "a")]).await.unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let ack = views::outbox(&mut conn).await.unwrap().remove(0);
+
+    let (summary, outcomes) = p
+        .process_batch(&[Incoming::new(dsn(&ack.message_id, "ana@kovac.test", "5.1.1"), "b")])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![Outcome::Update]);
+    assert_eq!(
+        (summary.new_tickets, summary.notifications, summary.contacts_created),
+        (0, 0, 0)
+    );
+    let detail = views::ticket_detail(&mut conn, 1).await.unwrap();
+    assert!(
+        detail
+            .events
+            .iter()
+            .any(|e| e.detail.contains("delivery to ana@kovac.test failed (5.1.1)")),
+        "{:?}",
+        detail.events
+    );
+    let messages = views::messages(&mut conn).await.unwrap();
+    assert_eq!(messages[1].class.as_deref(), Some("bounce"));
+    assert_eq!(messages[1].ticket, Some(1));
+    let ana = views::contacts(&mut conn, Some("ana@kovac.test"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((ana.hard_bounces, ana.undeliverable), (1, false));
+
+    // A second permanent failure reaches the limit of 2; a delay (4.x.x) counts nothing.
+    p.process_batch(&[Incoming::new(dsn(&ack.message_id, "ana@kovac.test", "4.2.2"), "c")])
+        .await
+        .unwrap();
+    let ana = views::contacts(&mut conn, Some("ana@kovac.test"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(ana.hard_bounces, 1);
+    p.process_batch(&[Incoming::new(dsn(&ack.message_id, "ana@kovac.test", "5.2.1"), "d")])
+        .await
+        .unwrap();
+    let ana = views::contacts(&mut conn, Some("ana@kovac.test"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((ana.hard_bounces, ana.undeliverable), (2, true));
+    assert_eq!(
+        views::tickets(&mut conn, None).await.unwrap().len(),
+        1,
+        "no ticket from a bounce"
+    );
+    assert_eq!(
+        views::outbox(&mut conn).await.unwrap().len(),
+        1,
+        "nobody told about bounces"
+    );
+}
+
+#[tokio::test]
+async fn a_bounce_of_unknown_mail_without_a_sender_is_recorded_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = pipeline(dir.path(), "").await;
+    let raw = String::from_utf8(dsn("never-sent@elsewhere.test", "nobody@kovac.test", "5.1.1"))
+        .unwrap()
+        .replace("From: MAILER-DAEMON@mx.kovac.test (Mail Delivery System)", "From: <>");
+    let (summary, outcomes) = p.process_batch(&[Incoming::new(raw.into_bytes(), "x")]).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Ignored]);
+    assert_eq!((summary.contacts_created, summary.quarantined), (0, 0));
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let m = views::messages(&mut conn).await.unwrap().remove(0);
+    assert_eq!(
+        (m.class.as_deref(), m.reason.as_deref()),
+        (Some("bounce"), Some("delivery report"))
+    );
+}
