@@ -322,6 +322,10 @@ impl Pipeline {
             outcomes.push(outcome);
         }
         let decide_time = started.elapsed() - parse_time - load_time;
+        // Files first: a row must never name a file that is not there.
+        for (sha256, data) in &batch.changes.files {
+            self.store.attachments().put(sha256, data)?;
+        }
         batch.changes.write(&mut tx).await?;
         let write_time = started.elapsed() - parse_time - load_time - decide_time;
         tx.commit().await?;

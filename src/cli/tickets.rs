@@ -59,7 +59,10 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
             );
         }
         TicketsCmd::Show { number, json } => {
-            let detail = views::ticket_detail(&mut conn, number).await?;
+            let mut detail = views::ticket_detail(&mut conn, number).await?;
+            for a in &mut detail.attachments {
+                a.path = pipeline.store().attachments().path(&a.sha256).display().to_string();
+            }
             if json {
                 return print_json(&detail);
             }
@@ -82,6 +85,13 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
             }
             for e in &detail.events {
                 println!("\n*** {} {}: {}", e.at, e.kind, e.detail);
+            }
+            for a in &detail.attachments {
+                let inline = if a.inline { ", inline" } else { "" };
+                println!(
+                    "\n+++ {} ({}, {} bytes{inline}) {}",
+                    a.file_name, a.content_type, a.size, a.path
+                );
             }
             return Ok(());
         }

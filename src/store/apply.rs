@@ -6,7 +6,8 @@
 //! plan is first turned into rows that can still fail (template rendering),
 //! and only then recorded, so a mail that fails leaves nothing behind.
 
-use super::changes::{Changes, ContactInsert, EventRow, MessageRow, QuarantineRow};
+use super::attachments::sha256_hex;
+use super::changes::{AttachmentRow, Changes, ContactInsert, EventRow, MessageRow, QuarantineRow};
 use super::snapshot::{Snapshot, TicketRecord};
 use crate::error::{Error, Result};
 use crate::message::{Message, ParseFailure};
@@ -66,6 +67,7 @@ impl Batch {
             from_name: None,
             subject: failure.subject.clone(),
             text: None,
+            new_text: None,
             class: None,
             outcome: outcome.as_str(),
             reason: Some(failure.reason.clone()),
@@ -174,7 +176,8 @@ impl Batch {
             let view = ticket.as_ref().map(|t| self.view(t, tag));
             let cause = Cause {
                 subject: msg.subject.clone(),
-                text: msg.text.clone(),
+                // Notifications quote what is new, not the whole thread.
+                text: msg.new_text.clone(),
                 sender_name: msg.from.name.clone().unwrap_or_default(),
                 sender_email: msg.from.address.clone(),
                 message_id: msg.message_id.clone(),
@@ -247,6 +250,7 @@ impl Batch {
             from_name: msg.from.name.clone(),
             subject: Some(msg.subject.clone()),
             text: Some(msg.text.clone()),
+            new_text: Some(msg.new_text.clone()),
             class: Some(plan.class.as_str()),
             outcome: plan.outcome.as_str(),
             reason: plan.reason.clone(),
@@ -255,6 +259,21 @@ impl Batch {
             received_at: receipt.received_at,
             processed_at: receipt.processed_at,
         });
+        if applied.ticket.is_some() {
+            for f in &msg.files {
+                let sha256 = sha256_hex(&f.data);
+                self.changes.attachments.push(AttachmentRow {
+                    message_row,
+                    sha256: sha256.clone(),
+                    file_name: f.file_name.clone(),
+                    content_type: f.content_type.clone(),
+                    size: f.size as i64,
+                    content_id: f.content_id.clone(),
+                    inline: f.inline,
+                });
+                self.changes.files.entry(sha256).or_insert_with(|| f.data.clone());
+            }
+        }
         if plan.outcome == Outcome::Quarantined {
             self.changes.quarantine.push(QuarantineRow {
                 message_row,

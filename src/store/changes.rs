@@ -41,6 +41,8 @@ pub struct MessageRow {
     pub from_name: Option<String>,
     pub subject: Option<String>,
     pub text: Option<String>,
+    /// The new part of a reply (see [`crate::message::Message::new_text`]).
+    pub new_text: Option<String>,
     pub class: Option<&'static str>,
     pub outcome: &'static str,
     pub reason: Option<String>,
@@ -48,6 +50,18 @@ pub struct MessageRow {
     pub contact_id: Option<i64>,
     pub received_at: i64,
     pub processed_at: i64,
+}
+
+/// An attachment of a mail on a ticket; its bytes go to a file.
+#[derive(Debug, Clone)]
+pub struct AttachmentRow {
+    pub message_row: i64,
+    pub sha256: String,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub content_id: Option<String>,
+    pub inline: bool,
 }
 
 /// A mail that needs a person.
@@ -87,6 +101,9 @@ pub struct Changes {
     /// Contacts a delivery report named as failed for good, with the
     /// hard-bounce limit in force.
     pub hard_bounces: Vec<(i64, u32)>,
+    pub attachments: Vec<AttachmentRow>,
+    /// Attachment bytes by SHA-256, written to files before the commit.
+    pub files: BTreeMap<String, Vec<u8>>,
 }
 
 impl Changes {
@@ -219,12 +236,32 @@ impl Changes {
         .await?;
         insert_rows(
             conn,
-            "INSERT INTO message_content (message_row, text, raw) ",
+            "INSERT INTO message_content (message_row, text, new_text, raw) ",
             &self.messages,
-            3,
-            " ON CONFLICT (message_row) DO UPDATE SET text = excluded.text, raw = excluded.raw",
+            4,
+            " ON CONFLICT (message_row) DO UPDATE SET text = excluded.text, new_text = excluded.new_text, raw = excluded.raw",
             |b, m| {
-                b.push_bind(m.id).push_bind(m.text.clone()).push_bind(m.raw.clone());
+                b.push_bind(m.id)
+                    .push_bind(m.text.clone())
+                    .push_bind(m.new_text.clone())
+                    .push_bind(m.raw.clone());
+            },
+        )
+        .await?;
+        insert_rows(
+            conn,
+            "INSERT INTO attachments (message_row, sha256, file_name, content_type, size, content_id, inline) ",
+            &self.attachments,
+            7,
+            "",
+            |b, a| {
+                b.push_bind(a.message_row)
+                    .push_bind(a.sha256.clone())
+                    .push_bind(a.file_name.clone())
+                    .push_bind(a.content_type.clone())
+                    .push_bind(a.size)
+                    .push_bind(a.content_id.clone())
+                    .push_bind(a.inline);
             },
         )
         .await?;

@@ -7,6 +7,7 @@
 //! second code path in the pipeline.
 
 pub mod apply;
+pub mod attachments;
 pub mod changes;
 pub mod directory;
 pub mod mailboxes;
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
+    attachments: attachments::AttachmentDir,
 }
 
 /// One transaction: a batch of mail or one CLI change.
@@ -59,7 +61,8 @@ impl Store {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Store::connect(options.clone()).await {
+            let dir = path.parent().unwrap_or(std::path::Path::new("")).join("attachments");
+            match Store::connect(options.clone(), dir).await {
                 Ok(store) => return Ok(store),
                 Err(e) if attempt < 50 && e.is_startup_race() => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -70,12 +73,15 @@ impl Store {
         }
     }
 
-    async fn connect(options: SqliteConnectOptions) -> Result<Store> {
+    async fn connect(options: SqliteConnectOptions, attachments: std::path::PathBuf) -> Result<Store> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            attachments: attachments::AttachmentDir::new(attachments),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -95,6 +101,11 @@ impl Store {
     /// batches allocate ticket numbers and ids from the current maxima.
     pub async fn begin_write(&self) -> Result<Tx> {
         Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
+    /// Where attachment files live: `attachments/` beside the database.
+    pub fn attachments(&self) -> &attachments::AttachmentDir {
+        &self.attachments
     }
 
     /// The pool, for read-only queries.

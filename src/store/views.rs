@@ -95,6 +95,23 @@ pub struct TicketDetail {
     pub ticket: TicketRow,
     pub messages: Vec<ConversationEntry>,
     pub events: Vec<TicketEvent>,
+    pub attachments: Vec<AttachmentView>,
+}
+
+/// A file attached to one of a ticket's mails.
+#[derive(Debug, Clone, Serialize, FromRow)]
+pub struct AttachmentView {
+    /// The mail (`messages list` id) it came with.
+    pub message: i64,
+    pub file_name: String,
+    pub content_type: String,
+    pub size: i64,
+    pub inline: bool,
+    pub content_id: Option<String>,
+    pub sha256: String,
+    /// Where the file is (filled in by the caller, which knows the state directory).
+    #[sqlx(skip)]
+    pub path: String,
 }
 
 /// One mail of a ticket's conversation, in or out.
@@ -131,7 +148,7 @@ pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<T
         .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
     let mut messages: Vec<ConversationEntry> = sqlx::query_as(
         "SELECT 'in' AS direction, COALESCE(from_addr, '') AS \"from\", NULL AS \"to\", COALESCE(subject, '') AS subject,
-                COALESCE((SELECT text FROM message_content c WHERE c.message_row = m.id), '') AS text, class,
+                COALESCE((SELECT COALESCE(new_text, text) FROM message_content c WHERE c.message_row = m.id), '') AS text, class,
                 NULL AS event, received_at AS at_ts, id AS ord
          FROM messages m WHERE ticket = $1
          UNION ALL
@@ -158,10 +175,18 @@ pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<T
         at: timestamp(at),
     })
     .collect();
+    let attachments = sqlx::query_as(
+        "SELECT a.message_row AS message, a.file_name, a.content_type, a.size, a.inline, a.content_id, a.sha256
+         FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.ticket = $1 ORDER BY a.id",
+    )
+    .bind(number)
+    .fetch_all(&mut *conn)
+    .await?;
     Ok(TicketDetail {
         ticket: record.into(),
         messages,
         events,
+        attachments,
     })
 }
 
