@@ -319,3 +319,92 @@ fn a_kill_during_a_fan_out_loses_no_notification_and_repeats_at_most_those_in_fl
     );
     assert_eq!(second.terminate().0, Some(0), "{}", second.logs());
 }
+
+/// A naive auto-responder on `address`: answers every new mail in its
+/// INBOX with a plain "Re:" (no Auto-Submitted, no vacation subject: the
+/// hardest kind to tell from a person) until `stop` is set. Returns how
+/// many it answered.
+fn auto_responder(desk: &Desk, address: &str, stop: &std::sync::atomic::AtomicBool) -> usize {
+    use std::sync::atomic::Ordering;
+    let mut answered = std::collections::HashSet::new();
+    while !stop.load(Ordering::Relaxed) {
+        for mail in desk.inbox(address) {
+            let id = header(&mail, "Message-ID").unwrap_or_default();
+            if !answered.insert(id.clone()) {
+                continue;
+            }
+            let subject = header(&mail, "Subject").unwrap_or_default();
+            let reply = format!(
+                "From: <{address}>\r\nTo: support@example.test\r\nSubject: Re: {subject}\r\n\
+Message-ID: <auto-{}-{address}>\r\nIn-Reply-To: {id}\r\nReferences: {id}\r\n\r\n\
+Thank you for your mail. I will read it as soon as possible.\r\n",
+                answered.len()
+            );
+            let sent = smtp_client::send_mail(
+                desk.postfix.smtp_port(),
+                address,
+                &["support@example.test"],
+                reply.as_bytes(),
+            );
+            assert!(sent.is_ok_and(|r| r.is_positive()));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    answered.len()
+}
+
+#[test]
+fn an_auto_responder_on_a_subscriber_gets_one_notification_and_no_ping_pong() {
+    let Some(desk) = Desk::start(&[], "") else { return };
+    desk.user("marie");
+    desk.user("bot");
+    desk.directory(
+        r#"
+[[account]]
+number = "OCN-1"
+name = "Acme SA"
+domains = ["example.test"]
+language = "en"
+
+[[contact]]
+email = "marie@example.test"
+account = "OCN-1"
+
+[[contact]]
+email = "bot@example.test"
+account = "OCN-1"
+
+[[subscription]]
+contact = "bot@example.test"
+group = "key_contact"
+account = "OCN-1"
+"#,
+    );
+    desk.receive(&outage("Outage"));
+    let mut daemon = desk.setup.start();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let answered = std::thread::scope(|s| {
+        let responder = s.spawn(|| auto_responder(&desk, "bot@example.test", &stop));
+        desk.wait("the responder's answer to reach the ticket", SOON, || {
+            desk.setup.tickets().first().is_some_and(|t| t["messages"] == 2)
+        });
+        // Give a loop every chance to start: several responder polls and
+        // daemon rounds.
+        std::thread::sleep(Duration::from_secs(5));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        responder.join().unwrap()
+    });
+    desk.settle();
+    assert_eq!(answered, 1, "the responder got exactly one mail from mailroom");
+    assert_eq!(desk.inbox_count("bot@example.test"), 1);
+    assert_eq!(desk.setup.tickets().len(), 1);
+    assert_eq!(desk.setup.tickets()[0]["messages"], 2);
+    // Marie: her acknowledgement and the update about the responder's mail.
+    assert_eq!(desk.inbox_count("marie@example.test"), 2);
+    assert_eq!(
+        desk.setup.json(&["outbox", "list"]).len(),
+        3,
+        "ack, new_ticket, one update"
+    );
+    assert_eq!(daemon.terminate().0, Some(0), "{}", daemon.logs());
+}
