@@ -1,8 +1,9 @@
 //! Proves the private Postfix harness (tests/support/postfix.rs) works: SMTP in, LMTP into a
 //! private Dovecot, STARTTLS with its own CA, the reject list, stop/start on the same port,
 //! retries after an LMTP outage, bulk acceptance in discard mode, parallel instances, a
-//! warning-free config, clean teardown. Without Postfix (or Dovecot) installed every test
-//! returns early after a visible SKIPPED line, unless MAILROOM_REQUIRE_POSTFIX is set.
+//! warning-free config, clean teardown, the optional SMTPS (implicit TLS) listener. Without
+//! Postfix (or Dovecot) installed every test returns early after a visible SKIPPED line, unless
+//! MAILROOM_REQUIRE_POSTFIX is set.
 
 #[path = "support/dovecot.rs"]
 mod dovecot;
@@ -355,6 +356,98 @@ fn starttls_verifies_with_the_right_ca_only() {
     assert!(ok, "DNS:localhost refused:\n{out}");
     let (ok, out) = s_client(postfix.smtp_port(), &postfix.wrong_ca_file(), &[]);
     assert!(!ok, "wrong CA accepted:\n{out}");
+}
+
+/// Speaks SMTP over implicit TLS on `port` (verified against `ca`): greeting, EHLO, one mail
+/// to `to`, QUIT; every reply line, or where it failed.
+fn smtps_session(port: u16, ca: &Path, to: &str) -> Result<Vec<String>, String> {
+    use rustls_pki_types::ServerName;
+    use rustls_pki_types::pem::PemObject;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+    use tokio_rustls::rustls;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(ca).map_err(|e| e.to_string())? {
+        roots.add(cert.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from("127.0.0.1").map_err(|e| e.to_string())?;
+    let tls = rustls::ClientConnection::new(Arc::new(config), name).map_err(|e| e.to_string())?;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    let mut stream = BufReader::new(rustls::StreamOwned::new(tls, tcp));
+    let mut lines: Vec<String> = Vec::new();
+    let message = String::from_utf8(mail(1)).unwrap();
+    let commands = [
+        None, // the greeting
+        Some("EHLO client.test".to_string()),
+        Some(format!("MAIL FROM:<{FROM}>")),
+        Some(format!("RCPT TO:<{to}>")),
+        Some("DATA".to_string()),
+        Some(format!("{message}.")),
+        Some("QUIT".to_string()),
+    ];
+    for command in commands {
+        if let Some(command) = command {
+            let w = stream.get_mut();
+            w.write_all(format!("{command}\r\n").as_bytes())
+                .and_then(|()| w.flush())
+                .map_err(|e| format!("sending {command:?}: {e}"))?;
+        }
+        // A reply: lines up to the one with a space after the code (`250-...`, `250 ...`).
+        loop {
+            let mut line = String::new();
+            match stream.read_line(&mut line) {
+                Ok(0) => return Err(format!("connection closed after {lines:?}")),
+                Ok(_) => {}
+                Err(e) => return Err(format!("reading after {lines:?}: {e}")),
+            }
+            let more = line.as_bytes().get(3) == Some(&b'-');
+            lines.push(line.trim_end().to_string());
+            if !more {
+                break;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+#[test]
+fn smtps_listener_speaks_smtp_only_inside_tls() {
+    let Some(postfix) = start(PostfixOptions::discard().with_smtps()) else {
+        return;
+    };
+    let port = postfix.smtps_port().expect("with_smtps gives an SMTPS port");
+    assert_ne!(port, postfix.smtp_port());
+    let replies = smtps_session(port, &postfix.ca_file(), "a@example.test").unwrap_or_else(|e| panic!("{e}"));
+    assert!(replies[0].starts_with("220 "), "greeting over TLS: {replies:?}");
+    assert!(replies.iter().any(|r| r.contains("queued as")), "{replies:?}");
+    assert!(replies.last().unwrap().starts_with("221"), "{replies:?}");
+    assert!(
+        !replies.iter().any(|r| r.contains("STARTTLS")),
+        "TLS already: {replies:?}"
+    );
+    // A plaintext client gets no greeting there (smtpd waits for a TLS ClientHello)...
+    let mut plain = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    plain.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut buf = [0u8; 4];
+    assert!(std::io::Read::read(&mut plain, &mut buf).map_or(true, |n| n == 0 || &buf != b"220 "));
+    // ... and a client with the wrong CA cannot get in.
+    let err = smtps_session(port, &postfix.wrong_ca_file(), "a@example.test").unwrap_err();
+    assert!(err.contains("certificate"), "{err}");
+    // The mail came in on the SMTPS service, over TLS.
+    postfix.wait_queue_empty(SOON).unwrap();
+    let log = postfix.log_tail(200);
+    assert!(
+        log.contains("postfix/smtps/smtpd") && log.contains("TLS connection established"),
+        "{log}"
+    );
 }
 
 #[test]

@@ -11,6 +11,11 @@
 //! // support@example.test lands in Dovecot's INBOX; RCPT TO:<gone@example.test> gets a 550.
 //! ```
 //!
+//! [`PostfixOptions::with_smtps`] adds a second listener, SMTPS (implicit TLS, "wrapper
+//! mode", as on port 465) on another free loopback port, [`Postfix::smtps_port`]: TLS from the
+//! first byte with the same certificate and CA, then the same SMTP service. Without it there
+//! is only the plain/STARTTLS port.
+//!
 //! Without the `postfix` binary, [`Postfix::start`] prints `SKIPPED: ...` straight to the real
 //! stderr and returns `Ok(None)`; with `MAILROOM_REQUIRE_POSTFIX` set (CI) it returns `Err`,
 //! as `dovecot.rs` does. `MAILROOM_POSTFIX_BIN` names the binary (a missing path counts as not
@@ -35,7 +40,10 @@
 //! `master.cf`: the system's (`/etc/postfix/master.cf`, else Debian's `master.cf.dist`), so the
 //! services match the installed version, with every `inet` service dropped (a system
 //! `submission`/`smtps`/`postscreen` would otherwise bind ports shared by all instances), one
-//! `127.0.0.1:<port> inet n - n - - smtpd` added, and the chroot column `n` everywhere: a
+//! `127.0.0.1:<port> inet n - n - - smtpd` added (and with [`PostfixOptions::with_smtps`] a
+//! second one on the SMTPS port with `-o syslog_name=postfix/smtps`, `-o
+//! smtpd_tls_wrappermode=yes` and `-o smtpd_tls_security_level=encrypt`, so its log lines say
+//! `postfix/smtps/smtpd` and it never speaks plaintext), and the chroot column `n` everywhere: a
 //! chrooted daemon would look for its files (TLS, the reject list, `/etc/services`) inside
 //! the temp queue directory. A `postlog` service is added if missing (`maillog_file` needs it).
 //!
@@ -152,6 +160,8 @@ pub struct PostfixOptions {
     pub reject_recipients: Vec<String>,
     /// Recipients answered with a temporary `450 4.2.0` at RCPT TO.
     pub defer_recipients: Vec<String>,
+    /// Also listen for SMTPS (implicit TLS) on a second port.
+    pub smtps: bool,
 }
 
 impl PostfixOptions {
@@ -177,6 +187,12 @@ impl PostfixOptions {
         self
     }
 
+    /// Also listen for SMTPS (implicit TLS, "wrapper mode") on [`Postfix::smtps_port`].
+    pub fn with_smtps(mut self) -> Self {
+        self.smtps = true;
+        self
+    }
+
     /// Accept these domains instead of `example.test`.
     pub fn domains(mut self, domains: &[&str]) -> Self {
         self.domains = domains.iter().map(|d| d.to_string()).collect();
@@ -189,6 +205,7 @@ impl PostfixOptions {
             domains: vec![DEFAULT_DOMAIN.to_string()],
             reject_recipients: Vec::new(),
             defer_recipients: Vec::new(),
+            smtps: false,
         }
     }
 }
@@ -197,6 +214,8 @@ pub struct Postfix {
     postfix_bin: PathBuf,
     opts: PostfixOptions,
     smtp_port: u16,
+    /// The SMTPS (implicit TLS) port, with [`PostfixOptions::with_smtps`].
+    smtps_port: Option<u16>,
     /// The master's pid (from `queue/pid/master.pid`); `None` when stopped.
     master: Option<i32>,
     // Last: removed after Drop::drop has stopped the server.
@@ -225,13 +244,16 @@ impl Postfix {
             postfix_bin: bin,
             opts,
             smtp_port: 0,
+            smtps_port: None,
             master: None,
             dir,
         };
         server.prepare_files()?;
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            server.smtp_port = free_ports(1)?[0];
+            let ports = free_ports(if server.opts.smtps { 2 } else { 1 })?;
+            server.smtp_port = ports[0];
+            server.smtps_port = ports.get(1).copied();
             server.write_config()?;
             match server.start_master() {
                 Ok(()) => return Ok(Some(server)),
@@ -264,7 +286,11 @@ impl Postfix {
     pub fn smtp_port(&self) -> u16 {
         self.smtp_port
     }
-    /// The CA that signed the STARTTLS certificate (PEM).
+    /// The SMTPS (implicit TLS) port; `None` unless started [`PostfixOptions::with_smtps`].
+    pub fn smtps_port(&self) -> Option<u16> {
+        self.smtps_port
+    }
+    /// The CA that signed the server certificate (PEM), for STARTTLS and SMTPS.
     pub fn ca_file(&self) -> PathBuf {
         self.path("ca.pem")
     }
@@ -322,7 +348,7 @@ impl Postfix {
         Ok(())
     }
 
-    /// Starts the same instance again: same port, config and queue (deferred mail included).
+    /// Starts the same instance again: same ports, config and queue (deferred mail included).
     pub fn start_again(&mut self) -> Result<(), String> {
         self.stop()?;
         let deadline = Instant::now() + READY_TIMEOUT;
@@ -429,12 +455,13 @@ impl Postfix {
             .ok_or(format!("postfix: none of {MASTER_CF_SOURCES:?} is readable"))?;
         write_config_file(
             &self.config_dir().join("master.cf"),
-            &master_cf(&source, self.smtp_port),
+            &master_cf_with_smtps(&source, self.smtp_port, self.smtps_port),
         )
     }
 
     /// `postfix start`, then waits for the SMTP greeting; on failure the log's new lines
-    /// tell why (a port clash is retried by the callers).
+    /// tell why (a port clash is retried by the callers). The SMTPS port needs no wait: the
+    /// master binds every listener before `postfix start` returns, and a clash there fails it.
     fn start_master(&mut self) -> Result<(), String> {
         let log_before = fs::metadata(self.maillog()).map_or(0, |m| m.len() as usize);
         let out = Command::new(&self.postfix_bin)
@@ -495,10 +522,21 @@ fn check_options(opts: &PostfixOptions) -> Result<(), String> {
 /// The system's `master.cf` made private (see module docs): `inet` services dropped, ours
 /// added, chroot off, a `postlog` service ensured.
 pub fn master_cf(system: &str, port: u16) -> String {
+    master_cf_with_smtps(system, port, None)
+}
+
+/// [`master_cf`], plus an SMTPS (wrapper mode, TLS required) listener on `smtps` if given.
+pub fn master_cf_with_smtps(system: &str, port: u16, smtps: Option<u16>) -> String {
     let mut out = format!(
         "# Generated by tests/support/postfix.rs from the system's master.cf.\n\
          {HOST}:{port} inet n - n - - smtpd\n"
     );
+    if let Some(smtps) = smtps {
+        out.push_str(&format!(
+            "{HOST}:{smtps} inet n - n - - smtpd\n  -o syslog_name=postfix/smtps\n  \
+             -o smtpd_tls_wrappermode=yes\n  -o smtpd_tls_security_level=encrypt\n"
+        ));
+    }
     let mut dropping = false;
     let mut has_postlog = false;
     for line in system.lines() {
