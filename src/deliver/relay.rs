@@ -72,7 +72,13 @@ impl Relay {
         };
         let (starttls, implicit) = match config.tls {
             TlsMode::None => (None, None),
-            TlsMode::Starttls => (Some(tls_parameters(config)?), None),
+            TlsMode::Starttls => {
+                // The same checks of ca_file as for implicit TLS (lettre
+                // takes a PEM file without a certificate silently).
+                crate::ingest::imap::connect::tls_config(config.ca_file.as_deref())
+                    .map_err(|e| Error::Config(format!("smtp: {e}")))?;
+                (Some(tls_parameters(config)?), None)
+            }
             TlsMode::Implicit => {
                 let tls = crate::ingest::imap::connect::tls_config(config.ca_file.as_deref())
                     .map_err(|e| Error::Config(format!("smtp: {e}")))?;
