@@ -128,6 +128,9 @@ pub struct IntakeConfig {
     /// New tickets one sender may open per hour; further mail that would
     /// open one is quarantined as `rate_limited` (0: no limit).
     pub max_new_tickets_per_hour: u32,
+    /// Larger files given to `replay` are quarantined as `too_large` with
+    /// their headers (each `[[mailbox]]` has its own `max_message_bytes`).
+    pub max_message_bytes: u64,
 }
 
 impl Default for IntakeConfig {
@@ -135,6 +138,7 @@ impl Default for IntakeConfig {
         IntakeConfig {
             ignore: Vec::new(),
             max_new_tickets_per_hour: 20,
+            max_message_bytes: 25_000_000,
         }
     }
 }

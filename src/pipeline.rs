@@ -49,6 +49,29 @@ impl Incoming {
             oversized: None,
         }
     }
+
+    /// The mail, or only its header block marked oversized when it is
+    /// larger than `max` bytes (quarantined as `too_large`; the full mail
+    /// stays where it came from).
+    pub fn limited(self, max: u64) -> Incoming {
+        let size = self.raw.len() as u64;
+        if size <= max {
+            return self;
+        }
+        let raw = &self.raw;
+        let end = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map(|p| p + 4)
+            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
+            .unwrap_or(raw.len())
+            .min(64 * 1024);
+        Incoming {
+            raw: raw[..end].to_vec(),
+            source: self.source,
+            oversized: Some(size),
+        }
+    }
 }
 
 /// Which time a mail is processed at.

@@ -43,7 +43,8 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     let mut total = Summary::default();
     let mut batch = Vec::with_capacity(args.batch);
     for file in files {
-        batch.extend(read_file(&file)?);
+        let max = pipeline.config().intake.max_message_bytes;
+        batch.extend(read_file(&file)?.into_iter().map(|m| m.limited(max)));
         if batch.len() >= args.batch {
             total.add(&pipeline.process_batch(&batch).await?.0);
             batch.clear();

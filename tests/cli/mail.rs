@@ -416,3 +416,26 @@ fn errors_have_exit_code_two_and_one_sentence() {
     let err = env.fail2(&["contacts", "ignore", "nobody@acme.fr"]);
     assert!(err.contains("not found"), "{err}");
 }
+
+#[test]
+fn a_file_over_the_size_limit_is_quarantined_with_its_headers() {
+    let limit = reply().len().max(request().len()) + 100;
+    let env = Env::with_config(&format!("\n[intake]\nmax_message_bytes = {limit}\n"));
+    env.import(DIRECTORY);
+    let mut big = request();
+    big.extend(std::iter::repeat_n(b'x', limit));
+    big.extend(b"\r\n");
+    env.write("in/01-big.eml", &big);
+    env.write("in/02-reply.eml", reply());
+    let summary = env.replay(&["in"]);
+    assert_eq!(summary["quarantined"], json!(1));
+    let rows = env.list(&["quarantine", "list", "--json"]);
+    assert_eq!(rows[0]["reason"], "too_large");
+    let id = rows[0]["id"].to_string();
+    let raw = env.run(&["quarantine", "show", &id, "--raw"]).stdout;
+    assert!(
+        raw.starts_with(b"From:") || raw.windows(8).any(|w| w == b"Subject:"),
+        "headers kept"
+    );
+    assert!(raw.len() < request().len(), "only the headers: {} bytes", raw.len());
+}
