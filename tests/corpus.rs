@@ -14,6 +14,8 @@ mod bounces;
 mod charsets;
 #[path = "corpus/common.rs"]
 mod common;
+#[path = "corpus/mutations.rs"]
+mod mutations;
 #[path = "corpus/replies.rs"]
 mod replies;
 #[path = "corpus/zammad.rs"]

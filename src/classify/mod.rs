@@ -48,7 +48,8 @@ pub fn classify(msg: &Message, own_domain: &str) -> Class {
     if msg.delivery_report.is_some() {
         // A challenge-response filter wraps its question in a DSN: it is an
         // automatic answer, and the address works.
-        return if auto_reply::is_challenge(msg) {
+        // (Only with a sender: an auto-reply may create a contact.)
+        return if auto_reply::is_challenge(msg) && !msg.from.address.is_empty() {
             Class::AutoReply
         } else {
             Class::Bounce

@@ -86,7 +86,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 impl Message {
     /// Parses raw RFC 5322 bytes.
+    ///
+    /// Never panics: mail-parser 0.11 panics on some malformed nesting (a
+    /// message/rfc822 part whose content is again message/rfc822, found by
+    /// fuzzing), so a panic anywhere in parsing becomes a [`ParseFailure`]
+    /// and the mail is quarantined instead of taking the batch down.
     pub fn parse(raw: &[u8]) -> Result<Message, Box<ParseFailure>> {
+        std::panic::catch_unwind(|| Message::parse_unguarded(raw)).unwrap_or_else(|_| {
+            let raw_sha256 = sha256_hex(raw);
+            Err(Box::new(ParseFailure {
+                key: format!("sha256:{raw_sha256}"),
+                message_id: None,
+                raw_sha256,
+                from: None,
+                subject: None,
+                reason: "the parser failed on this mail".into(),
+            }))
+        })
+    }
+
+    fn parse_unguarded(raw: &[u8]) -> Result<Message, Box<ParseFailure>> {
         let raw_sha256 = sha256_hex(raw);
         let hash_key = format!("sha256:{raw_sha256}");
         let failure = |reason: &str, mid: Option<String>, from, subject| {
@@ -375,6 +394,16 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
         let m = Message::parse(raw).unwrap();
         assert!(m.text.contains("Line down"), "{}", m.text);
         assert!(!m.text.contains("x()"), "{}", m.text);
+    }
+
+    #[test]
+    fn a_parser_panic_is_a_failure() {
+        // Fuzzing found that mail-parser 0.11 panics here ("Invalid part ID").
+        let raw = b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: message/rfc822\n\n\
+Content-Type: message/rfc822\n\nx\n\n--b--\n";
+        let f = Message::parse(raw).unwrap_err();
+        assert!(f.key.starts_with("sha256:"));
+        assert_eq!(f.reason, "the parser failed on this mail");
     }
 
     #[test]

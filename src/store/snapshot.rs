@@ -419,8 +419,11 @@ fn returned_id(msg: &Message) -> Option<&String> {
 
 /// Addresses a delivery report says failed for good.
 fn bounced_addresses(msg: &Message) -> impl Iterator<Item = &str> {
+    // An abuse or opt-out feedback report says the mail was unwanted, not
+    // that the address does not work.
     msg.delivery_report
         .iter()
+        .filter(|r| r.kind != crate::message::ReportKind::Feedback)
         .flat_map(|r| r.permanent_failures())
         .flat_map(|f| std::iter::once(f.address.as_str()).chain(f.original_address.as_deref()))
         .filter(|a| !a.is_empty())
