@@ -2,23 +2,13 @@
 //! lands on that notification's ticket as an internal note, counts a hard
 //! bounce against the contact, and opens, reopens and notifies nothing.
 
-use std::sync::Arc;
+#[path = "support/pipeline.rs"]
+mod support;
 
-use mailroom::config::Config;
-use mailroom::notify::templates::Templates;
-use mailroom::pipeline::{Incoming, Pipeline};
-use mailroom::store::{Store, views};
+use mailroom::pipeline::Incoming;
+use mailroom::store::views;
 use mailroom::tickets::plan::Outcome;
-
-async fn pipeline(dir: &std::path::Path, extra: &str) -> Pipeline {
-    let text = format!(
-        "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n{extra}",
-        dir.join("m.db").display()
-    );
-    let config = Config::parse(&text, "test").unwrap();
-    let store = Store::open(&config).await.unwrap();
-    Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
-}
+use support::pipeline;
 
 const REQUEST: &[u8] =
     b"From: Ana Horvat <ana@kovac.test>\r\nSubject: Linka nefunguje\r\nMessage-ID: <a1@kovac.test>\r\n\

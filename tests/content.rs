@@ -2,22 +2,12 @@
 //! its new part (the full text stays stored), and attachments are kept as
 //! content-addressed files with sanitised names, once however often sent.
 
-use std::sync::Arc;
+#[path = "support/pipeline.rs"]
+mod support;
 
-use mailroom::config::Config;
-use mailroom::notify::templates::Templates;
-use mailroom::pipeline::{Incoming, Pipeline};
-use mailroom::store::{Store, views};
-
-async fn pipeline(dir: &std::path::Path) -> Pipeline {
-    let text = format!(
-        "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
-        dir.join("state/m.db").display()
-    );
-    let config = Config::parse(&text, "test").unwrap();
-    let store = Store::open(&config).await.unwrap();
-    Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
-}
+use mailroom::pipeline::Incoming;
+use mailroom::store::views;
+use support::pipeline_at;
 
 /// A mail with a logo inline and a log file whose name tries to climb out.
 fn with_files(id: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -36,7 +26,7 @@ line 1 down\r\n--X--\r\n"
 #[tokio::test]
 async fn a_reply_shows_its_new_part_and_attachments_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline_at(&dir.path().join("state/m.db"), "").await;
     let first = with_files("a1@kovac.test", "Linka nefunguje", "", "Dobry den, linka nefunguje.");
     let reply = with_files(
         "a2@kovac.test",

@@ -3,23 +3,13 @@
 //! and `outbox retry`. No SMTP here (tests/delivery.rs sends through a
 //! real Postfix); results are recorded as a relay would report them.
 
-use std::sync::Arc;
+#[path = "support/pipeline.rs"]
+mod support;
 
-use mailroom::config::Config;
-use mailroom::notify::templates::Templates;
 use mailroom::pipeline::{Incoming, Pipeline};
 use mailroom::store::outbox::{ClaimRules, Delivery, RecordRules};
 use mailroom::store::{Store, views};
-
-async fn pipeline(dir: &std::path::Path) -> Pipeline {
-    let text = format!(
-        "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
-        dir.join("m.db").display()
-    );
-    let config = Config::parse(&text, "test").unwrap();
-    let store = Store::open(&config).await.unwrap();
-    Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
-}
+use support::pipeline;
 
 /// A new ticket from `from`: queues its acknowledgement.
 async fn ticket_from(p: &Pipeline, from: &str, n: u32) {
@@ -60,7 +50,7 @@ async fn status_of(store: &Store, id: i64) -> (String, i64, i64, Option<String>)
 #[tokio::test]
 async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline(dir.path(), "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     // Queued "now" by the wall clock: claim in the future so it is due.
@@ -123,7 +113,7 @@ async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
 #[tokio::test]
 async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline(dir.path(), "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let t0 = mailroom::store::now() + 1;
@@ -153,7 +143,7 @@ async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
 #[tokio::test]
 async fn transient_failures_past_max_age_give_up() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline(dir.path(), "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let late = mailroom::store::now() + 3 * 86_400 + 5;
@@ -181,7 +171,7 @@ async fn transient_failures_past_max_age_give_up() {
 #[tokio::test]
 async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline(dir.path(), "").await;
     let store = p.store();
     for n in 1..=4 {
         ticket_from(&p, "gone@kovac.test", n).await;
@@ -222,7 +212,7 @@ async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
 #[tokio::test]
 async fn the_loop_guard_suppresses_past_the_per_ticket_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path()).await;
+    let p = pipeline(dir.path(), "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let t0 = mailroom::store::now() + 1;
