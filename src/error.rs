@@ -69,7 +69,10 @@ impl Error {
     pub fn is_startup_race(&self) -> bool {
         let text = self.to_string();
         matches!(self, Error::Database(_) | Error::Migrate(_))
-            && (text.contains("locked") || text.contains("busy") || text.contains("already exists"))
+            && (text.contains("locked")
+                || text.contains("busy")
+                || text.contains("already exists")
+                || text.contains("duplicate column"))
     }
 
     /// Wraps an I/O error with the path it concerns, so the message names it.

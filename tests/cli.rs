@@ -89,3 +89,29 @@ fn mailroom_config_env_var_is_read() {
 mod directory;
 #[path = "cli/mail.rs"]
 mod mail;
+
+#[test]
+fn many_commands_opening_a_new_database_at_once_all_succeed() {
+    // The daemon and an operator's `status` (or several cron jobs) may
+    // create and migrate a fresh database at the same moment.
+    for _ in 0..3 {
+        let env = Env::new();
+        let children: Vec<_> = (0..6)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+                    .arg("--config")
+                    .arg(env.dir.path().join("mailroom.toml"))
+                    .args(["tickets", "list", "--json"])
+                    .env_remove("MAILROOM_CONFIG")
+                    .stderr(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}

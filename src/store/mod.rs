@@ -58,19 +58,35 @@ impl Store {
         // `status` call) race on creating the file, switching it to WAL and
         // applying migrations; the loser sees "locked" or "already exists"
         // and simply tries again once the winner is done.
+        // Migrations are serialised across processes by a lock file beside
+        // the database: SQLite would let two of them apply the same ALTER
+        // TABLE one after the other.
+        let lock_path = path.with_extension("migrate-lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        let lock = tokio::task::spawn_blocking(move || lock.lock().map(|()| lock))
+            .await
+            .map_err(|e| Error::io(&lock_path, std::io::Error::other(e)))?
+            .map_err(|e| Error::io(&lock_path, e))?;
         let mut attempt = 0;
-        loop {
+        let opened = loop {
             attempt += 1;
             let dir = path.parent().unwrap_or(std::path::Path::new("")).join("attachments");
             match Store::connect(options.clone(), dir).await {
-                Ok(store) => return Ok(store),
+                Ok(store) => break Ok(store),
                 Err(e) if attempt < 50 && e.is_startup_race() => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(Error::Database(e)) => return Err(Error::Config(format!("database {}: {e}", path.display()))),
-                Err(e) => return Err(e),
+                Err(Error::Database(e)) => break Err(Error::Config(format!("database {}: {e}", path.display()))),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        drop(lock);
+        opened
     }
 
     async fn connect(options: SqliteConnectOptions, attachments: std::path::PathBuf) -> Result<Store> {
