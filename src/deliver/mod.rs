@@ -26,6 +26,8 @@ use relay::Relay;
 
 /// How many rows one round claims per connection.
 const ROWS_PER_CONNECTION: usize = 16;
+/// How long an answer waits for others to share its commit.
+const GROUP_WAIT: Duration = Duration::from_micros(700);
 /// Longest sleep between rounds: rows queued by another process (the CLI)
 /// are picked up this fast.
 const IDLE_POLL: Duration = Duration::from_secs(5);
@@ -192,8 +194,15 @@ impl Courier {
         let mut recorded = 0;
         while let Some(first) = rx.recv().await {
             let mut answers = vec![first];
-            while let Ok(more) = rx.try_recv() {
-                answers.push(more);
+            // Group commit: the other connections' answers are usually a
+            // fraction of a millisecond behind; one fsync for all of them
+            // costs less than one each.
+            let in_flight = connections.min(expected - recorded);
+            while answers.len() < in_flight {
+                match tokio::time::timeout(GROUP_WAIT, rx.recv()).await {
+                    Ok(Some(more)) => answers.push(more),
+                    _ => break,
+                }
             }
             let (answers, acks): (Vec<(Claimed, Delivery)>, Vec<oneshot::Sender<()>>) =
                 answers.into_iter().map(|(r, d, ack)| ((r, d), ack)).unzip();
