@@ -224,6 +224,12 @@ impl Config {
         }
         if let Some(smtp) = &self.smtp {
             smtp.validate(&format!("{origin}: smtp"))?;
+            if self.outbox.lease <= smtp.timeout {
+                return Err(Error::Config(format!(
+                    "{origin}: outbox.lease ({:?}) must be longer than smtp.timeout ({:?}): a claimed notification must be sent before its lease runs out",
+                    self.outbox.lease, smtp.timeout
+                )));
+            }
         }
         self.outbox.validate(&format!("{origin}: outbox"))?;
         if self.contacts.hard_bounce_limit == 0 {
@@ -334,6 +340,21 @@ mod tests {
         let c = Config::parse(text, "config.example.toml").unwrap();
         assert_eq!(c.mail.domain, "provider.example");
         assert_eq!(c.intake.ignore.len(), 4);
+    }
+
+    #[test]
+    fn a_lease_shorter_than_the_smtp_timeout_is_refused() {
+        let err = Config::parse("[smtp]\nhost = \"127.0.0.1\"\ntimeout = \"3m\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("outbox.lease") && err.contains("smtp.timeout"), "{err}");
+        assert!(
+            Config::parse(
+                "[smtp]\nhost = \"127.0.0.1\"\ntimeout = \"3m\"\n[outbox]\nlease = \"5m\"\n",
+                "m"
+            )
+            .is_ok()
+        );
     }
 
     #[test]

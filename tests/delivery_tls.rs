@@ -53,8 +53,8 @@ fn start_desk(tls: Tls, ca: fn(&Postfix) -> std::path::PathBuf) -> Option<Desk> 
     let setup = Setup::new();
     let config = format!(
         "[database]\nurl = \"sqlite:{db}\"\n[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
-[outbox]\nretry_min = \"1s\"\nlease = \"3s\"\n\
-[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{mode}\"\nca_file = \"{ca}\"\n\
+[outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
+[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{mode}\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
 [[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
 password = \"{DEFAULT_PASSWORD}\"\n",
         db = setup.dir.path().join("m.db").display(),

@@ -178,12 +178,20 @@ impl Courier {
         // per connection.
         let (tx, mut rx) = mpsc::unbounded_channel::<(Claimed, Delivery, oneshot::Sender<()>)>();
         let slots = Arc::new(Semaphore::new(connections));
+        // A send must end before the claim's lease does, or another sender
+        // could take the row over while it is still in flight: one that
+        // could not start in time is handed back instead.
+        let last_start = tokio::time::Instant::now() + outbox.lease.saturating_sub(smtp.timeout);
         for row in rows {
             let (tx, slots, courier) = (tx.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
                 let Ok(_slot) = slots.acquire_owned().await else { return };
                 courier.pace().await;
-                let delivery = courier.relay.send(&row).await;
+                let delivery = if tokio::time::Instant::now() < last_start {
+                    courier.relay.send(&row).await
+                } else {
+                    Delivery::Transient("not sent within the claim's lease (outbox.lease); queued again".into())
+                };
                 let (recorded, committed) = oneshot::channel();
                 if tx.send((row, delivery, recorded)).is_ok() {
                     let _ = committed.await;

@@ -43,8 +43,8 @@ impl Desk {
     pub fn write_config(&self, extra: &str) {
         let text = format!(
             "[database]\nurl = \"sqlite:{db}\"\n[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
-[outbox]\nretry_min = \"1s\"\nlease = \"3s\"\n\
-[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = \"{ca}\"\n\
+[outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
+[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
 {extra}\n\
 [[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
 password = \"{DEFAULT_PASSWORD}\"\n",
