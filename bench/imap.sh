@@ -95,18 +95,7 @@ raw=$(printf '%s\n' "${raw_rates[@]}" | sort -n | awk '{a[NR]=$1} END {print a[i
 
 # 2. The directory: the workload's 20 customer domains as accounts, each
 # with two key contacts subscribed, so every new ticket fans out.
-python3 - "$shared/bench/load-mailbox.py" "$work/directory.toml" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-domains = re.findall(r'"([a-z0-9.-]+\.test)"', text.split("DOMAINS = [", 1)[1].split("]", 1)[0])
-out = []
-for i, d in enumerate(domains, 1):
-    out.append(f'[[account]]\nnumber = "OCN-{i:04d}"\nname = "{d}"\ndomains = ["{d}"]\n')
-    for who in ("noc", "manager"):
-        out.append(f'[[contact]]\nemail = "{who}@{d}"\naccount = "OCN-{i:04d}"\n')
-        out.append(f'[[subscription]]\ncontact = "{who}@{d}"\ngroup = "key_contact"\naccount = "OCN-{i:04d}"\n')
-open(sys.argv[2], "w").write("\n".join(out))
-PY
+python3 "$root/bench/workload-directory.py" "$shared/bench/load-mailbox.py" "$work/directory.toml"
 
 cfg=$work/mailroom.toml
 cat > "$cfg" <<TOML
