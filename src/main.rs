@@ -2,11 +2,24 @@
 //! the command and turns its error into one sentence and an exit code.
 
 use clap::Parser;
-use mailroom::cli::{Cli, LogFormat, run};
+use mailroom::cli::{Cli, Command, LogFormat, run};
 use tracing_subscriber::EnvFilter;
+
+unsafe extern "C" {
+    safe fn signal(signum: i32, handler: usize) -> usize;
+}
+const SIGPIPE: i32 = 13;
+const SIG_DFL: usize = 0;
 
 fn main() {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run) {
+        // A report piped into `head` ends quietly, as Unix tools do, instead
+        // of panicking on the closed pipe. The daemon keeps Rust's default
+        // (SIGPIPE ignored): a dropped network peer must be an error to
+        // handle, never the end of the process.
+        signal(SIGPIPE, SIG_DFL);
+    }
     let filter = EnvFilter::try_from_env("MAILROOM_LOG").unwrap_or_else(|_| EnvFilter::new("warn,html5ever=error"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

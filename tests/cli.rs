@@ -115,3 +115,22 @@ fn many_commands_opening_a_new_database_at_once_all_succeed() {
         }
     }
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    // `mailroom tickets list | head -1` and the like: the reader is gone.
+    let env = Env::new();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(env.path("mailroom.toml"))
+        .arg("check-config")
+        .env_remove("MAILROOM_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
