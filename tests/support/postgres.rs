@@ -1,0 +1,181 @@
+//! A fresh PostgreSQL database per test, on the server `MAILROOM_TEST_POSTGRES_URL` names.
+//!
+//! ```ignore
+//! let Some(db) = postgres::TestDb::create().await.unwrap() else { return };
+//! let mut conn = db.connect().await; // or PgConnection::connect(db.url())
+//! ```
+//!
+//! The URL points at any database the role can connect to (CI:
+//! `postgres://postgres@127.0.0.1:5432/test`, trust auth); [`TestDb::create`] connects there and
+//! runs `CREATE DATABASE mailroom_test_<pid>_<n>`, and dropping the [`TestDb`] runs
+//! `DROP DATABASE ... WITH (FORCE)` (PostgreSQL 13+), which ends connections a test left open.
+//! A database left behind by a killed run has a dead process's pid in its name and is dropped
+//! before a later run with the same pid creates it again.
+//!
+//! Without the variable, [`TestDb::create`] prints `SKIPPED: ...` straight to the real stderr
+//! (past libtest's capture, like `dovecot.rs`) and returns `Ok(None)`; with
+//! `MAILROOM_REQUIRE_POSTGRES` set (CI) it returns `Err` instead, so a missing server fails the
+//! run rather than passing it. A set variable whose server cannot be reached is an `Err` too.
+//!
+//! The connection uses sqlx's default `sslmode=prefer`: TLS (rustls on ring) when the server
+//! offers it, which is how the tests exercise the TLS path. Add `?sslmode=disable` to the URL
+//! to test without.
+
+#![allow(dead_code)]
+
+use std::io::Write as _;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::{Connection, Executor, PgConnection};
+
+pub const URL_ENV: &str = "MAILROOM_TEST_POSTGRES_URL";
+pub const REQUIRE_ENV: &str = "MAILROOM_REQUIRE_POSTGRES";
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A database of its own, dropped with this value.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The URL the test was given (the maintenance connection).
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl TestDb {
+    /// Creates a fresh database, or `Ok(None)` (after a `SKIPPED:` line) when no server is
+    /// configured and none is required.
+    pub async fn create() -> Result<Option<TestDb>, String> {
+        let url = std::env::var(URL_ENV).ok().filter(|u| !u.trim().is_empty());
+        let required = std::env::var_os(REQUIRE_ENV).is_some();
+        let Some(admin_url) = url else {
+            return Self::missing_outcome(required);
+        };
+        let name = format!(
+            "mailroom_test_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let url = with_database(&admin_url, &name)?;
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .map_err(|e| format!("{URL_ENV}={admin_url}: cannot connect: {e}"))?;
+        // A leftover of a killed run with the same pid (no live process has it).
+        admin
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            ))))
+            .await
+            .map_err(|e| format!("dropping leftover database {name}: {e}"))?;
+        admin
+            .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))))
+            .await
+            .map_err(|e| format!("CREATE DATABASE {name} on {admin_url}: {e}"))?;
+        let _ = admin.close().await;
+        Ok(Some(TestDb { admin_url, name, url }))
+    }
+
+    /// What [`TestDb::create`] does without `MAILROOM_TEST_POSTGRES_URL`.
+    pub fn missing_outcome(required: bool) -> Result<Option<TestDb>, String> {
+        if required {
+            return Err(format!(
+                "{URL_ENV} is not set but {REQUIRE_ENV} is (e.g. {URL_ENV}=postgres://postgres@127.0.0.1:5432/test)"
+            ));
+        }
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: no PostgreSQL server (set {URL_ENV}, e.g. postgres://postgres@127.0.0.1:5432/test); PostgreSQL tests did not run"
+        );
+        Ok(None)
+    }
+
+    /// The URL of this test's database.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A new connection to this test's database.
+    pub async fn connect(&self) -> PgConnection {
+        PgConnection::connect(&self.url)
+            .await
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url))
+    }
+}
+
+impl Drop for TestDb {
+    /// Drops the database on a thread of its own with its own runtime: `Drop` cannot await,
+    /// and may run inside (or outside) the test's runtime.
+    fn drop(&mut self) {
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url).await?;
+                admin
+                    .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    ))))
+                    .await?;
+                admin.close().await?;
+                Ok::<_, sqlx::Error>(())
+            })
+            .map_err(std::io::Error::other)
+        })
+        .join();
+        match dropped {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = writeln!(std::io::stderr(), "warning: DROP DATABASE {}: {e}", self.name);
+            }
+            Err(_) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: DROP DATABASE {}: the thread panicked",
+                    self.name
+                );
+            }
+        }
+    }
+}
+
+/// `url` with its database (the path) replaced by `name`, keeping user, host and parameters.
+pub fn with_database(url: &str, name: &str) -> Result<String, String> {
+    let scheme_end = url
+        .find("://")
+        .ok_or_else(|| format!("{URL_ENV}={url}: not a postgres://... URL"))?
+        + 3;
+    let (head, query) = match url.find('?') {
+        Some(q) => url.split_at(q),
+        None => (url, ""),
+    };
+    let authority_end = head[scheme_end..].find('/').map_or(head.len(), |i| scheme_end + i);
+    Ok(format!("{}/{name}{query}", &head[..authority_end]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn database_is_replaced_in_the_url() {
+        assert_eq!(
+            with_database("postgres://postgres@127.0.0.1:5432/test", "x").unwrap(),
+            "postgres://postgres@127.0.0.1:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/test?sslmode=require", "x").unwrap(),
+            "postgres://u:p@h/x?sslmode=require"
+        );
+        assert_eq!(with_database("postgres://h:5432", "x").unwrap(), "postgres://h:5432/x");
+        assert_eq!(
+            with_database("postgresql://h?sslmode=disable", "x").unwrap(),
+            "postgresql://h/x?sslmode=disable"
+        );
+        assert!(with_database("nonsense", "x").is_err());
+    }
+}
