@@ -159,9 +159,11 @@ async fn transient_failures_past_max_age_give_up() {
     assert_eq!(status, "failed");
     assert!(error.unwrap().contains("gave up after 1 attempts: connection refused"));
 
+    assert_eq!(store.outbox_backlog().await.unwrap(), (0, 1), "waiting, failed");
     // `outbox retry` queues it again with a fresh allowance.
     store.retry_outbox(rows[0].id, late).await.unwrap();
     assert_eq!(status_of(store, rows[0].id).await.0, "queued");
+    assert_eq!(store.outbox_backlog().await.unwrap(), (1, 0));
     let err = store.retry_outbox(rows[0].id, late).await.unwrap_err().to_string();
     assert!(err.contains("is queued"), "{err}");
     let err = store.retry_outbox(999, late).await.unwrap_err().to_string();

@@ -153,7 +153,7 @@ impl Changes {
         for (contact, limit) in &self.hard_bounces {
             sqlx::query(
                 "UPDATE contacts SET hard_bounces = hard_bounces + 1,
-                        undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN 1 ELSE undeliverable END
+                        undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN TRUE ELSE undeliverable END
                  WHERE id = $2",
             )
             .bind(i64::from(*limit))

@@ -226,8 +226,8 @@ impl Store {
             if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id) {
                 let became = sqlx::query(
                     "UPDATE contacts SET hard_bounces = hard_bounces + 1,
-                            undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN 1 ELSE undeliverable END
-                     WHERE id = $2 AND undeliverable = 0 AND hard_bounces + 1 >= $1",
+                            undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN TRUE ELSE undeliverable END
+                     WHERE id = $2 AND NOT undeliverable AND hard_bounces + 1 >= $1",
                 )
                 .bind(i64::from(rules.hard_bounce_limit))
                 .bind(contact)
@@ -261,11 +261,12 @@ impl Store {
 
     /// Rows waiting (queued or sending) and given up (failed), for STATUS=.
     pub async fn outbox_backlog(&self) -> Result<(i64, i64)> {
-        let row: (Option<i64>, Option<i64>) =
-            sqlx::query_as("SELECT SUM(status IN ('queued', 'sending')), SUM(status = 'failed') FROM outbox")
-                .fetch_one(&self.pool)
-                .await?;
-        Ok((row.0.unwrap_or(0), row.1.unwrap_or(0)))
+        Ok(sqlx::query_as(
+            "SELECT COUNT(*) FILTER (WHERE status IN ('queued', 'sending')), COUNT(*) FILTER (WHERE status = 'failed')
+             FROM outbox",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// `outbox retry ID`: a failed or suppressed row is queued again, now,

@@ -209,7 +209,7 @@ impl Snapshot {
         let mut qb = QueryBuilder::new(format!(
             "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
                     t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
-                    (SELECT group_concat(contact_id, ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
+                    (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
                     {RECIPIENT_COLS}
              FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
         ));
@@ -251,7 +251,7 @@ impl Snapshot {
         }
         let mut qb = QueryBuilder::new(
             "SELECT a.id, a.number, a.name, a.language, a.intake,
-                    (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
+                    (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
              FROM accounts a WHERE a.id",
         );
         push_in(&mut qb, ids.iter().copied());
@@ -311,7 +311,7 @@ impl Snapshot {
         }
 
         let mut qb = QueryBuilder::new(format!(
-            "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary = 1 AND c.account_id"
+            "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
         ));
         push_in(&mut qb, ids);
         qb.push(" ORDER BY c.id");
@@ -449,7 +449,7 @@ pub(crate) fn recipient_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Recipien
 /// Has a mail with this key been processed (not counting duplicate rows)?
 pub async fn key_is_known(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
     let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
+        sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
             .bind(key)
             .fetch_optional(conn)
             .await?;

@@ -8,7 +8,7 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
     let mut file = DirectoryFile::default();
     let rows = sqlx::query(
         "SELECT a.number, a.name, a.language, a.intake, a.health, a.tier, a.industry, a.renewal_date,
-                (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
+                (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
          FROM accounts a ORDER BY a.number",
     )
     .fetch_all(&mut *conn)

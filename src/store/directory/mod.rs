@@ -31,7 +31,7 @@ pub struct ImportSummary {
 }
 
 const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
-    (SELECT group_concat(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
+    (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
 
 pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
     let intake: String = row.try_get("intake")?;
@@ -345,7 +345,8 @@ pub async fn add_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) 
     }
     sqlx::query(
         "INSERT INTO subscriptions (contact_id, contact_group, account_id, service_id, billing_account_id, level)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO UPDATE SET level = excluded.level",
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (contact_id, contact_group, COALESCE(account_id, 0), COALESCE(service_id, 0),
+                         COALESCE(billing_account_id, 0)) DO UPDATE SET level = excluded.level",
     )
     .bind(contact.id)
     .bind(s.group.as_str())
@@ -435,7 +436,7 @@ pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore
 /// Clears a contact's undeliverable mark and hard-bounce count (the
 /// customer fixed their mailbox).
 pub async fn set_contact_deliverable(conn: &mut SqliteConnection, email: &str) -> Result<()> {
-    let done = sqlx::query("UPDATE contacts SET undeliverable = 0, hard_bounces = 0 WHERE email = $1")
+    let done = sqlx::query("UPDATE contacts SET undeliverable = FALSE, hard_bounces = 0 WHERE email = $1")
         .bind(email.trim().to_lowercase())
         .execute(conn)
         .await?;
