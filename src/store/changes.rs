@@ -151,15 +151,7 @@ impl Changes {
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
         for (contact, limit) in &self.hard_bounces {
-            sqlx::query(
-                "UPDATE contacts SET hard_bounces = hard_bounces + 1,
-                        undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN TRUE ELSE undeliverable END
-                 WHERE id = $2",
-            )
-            .bind(i64::from(*limit))
-            .bind(contact)
-            .execute(&mut *conn)
-            .await?;
+            super::directory::count_hard_bounce(conn, *contact, *limit).await?;
         }
         insert_rows(
             conn,

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use sqlx::{FromRow, QueryBuilder, Sqlite};
 
 use super::Store;
+use super::snapshot::push_in;
 use crate::error::{Error, Result};
 
 /// The loop guard's window.
@@ -105,16 +106,18 @@ fn new_token(now: i64) -> String {
     format!(
         "{}-{}-{now}-{}",
         std::process::id(),
-        hostname_hash(),
+        *HOST,
         CLAIMS.fetch_add(1, Ordering::Relaxed)
     )
 }
 
-fn hostname_hash() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    use sha2::Digest;
-    hex::encode(&sha2::Sha256::digest(host.trim().as_bytes())[..4])
-}
+/// This machine's name, read once: tokens of processes on different hosts
+/// sharing one database must differ even when their pids do not.
+static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+});
 
 impl Store {
     /// Claims due rows, oldest first; rows over the loop guard's limit are
@@ -158,8 +161,8 @@ impl Store {
                 .push_bind(rules.now)
                 .push(", lease_until = ")
                 .push_bind(rules.now + rules.lease_secs)
-                .push(", attempts = attempts + 1 WHERE id IN ");
-            push_ids(&mut q, claimed.iter().map(|r| r.id));
+                .push(", attempts = attempts + 1 WHERE id");
+            push_in(&mut q, claimed.iter().map(|r| r.id));
             q.build().execute(&mut *tx).await?;
         }
         if !suppressed.is_empty() {
@@ -170,8 +173,8 @@ impl Store {
                 rules.per_ticket_limit,
                 LOOP_WINDOW_SECS / 60
             ))
-            .push(", claim_token = NULL, lease_until = NULL WHERE id IN ");
-            push_ids(&mut q, suppressed.iter().copied());
+            .push(", claim_token = NULL, lease_until = NULL WHERE id");
+            push_in(&mut q, suppressed.iter().copied());
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -223,25 +226,10 @@ impl Store {
                 "queued" => done.deferred += 1,
                 _ => done.failed += 1,
             }
-            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id) {
-                let became = sqlx::query(
-                    "UPDATE contacts SET hard_bounces = hard_bounces + 1,
-                            undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN TRUE ELSE undeliverable END
-                     WHERE id = $2 AND NOT undeliverable AND hard_bounces + 1 >= $1",
-                )
-                .bind(i64::from(rules.hard_bounce_limit))
-                .bind(contact)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if became == 0 {
-                    sqlx::query("UPDATE contacts SET hard_bounces = hard_bounces + 1 WHERE id = $1")
-                        .bind(contact)
-                        .execute(&mut *tx)
-                        .await?;
-                } else {
-                    done.undeliverable += 1;
-                }
+            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id)
+                && super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await?
+            {
+                done.undeliverable += 1;
             }
         }
         tx.commit().await?;
@@ -316,24 +304,14 @@ async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<
     q.push_bind(now)
         .push(")) AND claimed_at >= ")
         .push_bind(now - LOOP_WINDOW_SECS)
-        .push(" AND ticket IN ");
-    push_ids(&mut q, tickets.iter().copied());
+        .push(" AND ticket");
+    push_in(&mut q, tickets.iter().copied());
     q.push(" GROUP BY 1, 2");
     let rows: Vec<(i64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
     for (ticket, to, n) in rows {
         counts.insert((ticket, to), n);
     }
     Ok(counts)
-}
-
-/// `(1, 2, 3)` for an `IN` list.
-fn push_ids(q: &mut QueryBuilder<Sqlite>, ids: impl Iterator<Item = i64>) {
-    q.push("(");
-    let mut list = q.separated(", ");
-    for id in ids {
-        list.push_bind(id);
-    }
-    q.push(")");
 }
 
 #[cfg(test)]

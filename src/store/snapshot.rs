@@ -80,7 +80,7 @@ pub struct Snapshot {
 }
 
 /// `IN ($1, $2, …)` over `items` appended to `qb`.
-fn push_in<'a, T>(qb: &mut QueryBuilder<Sqlite>, items: impl IntoIterator<Item = T>)
+pub(crate) fn push_in<'a, T>(qb: &mut QueryBuilder<Sqlite>, items: impl IntoIterator<Item = T>)
 where
     T: 'a + sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Send,
 {

@@ -433,6 +433,28 @@ pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore
     Ok(())
 }
 
+/// Counts one permanent delivery failure (an SMTP 5xx or a bounce report)
+/// against a contact; at `limit` it is marked undeliverable. Returns true
+/// when this failure is the one that marked it.
+pub async fn count_hard_bounce(conn: &mut SqliteConnection, contact: i64, limit: u32) -> Result<bool> {
+    let marked = sqlx::query(
+        "UPDATE contacts SET hard_bounces = hard_bounces + 1, undeliverable = TRUE
+         WHERE id = $2 AND NOT undeliverable AND hard_bounces + 1 >= $1",
+    )
+    .bind(i64::from(limit))
+    .bind(contact)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if marked == 0 {
+        sqlx::query("UPDATE contacts SET hard_bounces = hard_bounces + 1 WHERE id = $1")
+            .bind(contact)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(marked > 0)
+}
+
 /// Clears a contact's undeliverable mark and hard-bounce count (the
 /// customer fixed their mailbox).
 pub async fn set_contact_deliverable(conn: &mut SqliteConnection, email: &str) -> Result<()> {
