@@ -249,11 +249,10 @@ impl Snapshot {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::new(
-            "SELECT a.id, a.number, a.name, a.language, a.intake,
-                    (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
-             FROM accounts a WHERE a.id",
-        );
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {} FROM accounts a WHERE a.id",
+            super::directory::ACCOUNT_COLS
+        ));
         push_in(&mut qb, ids.iter().copied());
         for r in qb.build().fetch_all(&mut *conn).await? {
             let a = super::directory::account_from_row(&r)?;

@@ -6,28 +6,18 @@ use super::*;
 /// The whole directory as a file that `import` reads back unchanged.
 pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
     let mut file = DirectoryFile::default();
-    let rows = sqlx::query(
-        "SELECT a.number, a.name, a.language, a.intake, a.health, a.tier, a.industry, a.renewal_date,
-                (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains
-         FROM accounts a ORDER BY a.number",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
+    let sql = format!(
+        "SELECT {ACCOUNT_COLS}, a.health, a.tier, a.industry, a.renewal_date FROM accounts a ORDER BY a.number"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
     for r in rows {
-        let intake: String = r.try_get("intake")?;
-        let domains: Option<String> = r.try_get("domains")?;
-        let mut domains: Vec<String> = domains
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        domains.sort();
+        let account = account_from_row(&r)?;
         file.accounts.push(AccountRow {
-            number: r.try_get("number")?,
-            name: r.try_get("name")?,
-            domains,
-            language: r.try_get("language")?,
-            intake: intake.parse::<IntakePolicy>().map_err(Error::Directory)?,
+            number: account.number,
+            name: account.name,
+            domains: account.domains,
+            language: account.language,
+            intake: account.intake,
             health: r.try_get("health")?,
             tier: r.try_get("tier")?,
             industry: r.try_get("industry")?,

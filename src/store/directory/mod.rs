@@ -14,9 +14,7 @@ use super::now;
 use crate::directory::file::{
     AccountRow, BillingRow, ContactRow, DirectoryFile, IgnoreRow, ServiceRow, SubscriptionRow,
 };
-use crate::directory::{
-    Account, Contact, ContactGroup, CreatedBy, IgnoreRule, IntakePolicy, Service, domain_candidates,
-};
+use crate::directory::{Account, Contact, ContactGroup, CreatedBy, IgnoreRule, Service, domain_candidates};
 use crate::error::{Error, Result};
 
 /// Counts of what an import wrote.
@@ -30,7 +28,7 @@ pub struct ImportSummary {
     pub ignore_rules: usize,
 }
 
-const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
+pub(crate) const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
     (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
 
 pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
