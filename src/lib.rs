@@ -18,3 +18,4 @@ pub mod notify;
 pub mod pipeline;
 pub mod store;
 pub mod tickets;
+pub mod tls;

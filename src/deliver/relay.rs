@@ -72,15 +72,9 @@ impl Relay {
         };
         let (starttls, implicit) = match config.tls {
             TlsMode::None => (None, None),
-            TlsMode::Starttls => {
-                // The same checks of ca_file as for implicit TLS (lettre
-                // takes a PEM file without a certificate silently).
-                crate::ingest::imap::connect::tls_config(config.ca_file.as_deref())
-                    .map_err(|e| Error::Config(format!("smtp: {e}")))?;
-                (Some(tls_parameters(config)?), None)
-            }
+            TlsMode::Starttls => (Some(tls_parameters(config)?), None),
             TlsMode::Implicit => {
-                let tls = crate::ingest::imap::connect::tls_config(config.ca_file.as_deref())
+                let tls = crate::tls::client_config(config.ca_file.as_deref())
                     .map_err(|e| Error::Config(format!("smtp: {e}")))?;
                 (None, Some(tls))
             }
@@ -212,20 +206,17 @@ impl From<lettre::transport::smtp::Error> for Failure {
     }
 }
 
-/// System roots plus `ca_file`, the host name checked.
+/// STARTTLS through lettre, trusting the same anchors as everything else
+/// ([`crate::tls::trust_anchors`]), the host name checked.
 fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters> {
     let domain = config.host.trim_start_matches('[').trim_end_matches(']').to_string();
     let mut params = TlsParameters::builder(domain).certificate_store(CertificateStore::None);
-    for cert in rustls_native_certs::load_native_certs().certs {
+    let anchors =
+        crate::tls::trust_anchors(config.ca_file.as_deref()).map_err(|e| Error::Config(format!("smtp: {e}")))?;
+    for cert in anchors {
         if let Ok(c) = Certificate::from_der(cert.to_vec()) {
             params = params.add_root_certificate(c);
         }
-    }
-    if let Some(path) = &config.ca_file {
-        let pem = std::fs::read(path).map_err(|e| Error::Config(format!("smtp.ca_file {}: {e}", path.display())))?;
-        let cert =
-            Certificate::from_pem(&pem).map_err(|e| Error::Config(format!("smtp.ca_file {}: {e}", path.display())))?;
-        params = params.add_root_certificate(cert);
     }
     params
         .build_rustls()

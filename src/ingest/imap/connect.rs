@@ -2,22 +2,19 @@
 //! STARTTLS) with the certificate and host name always verified, then
 //! LOGIN.
 //!
-//! rustls is built with the ring provider explicitly, so the process never
-//! depends on which crypto provider happens to be compiled in.
+//! Which certificates are trusted, and how, is [`crate::tls`]: the same for
+//! every server mailroom logs in to.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_imap::{Client, Session};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore, crypto::ring};
 
 use crate::config::mailbox::{MailboxConfig, TlsMode};
 
@@ -83,36 +80,6 @@ pub enum ConnectError {
     Timeout(String, Duration),
 }
 
-/// The TLS client configuration: system roots plus the mailbox's `ca_file`.
-pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<ClientConfig>, ConnectError> {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<_, _>>())
-            .map_err(|e| ConnectError::Config(format!("ca_file {}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(ConnectError::Config(format!(
-                "ca_file {}: no certificate in it",
-                path.display()
-            )));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| ConnectError::Config(format!("ca_file {}: {e}", path.display())))?;
-        }
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConnectError::Tls("rustls".into(), e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 /// Connects, secures and logs in, within [`CONNECT_TIMEOUT`].
 pub async fn open(mb: &MailboxConfig, password: &str) -> Result<ImapSession, ConnectError> {
     let addr = format!("{}:{}", mb.host, mb.port());
@@ -155,7 +122,7 @@ async fn greeted(mut client: Client<ImapStream>) -> Result<Client<ImapStream>, C
 }
 
 async fn secure(mb: &MailboxConfig, tcp: TcpStream, addr: &str) -> Result<ImapStream, ConnectError> {
-    let config = tls_config(mb.ca_file.as_deref())?;
+    let config = crate::tls::client_config(mb.ca_file.as_deref()).map_err(ConnectError::Config)?;
     let name = ServerName::try_from(mb.host.trim_start_matches('[').trim_end_matches(']').to_string())
         .map_err(|e| ConnectError::Config(format!("host {:?}: {e}", mb.host)))?;
     let tls = TlsConnector::from(config)
