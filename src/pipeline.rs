@@ -85,6 +85,16 @@ pub enum Clock {
     DateHeader,
 }
 
+impl Clock {
+    /// When `msg`, handled at `wall`, counts as received.
+    pub fn received_at(self, msg: &Message, wall: i64) -> i64 {
+        match self {
+            Clock::DateHeader => msg.date.unwrap_or(wall),
+            Clock::Wall => wall,
+        }
+    }
+}
+
 /// Counts of what a batch did; `replay` prints it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Summary {
@@ -267,14 +277,7 @@ impl Pipeline {
             })
             .collect();
         // The earliest receipt time in the batch bounds what the rate limit needs.
-        let since = ok
-            .iter()
-            .map(|m| match self.clock {
-                Clock::DateHeader => m.date.unwrap_or(wall),
-                Clock::Wall => wall,
-            })
-            .min()
-            .unwrap_or(wall);
+        let since = ok.iter().map(|m| self.clock.received_at(m, wall)).min().unwrap_or(wall);
         let snapshot = Snapshot::load(&mut tx, &keys, &ok, &self.tag, since).await?;
         let mut batch = Batch {
             snapshot,
@@ -314,10 +317,7 @@ impl Pipeline {
                     batch.record_failure(failure, &receipt, reason)
                 }
                 Ok(msg) => {
-                    let received_at = match self.clock {
-                        Clock::DateHeader => msg.date.unwrap_or(wall),
-                        Clock::Wall => wall,
-                    };
+                    let received_at = self.clock.received_at(msg, wall);
                     let class = classify(msg, &self.config.mail.domain);
                     let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);

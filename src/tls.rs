@@ -60,8 +60,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        assert!(trust_anchors(Some(&empty)).unwrap_err().contains("no certificate in it"));
-        assert!(client_config(Some(&empty)).unwrap_err().contains("no certificate in it"));
+        assert!(
+            trust_anchors(Some(&empty))
+                .unwrap_err()
+                .contains("no certificate in it")
+        );
+        assert!(
+            client_config(Some(&empty))
+                .unwrap_err()
+                .contains("no certificate in it")
+        );
         let missing = dir.path().join("missing.pem");
         assert!(trust_anchors(Some(&missing)).unwrap_err().contains("missing.pem"));
         assert!(client_config(None).is_ok());
