@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::Result;
-use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules};
+use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules, Recorded};
 use crate::store::{self, Store};
 use relay::Relay;
 
@@ -56,6 +56,22 @@ impl Report {
         self.sent + self.deferred + self.failed + self.suppressed
     }
 }
+
+impl From<Recorded> for Report {
+    fn from(r: Recorded) -> Report {
+        Report {
+            sent: r.sent,
+            deferred: r.deferred,
+            failed: r.failed,
+            suppressed: 0,
+            undeliverable: r.undeliverable,
+        }
+    }
+}
+
+/// A relay's answer on its way to be recorded, with the acknowledgement
+/// its sender waits for.
+type Answer = (Claimed, Delivery, oneshot::Sender<()>);
 
 impl std::fmt::Display for Report {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,12 +170,11 @@ impl Courier {
     async fn round(&self) -> Result<Report> {
         let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
         let outbox = &self.config.outbox;
-        let connections = smtp.connections as usize;
         let (rows, suppressed) = self
             .store
             .claim_outbox(ClaimRules {
                 now: store::now(),
-                limit: connections * ROWS_PER_CONNECTION,
+                limit: smtp.connections as usize * ROWS_PER_CONNECTION,
                 lease_secs: outbox.lease.as_secs() as i64,
                 per_ticket_limit: outbox.per_ticket_limit,
             })
@@ -172,18 +187,26 @@ impl Courier {
             return Ok(report);
         }
         let expected = rows.len();
-        // Each send holds its connection slot until its answer is committed:
-        // a connection never starts its next mail while the previous one's
-        // answer could still be lost, so a crash repeats at most one mail
-        // per connection.
-        let (tx, mut rx) = mpsc::unbounded_channel::<(Claimed, Delivery, oneshot::Sender<()>)>();
-        let slots = Arc::new(Semaphore::new(connections));
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send_all(rows, tx);
+        report.add(self.record_answers(rx, expected).await?);
+        Ok(report)
+    }
+
+    /// Sends `rows` over up to `smtp.connections` connections, each answer
+    /// to `answers`. Each send holds its connection slot until its answer
+    /// is committed: a connection never starts its next mail while the
+    /// previous one's answer could still be lost, so a crash repeats at most
+    /// one mail per connection.
+    fn send_all(&self, rows: Vec<Claimed>, answers: mpsc::UnboundedSender<Answer>) {
+        let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
+        let slots = Arc::new(Semaphore::new(smtp.connections as usize));
         // A send must end before the claim's lease does, or another sender
         // could take the row over while it is still in flight: one that
         // could not start in time is handed back instead.
-        let last_start = tokio::time::Instant::now() + outbox.lease.saturating_sub(smtp.timeout);
+        let last_start = tokio::time::Instant::now() + self.config.outbox.lease.saturating_sub(smtp.timeout);
         for row in rows {
-            let (tx, slots, courier) = (tx.clone(), slots.clone(), self.clone());
+            let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
                 let Ok(_slot) = slots.acquire_owned().await else { return };
                 courier.pace().await;
@@ -193,47 +216,49 @@ impl Courier {
                     Delivery::Transient("not sent within the claim's lease (outbox.lease); queued again".into())
                 };
                 let (recorded, committed) = oneshot::channel();
-                if tx.send((row, delivery, recorded)).is_ok() {
+                if answers.send((row, delivery, recorded)).is_ok() {
                     let _ = committed.await;
                 }
             });
         }
-        drop(tx);
+    }
+
+    /// Records the `expected` answers as they come, acknowledging each once
+    /// committed. Group commit: the other connections' answers are usually
+    /// a fraction of a millisecond behind; one fsync for all of them costs
+    /// less than one each.
+    async fn record_answers(&self, mut answers: mpsc::UnboundedReceiver<Answer>, expected: usize) -> Result<Report> {
+        let connections = self.config.smtp.as_ref().map_or(1, |s| s.connections as usize);
+        let mut report = Report::default();
         let mut recorded = 0;
-        while let Some(first) = rx.recv().await {
-            let mut answers = vec![first];
-            // Group commit: the other connections' answers are usually a
-            // fraction of a millisecond behind; one fsync for all of them
-            // costs less than one each.
+        while let Some(first) = answers.recv().await {
+            let mut group = vec![first];
             let in_flight = connections.min(expected - recorded);
-            while answers.len() < in_flight {
-                match tokio::time::timeout(GROUP_WAIT, rx.recv()).await {
-                    Ok(Some(more)) => answers.push(more),
+            while group.len() < in_flight {
+                match tokio::time::timeout(GROUP_WAIT, answers.recv()).await {
+                    Ok(Some(more)) => group.push(more),
                     _ => break,
                 }
             }
-            let (answers, acks): (Vec<(Claimed, Delivery)>, Vec<oneshot::Sender<()>>) =
-                answers.into_iter().map(|(r, d, ack)| ((r, d), ack)).unzip();
-            for (row, d) in &answers {
+            let (group, acks): (Vec<(Claimed, Delivery)>, Vec<oneshot::Sender<()>>) =
+                group.into_iter().map(|(r, d, ack)| ((r, d), ack)).unzip();
+            for (row, d) in &group {
                 log_delivery(row, d);
             }
-            recorded += answers.len();
+            recorded += group.len();
             let started = std::time::Instant::now();
-            let done = self.store.record_deliveries(&answers, self.record_rules()).await?;
-            tracing::debug!(answers = answers.len(), took = ?started.elapsed(), "answers recorded");
+            let done = self.store.record_deliveries(&group, self.record_rules()).await?;
+            tracing::debug!(answers = group.len(), took = ?started.elapsed(), "answers recorded");
             for ack in acks {
                 let _ = ack.send(());
             }
-            report.sent += done.sent;
-            report.deferred += done.deferred;
-            report.failed += done.failed;
-            report.undeliverable += done.undeliverable;
             if done.stale > 0 {
                 tracing::warn!(
                     stale = done.stale,
                     "answers arrived after the claim's lease ran out (outbox.lease is shorter than the relay takes)"
                 );
             }
+            report.add(done.into());
         }
         if recorded < expected {
             tracing::error!(
