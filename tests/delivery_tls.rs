@@ -24,7 +24,7 @@ use std::process::{Command, Output};
 
 use daemon::Setup;
 use desk::{Desk, header, headers};
-use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
+use dovecot::Dovecot;
 use postfix::{Postfix, PostfixOptions};
 
 /// The recipients of the notifications [`queue_notifications`] makes.
@@ -50,23 +50,13 @@ fn start_desk(tls: Tls, ca: fn(&Postfix) -> std::path::PathBuf) -> Option<Desk> 
         Tls::Implicit => ("implicit", postfix.smtps_port().expect("an SMTPS port")),
         Tls::Starttls => ("starttls", postfix.smtp_port()),
     };
-    let setup = Setup::new();
-    let config = format!(
-        "[database]\nurl = \"sqlite:{db}\"\n[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
-[outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
-[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{mode}\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
-[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
-password = \"{DEFAULT_PASSWORD}\"\n",
-        db = setup.dir.path().join("m.db").display(),
-        ca = ca(&postfix).display(),
-        imap = dovecot.imap_port(),
-    );
-    std::fs::write(setup.config(), config).unwrap();
-    Some(Desk {
-        setup,
+    let desk = Desk {
+        setup: Setup::new(),
         postfix,
         dovecot,
-    })
+    };
+    desk.write_config_for(port, mode, &ca(&desk.postfix), "");
+    Some(desk)
 }
 
 /// A request from Marie, replayed: an acknowledgement to her and a notification to the key

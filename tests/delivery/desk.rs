@@ -4,7 +4,7 @@
 //! config and directory pointing at both.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::daemon::{Setup, wait_for};
@@ -40,17 +40,23 @@ impl Desk {
         Some(desk)
     }
 
+    /// The config: STARTTLS to Postfix's SMTP port trusting its CA, then
+    /// `extra` (more `[smtp]` keys, or further sections).
     pub fn write_config(&self, extra: &str) {
+        self.write_config_for(self.postfix.smtp_port(), "starttls", &self.postfix.ca_file(), extra);
+    }
+
+    /// The config with `[smtp]` to `port` in `tls` mode trusting `ca`.
+    pub fn write_config_for(&self, port: u16, tls: &str, ca: &Path, extra: &str) {
         let text = format!(
             "[database]\nurl = \"sqlite:{db}\"\n[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
 [outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
-[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
+[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
 {extra}\n\
 [[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
 password = \"{DEFAULT_PASSWORD}\"\n",
             db = self.setup.dir.path().join("m.db").display(),
-            port = self.postfix.smtp_port(),
-            ca = self.postfix.ca_file().display(),
+            ca = ca.display(),
             imap = self.dovecot.imap_port(),
         );
         std::fs::write(self.setup.config(), text).unwrap();
