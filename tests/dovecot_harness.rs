@@ -11,10 +11,9 @@ mod imap_client;
 #[path = "support/smtp_client.rs"]
 mod smtp_client;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dovecot::server_util::s_client;
 use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
 use imap_client::ImapClient;
 use smtp_client::SmtpClient;
@@ -183,40 +182,6 @@ fn set_uidvalidity_online_keeps_uids() {
     let mut imap = login(&server);
     assert_eq!(imap.uidvalidity("INBOX").unwrap(), old + 1000);
     assert_eq!(imap.uids("INBOX").unwrap(), vec![1]);
-}
-
-/// Runs `openssl s_client` (stdin closed, 15 s limit); returns (success, all output).
-fn s_client(port: u16, ca: &Path, extra: &[&str]) -> (bool, String) {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-verify_return_error",
-            "-CAfile",
-        ])
-        .arg(ca)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.success() && text.contains("Verify return code: 0 (ok)"),
-        text,
-    )
 }
 
 #[test]

@@ -15,9 +15,10 @@ mod postfix;
 mod smtp_client;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use dovecot::server_util::s_client;
 use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
 use imap_client::ImapClient;
 use postfix::{Postfix, PostfixOptions};
@@ -306,55 +307,24 @@ fn two_instances_at_once_are_separate() {
     send_mail(b.smtp_port(), FROM, &["b@example.test"], &mail(3)).unwrap();
 }
 
-/// Runs `openssl s_client -starttls smtp` (stdin closed, 15 s limit); (verified, output).
-fn s_client(port: u16, ca: &Path, extra: &[&str]) -> (bool, String) {
-    let mut child = Command::new("openssl")
-        .args([
-            "s_client",
-            "-starttls",
-            "smtp",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .args(["-verify_return_error", "-CAfile"])
-        .arg(ca)
-        .args(extra)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("openssl s_client");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (
-        out.status.success() && text.contains("Verify return code: 0 (ok)"),
-        text,
-    )
-}
-
 #[test]
 fn starttls_verifies_with_the_right_ca_only() {
     let Some(postfix) = start(PostfixOptions::discard()) else {
         return;
     };
-    let (ok, out) = s_client(postfix.smtp_port(), &postfix.ca_file(), &["-verify_ip", "127.0.0.1"]);
+    let (ok, out) = s_client(
+        postfix.smtp_port(),
+        &postfix.ca_file(),
+        &["-starttls", "smtp", "-verify_ip", "127.0.0.1"],
+    );
     assert!(ok, "right CA refused:\n{out}");
     let (ok, out) = s_client(
         postfix.smtp_port(),
         &postfix.ca_file(),
-        &["-verify_hostname", "localhost"],
+        &["-starttls", "smtp", "-verify_hostname", "localhost"],
     );
     assert!(ok, "DNS:localhost refused:\n{out}");
-    let (ok, out) = s_client(postfix.smtp_port(), &postfix.wrong_ca_file(), &[]);
+    let (ok, out) = s_client(postfix.smtp_port(), &postfix.wrong_ca_file(), &["-starttls", "smtp"]);
     assert!(!ok, "wrong CA accepted:\n{out}");
 }
 

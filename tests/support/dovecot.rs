@@ -66,7 +66,7 @@
 // Each harness has its own copy, so a test can include either alone (see server_util.rs).
 #[allow(clippy::duplicate_mod)]
 #[path = "server_util.rs"]
-mod server_util;
+pub mod server_util;
 
 use std::fs;
 use std::io::{Read, Write};
