@@ -41,15 +41,48 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
-    /// `sqlite:PATH` (or a bare path). PostgreSQL comes with its own issue.
+    /// `sqlite:PATH` (or a bare path), or `postgres://user@host/db` for
+    /// several instances on one database (TLS when the server offers it;
+    /// `?sslmode=require` insists on it).
     pub url: String,
+    /// Where attachment files go. Default: `attachments/` beside the SQLite
+    /// file; on PostgreSQL `attachments/` in the working directory, which
+    /// instances on several machines must share (or point at one mount).
+    pub attachments: Option<PathBuf>,
+    /// Connections each instance keeps to PostgreSQL (SQLite uses 4).
+    pub connections: u32,
 }
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
         DatabaseConfig {
             url: "sqlite:mailroom.db".into(),
+            attachments: None,
+            connections: 8,
         }
+    }
+}
+
+impl DatabaseConfig {
+    /// Whether the URL names a PostgreSQL server.
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+    }
+}
+
+/// `url` with its password replaced by `***`, for logs, errors and
+/// `check-config`: a database URL may carry the password.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(_) => url.to_owned(),
+        // Unparseable: show only the scheme, since we cannot tell where a
+        // password would be.
+        Err(_) if url.contains('@') => format!("{}://***", url.split(':').next().unwrap_or("?")),
+        Err(_) => url.to_owned(),
     }
 }
 
@@ -232,6 +265,16 @@ impl Config {
             }
         }
         self.outbox.validate(&format!("{origin}: outbox"))?;
+        if self.database.connections == 0 {
+            return Err(Error::Config(format!(
+                "{origin}: database.connections must be at least 1"
+            )));
+        }
+        if !self.database.is_postgres() {
+            // Anything else with a scheme is an engine we do not speak.
+            self.sqlite_path()
+                .map_err(|e| Error::Config(format!("{origin}: {}", e.to_string().trim_start_matches("config: "))))?;
+        }
         if self.contacts.hard_bounce_limit == 0 {
             return Err(Error::Config(format!(
                 "{origin}: contacts.hard_bounce_limit must be at least 1"
@@ -279,9 +322,11 @@ impl Config {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         let path = path.split('?').next().unwrap_or(path);
-        if path.is_empty() || url.starts_with("postgres") {
+        let foreign_scheme = path.contains("://");
+        if path.is_empty() || self.database.is_postgres() || foreign_scheme {
             return Err(Error::Config(format!(
-                "database.url: {url:?} is not a SQLite location (sqlite:PATH)"
+                "database.url: {:?} is neither a SQLite location (sqlite:PATH) nor postgres://",
+                redact_url(url)
             )));
         }
         Ok(PathBuf::from(path))

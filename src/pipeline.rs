@@ -398,14 +398,11 @@ impl Pipeline {
     /// Gives a quarantined mail a second chance (after the directory or
     /// config changed); returns its new outcome.
     pub async fn reprocess(&self, quarantine_id: i64) -> Result<Outcome> {
-        let row = sqlx::query_as::<_, (i64, String, Vec<u8>, Option<i64>)>(
-            "SELECT m.id, m.source, c.raw, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
-             JOIN message_content c ON c.message_row = m.id WHERE q.id = $1",
-        )
-        .bind(quarantine_id)
-        .fetch_optional(self.store.pool())
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
+        let mut conn = self.store.pool().acquire().await?;
+        let row = store::views::quarantined_mail(&mut conn, quarantine_id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
+        drop(conn);
         let (message_row, source, raw, released) = row;
         if released.is_some() {
             return Err(Error::Usage(format!(
@@ -414,11 +411,8 @@ impl Pipeline {
         }
         let mail = Incoming::new(raw, source);
         let (_, outcomes) = self.try_batch(std::slice::from_ref(&mail), Some(message_row)).await?;
-        sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1")
-            .bind(quarantine_id)
-            .bind(store::now())
-            .execute(self.store.pool())
-            .await?;
+        let mut conn = self.store.pool().acquire().await?;
+        store::views::release_quarantined(&mut conn, quarantine_id, store::now()).await?;
         Ok(outcomes[0])
     }
 }

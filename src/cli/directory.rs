@@ -232,7 +232,7 @@ fn apply_fields(mut row: ContactRow, f: ContactFields) -> ContactRow {
 }
 
 /// Validates one contact like an import row, then upserts it.
-async fn save_contact(conn: &mut sqlx::SqliteConnection, row: ContactRow, by: CreatedBy) -> Result<()> {
+async fn save_contact(conn: &mut sqlx::AnyConnection, row: ContactRow, by: CreatedBy) -> Result<()> {
     let file = DirectoryFile {
         contacts: vec![row],
         ..DirectoryFile::default()

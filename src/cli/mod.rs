@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::error::Result;
 use crate::notify::templates::Templates;
 use crate::pipeline::Pipeline;
@@ -118,7 +118,7 @@ async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()
         Command::Messages(cmd) => mail::messages(cmd, store).await,
         Command::Migrate => {
             store.migrate().await?;
-            println!("database is up to date ({})", config.database.url);
+            println!("database is up to date ({})", redact_url(&config.database.url));
             Ok(())
         }
         Command::Status { json } => run::status(store, config, json).await,
@@ -140,7 +140,7 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
         Some(p) => println!("{}: ok", p.display()),
         None => println!("no config file: built-in defaults"),
     }
-    println!("database.url = {:?}", config.database.url);
+    println!("database.url = {:?}", redact_url(&config.database.url));
     println!(
         "mail.from = {:?}, mail.domain = {:?}",
         config.mail.from, config.mail.domain

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{Any, AnyConnection, QueryBuilder};
 
 use super::snapshot::TicketRecord;
 use crate::error::Result;
@@ -108,7 +108,7 @@ pub struct Changes {
 
 impl Changes {
     /// Starts a batch, reading the id maxima (under the write lock).
-    pub async fn start(conn: &mut SqliteConnection) -> Result<Changes> {
+    pub async fn start(conn: &mut AnyConnection) -> Result<Changes> {
         let (contact, ticket, message): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COALESCE(MAX(id), 0) FROM contacts), (SELECT COALESCE(MAX(number), 0) FROM tickets),
                     (SELECT COALESCE(MAX(id), 0) FROM messages)",
@@ -149,7 +149,7 @@ impl Changes {
     }
 
     /// Writes everything, parents before children (foreign keys).
-    pub async fn write(self, conn: &mut SqliteConnection) -> Result<()> {
+    pub async fn write(self, conn: &mut AnyConnection) -> Result<()> {
         for (contact, limit) in &self.hard_bounces {
             super::directory::count_hard_bounce(conn, *contact, *limit).await?;
         }
@@ -328,15 +328,15 @@ impl Changes {
 
 /// One multi-row INSERT per chunk that fits SQLite's parameter limit.
 async fn insert_rows<T>(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     head: &str,
     rows: &[T],
     columns: usize,
     tail: &str,
-    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, Sqlite, &'static str>, &T),
+    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, Any, &'static str>, &T),
 ) -> Result<()> {
     for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(head);
+        let mut qb: QueryBuilder<Any> = QueryBuilder::new(head);
         qb.push_values(chunk, |mut b, row| bind(&mut b, row));
         qb.push(tail);
         qb.build().execute(&mut *conn).await?;

@@ -1,59 +1,75 @@
-//! The store: everything mailroom knows, in SQLite by default.
+//! The store: everything mailroom knows, in SQLite by default and in
+//! PostgreSQL when several instances share one database.
 //!
 //! SQLite runs in WAL mode with `synchronous = FULL`: a batch that
 //! committed survives a power cut, which is what lets the IMAP side mark a
 //! mail seen only after its commit. Plain SQL with `$n` placeholders (no
-//! compile-time checked macros) keeps the door open for PostgreSQL without a
-//! second code path in the pipeline.
+//! compile-time checked macros) runs on both engines through sqlx's `Any`
+//! driver, so the pipeline has one code path.
 
 pub mod apply;
 pub mod attachments;
 pub mod changes;
 pub mod directory;
+pub mod flag;
 pub mod mailboxes;
 pub mod outbox;
 pub mod snapshot;
 pub mod views;
 
-use std::str::FromStr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, ConnectOptions, Executor};
 
-use crate::config::Config;
+use crate::config::{Config, redact_url};
 use crate::error::{Error, Result};
+
+/// Which database engine is behind the store. Only the store looks at it:
+/// the few statements whose SQL differs (locking, skip-locked claims) pick
+/// their form here, and nothing above the store branches on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// One file, one machine: the embedded default.
+    Sqlite,
+    /// Several instances on one database.
+    Postgres,
+}
 
 /// The connection to the store.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
     attachments: attachments::AttachmentDir,
 }
 
 /// One transaction: a batch of mail or one CLI change.
-pub type Tx = sqlx::Transaction<'static, sqlx::Sqlite>;
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
-/// The embedded migrations (`migrations/sqlite`).
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+/// The embedded migrations, one set per engine; `tests/postgres_schema.rs`
+/// proves the two produce the same schema.
+static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The key of the advisory lock that makes PostgreSQL writers take turns, as
+/// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
+const WRITE_LOCK: i64 = 0x6d61_696c_726f_6f6d;
 
 impl Store {
     /// Opens (creating if needed) the database of `config` and runs pending
     /// migrations, so every command sees the current schema.
     pub async fn open(config: &Config) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        if config.database.is_postgres() {
+            return Store::open_postgres(config).await;
+        }
         let path = config.sqlite_path()?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let options = SqliteConnectOptions::from_str(&format!("sqlite:{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30))
-            // Index pages of a batch stay cached between batches instead of
-            // being read back (the 2 MB default holds less than one batch).
-            .pragma("cache_size", "-16384");
         // Two processes opening a new database at once (the daemon and a
         // `status` call) race on creating the file, switching it to WAL and
         // applying migrations; the loser sees "locked" or "already exists"
@@ -72,11 +88,15 @@ impl Store {
             .await
             .map_err(|e| Error::io(&lock_path, std::io::Error::other(e)))?
             .map_err(|e| Error::io(&lock_path, e))?;
+        let attachments = config
+            .database
+            .attachments
+            .clone()
+            .unwrap_or_else(|| path.parent().unwrap_or(Path::new("")).join("attachments"));
         let mut attempt = 0;
         let opened = loop {
             attempt += 1;
-            let dir = path.parent().unwrap_or(std::path::Path::new("")).join("attachments");
-            match Store::connect(options.clone(), dir).await {
+            match Store::connect_sqlite(&path, attachments.clone()).await {
                 Ok(store) => break Ok(store),
                 Err(e) if attempt < 50 && e.is_startup_race() => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -89,23 +109,81 @@ impl Store {
         opened
     }
 
-    async fn connect(options: SqliteConnectOptions, attachments: std::path::PathBuf) -> Result<Store> {
-        let pool = SqlitePoolOptions::new()
+    async fn connect_sqlite(path: &Path, attachments: PathBuf) -> Result<Store> {
+        // The Any driver takes a URL, which carries the file and the open
+        // mode but not the pragmas; those are set on every new connection.
+        let url = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .to_url_lossy();
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL + synchronous FULL: a committed batch survives a
+                    // power cut. Index pages of a batch stay cached between
+                    // batches instead of being read back (the 2 MB default
+                    // holds less than one batch).
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; \
+                         PRAGMA cache_size = -16384;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(AnyConnectOptions::from_url(&url)?)
             .await?;
         let store = Store {
             pool,
+            backend: Backend::Sqlite,
             attachments: attachments::AttachmentDir::new(attachments),
         };
         store.migrate().await?;
         Ok(store)
     }
 
+    async fn open_postgres(config: &Config) -> Result<Store> {
+        let url = config.database.url.as_str();
+        let shown = redact_url(url);
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| Error::Config(format!("database.url {shown}: {e}")))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.database.connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| Error::Config(format!("database {shown}: {}", redact_in(&e.to_string(), url))))?;
+        let attachments = config
+            .database
+            .attachments
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("attachments"));
+        let store = Store {
+            pool,
+            backend: Backend::Postgres,
+            attachments: attachments::AttachmentDir::new(attachments),
+        };
+        // sqlx's PostgreSQL migrator serialises concurrent runs with an
+        // advisory lock of its own: several instances may start at once.
+        store.migrate().await?;
+        Ok(store)
+    }
+
     /// Applies pending migrations.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await?;
+        match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATOR.run(&self.pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATOR.run(&self.pool).await?,
+        }
         Ok(())
+    }
+
+    /// Which engine this store runs on.
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Starts a transaction.
@@ -114,24 +192,46 @@ impl Store {
     }
 
     /// Starts a transaction holding the write lock from the first statement:
-    /// batches allocate ticket numbers and ids from the current maxima.
+    /// batches allocate ticket numbers and ids from the current maxima, so
+    /// writers take turns (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+    /// transaction-scoped advisory lock, released by commit or rollback).
     pub async fn begin_write(&self) -> Result<Tx> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        match self.backend {
+            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
-    /// Where attachment files live: `attachments/` beside the database.
+    /// Where attachment files live: `database.attachments`, else
+    /// `attachments/` beside the SQLite file.
     pub fn attachments(&self) -> &attachments::AttachmentDir {
         &self.attachments
     }
 
     /// The pool, for read-only queries.
-    pub fn pool(&self) -> &SqlitePool {
+    pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// Closes the pool, flushing the WAL.
+    /// Closes the pool (SQLite: flushing the WAL).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A driver error's text with the URL's password taken out, in case the
+/// driver quoted the URL back.
+fn redact_in(text: &str, url: &str) -> String {
+    match url::Url::parse(url).ok().and_then(|u| u.password().map(str::to_owned)) {
+        Some(password) if !password.is_empty() => text.replace(&password, "***"),
+        _ => text.to_owned(),
     }
 }
 

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{FromRow, QueryBuilder, Sqlite};
+use sqlx::{Any, FromRow, QueryBuilder};
 
 use super::Store;
 use super::snapshot::push_in;
@@ -155,7 +155,7 @@ impl Store {
             claimed.push(row);
         }
         if !claimed.is_empty() {
-            let mut q: QueryBuilder<Sqlite> = QueryBuilder::new("UPDATE outbox SET status = 'sending', claim_token = ");
+            let mut q: QueryBuilder<Any> = QueryBuilder::new("UPDATE outbox SET status = 'sending', claim_token = ");
             q.push_bind(&token)
                 .push(", claimed_at = ")
                 .push_bind(rules.now)
@@ -166,8 +166,7 @@ impl Store {
             q.build().execute(&mut *tx).await?;
         }
         if !suppressed.is_empty() {
-            let mut q: QueryBuilder<Sqlite> =
-                QueryBuilder::new("UPDATE outbox SET status = 'suppressed', last_error = ");
+            let mut q: QueryBuilder<Any> = QueryBuilder::new("UPDATE outbox SET status = 'suppressed', last_error = ");
             q.push_bind(format!(
                 "loop guard: more than {} notifications to this recipient about this ticket in {} minutes",
                 rules.per_ticket_limit,
@@ -299,7 +298,7 @@ async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<
     if tickets.is_empty() {
         return Ok(counts);
     }
-    let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(
+    let mut q: QueryBuilder<Any> = QueryBuilder::new(
         "SELECT ticket, lower(to_addr), COUNT(*) FROM outbox
          WHERE (status = 'sent' OR (status = 'sending' AND lease_until > ",
     );

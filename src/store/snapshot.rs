@@ -9,7 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Any, AnyConnection, QueryBuilder, Row};
+
+use super::flag::flag;
 
 use super::directory::{CONTACT_COLS, contact_from_row};
 use crate::directory::{Account, Contact, ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
@@ -80,9 +82,9 @@ pub struct Snapshot {
 }
 
 /// `IN ($1, $2, …)` over `items` appended to `qb`.
-pub(crate) fn push_in<'a, T>(qb: &mut QueryBuilder<Sqlite>, items: impl IntoIterator<Item = T>)
+pub(crate) fn push_in<'a, T>(qb: &mut QueryBuilder<Any>, items: impl IntoIterator<Item = T>)
 where
-    T: 'a + sqlx::Encode<'a, Sqlite> + sqlx::Type<Sqlite> + Send,
+    T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
 {
     qb.push(" IN (");
     let mut sep = qb.separated(", ");
@@ -96,7 +98,7 @@ impl Snapshot {
     /// Loads everything the batch's mails may need: `keys` are the keys of
     /// every mail of the batch (parsed or not), `msgs` the parsed ones.
     pub async fn load(
-        conn: &mut SqliteConnection,
+        conn: &mut AnyConnection,
         keys: &[&str],
         msgs: &[&Message],
         tag: &TagFormat,
@@ -187,7 +189,7 @@ impl Snapshot {
     }
 
     /// Adds contacts by email.
-    async fn load_contacts(&mut self, conn: &mut SqliteConnection, emails: Vec<String>) -> Result<()> {
+    async fn load_contacts(&mut self, conn: &mut AnyConnection, emails: Vec<String>) -> Result<()> {
         if emails.is_empty() {
             return Ok(());
         }
@@ -201,7 +203,7 @@ impl Snapshot {
     }
 
     /// Adds tickets by number, with requesters and participants.
-    pub async fn load_tickets(&mut self, conn: &mut SqliteConnection, numbers: Vec<i64>) -> Result<()> {
+    pub async fn load_tickets(&mut self, conn: &mut AnyConnection, numbers: Vec<i64>) -> Result<()> {
         let numbers: Vec<i64> = numbers.into_iter().filter(|n| !self.tickets.contains_key(n)).collect();
         if numbers.is_empty() {
             return Ok(());
@@ -244,7 +246,7 @@ impl Snapshot {
     }
 
     /// Adds accounts with their services, subscriptions and primary contacts.
-    pub async fn load_accounts(&mut self, conn: &mut SqliteConnection, ids: Vec<i64>) -> Result<()> {
+    pub async fn load_accounts(&mut self, conn: &mut AnyConnection, ids: Vec<i64>) -> Result<()> {
         let ids: Vec<i64> = ids.into_iter().filter(|a| !self.accounts.contains_key(a)).collect();
         if ids.is_empty() {
             return Ok(());
@@ -433,20 +435,20 @@ fn bounced_addresses(msg: &Message) -> impl Iterator<Item = &str> {
 pub(crate) const RECIPIENT_COLS: &str = "c.id AS contact_id, c.email, c.first_name, c.last_name, \
     COALESCE(c.language, (SELECT language FROM accounts WHERE id = c.account_id)) AS language, c.ignore, c.undeliverable";
 
-pub(crate) fn recipient_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Recipient> {
+pub(crate) fn recipient_from_row(r: &sqlx::any::AnyRow) -> Result<Recipient> {
     Ok(Recipient {
         contact_id: Some(r.try_get("contact_id")?),
         email: r.try_get("email")?,
         first_name: r.try_get("first_name")?,
         last_name: r.try_get("last_name")?,
         language: r.try_get("language")?,
-        ignore: r.try_get("ignore")?,
-        undeliverable: r.try_get("undeliverable")?,
+        ignore: flag(r, "ignore")?,
+        undeliverable: flag(r, "undeliverable")?,
     })
 }
 
 /// Has a mail with this key been processed (not counting duplicate rows)?
-pub async fn key_is_known(conn: &mut SqliteConnection, key: &str) -> Result<bool> {
+pub async fn key_is_known(conn: &mut AnyConnection, key: &str) -> Result<bool> {
     let found: Option<i64> =
         sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM messages WHERE message_key = $1 AND outcome <> 'duplicate'")
             .bind(key)

@@ -5,7 +5,9 @@
 //! depend on them.
 
 use serde::Serialize;
-use sqlx::{FromRow, SqliteConnection};
+use sqlx::{AnyConnection, FromRow};
+
+use super::flag::Flag;
 
 use crate::error::{Error, Result};
 
@@ -79,7 +81,7 @@ impl From<TicketRecord> for TicketRow {
 }
 
 /// Every ticket, optionally of one status, by number.
-pub async fn tickets(conn: &mut SqliteConnection, status: Option<&str>) -> Result<Vec<TicketRow>> {
+pub async fn tickets(conn: &mut AnyConnection, status: Option<&str>) -> Result<Vec<TicketRow>> {
     let sql = format!("{TICKET_SQL} WHERE $1 IS NULL OR t.status = $1 ORDER BY t.number");
     let rows: Vec<TicketRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(status)
@@ -106,6 +108,7 @@ pub struct AttachmentView {
     pub file_name: String,
     pub content_type: String,
     pub size: i64,
+    #[sqlx(try_from = "Flag")]
     pub inline: bool,
     pub content_id: Option<String>,
     pub sha256: String,
@@ -139,7 +142,7 @@ pub struct TicketEvent {
 }
 
 /// Ticket `number` with its messages (in and out) and events.
-pub async fn ticket_detail(conn: &mut SqliteConnection, number: i64) -> Result<TicketDetail> {
+pub async fn ticket_detail(conn: &mut AnyConnection, number: i64) -> Result<TicketDetail> {
     let sql = format!("{TICKET_SQL} WHERE t.number = $1");
     let record: TicketRecord = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(number)
@@ -198,9 +201,13 @@ pub struct ContactView {
     pub last_name: String,
     pub account: Option<String>,
     pub language: Option<String>,
+    #[sqlx(try_from = "Flag")]
     pub primary: bool,
+    #[sqlx(try_from = "Flag")]
     pub group: bool,
+    #[sqlx(try_from = "Flag")]
     pub ignore: bool,
+    #[sqlx(try_from = "Flag")]
     pub undeliverable: bool,
     /// Permanent delivery failures so far (see contacts.hard_bounce_limit).
     pub hard_bounces: i64,
@@ -211,7 +218,7 @@ pub struct ContactView {
 }
 
 /// Contacts, all or one.
-pub async fn contacts(conn: &mut SqliteConnection, email: Option<&str>) -> Result<Vec<ContactView>> {
+pub async fn contacts(conn: &mut AnyConnection, email: Option<&str>) -> Result<Vec<ContactView>> {
     Ok(sqlx::query_as(
         "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.is_primary AS \"primary\",
                 c.is_group AS \"group\", c.ignore, c.undeliverable, c.hard_bounces, c.created_by, c.phone, c.job_title, c.timezone
@@ -246,7 +253,7 @@ pub struct OutboxView {
 }
 
 /// The whole outbox, oldest first.
-pub async fn outbox(conn: &mut SqliteConnection) -> Result<Vec<OutboxView>> {
+pub async fn outbox(conn: &mut AnyConnection) -> Result<Vec<OutboxView>> {
     let mut rows: Vec<OutboxView> = sqlx::query_as(
         "SELECT id, ticket, event, to_addr AS \"to\", language, subject, status, attempts, message_id, in_reply_to,
                 last_error, next_attempt_at AS next_attempt_ts, body
@@ -269,6 +276,7 @@ pub struct QuarantineView {
     pub from: Option<String>,
     pub subject: Option<String>,
     pub source: String,
+    #[sqlx(try_from = "Flag")]
     pub released: bool,
     #[serde(skip)]
     pub received_ts: i64,
@@ -279,7 +287,7 @@ pub struct QuarantineView {
 }
 
 /// Quarantined mails (released ones too when `all`).
-pub async fn quarantine(conn: &mut SqliteConnection, id: Option<i64>, all: bool) -> Result<Vec<QuarantineView>> {
+pub async fn quarantine(conn: &mut AnyConnection, id: Option<i64>, all: bool) -> Result<Vec<QuarantineView>> {
     let mut rows: Vec<QuarantineView> = sqlx::query_as(
         "SELECT q.id, q.reason, q.detail, q.from_addr AS \"from\", q.subject, m.source, q.released_at IS NOT NULL AS released,
                 q.received_at AS received_ts, m.raw_sha256
@@ -297,7 +305,7 @@ pub async fn quarantine(conn: &mut SqliteConnection, id: Option<i64>, all: bool)
 }
 
 /// The raw bytes stored under a hash.
-pub async fn raw_mail(conn: &mut SqliteConnection, sha: &str) -> Result<Vec<u8>> {
+pub async fn raw_mail(conn: &mut AnyConnection, sha: &str) -> Result<Vec<u8>> {
     sqlx::query_scalar(
         "SELECT c.raw FROM messages m JOIN message_content c ON c.message_row = m.id WHERE m.raw_sha256 = $1 LIMIT 1",
     )
@@ -322,7 +330,7 @@ pub struct MessageView {
 }
 
 /// Every processed mail, in processing order.
-pub async fn messages(conn: &mut SqliteConnection) -> Result<Vec<MessageView>> {
+pub async fn messages(conn: &mut AnyConnection) -> Result<Vec<MessageView>> {
     Ok(sqlx::query_as(
         "SELECT id, message_id, source, from_addr AS \"from\", subject, class, outcome, reason, ticket FROM messages ORDER BY id",
     )
@@ -339,7 +347,7 @@ pub struct ServiceView {
 }
 
 /// Every service.
-pub async fn services(conn: &mut SqliteConnection) -> Result<Vec<ServiceView>> {
+pub async fn services(conn: &mut AnyConnection) -> Result<Vec<ServiceView>> {
     Ok(sqlx::query_as(
         "SELECT s.service_id AS id, a.number AS account, s.name FROM services s JOIN accounts a ON a.id = s.account_id ORDER BY s.service_id",
     )
@@ -370,4 +378,29 @@ impl From<crate::directory::file::SubscriptionRow> for SubscriptionView {
             level: r.level,
         }
     }
+}
+
+/// A quarantined mail to reprocess: (message row, source, raw bytes, when it
+/// was already released).
+pub async fn quarantined_mail(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<(i64, String, Vec<u8>, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT m.id, m.source, c.raw, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
+         JOIN message_content c ON c.message_row = m.id WHERE q.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Marks a quarantined mail as reprocessed, so it is not released twice.
+pub async fn release_quarantined(conn: &mut AnyConnection, id: i64, at: i64) -> Result<()> {
+    sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The whole directory as a file that `import` reads back unchanged.
-pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
+pub async fn export(conn: &mut AnyConnection) -> Result<DirectoryFile> {
     let mut file = DirectoryFile::default();
     let sql = format!(
         "SELECT {ACCOUNT_COLS}, a.health, a.tier, a.industry, a.renewal_date FROM accounts a ORDER BY a.number"
@@ -65,9 +65,9 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
             phone: r.try_get("phone")?,
             job_title: r.try_get("job_title")?,
             timezone: r.try_get("timezone")?,
-            primary: r.try_get("is_primary")?,
-            group: r.try_get("is_group")?,
-            ignore: r.try_get("ignore")?,
+            primary: flag(&r, "is_primary")?,
+            group: flag(&r, "is_group")?,
+            ignore: flag(&r, "ignore")?,
         });
     }
     file.subscriptions = subscription_rows(conn, None).await?;
@@ -79,7 +79,7 @@ pub async fn export(conn: &mut SqliteConnection) -> Result<DirectoryFile> {
 }
 
 /// Subscriptions as directory rows, of one contact or of everyone.
-pub async fn subscription_rows(conn: &mut SqliteConnection, email: Option<&str>) -> Result<Vec<SubscriptionRow>> {
+pub async fn subscription_rows(conn: &mut AnyConnection, email: Option<&str>) -> Result<Vec<SubscriptionRow>> {
     let rows = sqlx::query(
         "SELECT c.email, s.contact_group, a.number AS account, sv.service_id AS service, b.number AS billing, s.level
          FROM subscriptions s JOIN contacts c ON c.id = s.contact_id

@@ -8,7 +8,7 @@
 mod export;
 pub use export::{export, subscription_rows};
 
-use sqlx::{Row, SqliteConnection, sqlite::SqliteRow};
+use sqlx::{AnyConnection, Row, any::AnyRow};
 
 use super::now;
 use crate::directory::file::{
@@ -16,6 +16,7 @@ use crate::directory::file::{
 };
 use crate::directory::{Account, Contact, ContactGroup, CreatedBy, IgnoreRule, Service, domain_candidates};
 use crate::error::{Error, Result};
+use crate::store::flag::flag;
 
 /// Counts of what an import wrote.
 #[derive(Debug, Default, Clone, serde::Serialize)]
@@ -31,7 +32,7 @@ pub struct ImportSummary {
 pub(crate) const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
     (SELECT string_agg(domain, ' ') FROM account_domains d WHERE d.account_id = a.id) AS domains";
 
-pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
+pub(crate) fn account_from_row(row: &AnyRow) -> Result<Account> {
     let intake: String = row.try_get("intake")?;
     let domains: Option<String> = row.try_get("domains")?;
     let mut domains: Vec<String> = domains
@@ -53,7 +54,7 @@ pub(crate) fn account_from_row(row: &SqliteRow) -> Result<Account> {
 pub(crate) const CONTACT_COLS: &str = "c.id, c.email, c.first_name, c.last_name, c.phone, c.job_title, c.language, \
     c.account_id, c.is_primary, c.is_group, c.ignore, c.undeliverable";
 
-pub(crate) fn contact_from_row(row: &SqliteRow) -> Result<Contact> {
+pub(crate) fn contact_from_row(row: &AnyRow) -> Result<Contact> {
     Ok(Contact {
         id: row.try_get("id")?,
         email: row.try_get("email")?,
@@ -63,15 +64,15 @@ pub(crate) fn contact_from_row(row: &SqliteRow) -> Result<Contact> {
         job_title: row.try_get("job_title")?,
         language: row.try_get("language")?,
         account_id: row.try_get("account_id")?,
-        primary: row.try_get("is_primary")?,
-        group: row.try_get("is_group")?,
-        ignore: row.try_get("ignore")?,
-        undeliverable: row.try_get("undeliverable")?,
+        primary: flag(row, "is_primary")?,
+        group: flag(row, "is_group")?,
+        ignore: flag(row, "ignore")?,
+        undeliverable: flag(row, "undeliverable")?,
     })
 }
 
 /// The account with this database id.
-pub async fn account_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Account>> {
+pub async fn account_by_id(conn: &mut AnyConnection, id: i64) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -81,7 +82,7 @@ pub async fn account_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Optio
 }
 
 /// The account with this customer number.
-pub async fn account_by_number(conn: &mut SqliteConnection, number: &str) -> Result<Option<Account>> {
+pub async fn account_by_number(conn: &mut AnyConnection, number: &str) -> Result<Option<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a WHERE a.number = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(number)
@@ -91,7 +92,7 @@ pub async fn account_by_number(conn: &mut SqliteConnection, number: &str) -> Res
 }
 
 /// The account owning the address's domain or its nearest parent domain.
-pub async fn account_by_address(conn: &mut SqliteConnection, address: &str) -> Result<Option<Account>> {
+pub async fn account_by_address(conn: &mut AnyConnection, address: &str) -> Result<Option<Account>> {
     let domain = crate::directory::domain_of(address);
     for candidate in domain_candidates(domain) {
         let id: Option<i64> = sqlx::query_scalar("SELECT account_id FROM account_domains WHERE domain = $1")
@@ -106,14 +107,14 @@ pub async fn account_by_address(conn: &mut SqliteConnection, address: &str) -> R
 }
 
 /// All accounts, by customer number.
-pub async fn accounts(conn: &mut SqliteConnection) -> Result<Vec<Account>> {
+pub async fn accounts(conn: &mut AnyConnection) -> Result<Vec<Account>> {
     let sql = format!("SELECT {ACCOUNT_COLS} FROM accounts a ORDER BY a.number");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(conn).await?;
     rows.iter().map(account_from_row).collect()
 }
 
 /// The contact with this (any-case) email.
-pub async fn contact_by_email(conn: &mut SqliteConnection, email: &str) -> Result<Option<Contact>> {
+pub async fn contact_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<Contact>> {
     let sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(email.trim().to_lowercase())
@@ -123,7 +124,7 @@ pub async fn contact_by_email(conn: &mut SqliteConnection, email: &str) -> Resul
 }
 
 /// Services of an account, in creation order (the order detection tries them).
-pub async fn services_of(conn: &mut SqliteConnection, account_id: i64) -> Result<Vec<Service>> {
+pub async fn services_of(conn: &mut AnyConnection, account_id: i64) -> Result<Vec<Service>> {
     let rows = sqlx::query("SELECT id, service_id, account_id, name FROM services WHERE account_id = $1 ORDER BY id")
         .bind(account_id)
         .fetch_all(conn)
@@ -141,7 +142,7 @@ pub async fn services_of(conn: &mut SqliteConnection, account_id: i64) -> Result
 }
 
 /// Every ignore rule of the directory.
-pub async fn ignore_rules(conn: &mut SqliteConnection) -> Result<Vec<(String, IgnoreRule)>> {
+pub async fn ignore_rules(conn: &mut AnyConnection) -> Result<Vec<(String, IgnoreRule)>> {
     let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id")
         .fetch_all(conn)
         .await?;
@@ -156,7 +157,7 @@ pub async fn ignore_rules(conn: &mut SqliteConnection) -> Result<Vec<(String, Ig
 
 /// Imports a directory file, upserting by identity. Run inside one
 /// transaction by the caller: the first bad row aborts it all.
-pub async fn import(conn: &mut SqliteConnection, file: &DirectoryFile) -> Result<ImportSummary> {
+pub async fn import(conn: &mut AnyConnection, file: &DirectoryFile) -> Result<ImportSummary> {
     let mut summary = ImportSummary::default();
     for (i, a) in file.accounts.iter().enumerate() {
         upsert_account(conn, a)
@@ -212,7 +213,7 @@ fn name_row(e: Error, row: &str) -> Error {
     }
 }
 
-async fn upsert_account(conn: &mut SqliteConnection, a: &AccountRow) -> Result<()> {
+async fn upsert_account(conn: &mut AnyConnection, a: &AccountRow) -> Result<()> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (number, name, language, intake, health, tier, industry, renewal_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -256,7 +257,7 @@ async fn upsert_account(conn: &mut SqliteConnection, a: &AccountRow) -> Result<(
     Ok(())
 }
 
-async fn account_id(conn: &mut SqliteConnection, number: &str) -> Result<i64> {
+async fn account_id(conn: &mut AnyConnection, number: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM accounts WHERE number = $1")
         .bind(number)
         .fetch_optional(conn)
@@ -264,7 +265,7 @@ async fn account_id(conn: &mut SqliteConnection, number: &str) -> Result<i64> {
         .ok_or_else(|| Error::Directory(format!("account {number:?} does not exist")))
 }
 
-async fn upsert_billing(conn: &mut SqliteConnection, b: &BillingRow) -> Result<()> {
+async fn upsert_billing(conn: &mut AnyConnection, b: &BillingRow) -> Result<()> {
     let account = account_id(conn, &b.account).await?;
     sqlx::query(
         "INSERT INTO billing_accounts (number, account_id) VALUES ($1, $2)
@@ -277,7 +278,7 @@ async fn upsert_billing(conn: &mut SqliteConnection, b: &BillingRow) -> Result<(
     Ok(())
 }
 
-async fn upsert_service(conn: &mut SqliteConnection, s: &ServiceRow) -> Result<()> {
+async fn upsert_service(conn: &mut AnyConnection, s: &ServiceRow) -> Result<()> {
     let account = account_id(conn, &s.account).await?;
     sqlx::query(
         "INSERT INTO services (service_id, account_id, name, a_end, b_end) VALUES ($1, $2, $3, $4, $5)
@@ -295,7 +296,7 @@ async fn upsert_service(conn: &mut SqliteConnection, s: &ServiceRow) -> Result<(
 }
 
 /// Creates or updates a contact by email (the email itself never changes).
-pub async fn upsert_contact(conn: &mut SqliteConnection, c: &ContactRow, created_by: CreatedBy) -> Result<i64> {
+pub async fn upsert_contact(conn: &mut AnyConnection, c: &ContactRow, created_by: CreatedBy) -> Result<i64> {
     let account = match &c.account {
         Some(n) => Some(account_id(conn, n).await?),
         None => None,
@@ -329,7 +330,7 @@ pub async fn upsert_contact(conn: &mut SqliteConnection, c: &ContactRow, created
 }
 
 /// Adds a subscription; refused when the target is outside the contact's account.
-pub async fn add_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) -> Result<()> {
+pub async fn add_subscription(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<()> {
     let contact = contact_by_email(conn, &s.contact)
         .await?
         .ok_or_else(|| Error::Directory(format!("contact {} does not exist", s.contact)))?;
@@ -358,7 +359,7 @@ pub async fn add_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) 
 }
 
 /// Removes a subscription; returns whether one existed.
-pub async fn remove_subscription(conn: &mut SqliteConnection, s: &SubscriptionRow) -> Result<bool> {
+pub async fn remove_subscription(conn: &mut AnyConnection, s: &SubscriptionRow) -> Result<bool> {
     let contact = contact_by_email(conn, &s.contact)
         .await?
         .ok_or_else(|| Error::NotFound(format!("contact {}", s.contact)))?;
@@ -380,7 +381,7 @@ pub async fn remove_subscription(conn: &mut SqliteConnection, s: &SubscriptionRo
 
 /// (account, service, billing) ids of the row's target and the account owning it.
 async fn resolve_target(
-    conn: &mut SqliteConnection,
+    conn: &mut AnyConnection,
     s: &SubscriptionRow,
 ) -> Result<(Option<i64>, Option<i64>, Option<i64>, i64)> {
     if let Some(n) = &s.account {
@@ -409,7 +410,7 @@ async fn resolve_target(
 }
 
 /// Adds an ignore rule (no-op if present).
-pub async fn add_ignore_rule(conn: &mut SqliteConnection, pattern: &str) -> Result<()> {
+pub async fn add_ignore_rule(conn: &mut AnyConnection, pattern: &str) -> Result<()> {
     IgnoreRule::parse(pattern).map_err(Error::Directory)?;
     sqlx::query("INSERT INTO ignore_rules (pattern) VALUES ($1) ON CONFLICT DO NOTHING")
         .bind(pattern.trim())
@@ -419,7 +420,7 @@ pub async fn add_ignore_rule(conn: &mut SqliteConnection, pattern: &str) -> Resu
 }
 
 /// Sets or clears a contact's ignore flag.
-pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore: bool) -> Result<()> {
+pub async fn set_contact_ignore(conn: &mut AnyConnection, email: &str, ignore: bool) -> Result<()> {
     let done = sqlx::query("UPDATE contacts SET ignore = $2 WHERE email = $1")
         .bind(email.trim().to_lowercase())
         .bind(ignore)
@@ -434,7 +435,7 @@ pub async fn set_contact_ignore(conn: &mut SqliteConnection, email: &str, ignore
 /// Counts one permanent delivery failure (an SMTP 5xx or a bounce report)
 /// against a contact; at `limit` it is marked undeliverable. Returns true
 /// when this failure is the one that marked it.
-pub async fn count_hard_bounce(conn: &mut SqliteConnection, contact: i64, limit: u32) -> Result<bool> {
+pub async fn count_hard_bounce(conn: &mut AnyConnection, contact: i64, limit: u32) -> Result<bool> {
     let marked = sqlx::query(
         "UPDATE contacts SET hard_bounces = hard_bounces + 1, undeliverable = TRUE
          WHERE id = $2 AND NOT undeliverable AND hard_bounces + 1 >= $1",
@@ -455,7 +456,7 @@ pub async fn count_hard_bounce(conn: &mut SqliteConnection, contact: i64, limit:
 
 /// Clears a contact's undeliverable mark and hard-bounce count (the
 /// customer fixed their mailbox).
-pub async fn set_contact_deliverable(conn: &mut SqliteConnection, email: &str) -> Result<()> {
+pub async fn set_contact_deliverable(conn: &mut AnyConnection, email: &str) -> Result<()> {
     let done = sqlx::query("UPDATE contacts SET undeliverable = FALSE, hard_bounces = 0 WHERE email = $1")
         .bind(email.trim().to_lowercase())
         .execute(conn)
@@ -468,7 +469,7 @@ pub async fn set_contact_deliverable(conn: &mut SqliteConnection, email: &str) -
 
 /// Removes an account with its domains, services, billing accounts and
 /// subscriptions; refused while tickets or contacts still refer to it.
-pub async fn remove_account(conn: &mut SqliteConnection, number: &str) -> Result<()> {
+pub async fn remove_account(conn: &mut AnyConnection, number: &str) -> Result<()> {
     let id = account_id(conn, number)
         .await
         .map_err(|_| Error::NotFound(format!("account {number}")))?;
@@ -493,7 +494,7 @@ pub async fn remove_account(conn: &mut SqliteConnection, number: &str) -> Result
 }
 
 /// Removes a service and its subscriptions; refused while tickets refer to it.
-pub async fn remove_service(conn: &mut SqliteConnection, service_id: &str) -> Result<()> {
+pub async fn remove_service(conn: &mut AnyConnection, service_id: &str) -> Result<()> {
     let id: i64 = sqlx::query_scalar("SELECT id FROM services WHERE service_id = $1")
         .bind(service_id)
         .fetch_optional(&mut *conn)
