@@ -8,7 +8,7 @@ mod support;
 use mailroom::pipeline::Incoming;
 use mailroom::store::views;
 use mailroom::tickets::plan::Outcome;
-use support::pipeline;
+use support::{Scratch, pipeline};
 
 const REQUEST: &[u8] =
     b"From: Ana Horvat <ana@kovac.test>\r\nSubject: Linka nefunguje\r\nMessage-ID: <a1@kovac.test>\r\n\
@@ -33,8 +33,8 @@ Subject: [#1] Linka nefunguje\r\nMessage-ID: <{returned_id}>\r\n\r\n--B--\r\n"
 
 #[tokio::test]
 async fn a_bounced_notification_is_noted_on_its_ticket_and_counts_against_the_contact() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "[contacts]\nhard_bounce_limit = 2\n").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "[contacts]\nhard_bounce_limit = 2\n").await;
     p.process_batch(&[Incoming::new(REQUEST.to_vec(), "a")]).await.unwrap();
     let mut conn = p.store().pool().acquire().await.unwrap();
     let ack = views::outbox(&mut conn).await.unwrap().remove(0);
@@ -97,8 +97,8 @@ async fn a_bounced_notification_is_noted_on_its_ticket_and_counts_against_the_co
 
 #[tokio::test]
 async fn a_bounce_of_unknown_mail_without_a_sender_is_recorded_and_ignored() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     let raw = String::from_utf8(dsn("never-sent@elsewhere.test", "nobody@kovac.test", "5.1.1"))
         .unwrap()
         .replace("From: MAILER-DAEMON@mx.kovac.test (Mail Delivery System)", "From: <>");

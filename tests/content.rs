@@ -7,7 +7,7 @@ mod support;
 
 use mailroom::pipeline::Incoming;
 use mailroom::store::views;
-use support::pipeline_at;
+use support::{Scratch, pipeline_at};
 
 /// A mail with a logo inline and a log file whose name tries to climb out.
 fn with_files(id: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -25,8 +25,8 @@ line 1 down\r\n--X--\r\n"
 
 #[tokio::test]
 async fn a_reply_shows_its_new_part_and_attachments_are_stored_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline_at(&dir.path().join("state/m.db"), "").await;
+    let dir = Scratch::new();
+    let p = pipeline_at(&dir, "state/m.db", "").await;
     let first = with_files("a1@kovac.test", "Linka nefunguje", "", "Dobry den, linka nefunguje.");
     let reply = with_files(
         "a2@kovac.test",

@@ -18,6 +18,8 @@ mod common;
 mod mutations;
 #[path = "corpus/replies.rs"]
 mod replies;
+#[path = "support/store.rs"]
+mod scratch;
 #[path = "corpus/zammad.rs"]
 mod zammad;
 
@@ -67,8 +69,8 @@ async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {
         );
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    let text = format!("[database]\nurl = \"sqlite:{}\"\n", dir.path().join("m.db").display());
+    let dir = scratch::Scratch::new();
+    let text = dir.database_toml();
     let config = Config::parse(&text, "test").unwrap();
     let store = Store::open(&config).await.unwrap();
     let pipeline = Pipeline::new(

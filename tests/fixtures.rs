@@ -2,6 +2,10 @@
 //! pipeline (the code `mailroom replay` runs) and the store is compared with
 //! the scenario's `expected.toml`. See `fixtures/README.md` for the format.
 
+#[path = "support/store.rs"]
+mod scratch;
+
+use scratch::Scratch;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -117,7 +121,7 @@ fn fixtures_dir() -> PathBuf {
 
 /// The scenario's config: defaults, the test support identity, its own
 /// overrides, and a database in `tmp`.
-fn scenario_config(dir: &Path, tmp: &Path) -> Config {
+fn scenario_config(dir: &Path, tmp: &Scratch) -> Config {
     let mut table: toml::Table = match std::fs::read_to_string(dir.join("config.toml")) {
         Ok(text) => text
             .parse()
@@ -130,12 +134,8 @@ fn scenario_config(dir: &Path, tmp: &Path) -> Config {
     let mail = mail.as_table_mut().unwrap();
     mail.entry("from").or_insert_with(|| "support@provider.test".into());
     mail.entry("domain").or_insert_with(|| "provider.test".into());
-    let mut db = toml::Table::new();
-    db.insert(
-        "url".into(),
-        format!("sqlite:{}", tmp.join("mailroom.db").display()).into(),
-    );
-    table.insert("database".into(), toml::Value::Table(db));
+    let db: toml::Table = tmp.database_toml_at("mailroom.db").parse().unwrap();
+    table.insert("database".into(), db["database"].clone());
     Config::parse(&toml::to_string(&table).unwrap(), &dir.display().to_string()).unwrap()
 }
 
@@ -157,8 +157,8 @@ async fn flush(
 }
 
 async fn run_scenario(dir: &Path) -> Vec<String> {
-    let tmp = tempfile::tempdir().unwrap();
-    let config = scenario_config(dir, tmp.path());
+    let tmp = Scratch::new();
+    let config = scenario_config(dir, &tmp);
     let store = Store::open(&config).await.unwrap();
     let dir_text = std::fs::read_to_string(dir.join("directory.toml")).unwrap();
     let file = DirectoryFile::parse(&dir_text, "directory.toml").unwrap();

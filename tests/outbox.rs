@@ -9,7 +9,7 @@ mod support;
 use mailroom::pipeline::{Incoming, Pipeline};
 use mailroom::store::outbox::{ClaimRules, Delivery, RecordRules};
 use mailroom::store::{Store, views};
-use support::pipeline;
+use support::{Scratch, pipeline};
 
 /// A new ticket from `from`: queues its acknowledgement.
 async fn ticket_from(p: &Pipeline, from: &str, n: u32) {
@@ -49,8 +49,8 @@ async fn status_of(store: &Store, id: i64) -> (String, i64, i64, Option<String>)
 
 #[tokio::test]
 async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     // Queued "now" by the wall clock: claim in the future so it is due.
@@ -112,8 +112,8 @@ async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
 
 #[tokio::test]
 async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let t0 = mailroom::store::now() + 1;
@@ -142,8 +142,8 @@ async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
 
 #[tokio::test]
 async fn transient_failures_past_max_age_give_up() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let late = mailroom::store::now() + 3 * 86_400 + 5;
@@ -172,8 +172,8 @@ async fn transient_failures_past_max_age_give_up() {
 
 #[tokio::test]
 async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     let store = p.store();
     for n in 1..=4 {
         ticket_from(&p, "gone@kovac.test", n).await;
@@ -213,8 +213,8 @@ async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
 
 #[tokio::test]
 async fn the_loop_guard_suppresses_past_the_per_ticket_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     ticket_from(&p, "ana@kovac.test", 1).await;
     let store = p.store();
     let t0 = mailroom::store::now() + 1;

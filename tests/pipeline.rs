@@ -7,7 +7,7 @@ mod support;
 use mailroom::pipeline::Incoming;
 use mailroom::store::views;
 use mailroom::tickets::plan::Outcome;
-use support::pipeline;
+use support::{Scratch, pipeline};
 
 fn mail(raw: &[u8], source: &str) -> Incoming {
     Incoming::new(raw.to_vec(), source)
@@ -18,8 +18,8 @@ Message-ID: <a1@kovac.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nDobry
 
 #[tokio::test]
 async fn an_unparseable_mail_seen_in_an_earlier_batch_is_a_duplicate() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     let junk = b"\x00\x01 not a mail at all\n".as_slice();
     let (_, first) = p.process_batch(&[mail(junk, "a"), mail(GOOD, "b")]).await.unwrap();
     assert_eq!(first, vec![Outcome::Quarantined, Outcome::NewTicket]);
@@ -42,8 +42,8 @@ async fn an_unparseable_mail_seen_in_an_earlier_batch_is_a_duplicate() {
 
 #[tokio::test]
 async fn the_same_message_id_twice_in_one_batch_is_processed_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     let (summary, outcomes) = p.process_batch(&[mail(GOOD, "a"), mail(GOOD, "b")]).await.unwrap();
     assert_eq!(outcomes, vec![Outcome::NewTicket, Outcome::Duplicate]);
     assert_eq!(summary.notifications, 1, "one acknowledgement only");
@@ -58,8 +58,8 @@ async fn the_same_message_id_twice_in_one_batch_is_processed_once() {
 
 #[tokio::test]
 async fn a_reply_threads_onto_a_ticket_opened_earlier_in_the_same_batch() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "").await;
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
     let reply = b"From: Ana Horvat <ana@kovac.test>\r\nSubject: Re: Linka nefunguje\r\nMessage-ID: <a2@kovac.test>\r\n\
 In-Reply-To: <a1@kovac.test>\r\nDate: Mon, 2 Mar 2026 11:00:00 +0100\r\n\r\nStale nefunguje.\r\n";
     let (_, outcomes) = p.process_batch(&[mail(GOOD, "a"), mail(reply, "b")]).await.unwrap();
@@ -88,8 +88,8 @@ Date: Mon, 2 Mar 2026 {:02}:{:02}:00 +0000\r\n\r\nDisk full.\r\n",
 
 #[tokio::test]
 async fn a_sender_opening_more_than_20_tickets_an_hour_is_quarantined_until_the_hour_passes() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = pipeline(dir.path(), "")
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "")
         .await
         .with_clock(mailroom::pipeline::Clock::DateHeader);
     // 15 in one batch, 7 more in the next: all within 10:00-10:21.

@@ -24,7 +24,7 @@ pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
         DirectoryCmd::Import { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
             let parsed = DirectoryFile::parse(&text, &file.display().to_string())?;
-            let mut tx = store.begin().await?;
+            let mut tx = store.begin_write().await?;
             let s = dir::import(&mut tx, &parsed).await?;
             tx.commit().await?;
             println!(
@@ -309,7 +309,7 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             Ok(())
         }
         AccountsCmd::Remove { number } => {
-            let mut tx = store.begin().await?;
+            let mut tx = store.begin_write().await?;
             dir::remove_account(&mut tx, &number).await?;
             tx.commit().await?;
             println!("account {number} removed");
@@ -363,7 +363,7 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
             Ok(())
         }
         ServicesCmd::Remove { id } => {
-            let mut tx = store.begin().await?;
+            let mut tx = store.begin_write().await?;
             dir::remove_service(&mut tx, &id).await?;
             tx.commit().await?;
             println!("service {id} removed");
@@ -465,7 +465,7 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
 /// Single-row edits go through the import path, so they obey the same rules.
 async fn import_one(store: &Store, file: DirectoryFile) -> Result<()> {
     file.validate()?;
-    let mut tx = store.begin().await?;
+    let mut tx = store.begin_write().await?;
     dir::import(&mut tx, &file).await?;
     tx.commit().await?;
     Ok(())

@@ -8,7 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::{Any, AnyConnection, QueryBuilder};
+use sqlx::AnyConnection;
+
+use super::sql::{Sql, Values};
 
 use super::snapshot::TicketRecord;
 use crate::error::Result;
@@ -333,11 +335,11 @@ async fn insert_rows<T>(
     rows: &[T],
     columns: usize,
     tail: &str,
-    mut bind: impl FnMut(&mut sqlx::query_builder::Separated<'_, Any, &'static str>, &T),
+    mut bind: impl FnMut(&mut Values<'_>, &T),
 ) -> Result<()> {
     for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
-        let mut qb: QueryBuilder<Any> = QueryBuilder::new(head);
-        qb.push_values(chunk, |mut b, row| bind(&mut b, row));
+        let mut qb = Sql::new(head);
+        qb.push_values(chunk, |b, row| bind(b, row));
         qb.push(tail);
         qb.build().execute(&mut *conn).await?;
     }

@@ -15,6 +15,7 @@ pub mod flag;
 pub mod mailboxes;
 pub mod outbox;
 pub mod snapshot;
+pub mod sql;
 pub mod views;
 
 use std::path::{Path, PathBuf};

@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::{Any, FromRow, QueryBuilder};
+use sqlx::FromRow;
 
-use super::Store;
-use super::snapshot::push_in;
+use super::sql::Sql;
+use super::{Backend, Store};
 use crate::error::{Error, Result};
 
 /// The loop guard's window.
@@ -124,14 +124,15 @@ impl Store {
     /// marked `suppressed` instead. Returns the claimed rows and how many
     /// were suppressed.
     pub async fn claim_outbox(&self, rules: ClaimRules) -> Result<(Vec<Claimed>, usize)> {
-        let mut tx = self.begin_write().await?;
-        let due: Vec<Claimed> = sqlx::query_as(
+        let mut tx = self.begin_outbox().await?;
+        let due: Vec<Claimed> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, ticket, event, contact_id, to_addr, subject, body, message_id, in_reply_to, references_ids,
                     attempts + 1 AS attempts, COALESCE(queued_at, created_at) AS queued_at
              FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)
-             ORDER BY id LIMIT $2",
-        )
+             ORDER BY id LIMIT $2{}",
+            self.row_lock(true)
+        )))
         .bind(rules.now)
         .bind(rules.limit as i64)
         .fetch_all(&mut *tx)
@@ -139,6 +140,7 @@ impl Store {
         if due.is_empty() {
             return Ok((due, 0));
         }
+        self.lock_tickets(&mut tx, &due).await?;
         let mut recent = recent_counts(&mut tx, &due, rules.now).await?;
         let token = new_token(rules.now);
         let (mut claimed, mut suppressed) = (Vec::new(), Vec::new());
@@ -155,25 +157,25 @@ impl Store {
             claimed.push(row);
         }
         if !claimed.is_empty() {
-            let mut q: QueryBuilder<Any> = QueryBuilder::new("UPDATE outbox SET status = 'sending', claim_token = ");
+            let mut q = Sql::new("UPDATE outbox SET status = 'sending', claim_token = ");
             q.push_bind(&token)
                 .push(", claimed_at = ")
                 .push_bind(rules.now)
                 .push(", lease_until = ")
                 .push_bind(rules.now + rules.lease_secs)
                 .push(", attempts = attempts + 1 WHERE id");
-            push_in(&mut q, claimed.iter().map(|r| r.id));
+            q.push_in(claimed.iter().map(|r| r.id));
             q.build().execute(&mut *tx).await?;
         }
         if !suppressed.is_empty() {
-            let mut q: QueryBuilder<Any> = QueryBuilder::new("UPDATE outbox SET status = 'suppressed', last_error = ");
+            let mut q = Sql::new("UPDATE outbox SET status = 'suppressed', last_error = ");
             q.push_bind(format!(
                 "loop guard: more than {} notifications to this recipient about this ticket in {} minutes",
                 rules.per_ticket_limit,
                 LOOP_WINDOW_SECS / 60
             ))
             .push(", claim_token = NULL, lease_until = NULL WHERE id");
-            push_in(&mut q, suppressed.iter().copied());
+            q.push_in(suppressed.iter().copied());
             q.build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -182,7 +184,7 @@ impl Store {
 
     /// Records the relay's answers in one transaction.
     pub async fn record_deliveries(&self, results: &[(Claimed, Delivery)], rules: RecordRules) -> Result<Recorded> {
-        let mut tx = self.begin_write().await?;
+        let mut tx = self.begin_outbox().await?;
         let mut done = Recorded::default();
         for (row, delivery) in results {
             let (status, next, error, reply) = match delivery {
@@ -261,11 +263,14 @@ impl Store {
     /// `outbox retry ID`: a failed or suppressed row is queued again, now,
     /// with a fresh `max_age` allowance.
     pub async fn retry_outbox(&self, id: i64, now: i64) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        let status: Option<String> = sqlx::query_scalar("SELECT status FROM outbox WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let mut tx = self.begin_outbox().await?;
+        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT status FROM outbox WHERE id = $1{}",
+            self.row_lock(false)
+        )))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
         match status.as_deref() {
             None => return Err(Error::NotFound(format!("outbox row {id}"))),
             Some("failed" | "suppressed") => {}
@@ -288,6 +293,56 @@ impl Store {
     }
 }
 
+impl Store {
+    /// A transaction for the outbox alone. On PostgreSQL it does not take
+    /// the batch writers' lock: claims lock their rows one by one (SKIP
+    /// LOCKED), so instances sending and instances ingesting do not wait for
+    /// each other. SQLite has one writer in any case.
+    async fn begin_outbox(&self) -> Result<super::Tx> {
+        match self.backend() {
+            Backend::Sqlite => self.begin_write().await,
+            Backend::Postgres => self.begin().await,
+        }
+    }
+
+    /// The row-locking clause of a SELECT in [`Store::begin_outbox`]'s
+    /// transaction: rows another instance is claiming right now are skipped
+    /// (`skip`) or waited for. SQLite's write lock already covers it.
+    fn row_lock(&self, skip: bool) -> &'static str {
+        match (self.backend(), skip) {
+            (Backend::Sqlite, _) => "",
+            (Backend::Postgres, true) => " FOR UPDATE SKIP LOCKED",
+            (Backend::Postgres, false) => " FOR UPDATE",
+        }
+    }
+
+    /// The loop guard counts a ticket's recent notifications before
+    /// claiming more: on PostgreSQL two instances claiming rows of the same
+    /// ticket take turns, so together they cannot pass its limit. Tickets
+    /// are locked in ascending order, so two claims never wait on each other
+    /// in a circle.
+    async fn lock_tickets(&self, tx: &mut super::Tx, due: &[Claimed]) -> Result<()> {
+        if self.backend() == Backend::Sqlite {
+            return Ok(());
+        }
+        let mut tickets: Vec<i64> = due.iter().filter_map(|r| r.ticket).collect();
+        tickets.sort_unstable();
+        tickets.dedup();
+        for ticket in tickets {
+            // The two-key form keeps these apart from the batch writers' lock.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(TICKET_LOCKS)
+                .bind(ticket as i32)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// The first key of the per-ticket advisory locks of the loop guard.
+const TICKET_LOCKS: i32 = 0x6f75_7462; // "outb"
+
 /// Notifications each (ticket, recipient) of `due` got in the loop window:
 /// sent, or handed to a live sender.
 async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<HashMap<(i64, String), i64>> {
@@ -298,7 +353,7 @@ async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<
     if tickets.is_empty() {
         return Ok(counts);
     }
-    let mut q: QueryBuilder<Any> = QueryBuilder::new(
+    let mut q = Sql::new(
         "SELECT ticket, lower(to_addr), COUNT(*) FROM outbox
          WHERE (status = 'sent' OR (status = 'sending' AND lease_until > ",
     );
@@ -306,7 +361,7 @@ async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<
         .push(")) AND claimed_at >= ")
         .push_bind(now - LOOP_WINDOW_SECS)
         .push(" AND ticket");
-    push_in(&mut q, tickets.iter().copied());
+    q.push_in(tickets.iter().copied());
     q.push(" GROUP BY 1, 2");
     let rows: Vec<(i64, String, i64)> = q.build_query_as().fetch_all(&mut **tx).await?;
     for (ticket, to, n) in rows {

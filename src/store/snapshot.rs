@@ -9,9 +9,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Any, AnyConnection, QueryBuilder, Row};
+use sqlx::{AnyConnection, Row};
 
 use super::flag::flag;
+use super::sql::Sql;
 
 use super::directory::{CONTACT_COLS, contact_from_row};
 use crate::directory::{Account, Contact, ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
@@ -81,19 +82,6 @@ pub struct Snapshot {
     pub opened: HashMap<String, Vec<i64>>,
 }
 
-/// `IN ($1, $2, …)` over `items` appended to `qb`.
-pub(crate) fn push_in<'a, T>(qb: &mut QueryBuilder<Any>, items: impl IntoIterator<Item = T>)
-where
-    T: 'a + sqlx::Encode<'a, Any> + sqlx::Type<Any> + Send,
-{
-    qb.push(" IN (");
-    let mut sep = qb.separated(", ");
-    for item in items {
-        sep.push_bind(item);
-    }
-    sep.push_unseparated(")");
-}
-
 impl Snapshot {
     /// Loads everything the batch's mails may need: `keys` are the keys of
     /// every mail of the batch (parsed or not), `msgs` the parsed ones.
@@ -107,9 +95,8 @@ impl Snapshot {
         let mut s = Snapshot::default();
         if !keys.is_empty() {
             let keys: HashSet<&str> = keys.iter().copied().collect();
-            let mut qb =
-                QueryBuilder::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
-            push_in(&mut qb, keys.iter().map(|k| k.to_string()));
+            let mut qb = Sql::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
+            qb.push_in(keys.iter().map(|k| k.to_string()));
             s.known_keys = qb
                 .build_query_scalar::<String>()
                 .fetch_all(&mut *conn)
@@ -126,11 +113,10 @@ impl Snapshot {
         let failed: HashSet<&str> = msgs.iter().flat_map(|m| bounced_addresses(m)).collect();
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
-        let mut qb = QueryBuilder::new(
-            "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
-        );
+        let mut qb =
+            Sql::new("SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ");
         qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
-        push_in(&mut qb, emails.iter().map(|e| e.to_string()));
+        qb.push_in(emails.iter().map(|e| e.to_string()));
         for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
             s.opened.entry(from).or_default().push(at);
         }
@@ -145,8 +131,8 @@ impl Snapshot {
             })
             .collect();
         if !domains.is_empty() {
-            let mut qb = QueryBuilder::new("SELECT domain, account_id FROM account_domains WHERE domain");
-            push_in(&mut qb, domains);
+            let mut qb = Sql::new("SELECT domain, account_id FROM account_domains WHERE domain");
+            qb.push_in(domains);
             s.domain_accounts = qb
                 .build_query_as::<(String, i64)>()
                 .fetch_all(&mut *conn)
@@ -167,11 +153,10 @@ impl Snapshot {
             .collect();
         if !refs.is_empty() {
             let refs: Vec<String> = refs.into_iter().collect();
-            let mut qb =
-                QueryBuilder::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
-            push_in(&mut qb, refs.iter().cloned());
+            let mut qb = Sql::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
+            qb.push_in(refs.iter().cloned());
             qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
-            push_in(&mut qb, refs);
+            qb.push_in(refs);
             for (id, ticket) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
                 s.thread_ids.entry(id).or_insert(ticket);
             }
@@ -193,8 +178,8 @@ impl Snapshot {
         if emails.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::new(format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
-        push_in(&mut qb, emails);
+        let mut qb = Sql::new(format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
+        qb.push_in(emails);
         for row in qb.build().fetch_all(&mut *conn).await? {
             let c = contact_from_row(&row)?;
             self.contacts.insert(c.email.clone(), c);
@@ -208,14 +193,14 @@ impl Snapshot {
         if numbers.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Sql::new(format!(
             "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
                     t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
                     (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
                     {RECIPIENT_COLS}
              FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
         ));
-        push_in(&mut qb, numbers);
+        qb.push_in(numbers);
         for r in qb.build().fetch_all(&mut *conn).await? {
             let status: String = r.try_get("status")?;
             let level: i64 = r.try_get("escalation_level")?;
@@ -251,11 +236,11 @@ impl Snapshot {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Sql::new(format!(
             "SELECT {} FROM accounts a WHERE a.id",
             super::directory::ACCOUNT_COLS
         ));
-        push_in(&mut qb, ids.iter().copied());
+        qb.push_in(ids.iter().copied());
         for r in qb.build().fetch_all(&mut *conn).await? {
             let a = super::directory::account_from_row(&r)?;
             self.services.entry(a.id).or_default();
@@ -264,8 +249,8 @@ impl Snapshot {
             self.accounts.insert(a.id, a);
         }
 
-        let mut qb = QueryBuilder::new("SELECT id, service_id, account_id, name FROM services WHERE account_id");
-        push_in(&mut qb, ids.iter().copied());
+        let mut qb = Sql::new("SELECT id, service_id, account_id, name FROM services WHERE account_id");
+        qb.push_in(ids.iter().copied());
         qb.push(" ORDER BY id");
         for r in qb.build().fetch_all(&mut *conn).await? {
             let s = Service {
@@ -277,7 +262,7 @@ impl Snapshot {
             self.services.entry(s.account_id).or_default().push(s);
         }
 
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Sql::new(format!(
             "SELECT {RECIPIENT_COLS}, s.contact_group, s.account_id AS t_account, s.service_id AS t_service,
                     s.billing_account_id AS t_billing, COALESCE(s.account_id, sv.account_id, b.account_id) AS owner, s.level
              FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
@@ -285,7 +270,7 @@ impl Snapshot {
              LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
              WHERE COALESCE(s.account_id, sv.account_id, b.account_id)"
         ));
-        push_in(&mut qb, ids.iter().copied());
+        qb.push_in(ids.iter().copied());
         qb.push(" ORDER BY s.id");
         for r in qb.build().fetch_all(&mut *conn).await? {
             let owner: i64 = r.try_get("owner")?;
@@ -311,10 +296,10 @@ impl Snapshot {
             });
         }
 
-        let mut qb = QueryBuilder::new(format!(
+        let mut qb = Sql::new(format!(
             "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
         ));
-        push_in(&mut qb, ids);
+        qb.push_in(ids);
         qb.push(" ORDER BY c.id");
         for r in qb.build().fetch_all(&mut *conn).await? {
             let owner: i64 = r.try_get("owner")?;

@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use tempfile::TempDir;
+
+#[path = "../support/store.rs"]
+mod store;
+pub use store::Scratch;
 
 /// Runs the real binary with `--config <dir>/mailroom.toml`, in `dir`.
 pub fn mailroom(dir: &Path, args: &[&str]) -> Output {
@@ -21,17 +24,16 @@ pub fn mailroom(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// The config every test starts from; `extra` is appended verbatim.
-pub fn base_config(dir: &Path, extra: &str) -> String {
-    let db = dir.join("m.db");
+pub fn base_config(dir: &Scratch, extra: &str) -> String {
     format!(
-        "[database]\nurl = 'sqlite:{}'\n\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n{extra}",
-        db.display()
+        "{}\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n{extra}",
+        dir.database_toml()
     )
 }
 
 /// One test's world: a temp dir with a config and a database.
 pub struct Env {
-    pub dir: TempDir,
+    pub dir: Scratch,
 }
 
 impl Env {
@@ -40,8 +42,8 @@ impl Env {
     }
 
     pub fn with_config(extra: &str) -> Env {
-        let dir = TempDir::new().expect("tempdir");
-        std::fs::write(dir.path().join("mailroom.toml"), base_config(dir.path(), extra)).expect("write config");
+        let dir = Scratch::new();
+        std::fs::write(dir.path().join("mailroom.toml"), base_config(&dir, extra)).expect("write config");
         Env { dir }
     }
 

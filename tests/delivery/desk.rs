@@ -49,13 +49,13 @@ impl Desk {
     /// The config with `[smtp]` to `port` in `tls` mode trusting `ca`.
     pub fn write_config_for(&self, port: u16, tls: &str, ca: &Path, extra: &str) {
         let text = format!(
-            "[database]\nurl = \"sqlite:{db}\"\n[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
+            "{db}[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
 [outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
 [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
 {extra}\n\
 [[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
 password = \"{DEFAULT_PASSWORD}\"\n",
-            db = self.setup.dir.path().join("m.db").display(),
+            db = self.setup.dir.database_toml(),
             ca = ca.display(),
             imap = self.dovecot.imap_port(),
         );

@@ -8,20 +8,23 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+#[path = "../support/store.rs"]
+mod store;
+pub use store::Scratch;
+
 /// A config file and database in a temp dir, with mailboxes appended.
 pub struct Setup {
-    pub dir: tempfile::TempDir,
+    pub dir: Scratch,
 }
 
 impl Setup {
     pub fn new() -> Setup {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("m.db");
+        let dir = Scratch::new();
         std::fs::write(
             dir.path().join("mailroom.toml"),
             format!(
-                "[database]\nurl = \"sqlite:{}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
-                db.display()
+                "{}[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
+                dir.database_toml()
             ),
         )
         .unwrap();

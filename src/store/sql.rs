@@ -1,0 +1,150 @@
+//! Statements built at run time (IN lists, multi-row INSERTs) that both
+//! engines accept.
+//!
+//! sqlx's `QueryBuilder` writes `?` placeholders for the `Any` driver,
+//! which PostgreSQL rejects; both engines accept `$1, $2, …`, so [`Sql`]
+//! numbers its placeholders itself. It keeps the small part of the
+//! `QueryBuilder` interface the store uses.
+
+use sqlx::any::{Any, AnyArguments};
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{Arguments, Encode, FromRow, Type};
+
+/// A statement being built, with its bound values.
+#[derive(Default)]
+pub struct Sql {
+    text: String,
+    args: AnyArguments,
+    bound: usize,
+}
+
+impl Sql {
+    /// Starts a statement with `head`.
+    pub fn new(head: impl Into<String>) -> Sql {
+        Sql {
+            text: head.into(),
+            ..Sql::default()
+        }
+    }
+
+    /// Appends SQL text as is.
+    pub fn push(&mut self, text: impl std::fmt::Display) -> &mut Sql {
+        use std::fmt::Write;
+        let _ = write!(self.text, "{text}");
+        self
+    }
+
+    /// Appends the next placeholder and binds `value` to it.
+    pub fn push_bind<'q, T>(&mut self, value: T) -> &mut Sql
+    where
+        T: Encode<'q, Any> + Type<Any> + 'q,
+    {
+        // Encoding a plain value (integer, text, bytes, bool) into `Any`'s
+        // buffer cannot fail: it only copies the value.
+        self.args.add(value).expect("encoding a plain value");
+        self.bound += 1;
+        let n = self.bound;
+        self.push(format_args!("${n}"))
+    }
+
+    /// ` IN ($n, …)` over `items`. An empty list gives `IN (NULL)`, which
+    /// matches nothing on both engines instead of being a syntax error.
+    pub fn push_in<'q, T>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Sql
+    where
+        T: Encode<'q, Any> + Type<Any> + 'q,
+    {
+        self.push(" IN (");
+        let mut any = false;
+        for item in items {
+            if any {
+                self.push(", ");
+            }
+            self.push_bind(item);
+            any = true;
+        }
+        if !any {
+            self.push("NULL");
+        }
+        self.push(")")
+    }
+
+    /// `VALUES (…), (…)`: one parenthesised group per row, whose values
+    /// `bind` pushes.
+    pub fn push_values<T>(&mut self, rows: impl IntoIterator<Item = T>, mut bind: impl FnMut(&mut Values<'_>, T)) {
+        self.push("VALUES ");
+        for (i, row) in rows.into_iter().enumerate() {
+            self.push(if i == 0 { "(" } else { ", (" });
+            bind(&mut Values { sql: self, first: true }, row);
+            self.push(")");
+        }
+    }
+
+    /// The statement, ready to execute.
+    pub fn build(self) -> Query<'static, Any, AnyArguments> {
+        sqlx::query_with(sqlx::AssertSqlSafe(self.text), self.args)
+    }
+
+    /// The statement, its rows read as `T`.
+    pub fn build_query_as<T>(self) -> QueryAs<'static, Any, T, AnyArguments>
+    where
+        T: for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        sqlx::query_as_with(sqlx::AssertSqlSafe(self.text), self.args)
+    }
+
+    /// The statement, its rows' first column read as `T`.
+    pub fn build_query_scalar<T>(self) -> QueryScalar<'static, Any, T, AnyArguments>
+    where
+        (T,): for<'r> FromRow<'r, sqlx::any::AnyRow>,
+    {
+        sqlx::query_scalar_with(sqlx::AssertSqlSafe(self.text), self.args)
+    }
+
+    /// The SQL text so far (for tests).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// The values of one row of [`Sql::push_values`], comma-separated.
+pub struct Values<'a> {
+    sql: &'a mut Sql,
+    first: bool,
+}
+
+impl Values<'_> {
+    /// Binds the row's next value.
+    pub fn push_bind<'q, T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'q, Any> + Type<Any> + 'q,
+    {
+        if !self.first {
+            self.sql.push(", ");
+        }
+        self.first = false;
+        self.sql.push_bind(value);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_for_both_engines() {
+        let mut sql = Sql::new("INSERT INTO t (a, b) ");
+        sql.push_values([(1i64, "x"), (2, "y")], |v, (a, b)| {
+            v.push_bind(a).push_bind(b);
+        });
+        sql.push(" ON CONFLICT DO NOTHING");
+        assert_eq!(
+            sql.text(),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
+        );
+        let mut sql = Sql::new("SELECT 1 WHERE x");
+        sql.push_in([5i64, 6]);
+        sql.push(" AND y").push_in(Vec::<i64>::new());
+        assert_eq!(sql.text(), "SELECT 1 WHERE x IN ($1, $2) AND y IN (NULL)");
+    }
+}
