@@ -51,6 +51,11 @@ pub struct DatabaseConfig {
     pub attachments: Option<PathBuf>,
     /// Connections each instance keeps to PostgreSQL (SQLite uses 4).
     pub connections: u32,
+    /// Longest a mailbox goes unwatched when the instance ingesting it
+    /// dies, with several instances on one database: a standby takes it
+    /// over within this time.
+    #[serde(deserialize_with = "smtp::duration")]
+    pub mailbox_lease: std::time::Duration,
 }
 
 impl Default for DatabaseConfig {
@@ -59,6 +64,7 @@ impl Default for DatabaseConfig {
             url: "sqlite:mailroom.db".into(),
             attachments: None,
             connections: 8,
+            mailbox_lease: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -265,6 +271,11 @@ impl Config {
             }
         }
         self.outbox.validate(&format!("{origin}: outbox"))?;
+        if self.database.mailbox_lease < std::time::Duration::from_secs(1) {
+            return Err(Error::Config(format!(
+                "{origin}: database.mailbox_lease must be at least 1s (renewals happen several times per lease)"
+            )));
+        }
         if self.database.connections == 0 {
             return Err(Error::Config(format!(
                 "{origin}: database.connections must be at least 1"

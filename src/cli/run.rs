@@ -51,7 +51,12 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
     for mb in &config.mailboxes {
-        tasks.spawn(imap::run(mb.clone(), pipeline.clone(), stopped.clone()));
+        tasks.spawn(imap::run(
+            mb.clone(),
+            pipeline.clone(),
+            config.database.mailbox_lease,
+            stopped.clone(),
+        ));
     }
     if let Some(courier) = courier {
         tasks.spawn(courier.run(pipeline.outbox_ready(), stopped.clone()));
@@ -118,6 +123,13 @@ async fn report(store: &Store, names: &[String]) {
 /// `support: idle, 3214 mails, last 2s ago`
 fn summary(s: &MailboxState, now: i64) -> String {
     let mut out = format!("{}: {}, {} mails", s.name, s.state, s.ingested);
+    if s.holder
+        .as_deref()
+        .is_some_and(|h| h != crate::store::leases::instance_id())
+    {
+        // Another instance ingests it; this one stands by.
+        out.push_str(" (standby here)");
+    }
     if let Some(at) = s.last_mail_at {
         out.push_str(&format!(", last {}s ago", (now - at).max(0)));
     }
@@ -147,6 +159,7 @@ pub async fn status(store: &Store, config: &Config, json: bool) -> Result<()> {
             "ingested",
             "last_mail_at",
             "last_error",
+            "holder",
         ],
     )
 }

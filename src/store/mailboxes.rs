@@ -26,6 +26,10 @@ pub struct MailboxState {
     #[sqlx(skip)]
     #[serde(rename = "last_mail_at")]
     pub last_mail: Option<String>,
+    /// The instance whose lease covers the mailbox now (host:pid:start),
+    /// when several share the database.
+    #[sqlx(skip)]
+    pub holder: Option<String>,
 }
 
 impl Store {
@@ -53,8 +57,10 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
+        let mut holders = self.mailbox_holders().await?;
         for r in &mut rows {
             r.last_mail = r.last_mail_at.map(timestamp);
+            r.holder = holders.remove(&r.name);
         }
         Ok(rows)
     }

@@ -12,6 +12,7 @@ pub mod attachments;
 pub mod changes;
 pub mod directory;
 pub mod flag;
+pub mod leases;
 pub mod mailboxes;
 pub mod outbox;
 pub mod snapshot;

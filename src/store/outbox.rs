@@ -104,20 +104,11 @@ static CLAIMS: AtomicU64 = AtomicU64::new(0);
 /// A token no other claim (in this or another process) carries.
 fn new_token(now: i64) -> String {
     format!(
-        "{}-{}-{now}-{}",
-        std::process::id(),
-        *HOST,
+        "{}-{now}-{}",
+        super::leases::instance_id(),
         CLAIMS.fetch_add(1, Ordering::Relaxed)
     )
 }
-
-/// This machine's name, read once: tokens of processes on different hosts
-/// sharing one database must differ even when their pids do not.
-static HOST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-});
 
 impl Store {
     /// Claims due rows, oldest first; rows over the loop guard's limit are

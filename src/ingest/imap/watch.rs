@@ -7,7 +7,9 @@
 //! the `after` action applied and the high-water mark stored. A crash
 //! anywhere in between re-fetches at most that chunk at restart, and the
 //! message-key dedupe turns it into no-ops. One mailbox failing never
-//! touches the others: it backs off and retries on its own.
+//! touches the others: it backs off and retries on its own. With several
+//! instances on one database, only the holder of the mailbox's lease
+//! watches it (`ingest::lease`).
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 
 use super::connect::{self, ConnectError, ImapSession};
 use crate::config::mailbox::{After, MailboxConfig};
+use crate::ingest::lease::MailboxLease;
 use crate::pipeline::{Incoming, Pipeline};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
@@ -70,17 +73,48 @@ impl Backoff {
     }
 }
 
-/// Watches one mailbox until `shutdown` turns true.
-pub async fn run(mb: MailboxConfig, pipeline: Pipeline, mut shutdown: watch::Receiver<bool>) {
+/// Watches one mailbox until `shutdown` turns true, while this instance
+/// holds the mailbox's lease; stands by while another instance does.
+pub async fn run(mb: MailboxConfig, pipeline: Pipeline, lease: Duration, mut shutdown: watch::Receiver<bool>) {
     let store = pipeline.store().clone();
+    let lease = MailboxLease::new(store.clone(), &mb.name, lease);
+    while lease.acquire(&mut shutdown).await {
+        if !watch_while_held(&mb, &pipeline, &lease, &mut shutdown).await {
+            // Shut down while holding: say so, and hand the mailbox over.
+            let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
+            lease.release().await;
+            tracing::info!(mailbox = %mb.name, "stopped");
+            return;
+        }
+        // Lost the lease: the new holder reports the mailbox's state now.
+    }
+    tracing::info!(mailbox = %mb.name, "stopped (standby)");
+}
+
+/// Sessions with backoff until shutdown (false) or the lease is lost
+/// (true). One renewal future lives across sessions, so failing sessions
+/// do not delay renewals.
+async fn watch_while_held(
+    mb: &MailboxConfig,
+    pipeline: &Pipeline,
+    lease: &MailboxLease,
+    shutdown: &mut watch::Receiver<bool>,
+) -> bool {
+    let store = pipeline.store().clone();
+    let keeper = lease.keep();
+    tokio::pin!(keeper);
     let mut backoff = Backoff::default();
     loop {
         if *shutdown.borrow() {
-            break;
+            return false;
         }
         let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
-        match session(&mb, &pipeline, &mut shutdown, &mut backoff).await {
-            Ok(()) => break,
+        let outcome = tokio::select! {
+            outcome = session(mb, pipeline, shutdown, &mut backoff) => outcome,
+            () = &mut keeper => return true,
+        };
+        match outcome {
+            Ok(()) => return false,
             Err(e) => {
                 let delay = backoff.next_delay();
                 tracing::warn!(mailbox = %mb.name, error = %e, retry_in = ?delay, "mailbox failed; retrying");
@@ -88,12 +122,11 @@ pub async fn run(mb: MailboxConfig, pipeline: Pipeline, mut shutdown: watch::Rec
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => {}
+                    () = &mut keeper => return true,
                 }
             }
         }
     }
-    let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
-    tracing::info!(mailbox = %mb.name, "stopped");
 }
 
 /// One connection's life: drain, wait (IDLE or poll), repeat. Returns Ok

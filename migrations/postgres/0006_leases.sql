@@ -1,0 +1,13 @@
+-- Which instance ingests each mailbox. Several `mailroom run` processes may
+-- share one database; each mailbox is watched by the holder of its lease
+-- alone. The holder renews `expires_at` while it works; when a holder dies
+-- its lease runs out and a standby instance takes the mailbox over.
+-- Times are milliseconds on the database's clock, so instances on machines
+-- whose clocks disagree still agree on who holds what.
+-- PostgreSQL mirror of migrations/sqlite/0006_leases.sql.
+CREATE TABLE mailbox_leases (
+    name        TEXT PRIMARY KEY,      -- [[mailbox]] name
+    holder      TEXT NOT NULL,         -- host:pid:start of the instance
+    acquired_at BIGINT NOT NULL,       -- when this holder took it (ms)
+    expires_at  BIGINT NOT NULL        -- free for others after this (ms)
+);
