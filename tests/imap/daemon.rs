@@ -2,7 +2,7 @@
 //! reading what it stored through its own CLI.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,22 +92,7 @@ impl Setup {
     /// Starts `mailroom run` with extra environment variables.
     pub fn start_with(&self, env: &[(&str, &str)]) -> Daemon {
         let log_path = self.dir.path().join(format!("daemon-{}.log", unique()));
-        let log = std::fs::File::create(&log_path).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
-            .arg("--config")
-            .arg(self.config())
-            .arg("run")
-            .env("MAILROOM_LOG", "mailroom=debug")
-            .env_remove("NOTIFY_SOCKET")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        Daemon {
-            child: Some(child),
-            log: log_path,
-        }
+        Daemon::spawn_with(&self.config(), &log_path, env)
     }
 }
 
@@ -125,6 +110,31 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// Starts `mailroom run` on `config`, its stderr (debug log) in `log`.
+    pub fn spawn(config: &Path, log: &Path) -> Daemon {
+        Daemon::spawn_with(config, log, &[])
+    }
+
+    /// [`Daemon::spawn`] with extra environment variables.
+    pub fn spawn_with(config: &Path, log: &Path, env: &[(&str, &str)]) -> Daemon {
+        let file = std::fs::File::create(log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env("MAILROOM_LOG", "mailroom=debug")
+            .env_remove("NOTIFY_SOCKET")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        Daemon {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }

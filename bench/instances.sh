@@ -1,0 +1,446 @@
+#!/usr/bin/env bash
+# Several-instance IMAP benchmark (issue 6): `mailroom run` ingesting a
+# private Dovecot on 127.0.0.1 into PostgreSQL, one instance versus three
+# instances sharing one database, beside one instance on SQLite.
+#
+#   bench/instances.sh [N_TOTAL] [RUNS]      defaults: 20000 3
+#
+# The mails: the reference workload of N_TOTAL mails
+# (../shared/bench/load-mailbox.py, seed 42, tag '[#{id}]': the same mails as
+# `bench/imap.sh N_TOTAL`), dealt round-robin into MAILBOXES folders (default
+# 6: mb1 .. mb6) of the one Dovecot user, so every folder has the same mix.
+# Why several folders: each [[mailbox]] is ingested by exactly one instance at
+# a time (its lease row), so three instances can only share the work if there
+# are at least three mailboxes; six lets a fair split give each instance two.
+# All phases watch the same six folders (after = "keep", the server is left
+# untouched), so they compare like with like; one instance ingests its six
+# mailboxes concurrently (one task each).
+#
+# Each run: a fresh Dovecot on free ports, the folders filled, a raw fetch of
+# every folder (examples/imap_fetch.rs, one folder after the other: the
+# sequential ceiling, and it warms Dovecot's caches), then, each on a fresh
+# store with the directory imported (the 20 workload domains as accounts with
+# two subscribed key contacts each, as bench/imap.sh; the migrations run then,
+# before the clock starts):
+#   pg1   PostgreSQL, 1 instance with all mailboxes;
+#   pg3   PostgreSQL, 3 instances (INSTANCES) with all mailboxes, started
+#         back to back: they race for the leases;
+#   pg3p  PostgreSQL, 3 instances, each configured with only its share of the
+#         mailboxes (mailbox j to instance j mod 3): the split the leases
+#         would give if they spread evenly (skip with PARTITION=0);
+#   sqlite  SQLite, 1 instance with all mailboxes.
+# Rate = N_TOTAL / (start of the first instance .. the store's
+# sum(mailbox_state.ingested) reaching N_TOTAL), polled every 50 ms over one
+# psql session (PostgreSQL) or sqlite3 -readonly (SQLite), so polling costs
+# the daemons next to nothing. Per phase also: who held which mailbox (every
+# lease holder seen while draining, by instance), CPU seconds of the
+# instances, of this database's PostgreSQL backends, of the whole PostgreSQL
+# cluster (includes anything else using it), of Dovecot, and of the machine
+# (busy cores), and the store's outcome counts.
+# At the end: medians over RUNS and the ratio three instances / one.
+#
+# Env: CARGO_TARGET_DIR, MAILROOM_SHARED, MAILBOXES (6), INSTANCES (3),
+# PARTITION (1), DRAIN_TIMEOUT (s, 300), PG_HOST (127.0.0.1), PG_PORT (5432),
+# PG_USER (postgres, trust auth), PG_CONNECTIONS (database.connections, 8),
+# MAILROOM_LOG (info), KEEP_WORK=1 (leave the temp dir, with the daemons'
+# logs). The database is mailroom_bench_<pid>, dropped on exit; everything
+# else lives in a temp dir removed on exit, with Dovecot and the daemons
+# stopped.
+set -euo pipefail
+N=${1:-20000}
+RUNS=${2:-3}
+K=${MAILBOXES:-6}
+I=${INSTANCES:-3}
+PARTITION=${PARTITION:-1}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
+PG_HOST=${PG_HOST:-127.0.0.1}
+PG_PORT=${PG_PORT:-5432}
+PG_USER=${PG_USER:-postgres}
+PG_CONNECTIONS=${PG_CONNECTIONS:-8}
+db=mailroom_bench_$$
+root=$(cd "$(dirname "$0")/.." && pwd)
+shared=${MAILROOM_SHARED:-$root/../shared}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
+bin=$CARGO_TARGET_DIR/release/mailroom
+fetch=$CARGO_TARGET_DIR/release/examples/imap_fetch
+HZ=$(getconf CLK_TCK)
+((N >= K)) || { echo "N_TOTAL ($N) must be at least MAILBOXES ($K)" >&2; exit 2; }
+
+work=$(mktemp -d /tmp/mailroom-bench-instances.XXXXXX)
+# Dovecot's mail processes run as nobody and must reach the Maildir below.
+chmod 755 "$work"
+daemons=()
+dovecot_dir=
+pg_made=
+cleanup() {
+  local rc=$?
+  set +e
+  stop_daemons
+  close_poller
+  [[ -n $dovecot_dir ]] && "$shared/bench/dovecot-down.sh" "$dovecot_dir" >/dev/null 2>&1
+  [[ -n $pg_made ]] && pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+pg() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+calc() { python3 -c "print($1)"; }
+
+# SIGTERM every running daemon, KILL what is left after 10 s.
+stop_daemons() {
+  local p
+  ((${#daemons[@]})) || return 0
+  for p in "${daemons[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for _ in $(seq 100); do
+    local alive=0
+    for p in "${daemons[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  for p in "${daemons[@]}"; do
+    kill -0 "$p" 2>/dev/null && { echo "daemon $p did not stop in 10 s; killing it" >&2; kill -KILL "$p"; }
+    wait "$p" 2>/dev/null || true
+  done
+  daemons=()
+}
+
+# The progress poller: one psql session kept open (PostgreSQL), or a
+# sqlite3 -readonly call per poll (SQLite; it never creates the file).
+poll_pid=
+open_poller() {  # STORE
+  if [[ $1 == pg ]]; then
+    coproc POLL { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -X -q -At -d "$db" 2>>"$work/poller.err"; }
+    poll_pid=$POLL_PID
+  fi
+}
+close_poller() {
+  if [[ -n $poll_pid ]]; then
+    { echo '\q' >&"${POLL[1]}"; } 2>/dev/null || true
+    wait "$poll_pid" 2>/dev/null || true
+    poll_pid=
+  fi
+}
+# One query through the open psql session; its rows, nothing on an error.
+pgq() {
+  local line
+  printf '%s;\n\\echo __end__\n' "$1" >&"${POLL[1]}"
+  while IFS= read -r -t 30 line <&"${POLL[0]}"; do
+    [[ $line == __end__ ]] && return 0
+    printf '%s\n' "$line"
+  done
+  echo "the psql poller stopped answering" >&2
+  return 1
+}
+sq() { sqlite3 -readonly -cmd '.timeout 2000' "$work/m.db" "$1" 2>/dev/null; }
+
+# CPU ticks: the machine's busy and total (all cores), the PostgreSQL
+# cluster (every process tree rooted at a postmaster), Dovecot's tree, then
+# utime+stime of each PID given (0 if gone). A tree counts each process
+# once: alive in its own stat, or reaped into its parent's cutime/cstime.
+cpu_snap() {  # DOVECOT_PID [PID ...]
+  python3 - "$@" <<'PY'
+import os, sys
+dpid, pids = int(sys.argv[1]), [int(p) for p in sys.argv[2:]]
+procs = {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        s = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    comm, f = s[s.index("(") + 1:s.rindex(")")], s[s.rindex(")") + 2:].split()
+    procs[int(d)] = (comm, int(f[1]), int(f[11]) + int(f[12]), sum(int(x) for x in f[11:15]))
+kids = {}
+for p, (_, pp, _, _) in procs.items():
+    kids.setdefault(pp, []).append(p)
+def tree(root):
+    tot, stack = 0, [root]
+    while stack:
+        p = stack.pop()
+        if p in procs:
+            tot += procs[p][3]
+            stack += kids.get(p, [])
+    return tot
+pg_roots = [p for p, (c, pp, _, _) in procs.items() if c == "postgres" and procs.get(pp, ("",))[0] != "postgres"]
+vals = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+total = sum(vals)
+print(total - vals[3] - vals[4], total, sum(tree(r) for r in pg_roots), tree(dpid),
+      *(procs[p][2] if p in procs else 0 for p in pids))
+PY
+}
+
+echo "building (release) ..." >&2
+(cd "$root" && cargo build --release --quiet --bin mailroom --example imap_fetch)
+
+echo "generating $N mails ..." >&2
+gen=$(python3 "$shared/bench/load-mailbox.py" "$N" --no-append --eml-dir "$work/eml" --tag '[#{id}]' | tail -1)
+echo "workload: $gen" >&2
+python3 "$root/bench/workload-directory.py" "$shared/bench/load-mailbox.py" "$work/directory.toml"
+mbs=()
+for k in $(seq "$K"); do mbs+=("mb$k"); done
+
+# Fills folders mb1..mbK of the Dovecot user, mail i (in order) into folder
+# i mod K, one appending process per folder; INTERNALDATE from Date:.
+fill() {  # PORT USER PASS
+  python3 - "$work/eml" "$K" "$@" <<'PY'
+import email.utils, imaplib, json, os, sys, time
+from multiprocessing import Pool
+eml, k, port, user, password = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+files = sorted(f for f in os.listdir(eml) if f.endswith(".eml"))
+
+def append(j):
+    imap = imaplib.IMAP4("127.0.0.1", port)
+    imap.login(user, password)
+    folder = f"mb{j + 1}"
+    typ, resp = imap.create(folder)
+    if typ != "OK":
+        sys.exit(f"CREATE {folder}: {resp}")
+    for f in files[j::k]:
+        raw = open(os.path.join(eml, f), "rb").read()
+        head = raw.split(b"\n\n", 1)[0].decode("ascii", "replace")
+        date = next((l[5:].strip() for l in head.splitlines() if l.lower().startswith("date:")), None)
+        when = imaplib.Time2Internaldate(email.utils.parsedate_to_datetime(date)) if date else None
+        typ, resp = imap.append(folder, None, when, raw)
+        if typ != "OK":
+            sys.exit(f"APPEND {f} to {folder}: {resp}")
+    typ, data = imap.select(folder, readonly=True)
+    imap.logout()
+    return int(data[0])
+
+t0 = time.monotonic()
+with Pool(k) as pool:
+    counts = pool.map(append, range(k))
+if sum(counts) != len(files):
+    sys.exit(f"folders hold {counts}, expected {len(files)} in all")
+print(json.dumps({"folders": counts, "seconds": round(time.monotonic() - t0, 2)}))
+PY
+}
+
+# Writes instance i's config (1-based) for STORE (pg|sqlite); with SHARE,
+# only the mailboxes j with j mod COUNT == i-1 (0-based j), else all.
+write_config() {  # FILE STORE I COUNT SHARE
+  local file=$1 store=$2 i=$3 count=$4 share=$5 j
+  {
+    echo "[database]"
+    if [[ $store == pg ]]; then
+      echo "url = \"postgres://$PG_USER@$PG_HOST:$PG_PORT/$db\""
+      echo "connections = $PG_CONNECTIONS"
+      echo "mailbox_lease = \"30s\""
+      echo "attachments = \"$work/attachments\""
+    else
+      echo "url = \"sqlite:$work/m.db\""
+    fi
+    printf '[mail]\nfrom = "support@provider.test"\ndomain = "provider.test"\n'
+    for j in $(seq 0 $((K - 1))); do
+      ((share && j % count != i - 1)) && continue
+      printf '\n[[mailbox]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "${mbs[j]}" "$IMAP_PORT"
+      printf 'username = "%s"\npassword = "%s"\nfolder = "%s"\nafter = "keep"\nbatch = 200\n' \
+        "$MAIL_USER" "$MAIL_PASS" "${mbs[j]}"
+    done
+  } > "$file"
+}
+
+declare -A rates steadies
+phase_names=(pg1 pg3)
+((PARTITION)) && phase_names+=(pg3p)
+phase_names+=(sqlite)
+declare -A label=([pg1]="PostgreSQL, 1 instance" [pg3]="PostgreSQL, $I instances"
+  [pg3p]="PostgreSQL, $I instances, static split" [sqlite]="SQLite, 1 instance")
+raws=()
+distributions=()
+
+# One phase on a fresh store: start the instances, wait until all N are
+# ingested, report, stop them.
+phase() {  # NAME RUN
+  local name=$1 run=$2 store=pg count=1 share=0 i
+  case $name in
+    pg1) ;;
+    pg3) count=$I ;;
+    pg3p) count=$I share=1 ;;
+    sqlite) store=sqlite ;;
+  esac
+  rm -rf "$work/m.db"* "$work/attachments" "$work"/daemon-*.log
+  if [[ $store == pg ]]; then
+    pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
+    pg -d postgres -c "CREATE DATABASE $db" >/dev/null
+    pg_made=1
+  fi
+  for i in $(seq "$count"); do write_config "$work/mailroom-$i.toml" "$store" "$i" "$count" "$share"; done
+  # Creates the schema too, before the clock starts.
+  "$bin" --config "$work/mailroom-1.toml" directory import "$work/directory.toml" >/dev/null
+  open_poller "$store"
+
+  local s0 start now got first_at= first_got= drained lines line h
+  declare -A seen=()
+  read -r -a s0 < <(cpu_snap "$DOVECOT_PID")
+  start=$(date +%s.%N)
+  for i in $(seq "$count"); do
+    MAILROOM_LOG=${MAILROOM_LOG:-info} "$bin" --config "$work/mailroom-$i.toml" run 2>"$work/daemon-$i.log" &
+    daemons+=($!)
+  done
+  local deadline=$(($(date +%s) + DRAIN_TIMEOUT))
+  while :; do
+    got=-1
+    if [[ $store == pg ]]; then
+      lines=$(pgq "SELECT 'n ' || coalesce(sum(ingested), 0) FROM mailbox_state
+                   UNION ALL SELECT 'h ' || name || ' ' || holder FROM mailbox_leases") || exit 1
+      while IFS= read -r line; do
+        case $line in
+          n\ *) got=${line#n } ;;
+          h\ *) seen[${line#h }]=1 ;;
+        esac
+      done <<<"$lines"
+    else
+      got=$(sq "SELECT coalesce(sum(ingested), 0) FROM mailbox_state") || got=-1
+      [[ -n $got ]] || got=-1
+    fi
+    now=$(date +%s.%N)
+    [[ -z $first_at && $got -gt 0 ]] && first_at=$now first_got=$got
+    ((got >= N)) && break
+    for i in "${!daemons[@]}"; do
+      kill -0 "${daemons[i]}" 2>/dev/null || {
+        echo "$name: instance $((i + 1)) died:" >&2; tail -20 "$work/daemon-$((i + 1)).log" >&2; exit 1; }
+    done
+    if (($(date +%s) > deadline)); then
+      echo "$name: not drained after ${DRAIN_TIMEOUT}s: $got/$N ingested" >&2
+      tail -20 "$work"/daemon-*.log >&2
+      exit 1
+    fi
+    sleep 0.05
+  done
+  drained=$now
+  # CPU at the drain: this database's backends are the instances' pooled
+  # connections, still open (the poller's own backend left out).
+  local backends=() s1 hwm=()
+  if [[ $store == pg ]]; then
+    mapfile -t backends < <(pgq "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+  fi
+  read -r -a s1 < <(cpu_snap "$DOVECOT_PID" "${daemons[@]}" "${backends[@]}")
+  for i in "${!daemons[@]}"; do hwm+=("$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/${daemons[i]}/status")"); done
+  # Lease holders as `status` shows them now, by instance.
+  local status pids_text="${daemons[*]}"
+  status=$(timeout 10 "$bin" --config "$work/mailroom-1.toml" status --json)
+  stop_daemons
+  close_poller
+
+  local rate steady drain_s first_s
+  rate=$(calc "round($N / ($drained - $start))")
+  drain_s=$(calc "round($drained - $start, 2)")
+  first_s=$(calc "round($first_at - $start, 2)")
+  steady=$(calc "round(($N - $first_got) / ($drained - $first_at)) if $drained > $first_at else 'n/a'")
+  rates[$name]+=" $rate"
+  steadies[$name]+=" $steady"
+
+  # CPU seconds over the phase.
+  local wall cpu_line mr=0 be=0 per=()
+  wall=$(calc "$drained - $start")
+  for i in $(seq 0 $((count - 1))); do
+    per+=("$(calc "round(${s1[4 + i]} / $HZ, 2)")")
+    mr=$((mr + s1[4 + i]))
+  done
+  for i in $(seq 0 $((${#backends[@]} - 1))); do be=$((be + s1[4 + count + i])); done
+  cpu_line=$(python3 -c "
+hz, w = $HZ, $wall
+print(f'cpu s: instances {$mr / hz:.2f} (${per[*]}), db backends {$be / hz:.2f}, '
+      f'postgres cluster {($((s1[2] - s0[2]))) / hz:.2f}, dovecot {($((s1[3] - s0[3]))) / hz:.2f}; '
+      f'machine busy {($((s1[0] - s0[0]))) / hz:.2f} s = {($((s1[0] - s0[0]))) / hz / w:.2f} of $(nproc) cores')")
+
+  # Who held what: every holder seen while draining, by instance number.
+  local dist
+  dist=$(STATUS="$status" PIDS="$pids_text" python3 -c '
+import json, os, sys
+pids = os.environ["PIDS"].split()
+who = lambda h: "i%d" % (pids.index(h.split(":")[-2]) + 1) if h and h.split(":")[-2] in pids else (h or "-")
+seen = {}
+for pair in sys.argv[1:]:
+    name, holder = pair.split(" ", 1)
+    seen.setdefault(name, set()).add(who(holder))
+at_drain = {m["name"]: who(m.get("holder")) for m in json.loads(os.environ["STATUS"])}
+names = sorted(set(seen) | set(at_drain), key=lambda n: (len(n), n))
+per = {}
+for n in names:
+    per.setdefault(at_drain.get(n, "-"), []).append(n)
+print("holders at drain: " + ", ".join(f"{n}={at_drain.get(n, chr(45))}" for n in names)
+      + "; per instance: " + ", ".join(f"{i}: {len(v)}" for i, v in sorted(per.items()))
+      + ("; seen while draining: " + ", ".join(f"{n}={chr(47).join(sorted(seen[n]))}" for n in names if n in seen) if seen else ""))
+' "${!seen[@]}")
+
+  # The store: outcomes; anything the daemons logged above info.
+  local outcomes
+  if [[ $store == pg ]]; then
+    outcomes=$(pg -d "$db" -F= -R', ' -c "SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")
+  else
+    outcomes=$(sqlite3 -readonly -separator = -newline ', ' "$work/m.db" "SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")
+  fi
+  local warns
+  warns=$(cat "$work"/daemon-*.log | grep -cE ' (WARN|ERROR) ' || true)
+  echo "run $run $name: $N mails in $drain_s s = $rate msg/s (first $first_got committed at $first_s s, then $steady msg/s); VmHWM ${hwm[*]} MB"
+  echo "    $cpu_line"
+  echo "    $dist"
+  echo "    store: ${outcomes%, }; daemon logs: $warns WARN/ERROR"
+  ((warns)) && grep -hE ' (WARN|ERROR) ' "$work"/daemon-*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/      /'
+  [[ $name == pg3 ]] && distributions+=("run $run: $dist")
+  return 0
+}
+
+for run in $(seq "$RUNS"); do
+  # A fresh Dovecot on two free ports of 127.0.0.1.
+  read -r IMAP_PORT IMAPS_PORT < <(python3 - <<'PY'
+import socket
+socks = []
+for _ in range(2):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(*(s.getsockname()[1] for s in socks))
+PY
+  )
+  export IMAP_PORT IMAPS_PORT
+  dovecot_dir=$work/dovecot-$run
+  up=$(timeout 30 "$shared/bench/dovecot-up.sh" "$dovecot_dir")
+  eval "$(grep -E '^[A-Z_]+=[^ ;&|]*$' <<<"$up")"
+  echo "run $run: dovecot on 127.0.0.1:$IMAP_PORT as $MAIL_USER; filling ${K} folders ..." >&2
+  echo "run $run: filled $(timeout 900 fill "$IMAP_PORT" "$MAIL_USER" "$MAIL_PASS")" >&2
+
+  # Raw fetch, one folder after the other (also warms Dovecot's caches).
+  fetched=0 secs=0
+  for m in "${mbs[@]}"; do
+    line=$(timeout 300 "$fetch" 127.0.0.1 "$IMAP_PORT" "$MAIL_USER" "$MAIL_PASS" "$m")
+    [[ $line =~ ^fetched\ ([0-9]+)\ mails\ in\ ([0-9.]+)\ s ]] || { echo "imap_fetch: $line" >&2; exit 1; }
+    fetched=$((fetched + BASH_REMATCH[1]))
+    secs=$(calc "$secs + ${BASH_REMATCH[2]}")
+  done
+  ((fetched == N)) || { echo "raw fetch saw $fetched mails, expected $N" >&2; exit 1; }
+  raws+=("$(calc "round($N / $secs)")")
+  echo "run $run raw fetch: $N mails in $(calc "round($secs, 3)") s = ${raws[-1]} mails/s (folders one after the other)"
+
+  for name in "${phase_names[@]}"; do phase "$name" "$run"; done
+  "$shared/bench/dovecot-down.sh" "$dovecot_dir" >/dev/null 2>&1 || true
+  dovecot_dir=
+done
+
+echo
+echo "== bench/instances.sh N_TOTAL=$N RUNS=$RUNS: $K mailboxes of ~$((N / K)) mails, medians =="
+for name in "${phase_names[@]}"; do
+  # shellcheck disable=SC2086
+  printf '%-42s %6s msg/s  (runs:%s; after the first commit: %s msg/s)\n' \
+    "${label[$name]}:" "$(median ${rates[$name]})" "${rates[$name]}" "$(median ${steadies[$name]})"
+done
+# shellcheck disable=SC2086
+one=$(median ${rates[pg1]}) three=$(median ${rates[pg3]})
+echo "PostgreSQL $I instances / 1 instance:      $(calc "round($three / $one, 2)")"
+if ((PARTITION)); then
+  # shellcheck disable=SC2086
+  echo "PostgreSQL $I instances split / 1:          $(calc "round($(median ${rates[pg3p]}) / $one, 2)")"
+fi
+# shellcheck disable=SC2086
+echo "PostgreSQL 1 instance / SQLite:            $(calc "round($one / $(median ${rates[sqlite]}), 2)")"
+# shellcheck disable=SC2086
+echo "raw fetch ceiling (sequential):            $(median "${raws[@]}") mails/s"
+echo "leases with $I instances on all mailboxes:"
+printf '  %s\n' "${distributions[@]}"

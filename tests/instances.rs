@@ -1,0 +1,347 @@
+//! Several `mailroom run` instances on one PostgreSQL database: each mailbox
+//! ingested by one of them, each notification sent by one, and a crashed
+//! instance's mailbox taken over by the others.
+//!
+//! Real components throughout: a private Dovecot with two support mailboxes
+//! of 2,000 mails each, a private Postfix (discarding what it accepts, and
+//! logging every Message-ID it accepts), a fresh PostgreSQL database, and
+//! three `mailroom run` processes. Without PostgreSQL, Dovecot or Postfix
+//! the test prints SKIPPED and passes; CI's MAILROOM_REQUIRE_* variables
+//! make that a failure.
+
+#[path = "imap/daemon.rs"]
+mod daemon;
+#[path = "support/dovecot.rs"]
+mod dovecot;
+#[path = "support/imap_client.rs"]
+mod imap_client;
+#[path = "support/postfix.rs"]
+mod postfix;
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use daemon::{Daemon, wait_for};
+use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
+use imap_client::ImapClient;
+use postfix::{Postfix, PostfixOptions};
+use postgres::TestDb;
+use serde_json::Value;
+
+/// Mails per mailbox.
+const PER_MAILBOX: usize = 2_000;
+/// Every this many mails, mailbox B also receives mailbox A's mail (one
+/// mail, two mailboxes: the Message-ID makes it one ticket).
+const CROSS_POSTED_EVERY: usize = 20;
+/// Every this many mails comes from the fan-out account, whose subscribers
+/// all hear of its new tickets.
+const FAN_OUT_EVERY: usize = 10;
+const SUBSCRIBERS: usize = 5;
+const SALES_USER: &str = "sales@example.test";
+
+/// Everything may take a while in a debug build on two cores; these are
+/// bounds for a hang, not performance targets.
+const DRAIN: Duration = Duration::from_secs(300);
+
+fn mail(mailbox: char, n: usize) -> Vec<u8> {
+    let (from, id) = if mailbox == 'b' && n % CROSS_POSTED_EVERY == 0 {
+        // The very mail mailbox A got.
+        return mail('a', n);
+    } else if n % FAN_OUT_EVERY == 0 {
+        (
+            "Marie Dupont <marie@example.test>".to_string(),
+            format!("{mailbox}-{n}"),
+        )
+    } else {
+        // 800 senders with a few mails each, in both mailboxes: unknown
+        // contacts created by whichever instance sees them first.
+        (
+            format!("Customer {0} <customer{0}@acme.test>", n % 800),
+            format!("{mailbox}-{n}"),
+        )
+    };
+    format!(
+        "From: {from}\r\nTo: support@example.test\r\nSubject: Circuit {id} is down\r\n\
+Message-ID: <{id}@acme.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset=utf-8\r\n\r\nHello, circuit {id} has been down since this morning.\r\n"
+    )
+    .into_bytes()
+}
+
+fn directory() -> String {
+    let mut toml = String::from(
+        "[[account]]\nnumber = \"OCN-1\"\nname = \"Acme SA\"\ndomains = [\"example.test\"]\nlanguage = \"fr\"\n\
+[[contact]]\nemail = \"marie@example.test\"\nfirst_name = \"Marie\"\nlast_name = \"Dupont\"\naccount = \"OCN-1\"\n",
+    );
+    for i in 0..SUBSCRIBERS {
+        toml.push_str(&format!(
+            "[[contact]]\nemail = \"noc{i}@example.test\"\naccount = \"OCN-1\"\n\
+[[subscription]]\ncontact = \"noc{i}@example.test\"\naccount = \"OCN-1\"\ngroup = \"reactive_service_outage\"\n"
+        ));
+    }
+    toml
+}
+
+fn config(db: &TestDb, dovecot: &Dovecot, postfix: &Postfix, dir: &Path) -> String {
+    let mailbox = |name: &str, user: &str| {
+        format!(
+            "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
+            dovecot.imap_port()
+        )
+    };
+    format!(
+        "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"3s\"\n\
+[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
+[intake]\nmax_new_tickets_per_hour = 0\n\
+[outbox]\nretry_min = \"1s\"\nlease = \"10s\"\n\
+[smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\ntimeout = \"5s\"\n{}\n{}",
+        db.url(),
+        dir.join("attachments").display(),
+        postfix.smtp_port(),
+        postfix.ca_file().display(),
+        mailbox("support", DEFAULT_USER),
+        mailbox("sales", SALES_USER),
+    )
+}
+
+fn cli(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mailroom {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Each mailbox's `ingested` and `holder` from `mailroom status --json`.
+fn status(config: &Path) -> HashMap<String, (i64, Option<String>)> {
+    let rows: Vec<Value> = serde_json::from_str(&cli(config, &["status", "--json"])).unwrap();
+    rows.iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().to_string(),
+                (
+                    r["ingested"].as_i64().unwrap_or(0),
+                    r["holder"].as_str().map(str::to_string),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The pid in a lease holder (`host:pid:start`).
+fn holder_pid(holder: &str) -> u32 {
+    holder.split(':').nth(1).and_then(|p| p.parse().ok()).unwrap()
+}
+
+async fn count(conn: &mut sqlx::PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(conn)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
+    let Some(db) = TestDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(dovecot) = Dovecot::start().unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let opts = PostfixOptions::discard().domains(&["example.test", "acme.test"]);
+    let Some(postfix) = Postfix::start(opts).unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    dovecot.add_user(SALES_USER, DEFAULT_PASSWORD).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("mailroom.toml");
+    std::fs::write(&config_path, config(&db, &dovecot, &postfix, dir.path())).unwrap();
+    std::fs::write(dir.path().join("directory.toml"), directory()).unwrap();
+    cli(
+        &config_path,
+        &[
+            "directory",
+            "import",
+            dir.path().join("directory.toml").to_str().unwrap(),
+        ],
+    );
+
+    for (user, mailbox) in [(DEFAULT_USER, 'a'), (SALES_USER, 'b')] {
+        let mut imap = ImapClient::connect(dovecot.imap_port()).unwrap();
+        imap.login(user, DEFAULT_PASSWORD).unwrap();
+        for n in 0..PER_MAILBOX {
+            imap.append("INBOX", &mail(mailbox, n)).unwrap();
+        }
+    }
+
+    let start = |i: usize| {
+        let d = daemon_in(dir.path(), &config_path, i);
+        std::thread::sleep(Duration::from_millis(200));
+        d
+    };
+    let mut daemons: Vec<Daemon> = (0..3).map(start).collect();
+    let logs = |daemons: &[Daemon]| daemons.iter().map(Daemon::logs).collect::<Vec<_>>().join("\n----\n");
+
+    // Mid-run: kill -9 the instance holding the support mailbox.
+    let mid = wait_for(DRAIN, || {
+        let s = status(&config_path);
+        s.get("support").is_some_and(|(n, h)| *n >= 300 && h.is_some())
+    });
+    assert!(mid, "ingest did not start: {}", logs(&daemons));
+    let holder = status(&config_path)["support"].1.clone().unwrap();
+    let victim = daemons
+        .iter()
+        .position(|d| d.pid() == holder_pid(&holder))
+        .unwrap_or_else(|| panic!("holder {holder} is none of our daemons"));
+    let killed_at = Instant::now();
+    daemons[victim].kill();
+    let taken_over = wait_for(Duration::from_secs(30), || {
+        status(&config_path)["support"]
+            .1
+            .as_deref()
+            .is_some_and(|h| h != holder)
+    });
+    assert!(
+        taken_over,
+        "no instance took the support mailbox over: {}",
+        logs(&daemons)
+    );
+    let takeover = killed_at.elapsed();
+    eprintln!("support mailbox taken over {takeover:?} after kill -9 of its holder");
+    assert!(
+        takeover <= Duration::from_secs(3) + Duration::from_millis(1500),
+        "lease is 3s: {takeover:?}"
+    );
+
+    // Everything ingested, every notification sent.
+    let expected_keys = (2 * PER_MAILBOX - PER_MAILBOX / CROSS_POSTED_EVERY) as i64;
+    let mut conn = db.connect().await;
+    let started = Instant::now();
+    loop {
+        let keys = count(&mut conn, "SELECT COUNT(DISTINCT message_key) FROM messages").await;
+        let pending = count(
+            &mut conn,
+            "SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending')",
+        )
+        .await;
+        let s = status(&config_path);
+        let ingested_all = s.values().map(|(n, _)| *n).sum::<i64>() >= (2 * PER_MAILBOX) as i64;
+        if keys == expected_keys && pending == 0 && ingested_all {
+            break;
+        }
+        assert!(
+            started.elapsed() < DRAIN,
+            "not done: {keys}/{expected_keys} mails, {pending} notifications pending, {s:?}\n{}",
+            logs(&daemons)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    // One ticket per mail, whichever instance and mailbox it came through.
+    let doubled = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM (SELECT message_key FROM messages WHERE outcome <> 'duplicate'
+                                GROUP BY message_key HAVING COUNT(*) > 1) d",
+    )
+    .await;
+    assert_eq!(doubled, 0, "a mail was handled twice");
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM tickets").await, expected_keys);
+    assert_eq!(count(&mut conn, "SELECT COUNT(*) FROM quarantine").await, 0);
+    // One contact per sender: the directory's and every customer who wrote,
+    // though both mailboxes' instances met most customers at once.
+    let customers: std::collections::HashSet<usize> = (0..PER_MAILBOX)
+        .filter(|n| n % FAN_OUT_EVERY != 0)
+        .map(|n| n % 800)
+        .collect();
+    assert_eq!(
+        count(&mut conn, "SELECT COUNT(*) FROM contacts").await,
+        (1 + SUBSCRIBERS + customers.len()) as i64
+    );
+    // The fan-out: every fan-out ticket told each subscriber once.
+    let fan_out_tickets = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE c.email = 'marie@example.test'",
+    )
+    .await;
+    assert!(fan_out_tickets > 0);
+    let told = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM outbox WHERE to_addr LIKE 'noc%@example.test'",
+    )
+    .await;
+    assert_eq!(told, fan_out_tickets * SUBSCRIBERS as i64);
+    let repeated = count(
+        &mut conn,
+        "SELECT COUNT(*) FROM (SELECT ticket, event, lower(to_addr) FROM outbox
+                                GROUP BY ticket, event, lower(to_addr) HAVING COUNT(*) > 1) d",
+    )
+    .await;
+    assert_eq!(repeated, 0, "a notification was queued twice");
+    let not_sent = count(&mut conn, "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'").await;
+    assert_eq!(not_sent, 0);
+
+    // What the relay accepted: every notification, and twice at most what
+    // the killed instance had on the wire (a crash between the relay's
+    // "250" and our commit repeats at most one mail per connection).
+    postfix.wait_queue_empty(Duration::from_secs(120)).unwrap();
+    let ids: Vec<String> = sqlx::query_scalar("SELECT message_id FROM outbox")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let log = std::fs::read_to_string(postfix.maillog()).unwrap();
+    let mut accepted: HashMap<&str, usize> = HashMap::new();
+    for line in log
+        .lines()
+        .filter(|l| l.contains("cleanup") && l.contains("message-id=<"))
+    {
+        let id = line.rsplit("message-id=<").next().unwrap().trim_end_matches('>');
+        *accepted.entry(id).or_default() += 1;
+    }
+    let missing: Vec<&String> = ids
+        .iter()
+        .filter(|id| !accepted.contains_key(id.trim_matches(['<', '>'])))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} notifications never reached the relay: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let repeats: usize = accepted.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{} notifications accepted by the relay, {repeats} repeated by the crash",
+        ids.len()
+    );
+    assert!(
+        repeats <= 8,
+        "more repeats than the killed instance had connections: {repeats}"
+    );
+    for (i, d) in daemons.iter_mut().enumerate() {
+        if i != victim {
+            let (code, _) = d.terminate();
+            assert_eq!(code, Some(0), "a surviving instance stops cleanly");
+        }
+    }
+}
+
+/// `mailroom run` number `i`, logging to the temp dir.
+fn daemon_in(dir: &Path, config: &Path, i: usize) -> Daemon {
+    Daemon::spawn_with(
+        config,
+        &dir.join(format!("instance-{i}.log")),
+        &[("MAILROOM_LOG", "mailroom=info")],
+    )
+}
