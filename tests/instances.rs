@@ -17,19 +17,17 @@ mod dovecot;
 mod imap_client;
 #[path = "support/postfix.rs"]
 mod postfix;
-#[path = "support/postgres.rs"]
-mod postgres;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use daemon::store::postgres::TestDb;
 use daemon::{Daemon, wait_for};
 use dovecot::{DEFAULT_PASSWORD, DEFAULT_USER, Dovecot};
 use imap_client::ImapClient;
 use postfix::{Postfix, PostfixOptions};
-use postgres::TestDb;
 use serde_json::Value;
 
 /// Mails per mailbox.
@@ -48,10 +46,10 @@ const SALES_USER: &str = "sales@example.test";
 const DRAIN: Duration = Duration::from_secs(300);
 
 fn mail(mailbox: char, n: usize) -> Vec<u8> {
-    let (from, id) = if mailbox == 'b' && n % CROSS_POSTED_EVERY == 0 {
+    let (from, id) = if mailbox == 'b' && n.is_multiple_of(CROSS_POSTED_EVERY) {
         // The very mail mailbox A got.
         return mail('a', n);
-    } else if n % FAN_OUT_EVERY == 0 {
+    } else if n.is_multiple_of(FAN_OUT_EVERY) {
         (
             "Marie Dupont <marie@example.test>".to_string(),
             format!("{mailbox}-{n}"),
@@ -263,7 +261,7 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
     // One contact per sender: the directory's and every customer who wrote,
     // though both mailboxes' instances met most customers at once.
     let customers: std::collections::HashSet<usize> = (0..PER_MAILBOX)
-        .filter(|n| n % FAN_OUT_EVERY != 0)
+        .filter(|n| !n.is_multiple_of(FAN_OUT_EVERY))
         .map(|n| n % 800)
         .collect();
     assert_eq!(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 #[path = "../support/store.rs"]
-mod store;
+pub mod store;
 pub use store::Scratch;
 
 /// A config file and database in a temp dir, with mailboxes appended.
