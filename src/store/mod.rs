@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod attachments;
 pub mod changes;
+pub mod copy;
 pub mod directory;
 pub mod mailboxes;
 pub mod outbox;
