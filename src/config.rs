@@ -7,6 +7,7 @@
 //! the first `mailroom replay` works with no setup.
 
 pub mod mailbox;
+pub mod redact;
 pub mod secret;
 pub mod smtp;
 

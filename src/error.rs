@@ -49,6 +49,17 @@ pub enum Error {
     /// A migration failed.
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+
+    /// `db copy` will not start: the source store or the target database is
+    /// not in the state a copy needs (target not empty, source schema
+    /// behind, ...). The message says what to do; no row was written.
+    #[error("db copy: {0}")]
+    CopyRefused(String),
+
+    /// `db copy` failed while copying; its one transaction on the target
+    /// was rolled back, so the target holds no copied row.
+    #[error("db copy: {0}")]
+    CopyFailed(String),
 }
 
 impl Error {
@@ -60,7 +71,8 @@ impl Error {
             | Error::Usage(_)
             | Error::Directory(_)
             | Error::NotFound(_)
-            | Error::ContactEmailImmutable(_) => 2,
+            | Error::ContactEmailImmutable(_)
+            | Error::CopyRefused(_) => 2,
             _ => 1,
         }
     }

@@ -4,6 +4,7 @@
 //! thing. Errors come back as [`crate::error::Error`]; `main` prints them as
 //! one sentence on stderr and exits 2 for usage/config errors, 1 otherwise.
 
+mod db;
 mod directory;
 mod mail;
 mod outbox;
@@ -78,6 +79,9 @@ pub enum Command {
     Messages(mail::MessagesCmd),
     /// Create or upgrade the database schema.
     Migrate,
+    /// The store as a whole: copy it to PostgreSQL.
+    #[command(subcommand)]
+    Db(db::DbCmd),
     /// Check the config file and print the effective settings.
     CheckConfig,
     /// Watch the configured IMAP mailboxes until SIGTERM (the systemd service).
@@ -92,11 +96,14 @@ pub enum Command {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let (config, origin) = Config::load(cli.config.as_deref())?;
-    if let Command::CheckConfig = cli.command {
-        return check_config(&config, origin);
-    }
+    let command = match cli.command {
+        Command::CheckConfig => return check_config(&config, origin),
+        // Before Store::open, which would create or migrate the store.
+        Command::Db(cmd) => return db::db(cmd, &config).await,
+        command => command,
+    };
     let store = Store::open(&config).await?;
-    let result = match cli.command {
+    let result = match command {
         Command::Run => run::run(&config, origin, &store, pipeline(&config, &store)?).await,
         command => dispatch(command, &config, &store).await,
     };
@@ -122,7 +129,7 @@ async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()
             Ok(())
         }
         Command::Status { json } => run::status(store, config, json).await,
-        Command::CheckConfig | Command::Run => unreachable!("handled in run()"),
+        Command::CheckConfig | Command::Run | Command::Db(_) => unreachable!("handled in run()"),
     }
 }
 

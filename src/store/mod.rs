@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod attachments;
 pub mod changes;
+pub mod copy;
 pub mod directory;
 pub mod flag;
 pub mod leases;

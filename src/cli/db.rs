@@ -1,0 +1,65 @@
+//! `mailroom db …`: operations on the store as a whole rather than on what
+//! it holds. They work on the database file itself, so they run without
+//! opening the store (which would create or migrate it).
+
+use clap::Subcommand;
+
+use super::output::{print_json, print_list};
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::copy::{CopyOptions, copy_to_postgres_with};
+
+/// `mailroom db …`
+#[derive(Debug, Subcommand)]
+pub enum DbCmd {
+    /// Copy the whole SQLite store (config database.url) into an empty PostgreSQL database.
+    ///
+    /// Every table and row, ids included, in one transaction: either all of it is copied and
+    /// the row counts checked, or nothing is. The target gets the schema first; a table there
+    /// that already has rows stops the copy. The SQLite store is only read.
+    Copy {
+        /// The target, e.g. postgres://mailroom@db.example/mailroom. The password may also
+        /// come from PGPASSWORD or ~/.pgpass, which keeps it out of the process list.
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Store U+FFFD for NUL characters in text (PostgreSQL text cannot hold them; a mail
+        /// with a NUL byte leaves one in its decoded text). Without it such a value stops the copy.
+        #[arg(long)]
+        replace_nul: bool,
+        /// Print the report as one JSON object (target, tables, total).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `db` command.
+pub async fn db(cmd: DbCmd, config: &Config) -> Result<()> {
+    match cmd {
+        DbCmd::Copy { to, replace_nul, json } => {
+            let source = config.sqlite_path()?;
+            let options = CopyOptions {
+                replace_nul,
+                ..CopyOptions::default()
+            };
+            let report = copy_to_postgres_with(&source, &to, &options).await?;
+            if json {
+                return print_json(&report);
+            }
+            let columns: &[&str] = if replace_nul {
+                &["table", "rows", "nul_replaced"]
+            } else {
+                &["table", "rows"]
+            };
+            print_list(&report.tables, false, columns)?;
+            // report.target is the URL with its password masked.
+            println!(
+                "total: {} rows in {} tables copied from {} to {}",
+                report.total,
+                report.tables.len(),
+                source.display(),
+                report.target
+            );
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Database URLs with their passwords blanked out, for anything a person or
+//! a log shipper will read.
+//!
+//! A PostgreSQL URL may carry its password (`postgres://user:secret@host/db`
+//! or `?password=secret`). Errors and reports name the database they are
+//! about, so they print [`redact_url`]'s form, never the URL as given:
+//! terminal scrollback, CI logs and journald keep everything forever.
+
+/// What a password is replaced with.
+const MASK: &str = "***";
+
+/// `url` with the password of its user-info part and the value of every
+/// query parameter that is not a known harmless setting (`sslmode`, `host`,
+/// ...; so `password=` and any misspelling of it) replaced by `***`;
+/// everything else kept, so the result still says which server, database
+/// and user are meant.
+///
+/// When in doubt it hides more, never less: an unencoded `@` or `/` in a
+/// password is taken as part of it (the user-info ends at the *last* `@`),
+/// so at worst some of the host is masked too.
+pub fn redact_url(url: &str) -> String {
+    redact_query(&redact_userinfo(url))
+}
+
+/// `url` with the password between `user:` and the last `@` masked.
+fn redact_userinfo(url: &str) -> String {
+    // `sqlite:path` and bare paths have no user-info.
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let (scheme, rest) = url.split_at(scheme_end);
+    let Some(at) = rest.rfind('@') else {
+        return url.to_string();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, password)) if !password.is_empty() => format!("{scheme}{user}:{MASK}{}", &rest[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Query parameters whose values say nothing secret (PostgreSQL's and
+/// SQLite's connection settings); every other value is masked, so that a
+/// mistyped `pasword=` is hidden as well as `password=`.
+const PLAIN_PARAMS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "application_name",
+    "options",
+    "mode",
+    "cache",
+    "immutable",
+    "vfs",
+];
+
+/// `text` with the value of every query parameter not in [`PLAIN_PARAMS`]
+/// masked.
+fn redact_query(text: &str) -> String {
+    let Some(q) = text.find('?') else {
+        return text.to_string();
+    };
+    let (head, query) = text.split_at(q + 1);
+    let (query, fragment) = match query.find('#') {
+        Some(f) => query.split_at(f),
+        None => (query, ""),
+    };
+    let params: Vec<String> = query
+        .split('&')
+        .map(|param| match param.split_once('=') {
+            Some((key, value)) if !PLAIN_PARAMS.contains(&key.to_ascii_lowercase().as_str()) && !value.is_empty() => {
+                format!("{key}={MASK}")
+            }
+            _ => param.to_string(),
+        })
+        .collect();
+    format!("{head}{}{fragment}", params.join("&"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn the_password_of_the_user_info_is_masked() {
+        assert_eq!(
+            redact_url("postgres://mailroom:s3cret@db.example:5432/mailroom"),
+            "postgres://mailroom:***@db.example:5432/mailroom"
+        );
+        assert_eq!(
+            redact_url("postgresql://u:p%40ss@h/db?sslmode=require"),
+            "postgresql://u:***@h/db?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn urls_without_a_password_are_unchanged() {
+        for url in [
+            "postgres://postgres@127.0.0.1:5432/test",
+            "postgres://127.0.0.1/test",
+            "postgres://u:@h/db",
+            "sqlite:/var/lib/mailroom/mailroom.db",
+            "mailroom.db",
+            "",
+        ] {
+            assert_eq!(redact_url(url), url);
+        }
+    }
+
+    #[test]
+    fn unencoded_separators_in_a_password_are_still_masked() {
+        assert_eq!(redact_url("postgres://u:p@ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u:pa/ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u:pa?ss@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u:pa:ss@h/db"), "postgres://u:***@h/db");
+    }
+
+    #[test]
+    fn password_query_parameters_are_masked() {
+        assert_eq!(
+            redact_url("postgres://h/db?user=u&password=s3cret&sslmode=disable"),
+            "postgres://h/db?user=u&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://u:a@h/db?PASSWORD=b#frag"),
+            "postgres://u:***@h/db?PASSWORD=***#frag"
+        );
+        assert_eq!(redact_url("sqlite:x.db?password=k"), "sqlite:x.db?password=***");
+        assert_eq!(
+            redact_url("postgres://h/db?pasword=k&sslmode=require&options[search_path]=x"),
+            "postgres://h/db?pasword=***&sslmode=require&options[search_path]=***"
+        );
+        assert_eq!(redact_url("sqlite:x.db?mode=ro"), "sqlite:x.db?mode=ro");
+    }
+
+    #[test]
+    fn no_form_of_the_secret_survives() {
+        for url in [
+            "postgres://u:topsecret@h/db",
+            "postgres://u:topsecret@h/db?password=topsecret",
+            "postgres://u:top@secret@h/db",
+            "postgres://h/db?application_name=x&password=topsecret",
+            "postgres://h/db?application_name=x@y&password=topsecret",
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains("secret"), "{url} -> {shown}");
+        }
+    }
+}
