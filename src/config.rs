@@ -8,6 +8,8 @@
 
 pub mod mailbox;
 pub mod redact;
+
+pub use redact::redact_url;
 pub mod secret;
 pub mod smtp;
 
@@ -74,22 +76,6 @@ impl DatabaseConfig {
     /// Whether the URL names a PostgreSQL server.
     pub fn is_postgres(&self) -> bool {
         self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
-    }
-}
-
-/// `url` with its password replaced by `***`, for logs, errors and
-/// `check-config`: a database URL may carry the password.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        Ok(_) => url.to_owned(),
-        // Unparseable: show only the scheme, since we cannot tell where a
-        // password would be.
-        Err(_) if url.contains('@') => format!("{}://***", url.split(':').next().unwrap_or("?")),
-        Err(_) => url.to_owned(),
     }
 }
 

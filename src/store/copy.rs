@@ -35,7 +35,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{AssertSqlSafe, Connection as _, PgConnection, SqliteConnection};
 
-use crate::config::redact::redact_url;
+use crate::config::redact_url;
 use crate::error::{Error, Result};
 use schema::{Table, ident};
 

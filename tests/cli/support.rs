@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 #[path = "../support/store.rs"]
-mod store;
+pub mod store;
 pub use store::Scratch;
 
 /// Runs the real binary with `--config <dir>/mailroom.toml`, in `dir`.
@@ -41,8 +41,16 @@ impl Env {
         Env::with_config("")
     }
 
+    /// An `Env` whose store is SQLite in either pass (see `store.rs`).
+    pub fn on_sqlite() -> Env {
+        Env::in_scratch(Scratch::sqlite(), "")
+    }
+
     pub fn with_config(extra: &str) -> Env {
-        let dir = Scratch::new();
+        Env::in_scratch(Scratch::new(), extra)
+    }
+
+    fn in_scratch(dir: Scratch, extra: &str) -> Env {
         std::fs::write(dir.path().join("mailroom.toml"), base_config(&dir, extra)).expect("write config");
         Env { dir }
     }

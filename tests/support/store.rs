@@ -45,6 +45,15 @@ impl Scratch {
         Scratch { dir, db }
     }
 
+    /// A temp directory with a SQLite database in either pass: for tests of
+    /// SQLite itself (`db copy` reads a SQLite store).
+    pub fn sqlite() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+            db: None,
+        }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
