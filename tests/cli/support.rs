@@ -42,6 +42,7 @@ impl Env {
     }
 
     /// An `Env` whose store is SQLite in either pass (see `store.rs`).
+    #[allow(dead_code)] // tests/db_copy.rs
     pub fn on_sqlite() -> Env {
         Env::in_scratch(Scratch::sqlite(), "")
     }

@@ -1,0 +1,71 @@
+//! Mailbox leases on the store (SQLite, or PostgreSQL in the PostgreSQL
+//! pass): one holder at a time, takeover after expiry, release on shutdown.
+//! The daemons' side of it is in `tests/instances.rs`.
+
+#[path = "support/store.rs"]
+mod store;
+
+use std::time::Duration;
+
+use mailroom::config::Config;
+use mailroom::store::Store;
+use store::Scratch;
+
+async fn open(dir: &Scratch) -> Store {
+    Store::open(&Config::parse(&dir.database_toml(), "test").unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn one_holder_at_a_time_until_the_lease_runs_out_or_is_released() {
+    let dir = Scratch::new();
+    let s = open(&dir).await;
+    let ttl = Duration::from_millis(400);
+    assert!(s.hold_mailbox("support", "a", ttl).await.unwrap());
+    assert!(!s.hold_mailbox("support", "b", ttl).await.unwrap(), "held by a");
+    assert!(
+        s.hold_mailbox("other", "b", ttl).await.unwrap(),
+        "leases are per mailbox"
+    );
+    assert!(s.hold_mailbox("support", "a", ttl).await.unwrap(), "a renews");
+    assert_eq!(s.mailbox_holders().await.unwrap()["support"], "a");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(s.mailbox_holders().await.unwrap().is_empty(), "both expired");
+    assert!(
+        s.hold_mailbox("support", "b", ttl).await.unwrap(),
+        "b takes over an expired lease"
+    );
+    assert!(!s.hold_mailbox("support", "a", ttl).await.unwrap(), "a lost it");
+    s.release_mailbox("support", "a").await.unwrap();
+    assert!(
+        !s.hold_mailbox("support", "a", ttl).await.unwrap(),
+        "a cannot release b's lease"
+    );
+    s.release_mailbox("support", "b").await.unwrap();
+    assert!(
+        s.hold_mailbox("support", "a", ttl).await.unwrap(),
+        "released: free at once"
+    );
+    s.close().await;
+}
+
+/// Many instances asking at once for one free mailbox: exactly one wins.
+#[tokio::test(flavor = "multi_thread")]
+async fn racing_instances_get_one_holder() {
+    let dir = Scratch::new();
+    let s = open(&dir).await;
+    let ttl = Duration::from_secs(30);
+    let racers: Vec<_> = (0..8)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.hold_mailbox("support", &format!("instance-{i}"), ttl).await.unwrap() })
+        })
+        .collect();
+    let mut winners = 0;
+    for r in racers {
+        winners += usize::from(r.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+    s.close().await;
+}
