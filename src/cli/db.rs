@@ -41,7 +41,20 @@ pub async fn db(cmd: DbCmd, config: &Config) -> Result<()> {
                 replace_nul,
                 ..CopyOptions::default()
             };
-            let report = copy_to_postgres_with(&source, &to, &options).await?;
+            // The same TLS policy as the store's own connection.
+            let target = crate::config::DatabaseConfig {
+                url: to,
+                ..crate::config::DatabaseConfig::default()
+            };
+            if let Some(warning) = target.tls_warning() {
+                tracing::warn!("{warning}");
+            }
+            let url = if target.is_postgres() {
+                target.postgres_url()?
+            } else {
+                target.url
+            };
+            let report = copy_to_postgres_with(&source, &url, &options).await?;
             if json {
                 return print_json(&report);
             }

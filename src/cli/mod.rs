@@ -147,7 +147,14 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
         Some(p) => println!("{}: ok", p.display()),
         None => println!("no config file: built-in defaults"),
     }
-    println!("database.url = {:?}", redact_url(&config.database.url));
+    if config.database.is_postgres() {
+        println!("database.url = {:?}", redact_url(&config.database.postgres_url()?));
+        if let Some(warning) = config.database.tls_warning() {
+            println!("warning: {warning}");
+        }
+    } else {
+        println!("database.url = {:?}", redact_url(&config.database.url));
+    }
     println!(
         "mail.from = {:?}, mail.domain = {:?}",
         config.mail.from, config.mail.domain

@@ -148,8 +148,12 @@ impl Store {
     }
 
     async fn open_postgres(config: &Config) -> Result<Store> {
-        let url = config.database.url.as_str();
+        let url = config.database.postgres_url()?;
+        let url = url.as_str();
         let shown = redact_url(url);
+        if let Some(warning) = config.database.tls_warning() {
+            tracing::warn!("{warning}");
+        }
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| Error::Config(format!("database.url {shown}: {e}")))?;
