@@ -405,7 +405,8 @@ PY
   up=$(timeout 30 "$shared/bench/dovecot-up.sh" "$dovecot_dir")
   eval "$(grep -E '^[A-Z_]+=[^ ;&|]*$' <<<"$up")"
   echo "run $run: dovecot on 127.0.0.1:$IMAP_PORT as $MAIL_USER; filling ${K} folders ..." >&2
-  echo "run $run: filled $(timeout 900 fill "$IMAP_PORT" "$MAIL_USER" "$MAIL_PASS")" >&2
+  filled=$(fill "$IMAP_PORT" "$MAIL_USER" "$MAIL_PASS")
+  echo "run $run: filled $filled" >&2
 
   # Raw fetch, one folder after the other (also warms Dovecot's caches).
   fetched=0 secs=0

@@ -199,6 +199,12 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
         s.get("support").is_some_and(|(n, h)| *n >= 300 && h.is_some())
     });
     assert!(mid, "ingest did not start: {}", logs(&daemons));
+    // Fair shares: two mailboxes, three instances, so two of them work.
+    let spread = wait_for(Duration::from_secs(15), || {
+        let s = status(&config_path);
+        matches!((&s["support"].1, &s["sales"].1), (Some(a), Some(b)) if a != b)
+    });
+    assert!(spread, "one instance kept both mailboxes: {:?}", status(&config_path));
     let holder = status(&config_path)["support"].1.clone().unwrap();
     let victim = daemons
         .iter()

@@ -10,3 +10,11 @@ CREATE TABLE mailbox_leases (
     acquired_at INTEGER NOT NULL,      -- when this holder took it (ms)
     expires_at  INTEGER NOT NULL       -- free for others after this (ms)
 );
+
+-- The instances running now, each renewing its row: a mailbox's fair share
+-- is the number of mailboxes over the number of live instances, so a new
+-- instance gets work and one instance does not keep every mailbox.
+CREATE TABLE instances (
+    id          TEXT PRIMARY KEY,      -- host:pid:start
+    expires_at  INTEGER NOT NULL        -- gone after this (ms)
+);

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::deliver::Courier;
 use crate::error::{Error, Result};
 use crate::ingest::imap::watch as imap;
+use crate::ingest::lease::Fleet;
 use crate::notify::templates::Templates;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -50,13 +51,12 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
+    let fleet = Fleet::new(store.clone(), config.mailboxes.len(), config.database.mailbox_lease);
+    if !config.mailboxes.is_empty() {
+        tasks.spawn(fleet.clone().run(stopped.clone()));
+    }
     for mb in &config.mailboxes {
-        tasks.spawn(imap::run(
-            mb.clone(),
-            pipeline.clone(),
-            config.database.mailbox_lease,
-            stopped.clone(),
-        ));
+        tasks.spawn(imap::run(mb.clone(), pipeline.clone(), fleet.clone(), stopped.clone()));
     }
     if let Some(courier) = courier {
         tasks.spawn(courier.run(pipeline.outbox_ready(), stopped.clone()));

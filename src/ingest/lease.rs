@@ -9,7 +9,15 @@
 //! stops ingesting once half its expiry has passed since the last
 //! renewal, well before anyone else may take over; the message-key dedupe
 //! covers even a holder frozen past its expiry.
+//!
+//! Fair shares: every instance renews a row of its own ([`Fleet`]), and
+//! holds at most ⌈mailboxes / live instances⌉ leases. An instance over its
+//! share (one that started alone, before the others) hands its surplus
+//! mailboxes back at its next renewal, and the standbys pick them up, so
+//! adding instances spreads the work.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -18,10 +26,101 @@ use tokio::time::Instant;
 use crate::store::Store;
 use crate::store::leases::instance_id;
 
+/// This instance among the others on the database: how many mailbox
+/// leases it holds, and how many it may hold.
+#[derive(Debug)]
+pub struct Fleet {
+    store: Store,
+    /// Mailboxes in the config (every instance runs the same config).
+    mailboxes: usize,
+    held: AtomicUsize,
+    share: AtomicUsize,
+    timing: Timing,
+}
+
+/// The lease arithmetic of the module doc, from the lease time L.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// The expiry written on every renewal (L − P).
+    expiry: Duration,
+    renew_every: Duration,
+    poll_every: Duration,
+}
+
+impl Timing {
+    fn new(lease: Duration) -> Timing {
+        let poll_every = (lease / 10).max(Duration::from_millis(100));
+        Timing {
+            expiry: lease.saturating_sub(poll_every),
+            renew_every: lease / 5,
+            poll_every,
+        }
+    }
+}
+
+impl Fleet {
+    /// This instance, watching `mailboxes` mailboxes with lease time `lease`.
+    /// Until its first heartbeat it may hold every mailbox.
+    pub fn new(store: Store, mailboxes: usize, lease: Duration) -> Arc<Fleet> {
+        Arc::new(Fleet {
+            store,
+            mailboxes,
+            held: AtomicUsize::new(0),
+            share: AtomicUsize::new(mailboxes),
+            timing: Timing::new(lease),
+        })
+    }
+
+    /// Renews this instance's row and recomputes its share until shutdown,
+    /// then removes the row, so the others' shares grow at once.
+    pub async fn run(self: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            match self.store.instance_heartbeat(instance_id(), self.timing.expiry).await {
+                Ok(live) => {
+                    let live = usize::try_from(live.max(1)).unwrap_or(1);
+                    self.share
+                        .store(self.mailboxes.div_ceil(live).max(1), Ordering::Relaxed);
+                }
+                Err(e) => tracing::warn!(error = %e, "instance heartbeat failed; retrying"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.timing.renew_every) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let _ = self.store.instance_gone(instance_id()).await;
+    }
+
+    /// Takes a slot for one more lease if under the share.
+    fn reserve(&self) -> bool {
+        let share = self.share.load(Ordering::Relaxed);
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < share).then_some(held + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives a slot back if over the share (true: this lease is surplus).
+    fn shed(&self) -> bool {
+        let share = self.share.load(Ordering::Relaxed);
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held > share).then(|| held - 1)
+            })
+            .is_ok()
+    }
+
+    fn unreserve(&self) {
+        self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// This instance's claim on one mailbox.
 #[derive(Debug, Clone)]
 pub struct MailboxLease {
     store: Store,
+    fleet: Arc<Fleet>,
     name: String,
     /// The expiry written on every renewal (L − P).
     expiry: Duration,
@@ -30,15 +129,16 @@ pub struct MailboxLease {
 }
 
 impl MailboxLease {
-    /// The lease on mailbox `name`, with takeover time `lease`.
-    pub fn new(store: Store, name: &str, lease: Duration) -> MailboxLease {
-        let poll_every = (lease / 10).max(Duration::from_millis(100));
+    /// The lease on mailbox `name` for this instance of `fleet`.
+    pub fn new(fleet: &Arc<Fleet>, name: &str) -> MailboxLease {
+        let timing = fleet.timing;
         MailboxLease {
-            store,
+            store: fleet.store.clone(),
+            fleet: fleet.clone(),
             name: name.to_string(),
-            expiry: lease.saturating_sub(poll_every),
-            renew_every: lease / 5,
-            poll_every,
+            expiry: timing.expiry,
+            renew_every: timing.renew_every,
+            poll_every: timing.poll_every,
         }
     }
 
@@ -51,19 +151,23 @@ impl MailboxLease {
             if *shutdown.borrow() {
                 return false;
             }
-            match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
-                Ok(true) => {
-                    if announced {
-                        tracing::info!(mailbox = %self.name, "took the mailbox over");
+            // Over this instance's fair share, leave the mailbox to others.
+            if self.fleet.reserve() {
+                match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
+                    Ok(true) => {
+                        if announced {
+                            tracing::info!(mailbox = %self.name, "took the mailbox over");
+                        }
+                        return true;
                     }
-                    return true;
+                    Ok(false) if !announced => {
+                        tracing::info!(mailbox = %self.name, "another instance holds the mailbox; standing by");
+                        announced = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(mailbox = %self.name, error = %e, "cannot reach the lease; retrying"),
                 }
-                Ok(false) if !announced => {
-                    tracing::info!(mailbox = %self.name, "another instance holds the mailbox; standing by");
-                    announced = true;
-                }
-                Ok(false) => {}
-                Err(e) => tracing::warn!(mailbox = %self.name, error = %e, "cannot reach the lease; retrying"),
+                self.fleet.unreserve();
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.poll_every) => {}
@@ -73,20 +177,28 @@ impl MailboxLease {
     }
 
     /// Renews the lease; returns only once it is lost (taken by another
-    /// instance, or not renewed for half its expiry). Run it beside the
-    /// work the lease covers, which stops when this returns.
+    /// instance, not renewed for half its expiry, or handed back because
+    /// this instance holds more than its share). Run it beside the work the
+    /// lease covers, which stops when this returns.
     pub async fn keep(&self) {
         let mut renewed = Instant::now();
         loop {
             tokio::time::sleep(self.renew_every).await;
+            if self.fleet.shed() {
+                tracing::info!(mailbox = %self.name, "more mailboxes here than this instance's share; handing this one over");
+                let _ = self.store.release_mailbox(&self.name, instance_id()).await;
+                return;
+            }
             match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     tracing::warn!(mailbox = %self.name, "the mailbox's lease was taken over; stopping");
+                    self.fleet.unreserve();
                     return;
                 }
                 Err(e) if renewed.elapsed() >= self.expiry / 2 => {
                     tracing::warn!(mailbox = %self.name, error = %e, "cannot renew the mailbox's lease; stopping before it runs out");
+                    self.fleet.unreserve();
                     return;
                 }
                 Err(e) => {
@@ -98,6 +210,7 @@ impl MailboxLease {
 
     /// Hands the mailbox to a standby at once (on shutdown).
     pub async fn release(&self) {
+        self.fleet.unreserve();
         if let Err(e) = self.store.release_mailbox(&self.name, instance_id()).await {
             tracing::warn!(mailbox = %self.name, error = %e, "could not release the mailbox's lease; it runs out by itself");
         }

@@ -64,6 +64,39 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Says that instance `id` is alive for `ttl` more; returns how many
+    /// instances are alive now (this one included).
+    pub async fn instance_heartbeat(&self, id: &str, ttl: Duration) -> Result<i64> {
+        let now = self.db_now_ms();
+        let sql = format!(
+            "INSERT INTO instances (id, expires_at) VALUES ($1, {now} + $2)
+             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at"
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
+            .execute(self.pool())
+            .await?;
+        // Rows of instances long gone go, so the table stays small.
+        let sql = format!("DELETE FROM instances WHERE expires_at < {now} - 86400000");
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.pool()).await?;
+        let sql = format!("SELECT COUNT(*) FROM instances WHERE expires_at > {now}");
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Instance `id` is stopping: the others' fair share grows at once.
+    pub async fn instance_gone(&self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM instances WHERE id = $1")
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
 /// Who this process is, in lease rows and outbox claim tokens: the host
 /// name tells instances on different machines apart, the pid and start time
 /// processes on one machine (and a restarted process from its past self).

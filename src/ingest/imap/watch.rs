@@ -11,6 +11,7 @@
 //! instances on one database, only the holder of the mailbox's lease
 //! watches it (`ingest::lease`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 
 use super::connect::{self, ConnectError, ImapSession};
 use crate::config::mailbox::{After, MailboxConfig};
-use crate::ingest::lease::MailboxLease;
+use crate::ingest::lease::{Fleet, MailboxLease};
 use crate::pipeline::{Incoming, Pipeline};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
@@ -75,9 +76,9 @@ impl Backoff {
 
 /// Watches one mailbox until `shutdown` turns true, while this instance
 /// holds the mailbox's lease; stands by while another instance does.
-pub async fn run(mb: MailboxConfig, pipeline: Pipeline, lease: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(mb: MailboxConfig, pipeline: Pipeline, fleet: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
     let store = pipeline.store().clone();
-    let lease = MailboxLease::new(store.clone(), &mb.name, lease);
+    let lease = MailboxLease::new(&fleet, &mb.name);
     while lease.acquire(&mut shutdown).await {
         if !watch_while_held(&mb, &pipeline, &lease, &mut shutdown).await {
             // Shut down while holding: say so, and hand the mailbox over.
