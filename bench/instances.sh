@@ -42,7 +42,8 @@
 # Env: CARGO_TARGET_DIR, MAILROOM_SHARED, MAILBOXES (6), INSTANCES (3),
 # PARTITION (1), DRAIN_TIMEOUT (s, 300), PG_HOST (127.0.0.1), PG_PORT (5432),
 # PG_USER (postgres, trust auth), PG_CONNECTIONS (database.connections, 8),
-# MAILROOM_LOG (info), KEEP_WORK=1 (leave the temp dir, with the daemons'
+# MAILROOM_LOG (info,mailroom::pipeline=debug: the per-batch timings
+# summed below), KEEP_WORK=1 (leave the temp dir, with the daemons'
 # logs). The database is mailroom_bench_<pid>, dropped on exit; everything
 # else lives in a temp dir removed on exit, with Dovecot and the daemons
 # stopped.
@@ -280,7 +281,7 @@ phase() {  # NAME RUN
   read -r -a s0 < <(cpu_snap "$DOVECOT_PID")
   start=$(date +%s.%N)
   for i in $(seq "$count"); do
-    MAILROOM_LOG=${MAILROOM_LOG:-info} "$bin" --config "$work/mailroom-$i.toml" run 2>"$work/daemon-$i.log" &
+    NO_COLOR=1 MAILROOM_LOG=${MAILROOM_LOG:-info,mailroom::pipeline=debug} "$bin" --config "$work/mailroom-$i.toml" run 2>"$work/daemon-$i.log" &
     daemons+=($!)
   done
   local deadline=$(($(date +%s) + DRAIN_TIMEOUT))
@@ -348,7 +349,8 @@ phase() {  # NAME RUN
 hz, w = $HZ, $wall
 print(f'cpu s: instances {$mr / hz:.2f} (${per[*]}), db backends {$be / hz:.2f}, '
       f'postgres cluster {($((s1[2] - s0[2]))) / hz:.2f}, dovecot {($((s1[3] - s0[3]))) / hz:.2f}; '
-      f'machine busy {($((s1[0] - s0[0]))) / hz:.2f} s = {($((s1[0] - s0[0]))) / hz / w:.2f} of $(nproc) cores')")
+      f'machine busy {($((s1[0] - s0[0]))) / hz:.2f} s = {($((s1[0] - s0[0]))) / hz / w:.2f} of $(nproc) cores '
+      f'(anything else: {($((s1[0] - s0[0] - s1[2] + s0[2] - s1[3] + s0[3] - mr))) / hz:.2f} s)')")
 
   # Who held what: every holder seen while draining, by instance number.
   local dist
@@ -377,13 +379,43 @@ print("holders at drain: " + ", ".join(f"{n}={at_drain.get(n, chr(45))}" for n i
   else
     outcomes=$(sqlite3 -readonly -separator = -newline ', ' "$work/m.db" "SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")
   fi
+  # The pipeline's "batch committed" debug lines, summed over all instances:
+  # parse is outside the write lock; load (which includes waiting for the
+  # lock: BEGIN IMMEDIATE / pg_advisory_xact_lock), decide, write and commit
+  # are inside it.
+  local batches
+  batches=$(sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | python3 -c '
+import re, sys
+unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
+keys = ("parse", "load", "decide", "write", "commit")
+tot, n, mails = dict.fromkeys(keys, 0.0), 0, 0
+for line in sys.stdin:
+    if "batch committed" not in line:
+        continue
+    n += 1
+    m = re.search(r"mails=(\d+)", line)
+    mails += int(m.group(1)) if m else 0
+    for k in keys:
+        m = re.search(k + r"=([0-9.]+)(ns|µs|us|ms|s)\b", line)
+        if m:
+            tot[k] += float(m.group(1)) * unit[m.group(2)]
+print(f"{n} batches of {mails} mails, summed s: " + ", ".join(f"{k} {tot[k]:.2f}" for k in keys)
+      if n else "no batch timings (MAILROOM_LOG without mailroom::pipeline=debug)")')
+  local pgstats=
+  if [[ $store == pg ]]; then
+    pgstats=$(pg -d postgres -c "SELECT format('transactions %s, rows inserted %s updated %s deleted %s returned %s fetched %s, blocks read %s hit %s, deadlocks %s',
+        xact_commit, tup_inserted, tup_updated, tup_deleted, tup_returned, tup_fetched, blks_read, blks_hit, deadlocks)
+      FROM pg_stat_database WHERE datname = '$db'")
+  fi
   local warns
-  warns=$(cat "$work"/daemon-*.log | grep -cE ' (WARN|ERROR) ' || true)
+  warns=$(sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | grep -cE ' (WARN|ERROR) ' || true)
   echo "run $run $name: $N mails in $drain_s s = $rate msg/s (first $first_got committed at $first_s s, then $steady msg/s); VmHWM ${hwm[*]} MB"
   echo "    $cpu_line"
   echo "    $dist"
+  echo "    batches: $batches"
+  [[ -n $pgstats ]] && echo "    pg_stat_database (whole phase, directory import included): $pgstats"
   echo "    store: ${outcomes%, }; daemon logs: $warns WARN/ERROR"
-  ((warns)) && grep -hE ' (WARN|ERROR) ' "$work"/daemon-*.log | sort | uniq -c | sort -rn | head -5 | sed 's/^/      /'
+  ((warns)) && sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -5 | sed 's/^/      /'
   [[ $name == pg3 ]] && distributions+=("run $run: $dist")
   return 0
 }

@@ -6,9 +6,11 @@
 //! With no file at all an embedded default runs against `./mailroom.db`, so
 //! the first `mailroom replay` works with no setup.
 
+pub mod database;
 pub mod mailbox;
 pub mod redact;
 
+pub use database::DatabaseConfig;
 pub use redact::redact_url;
 pub mod secret;
 pub mod smtp;
@@ -38,91 +40,6 @@ pub struct Config {
     /// The relay notifications go out through (none: they stay queued).
     pub smtp: Option<smtp::SmtpConfig>,
     pub outbox: smtp::OutboxConfig,
-}
-
-/// Where the store lives.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct DatabaseConfig {
-    /// `sqlite:PATH` (or a bare path), or `postgres://user@host/db` for
-    /// several instances on one database (TLS when the server offers it;
-    /// `?sslmode=require` insists on it).
-    pub url: String,
-    /// Where attachment files go. Default: `attachments/` beside the SQLite
-    /// file; on PostgreSQL `attachments/` in the working directory, which
-    /// instances on several machines must share (or point at one mount).
-    pub attachments: Option<PathBuf>,
-    /// Connections each instance keeps to PostgreSQL (SQLite uses 4).
-    pub connections: u32,
-    /// Longest a mailbox goes unwatched when the instance ingesting it
-    /// dies, with several instances on one database: a standby takes it
-    /// over within this time.
-    #[serde(deserialize_with = "smtp::duration")]
-    pub mailbox_lease: std::time::Duration,
-}
-
-impl Default for DatabaseConfig {
-    fn default() -> Self {
-        DatabaseConfig {
-            url: "sqlite:mailroom.db".into(),
-            attachments: None,
-            connections: 8,
-            mailbox_lease: std::time::Duration::from_secs(30),
-        }
-    }
-}
-
-impl DatabaseConfig {
-    /// Whether the URL names a PostgreSQL server.
-    pub fn is_postgres(&self) -> bool {
-        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
-    }
-
-    /// The PostgreSQL URL as connected, with the TLS policy made explicit.
-    /// Without an `sslmode` the server's certificate is verified
-    /// (`verify-full`: system roots, or `sslrootcert=`), except on
-    /// loopback, where the connection is plain (`disable`), as with
-    /// `tls = "none"` for mailboxes. An `sslmode` in the URL is the
-    /// operator's explicit choice and kept; [`DatabaseConfig::tls_warning`]
-    /// says when it leaves the certificate unchecked.
-    pub fn postgres_url(&self) -> Result<String> {
-        let mut url = url::Url::parse(&self.url)
-            .map_err(|e| Error::Config(format!("database.url {}: {e}", redact_url(&self.url))))?;
-        if !url.query_pairs().any(|(k, _)| k == "sslmode") {
-            let mode = if is_loopback(&url) { "disable" } else { "verify-full" };
-            url.query_pairs_mut().append_pair("sslmode", mode);
-        }
-        Ok(url.to_string())
-    }
-
-    /// A warning when the URL's explicit `sslmode` sends data to a remote
-    /// server without checking its certificate.
-    pub fn tls_warning(&self) -> Option<String> {
-        let url = url::Url::parse(&self.url).ok()?;
-        let mode = url
-            .query_pairs()
-            .find(|(k, _)| k == "sslmode")
-            .map(|(_, v)| v.into_owned())?;
-        let unchecked = matches!(mode.as_str(), "disable" | "allow" | "prefer" | "require");
-        (unchecked && !is_loopback(&url)).then(|| {
-            format!(
-                "database.url: sslmode={mode} does not verify the server's certificate; verify-full does (with sslrootcert= for a private CA)"
-            )
-        })
-    }
-}
-
-/// Whether a database URL's host is this machine (or a Unix socket).
-fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        None => true,
-        // A postgres:// URL's host is opaque to the url crate: IPv4 comes as text.
-        Some(url::Host::Domain(d)) => {
-            d == "localhost" || d.starts_with('/') || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-    }
 }
 
 /// Identity of the support desk in the mail it sends.
@@ -314,7 +231,11 @@ impl Config {
                 "{origin}: database.connections must be at least 1"
             )));
         }
-        if !self.database.is_postgres() {
+        if self.database.is_postgres() {
+            self.database
+                .postgres_url()
+                .map_err(|e| Error::Config(format!("{origin}: {e}")))?;
+        } else {
             // Anything else with a scheme is an engine we do not speak.
             self.sqlite_path()
                 .map_err(|e| Error::Config(format!("{origin}: {}", e.to_string().trim_start_matches("config: "))))?;
@@ -393,53 +314,6 @@ fn one_line(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn db(url: &str) -> DatabaseConfig {
-        DatabaseConfig {
-            url: url.into(),
-            ..DatabaseConfig::default()
-        }
-    }
-
-    /// Remote servers get their certificate verified unless the URL says
-    /// otherwise; loopback goes plain, like a loopback mailbox.
-    #[test]
-    fn postgres_tls_is_verified_by_default_off_loopback() {
-        let remote = db("postgres://u:pw@db.internal:5432/mailroom");
-        assert_eq!(
-            remote.postgres_url().unwrap(),
-            "postgres://u:pw@db.internal:5432/mailroom?sslmode=verify-full"
-        );
-        assert_eq!(remote.tls_warning(), None);
-        let local = db("postgres://postgres@127.0.0.1:5432/test");
-        assert!(local.postgres_url().unwrap().ends_with("?sslmode=disable"));
-        assert!(
-            db("postgres://u@[::1]/x")
-                .postgres_url()
-                .unwrap()
-                .ends_with("sslmode=disable")
-        );
-        let explicit = db("postgres://u@db.internal/x?sslmode=require&application_name=mr");
-        assert_eq!(
-            explicit.postgres_url().unwrap(),
-            explicit.url,
-            "an explicit choice is kept"
-        );
-        assert!(
-            explicit
-                .tls_warning()
-                .unwrap()
-                .contains("sslmode=require does not verify")
-        );
-        assert_eq!(db("postgres://u@localhost/x?sslmode=disable").tls_warning(), None);
-        assert!(
-            db("postgres://u:pw@[oops/x")
-                .postgres_url()
-                .unwrap_err()
-                .to_string()
-                .contains("***")
-        );
-    }
 
     #[test]
     fn defaults_without_file() {

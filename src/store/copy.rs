@@ -222,60 +222,18 @@ fn migration_verdict(applied: &[(i64, bool, Vec<u8>)], known: &[(i64, &[u8])]) -
     Ok(())
 }
 
-/// The URL query parameters sqlx's PostgreSQL driver understands.
-const KNOWN_PARAMS: &[&str] = &[
-    "sslmode",
-    "ssl-mode",
-    "sslrootcert",
-    "ssl-root-cert",
-    "ssl-ca",
-    "sslcert",
-    "ssl-cert",
-    "sslkey",
-    "ssl-key",
-    "statement-cache-capacity",
-    "host",
-    "hostaddr",
-    "port",
-    "dbname",
-    "user",
-    "password",
-    "application_name",
-    "options",
-];
-
-/// The query parameters of `url` that sqlx does not know. sqlx logs each
-/// one it ignores *with its value*, so a mistyped `pasword=...` would put
-/// the secret on stderr: such a URL is refused before sqlx sees it.
-fn unknown_params(url: &str) -> Vec<String> {
-    let Some((_, query)) = url.split_once('?') else {
-        return Vec::new();
-    };
-    let query = query.split('#').next().unwrap_or_default();
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.split('=').next().unwrap_or_default())
-        .filter(|k| {
-            let per_setting = k.starts_with("options[") && k.ends_with(']');
-            !KNOWN_PARAMS.contains(k) && !per_setting
-        })
-        .map(str::to_string)
-        .collect()
-}
-
 async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
     if !(pg_url.starts_with("postgres://") || pg_url.starts_with("postgresql://")) {
         return Err(Error::CopyRefused(format!(
             "{target} is not a PostgreSQL URL (postgres://USER@HOST/DATABASE)"
         )));
     }
-    let unknown = unknown_params(pg_url);
+    let unknown = crate::config::database::unknown_params(pg_url);
     if !unknown.is_empty() {
         return Err(Error::CopyRefused(format!(
             "the URL {target} has parameters PostgreSQL connections do not take: {} (known: {})",
             unknown.join(", "),
-            KNOWN_PARAMS.join(", ")
+            crate::config::database::KNOWN_PARAMS.join(", ")
         )));
     }
     let options =
@@ -439,17 +397,7 @@ fn failed(message: String) -> Error {
 
 #[cfg(test)]
 mod tests {
-    use super::{migration_verdict, unknown_params};
-
-    #[test]
-    fn unknown_url_parameters_are_found_by_name() {
-        assert!(unknown_params("postgres://u@h/db").is_empty());
-        assert!(unknown_params("postgres://u@h/db?sslmode=require&options[search_path]=x&password=p").is_empty());
-        assert_eq!(
-            unknown_params("postgres://u@h/db?sslmode=require&pasword=s3cret&connect_timeout=5"),
-            ["pasword", "connect_timeout"]
-        );
-    }
+    use super::migration_verdict;
 
     const KNOWN: &[(i64, &[u8])] = &[(1, b"a"), (2, b"b"), (3, b"c")];
 
