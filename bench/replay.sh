@@ -5,6 +5,9 @@
 # a fresh SQLite store with durable commits (WAL, synchronous=FULL).
 #
 #   bench/replay.sh [N] [RUNS]      defaults: 10000 3
+#   BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 bench/replay.sh ...
+#                                   the same into a fresh PostgreSQL database
+#                                   (mailroom_bench_replay, dropped after)
 #
 # Prints, per run, messages/s end to end (parse, classify, contact, thread,
 # ticket, outbox rows, commit) and peak RSS, then the median.
@@ -26,17 +29,31 @@ fi
 (cd "$root" && cargo build --release --quiet)
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+pg=${BENCH_POSTGRES:-}
+pgdb=mailroom_bench_replay
+admin() { psql -q "$pg/postgres" -c "$1" >/dev/null; }
+cleanup() {
+  [[ -n $pg ]] && admin "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)"
+  rm -rf "$work"
+}
+trap cleanup EXIT
 # The workload's 20 customer domains as accounts, each with two key
 # contacts subscribed, so every new ticket fans out.
 python3 "$root/bench/workload-directory.py" "$shared/bench/load-mailbox.py" "$work/directory.toml"
 
 rates=()
 for run in $(seq "$RUNS"); do
-  rm -f "$work"/m.db*
+  rm -rf "$work"/m.db* "$work/attachments"
+  url="sqlite:$work/m.db"
+  if [[ -n $pg ]]; then
+    admin "DROP DATABASE IF EXISTS $pgdb WITH (FORCE)"
+    admin "CREATE DATABASE $pgdb"
+    url="$pg/$pgdb"
+  fi
   cat > "$work/mailroom.toml" <<TOML
 [database]
-url = "sqlite:$work/m.db"
+url = "$url"
+attachments = "$work/attachments"
 [mail]
 from = "support@provider.test"
 domain = "provider.test"
