@@ -79,12 +79,14 @@ pub struct ParseFailure {
     pub reason: String,
 }
 
-/// Replaces NUL characters, which a broken or hostile mail may carry in
-/// any decoded text: PostgreSQL's TEXT cannot hold them, and they mean
-/// nothing to a reader. The raw bytes are kept as they came.
+/// Drops NUL characters, which a broken or hostile mail may carry in any
+/// decoded text (padding, a mislabelled UTF-16 part): PostgreSQL's TEXT
+/// cannot hold them, and they mean nothing to a reader. Dropped rather than
+/// replaced by U+FFFD, which would claim a decoding failure where there was
+/// none. The raw bytes are kept as they came.
 fn scrub(s: &mut String) {
     if s.contains('\0') {
-        *s = s.replace('\0', "\u{FFFD}");
+        s.retain(|c| c != '\0');
     }
 }
 
@@ -93,7 +95,7 @@ fn scrub_all<'a>(strings: impl IntoIterator<Item = &'a mut String>) {
 }
 
 impl Message {
-    /// Every text of the message with NULs replaced (see [`scrub`]).
+    /// Every text of the message without NULs (see [`scrub`]).
     fn without_nul(mut self) -> Message {
         scrub_all([&mut self.key, &mut self.subject, &mut self.text, &mut self.new_text]);
         scrub_all([&mut self.from.address, &mut self.content_type]);
@@ -124,7 +126,7 @@ impl Message {
 }
 
 impl ParseFailure {
-    /// Every text with NULs replaced (see [`scrub`]).
+    /// Every text without NULs (see [`scrub`]).
     fn without_nul(mut self) -> ParseFailure {
         scrub(&mut self.key);
         scrub_all(
@@ -424,7 +426,7 @@ mod tests {
         let raw = b"From: Ana <ana@kovac.test>\r\nSubject: link\0down\r\nMessage-ID: <n\0ul@x>\r\n\r\nline\0one\r\n";
         let msg = Message::parse(raw).unwrap();
         assert!(!msg.subject.contains('\0'), "{:?}", msg.subject);
-        assert!(msg.text.contains("line\u{FFFD}one"), "{:?}", msg.text);
+        assert!(msg.text.contains("lineone"), "{:?}", msg.text);
         assert!(!msg.key.contains('\0') && msg.headers.iter().all(|(_, v)| !v.contains('\0')));
     }
 
