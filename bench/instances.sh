@@ -23,24 +23,27 @@
 # two subscribed key contacts each, as bench/imap.sh; the migrations run then,
 # before the clock starts):
 #   pg1   PostgreSQL, 1 instance with all mailboxes;
-#   pg3   PostgreSQL, 3 instances (INSTANCES) with all mailboxes, started
-#         back to back: they race for the leases;
-#   pg3p  PostgreSQL, 3 instances, each configured with only its share of the
-#         mailboxes (mailbox j to instance j mod 3): the split the leases
-#         would give if they spread evenly (skip with PARTITION=0);
+#   pg3   PostgreSQL, 3 instances (INSTANCES), the same config (all
+#         mailboxes), started back to back: they race for the leases, then
+#         hand surplus mailboxes over at their lease renewals (every
+#         mailbox_lease / 5, LEASE);
 #   sqlite  SQLite, 1 instance with all mailboxes.
+# (Each instance must list every mailbox: an instance holds at most
+# ceil(its mailboxes / live instances) leases, so a static split, each
+# instance configured with a third of the mailboxes, leaves some unwatched.)
 # Rate = N_TOTAL / (start of the first instance .. the store's
 # sum(mailbox_state.ingested) reaching N_TOTAL), polled every 50 ms over one
 # psql session (PostgreSQL) or sqlite3 -readonly (SQLite), so polling costs
-# the daemons next to nothing. Per phase also: who held which mailbox (every
-# lease holder seen while draining, by instance), CPU seconds of the
+# the daemons next to nothing. Per phase also: who held which mailbox (at
+# the drain, and every handover seen while draining, by instance), the mails
+# each instance committed (from its log), CPU seconds of the
 # instances, of this database's PostgreSQL backends, of the whole PostgreSQL
 # cluster (includes anything else using it), of Dovecot, and of the machine
 # (busy cores), and the store's outcome counts.
 # At the end: medians over RUNS and the ratio three instances / one.
 #
 # Env: CARGO_TARGET_DIR, MAILROOM_SHARED, MAILBOXES (6), INSTANCES (3),
-# PARTITION (1), DRAIN_TIMEOUT (s, 300), PG_HOST (127.0.0.1), PG_PORT (5432),
+# LEASE (database.mailbox_lease, 30s), DRAIN_TIMEOUT (s, 300), PG_HOST (127.0.0.1), PG_PORT (5432),
 # PG_USER (postgres, trust auth), PG_CONNECTIONS (database.connections, 8),
 # MAILROOM_LOG (info,mailroom::pipeline=debug: the per-batch timings
 # summed below), KEEP_WORK=1 (leave the temp dir, with the daemons'
@@ -52,7 +55,7 @@ N=${1:-20000}
 RUNS=${2:-3}
 K=${MAILBOXES:-6}
 I=${INSTANCES:-3}
-PARTITION=${PARTITION:-1}
+LEASE=${LEASE:-30s}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-300}
 PG_HOST=${PG_HOST:-127.0.0.1}
 PG_PORT=${PG_PORT:-5432}
@@ -87,7 +90,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-pg() { psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+pg() { PGOPTIONS='-c client_min_messages=warning' psql -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 calc() { python3 -c "print($1)"; }
 
@@ -222,23 +225,21 @@ print(json.dumps({"folders": counts, "seconds": round(time.monotonic() - t0, 2)}
 PY
 }
 
-# Writes instance i's config (1-based) for STORE (pg|sqlite); with SHARE,
-# only the mailboxes j with j mod COUNT == i-1 (0-based j), else all.
-write_config() {  # FILE STORE I COUNT SHARE
-  local file=$1 store=$2 i=$3 count=$4 share=$5 j
+# Writes an instance's config for STORE (pg|sqlite): every mailbox.
+write_config() {  # FILE STORE
+  local file=$1 store=$2 j
   {
     echo "[database]"
     if [[ $store == pg ]]; then
       echo "url = \"postgres://$PG_USER@$PG_HOST:$PG_PORT/$db\""
       echo "connections = $PG_CONNECTIONS"
-      echo "mailbox_lease = \"30s\""
+      echo "mailbox_lease = \"$LEASE\""
       echo "attachments = \"$work/attachments\""
     else
       echo "url = \"sqlite:$work/m.db\""
     fi
     printf '[mail]\nfrom = "support@provider.test"\ndomain = "provider.test"\n'
     for j in $(seq 0 $((K - 1))); do
-      ((share && j % count != i - 1)) && continue
       printf '\n[[mailbox]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "${mbs[j]}" "$IMAP_PORT"
       printf 'username = "%s"\npassword = "%s"\nfolder = "%s"\nafter = "keep"\nbatch = 200\n' \
         "$MAIL_USER" "$MAIL_PASS" "${mbs[j]}"
@@ -247,22 +248,18 @@ write_config() {  # FILE STORE I COUNT SHARE
 }
 
 declare -A rates steadies
-phase_names=(pg1 pg3)
-((PARTITION)) && phase_names+=(pg3p)
-phase_names+=(sqlite)
-declare -A label=([pg1]="PostgreSQL, 1 instance" [pg3]="PostgreSQL, $I instances"
-  [pg3p]="PostgreSQL, $I instances, static split" [sqlite]="SQLite, 1 instance")
+phase_names=(pg1 pg3 sqlite)
+declare -A label=([pg1]="PostgreSQL, 1 instance" [pg3]="PostgreSQL, $I instances" [sqlite]="SQLite, 1 instance")
 raws=()
 distributions=()
 
 # One phase on a fresh store: start the instances, wait until all N are
 # ingested, report, stop them.
 phase() {  # NAME RUN
-  local name=$1 run=$2 store=pg count=1 share=0 i
+  local name=$1 run=$2 store=pg count=1 i
   case $name in
     pg1) ;;
     pg3) count=$I ;;
-    pg3p) count=$I share=1 ;;
     sqlite) store=sqlite ;;
   esac
   rm -rf "$work/m.db"* "$work/attachments" "$work"/daemon-*.log
@@ -271,7 +268,7 @@ phase() {  # NAME RUN
     pg -d postgres -c "CREATE DATABASE $db" >/dev/null
     pg_made=1
   fi
-  for i in $(seq "$count"); do write_config "$work/mailroom-$i.toml" "$store" "$i" "$count" "$share"; done
+  for i in $(seq "$count"); do write_config "$work/mailroom-$i.toml" "$store"; done
   # Creates the schema too, before the clock starts.
   "$bin" --config "$work/mailroom-1.toml" directory import "$work/directory.toml" >/dev/null
   open_poller "$store"
@@ -279,7 +276,7 @@ phase() {  # NAME RUN
   local s0 start now got first_at= first_got= drained lines line h
   declare -A seen=()
   read -r -a s0 < <(cpu_snap "$DOVECOT_PID")
-  start=$(date +%s.%N)
+  start=$EPOCHREALTIME
   for i in $(seq "$count"); do
     NO_COLOR=1 MAILROOM_LOG=${MAILROOM_LOG:-info,mailroom::pipeline=debug} "$bin" --config "$work/mailroom-$i.toml" run 2>"$work/daemon-$i.log" &
     daemons+=($!)
@@ -293,23 +290,23 @@ phase() {  # NAME RUN
       while IFS= read -r line; do
         case $line in
           n\ *) got=${line#n } ;;
-          h\ *) seen[${line#h }]=1 ;;
+          h\ *) h=${line#h }; [[ -n ${seen[$h]:-} ]] || seen[$h]=$EPOCHREALTIME ;;
         esac
       done <<<"$lines"
     else
       got=$(sq "SELECT coalesce(sum(ingested), 0) FROM mailbox_state") || got=-1
       [[ -n $got ]] || got=-1
     fi
-    now=$(date +%s.%N)
+    now=$EPOCHREALTIME
     [[ -z $first_at && $got -gt 0 ]] && first_at=$now first_got=$got
     ((got >= N)) && break
     for i in "${!daemons[@]}"; do
       kill -0 "${daemons[i]}" 2>/dev/null || {
-        echo "$name: instance $((i + 1)) died:" >&2; tail -20 "$work/daemon-$((i + 1)).log" >&2; exit 1; }
+        echo "$name: instance $((i + 1)) died:" >&2; tail -n 20 "$work/daemon-$((i + 1)).log" >&2; exit 1; }
     done
     if (($(date +%s) > deadline)); then
       echo "$name: not drained after ${DRAIN_TIMEOUT}s: $got/$N ingested" >&2
-      tail -20 "$work"/daemon-*.log >&2
+      tail -n 20 "$work"/daemon-*.log >&2
       exit 1
     fi
     sleep 0.05
@@ -352,25 +349,33 @@ print(f'cpu s: instances {$mr / hz:.2f} (${per[*]}), db backends {$be / hz:.2f},
       f'machine busy {($((s1[0] - s0[0]))) / hz:.2f} s = {($((s1[0] - s0[0]))) / hz / w:.2f} of $(nproc) cores '
       f'(anything else: {($((s1[0] - s0[0] - s1[2] + s0[2] - s1[3] + s0[3] - mr))) / hz:.2f} s)')")
 
-  # Who held what: every holder seen while draining, by instance number.
-  local dist
-  dist=$(STATUS="$status" PIDS="$pids_text" python3 -c '
+  # Who held what: at the drain (`status`), and when each holder was first
+  # seen while draining (a change of holder is a handover), by instance.
+  local dist pairs=()
+  for h in "${!seen[@]}"; do pairs+=("$h ${seen[$h]}"); done
+  dist=$(START=$start STATUS="$status" PIDS="$pids_text" python3 -c '
 import json, os, sys
-pids = os.environ["PIDS"].split()
-who = lambda h: "i%d" % (pids.index(h.split(":")[-2]) + 1) if h and h.split(":")[-2] in pids else (h or "-")
+pids, start = os.environ["PIDS"].split(), float(os.environ["START"])
+def who(h):
+    p = h.split(":")[-2] if h and h.count(":") >= 2 else ""
+    return f"i{pids.index(p) + 1}" if p in pids else (h or "none")
 seen = {}
-for pair in sys.argv[1:]:
-    name, holder = pair.split(" ", 1)
-    seen.setdefault(name, set()).add(who(holder))
+for arg in sys.argv[1:]:
+    name, holder, t = arg.split(" ")
+    seen.setdefault(name, []).append((float(t) - start, who(holder)))
 at_drain = {m["name"]: who(m.get("holder")) for m in json.loads(os.environ["STATUS"])}
 names = sorted(set(seen) | set(at_drain), key=lambda n: (len(n), n))
 per = {}
 for n in names:
-    per.setdefault(at_drain.get(n, "-"), []).append(n)
-print("holders at drain: " + ", ".join(f"{n}={at_drain.get(n, chr(45))}" for n in names)
-      + "; per instance: " + ", ".join(f"{i}: {len(v)}" for i, v in sorted(per.items()))
-      + ("; seen while draining: " + ", ".join(f"{n}={chr(47).join(sorted(seen[n]))}" for n in names if n in seen) if seen else ""))
-' "${!seen[@]}")
+    per.setdefault(at_drain.get(n, "none"), []).append(n)
+out = "holders at drain: " + ", ".join(f"{n}={at_drain.get(n, chr(45))}" for n in names)
+out += " (" + ", ".join(f"{i}: {len(v)}" for i, v in sorted(per.items())) + ")"
+moves = [f"{n} " + " > ".join(f"{h}@{t:.1f}s" for t, h in sorted(seen[n])) for n in names if len(seen.get(n, [])) > 1]
+if seen:
+    out += "; first holders: " + ", ".join(f"{n}={sorted(seen[n])[0][1]}" for n in names if n in seen)
+    out += "; handovers: " + (", ".join(moves) if moves else "none")
+print(out)
+' "${pairs[@]}")
 
   # The store: outcomes; anything the daemons logged above info.
   local outcomes
@@ -383,15 +388,24 @@ print("holders at drain: " + ", ".join(f"{n}={at_drain.get(n, chr(45))}" for n i
   # parse is outside the write lock; load (which includes waiting for the
   # lock: BEGIN IMMEDIATE / pg_advisory_xact_lock), decide, write and commit
   # are inside it.
-  local batches
-  batches=$(sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | python3 -c '
+  local batches logs=()
+  for i in $(seq "$count"); do logs+=("$work/daemon-$i.log"); done
+  batches=$(python3 -c '
 import re, sys
 unit = {"ns": 1e-9, "µs": 1e-6, "us": 1e-6, "ms": 1e-3, "s": 1.0}
 keys = ("parse", "load", "decide", "write", "commit")
-tot, n, mails = dict.fromkeys(keys, 0.0), 0, 0
-for line in sys.stdin:
-    if "batch committed" not in line:
-        continue
+tot, n, mails, each = dict.fromkeys(keys, 0.0), 0, 0, []
+lines = []
+for path in sys.argv[1:]:
+    each.append(0)
+    for line in open(path, encoding="utf-8", errors="replace"):
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+        if "batch committed" not in line:
+            continue
+        lines.append(line)
+        m = re.search(r"mails=(\d+)", line)
+        each[-1] += int(m.group(1)) if m else 0
+for line in lines:
     n += 1
     m = re.search(r"mails=(\d+)", line)
     mails += int(m.group(1)) if m else 0
@@ -399,13 +413,18 @@ for line in sys.stdin:
         m = re.search(k + r"=([0-9.]+)(ns|µs|us|ms|s)\b", line)
         if m:
             tot[k] += float(m.group(1)) * unit[m.group(2)]
-print(f"{n} batches of {mails} mails, summed s: " + ", ".join(f"{k} {tot[k]:.2f}" for k in keys)
-      if n else "no batch timings (MAILROOM_LOG without mailroom::pipeline=debug)")')
+print(f"{n} batches of {mails} mails (by instance: {chr(32).join(map(str, each))}), summed s: "
+      + ", ".join(f"{k} {tot[k]:.2f}" for k in keys)
+      if n else "no batch timings (MAILROOM_LOG without mailroom::pipeline=debug)")' "${logs[@]}")
   local pgstats=
   if [[ $store == pg ]]; then
     pgstats=$(pg -d postgres -c "SELECT format('transactions %s, rows inserted %s updated %s deleted %s returned %s fetched %s, blocks read %s hit %s, deadlocks %s',
         xact_commit, tup_inserted, tup_updated, tup_deleted, tup_returned, tup_fetched, blks_read, blks_hit, deadlocks)
       FROM pg_stat_database WHERE datname = '$db'")
+    # Sequential scans: a table read whole per batch makes the rate fall
+    # as the store grows.
+    pgstats+="; seq scans (rows read): $(pg -d "$db" -c "SELECT string_agg(format('%s %s (%s)', relname, seq_scan, seq_tup_read), ', ' ORDER BY seq_tup_read DESC)
+      FROM (SELECT * FROM pg_stat_user_tables WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 4) t")"
   fi
   local warns
   warns=$(sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | grep -cE ' (WARN|ERROR) ' || true)
@@ -415,7 +434,7 @@ print(f"{n} batches of {mails} mails, summed s: " + ", ".join(f"{k} {tot[k]:.2f}
   echo "    batches: $batches"
   [[ -n $pgstats ]] && echo "    pg_stat_database (whole phase, directory import included): $pgstats"
   echo "    store: ${outcomes%, }; daemon logs: $warns WARN/ERROR"
-  ((warns)) && sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | head -5 | sed 's/^/      /'
+  ((warns)) && sed 's/\x1b\[[0-9;]*m//g' "$work"/daemon-*.log | grep -E ' (WARN|ERROR) ' | sed -E 's/^[^ ]+ +//' | sort | uniq -c | sort -rn | sed -n 's/^/      /; 1,5p'
   [[ $name == pg3 ]] && distributions+=("run $run: $dist")
   return 0
 }
@@ -467,10 +486,6 @@ done
 # shellcheck disable=SC2086
 one=$(median ${rates[pg1]}) three=$(median ${rates[pg3]})
 echo "PostgreSQL $I instances / 1 instance:      $(calc "round($three / $one, 2)")"
-if ((PARTITION)); then
-  # shellcheck disable=SC2086
-  echo "PostgreSQL $I instances split / 1:          $(calc "round($(median ${rates[pg3p]}) / $one, 2)")"
-fi
 # shellcheck disable=SC2086
 echo "PostgreSQL 1 instance / SQLite:            $(calc "round($one / $(median ${rates[sqlite]}), 2)")"
 # shellcheck disable=SC2086
