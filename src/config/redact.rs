@@ -6,6 +6,8 @@
 //! about, so they print [`redact_url`]'s form, never the URL as given:
 //! terminal scrollback, CI logs and journald keep everything forever.
 
+use super::database::KNOWN_PARAMS;
+
 /// What a password is replaced with.
 const MASK: &str = "***";
 
@@ -38,35 +40,17 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// Query parameters whose values say nothing secret (PostgreSQL's and
-/// SQLite's connection settings); every other value is masked, so that a
-/// mistyped `pasword=` is hidden as well as `password=`.
-const PLAIN_PARAMS: &[&str] = &[
-    "sslmode",
-    "ssl-mode",
-    "sslrootcert",
-    "ssl-root-cert",
-    "ssl-ca",
-    "sslcert",
-    "ssl-cert",
-    "sslkey",
-    "ssl-key",
-    "statement-cache-capacity",
-    "host",
-    "hostaddr",
-    "port",
-    "dbname",
-    "user",
-    "application_name",
-    "options",
-    "mode",
-    "cache",
-    "immutable",
-    "vfs",
-];
+/// Whether a query parameter's value says nothing secret: PostgreSQL's
+/// connection settings ([`KNOWN_PARAMS`] but the password) and SQLite's.
+/// Every other value is masked, so a mistyped `pasword=` is hidden as well
+/// as `password=`.
+fn is_plain(key: &str) -> bool {
+    const SQLITE_PARAMS: &[&str] = &["mode", "cache", "immutable", "vfs"];
+    (KNOWN_PARAMS.contains(&key) && key != "password") || SQLITE_PARAMS.contains(&key)
+}
 
-/// `text` with the value of every query parameter not in [`PLAIN_PARAMS`]
-/// masked.
+/// `text` with the value of every query parameter that is not
+/// [`is_plain`] masked.
 fn redact_query(text: &str) -> String {
     let Some(q) = text.find('?') else {
         return text.to_string();
@@ -79,7 +63,7 @@ fn redact_query(text: &str) -> String {
     let params: Vec<String> = query
         .split('&')
         .map(|param| match param.split_once('=') {
-            Some((key, value)) if !PLAIN_PARAMS.contains(&key.to_ascii_lowercase().as_str()) && !value.is_empty() => {
+            Some((key, value)) if !is_plain(&key.to_ascii_lowercase()) && !value.is_empty() => {
                 format!("{key}={MASK}")
             }
             _ => param.to_string(),
