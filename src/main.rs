@@ -21,8 +21,11 @@ fn main() {
         signal(SIGPIPE, SIG_DFL);
     }
     let filter = EnvFilter::try_from_env("MAILROOM_LOG").unwrap_or_else(|_| EnvFilter::new("warn,html5ever=error"));
+    // Colour only for a person at a terminal: journald, log files and
+    // shippers get plain text they can grep.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),

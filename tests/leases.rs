@@ -69,3 +69,33 @@ async fn racing_instances_get_one_holder() {
     assert_eq!(winners, 1);
     s.close().await;
 }
+
+/// An instance's share counts only live instances watching the same
+/// mailboxes: one configured with others could not take ours over.
+#[tokio::test]
+async fn heartbeats_count_instances_with_the_same_mailboxes() {
+    let dir = Scratch::new();
+    let s = open(&dir).await;
+    let ttl = Duration::from_millis(400);
+    assert_eq!(s.instance_heartbeat("a", "sales\nsupport", ttl).await.unwrap(), 1);
+    assert_eq!(s.instance_heartbeat("b", "sales\nsupport", ttl).await.unwrap(), 2);
+    assert_eq!(s.instance_heartbeat("c", "billing", ttl).await.unwrap(), 1);
+    s.instance_gone("b").await.unwrap();
+    assert_eq!(
+        s.instance_heartbeat("a", "sales\nsupport", ttl).await.unwrap(),
+        1,
+        "b left"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        s.instance_heartbeat("c", "billing", ttl).await.unwrap(),
+        1,
+        "a expired, c renewed"
+    );
+    assert_eq!(
+        s.instance_heartbeat("d", "sales\nsupport", ttl).await.unwrap(),
+        1,
+        "a's row is stale"
+    );
+    s.close().await;
+}

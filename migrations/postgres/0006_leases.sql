@@ -12,10 +12,13 @@ CREATE TABLE mailbox_leases (
     expires_at  BIGINT NOT NULL        -- free for others after this (ms)
 );
 
--- The instances running now, each renewing its row: a mailbox's fair share
--- is the number of mailboxes over the number of live instances, so a new
--- instance gets work and one instance does not keep every mailbox.
+-- The instances running now, each renewing its row: an instance's fair
+-- share is its mailboxes over the live instances watching the same ones, so
+-- a new instance gets work and one instance does not keep every mailbox.
+-- Instances configured with other mailboxes do not count: they could not
+-- take over ours.
 CREATE TABLE instances (
     id          TEXT PRIMARY KEY,      -- host:pid:start
+    mailboxes   TEXT NOT NULL,         -- its [[mailbox]] names, sorted, one per line
     expires_at  BIGINT NOT NULL        -- gone after this (ms)
 );

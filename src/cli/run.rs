@@ -51,7 +51,8 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = tokio::task::JoinSet::new();
-    let fleet = Fleet::new(store.clone(), config.mailboxes.len(), config.database.mailbox_lease);
+    let names: Vec<&str> = config.mailboxes.iter().map(|m| m.name.as_str()).collect();
+    let fleet = Fleet::new(store.clone(), &names, config.database.mailbox_lease);
     if !config.mailboxes.is_empty() {
         tasks.spawn(fleet.clone().run(stopped.clone()));
     }

@@ -10,11 +10,13 @@
 //! renewal, well before anyone else may take over; the message-key dedupe
 //! covers even a holder frozen past its expiry.
 //!
-//! Fair shares: every instance renews a row of its own ([`Fleet`]), and
-//! holds at most ⌈mailboxes / live instances⌉ leases. An instance over its
-//! share (one that started alone, before the others) hands its surplus
-//! mailboxes back at its next renewal, and the standbys pick them up, so
-//! adding instances spreads the work.
+//! Fair shares: every instance renews a row of its own ([`Fleet`]) every P,
+//! and holds at most ⌈mailboxes / live instances watching the same
+//! mailboxes⌉ leases. An instance over its share (one that started alone,
+//! before the others) hands its surplus back within P, and the standbys
+//! pick it up within P more, so adding instances spreads the work. An
+//! instance configured with other mailboxes does not count: it could not
+//! take ours over, and counting it would leave a mailbox unwatched.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,7 +33,10 @@ use crate::store::leases::instance_id;
 #[derive(Debug)]
 pub struct Fleet {
     store: Store,
-    /// Mailboxes in the config (every instance runs the same config).
+    /// The config's mailbox names, sorted, one per line: instances with the
+    /// same list share them.
+    names: String,
+    /// How many there are.
     mailboxes: usize,
     held: AtomicUsize,
     share: AtomicUsize,
@@ -59,11 +64,15 @@ impl Timing {
 }
 
 impl Fleet {
-    /// This instance, watching `mailboxes` mailboxes with lease time `lease`.
-    /// Until its first heartbeat it may hold every mailbox.
-    pub fn new(store: Store, mailboxes: usize, lease: Duration) -> Arc<Fleet> {
+    /// This instance, watching the mailboxes `names` with lease time
+    /// `lease`. Until its first heartbeat it may hold every mailbox.
+    pub fn new(store: Store, names: &[&str], lease: Duration) -> Arc<Fleet> {
+        let mut sorted = names.to_vec();
+        sorted.sort_unstable();
+        let mailboxes = names.len();
         Arc::new(Fleet {
             store,
+            names: sorted.join("\n"),
             mailboxes,
             held: AtomicUsize::new(0),
             share: AtomicUsize::new(mailboxes),
@@ -75,7 +84,11 @@ impl Fleet {
     /// then removes the row, so the others' shares grow at once.
     pub async fn run(self: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
         loop {
-            match self.store.instance_heartbeat(instance_id(), self.timing.expiry).await {
+            match self
+                .store
+                .instance_heartbeat(instance_id(), &self.names, self.timing.expiry)
+                .await
+            {
                 Ok(live) => {
                     let live = usize::try_from(live.max(1)).unwrap_or(1);
                     self.share
@@ -84,7 +97,7 @@ impl Fleet {
                 Err(e) => tracing::warn!(error = %e, "instance heartbeat failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.timing.renew_every) => {}
+                _ = tokio::time::sleep(self.timing.poll_every) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -183,11 +196,15 @@ impl MailboxLease {
     pub async fn keep(&self) {
         let mut renewed = Instant::now();
         loop {
-            tokio::time::sleep(self.renew_every).await;
+            // Surplus is looked for every P, renewals happen every L/5.
+            tokio::time::sleep(self.poll_every).await;
             if self.fleet.shed() {
                 tracing::info!(mailbox = %self.name, "more mailboxes here than this instance's share; handing this one over");
                 let _ = self.store.release_mailbox(&self.name, instance_id()).await;
                 return;
+            }
+            if renewed.elapsed() < self.renew_every {
+                continue;
             }
             match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
                 Ok(true) => renewed = Instant::now(),

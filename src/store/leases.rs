@@ -65,24 +65,27 @@ impl Store {
 }
 
 impl Store {
-    /// Says that instance `id` is alive for `ttl` more; returns how many
-    /// instances are alive now (this one included).
-    pub async fn instance_heartbeat(&self, id: &str, ttl: Duration) -> Result<i64> {
+    /// Says that instance `id`, watching `mailboxes` (names, sorted, one
+    /// per line), is alive for `ttl` more; returns how many live instances
+    /// watch the same mailboxes (this one included).
+    pub async fn instance_heartbeat(&self, id: &str, mailboxes: &str, ttl: Duration) -> Result<i64> {
         let now = self.db_now_ms();
         let sql = format!(
-            "INSERT INTO instances (id, expires_at) VALUES ($1, {now} + $2)
-             ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at"
+            "INSERT INTO instances (id, mailboxes, expires_at) VALUES ($1, $2, {now} + $3)
+             ON CONFLICT (id) DO UPDATE SET mailboxes = excluded.mailboxes, expires_at = excluded.expires_at"
         );
         sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(id)
+            .bind(mailboxes)
             .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
             .execute(self.pool())
             .await?;
         // Rows of instances long gone go, so the table stays small.
         let sql = format!("DELETE FROM instances WHERE expires_at < {now} - 86400000");
         sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.pool()).await?;
-        let sql = format!("SELECT COUNT(*) FROM instances WHERE expires_at > {now}");
+        let sql = format!("SELECT COUNT(*) FROM instances WHERE expires_at > {now} AND mailboxes = $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(mailboxes)
             .fetch_one(self.pool())
             .await?)
     }
