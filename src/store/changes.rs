@@ -338,7 +338,7 @@ async fn insert_rows<T>(
     mut bind: impl FnMut(&mut Values<'_>, &T),
 ) -> Result<()> {
     for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
-        let mut qb = Sql::new(head);
+        let mut qb = Sql::new(&*conn, head);
         qb.push_values(chunk, |b, row| bind(b, row));
         qb.push(tail);
         qb.build().execute(&mut *conn).await?;

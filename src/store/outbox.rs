@@ -148,7 +148,7 @@ impl Store {
             claimed.push(row);
         }
         if !claimed.is_empty() {
-            let mut q = Sql::new("UPDATE outbox SET status = 'sending', claim_token = ");
+            let mut q = Sql::new(&tx, "UPDATE outbox SET status = 'sending', claim_token = ");
             q.push_bind(&token)
                 .push(", claimed_at = ")
                 .push_bind(rules.now)
@@ -159,7 +159,7 @@ impl Store {
             q.build().execute(&mut *tx).await?;
         }
         if !suppressed.is_empty() {
-            let mut q = Sql::new("UPDATE outbox SET status = 'suppressed', last_error = ");
+            let mut q = Sql::new(&tx, "UPDATE outbox SET status = 'suppressed', last_error = ");
             q.push_bind(format!(
                 "loop guard: more than {} notifications to this recipient about this ticket in {} minutes",
                 rules.per_ticket_limit,
@@ -345,6 +345,7 @@ async fn recent_counts(tx: &mut super::Tx, due: &[Claimed], now: i64) -> Result<
         return Ok(counts);
     }
     let mut q = Sql::new(
+        tx,
         "SELECT ticket, lower(to_addr), COUNT(*) FROM outbox
          WHERE (status = 'sent' OR (status = 'sending' AND lease_until > ",
     );

@@ -95,7 +95,7 @@ impl Snapshot {
         let mut s = Snapshot::default();
         if !keys.is_empty() {
             let keys: HashSet<&str> = keys.iter().copied().collect();
-            let mut qb = Sql::new("SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
+            let mut qb = Sql::new(&*conn, "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
             qb.push_in(keys.iter().map(|k| k.to_string()));
             s.known_keys = qb
                 .build_query_scalar::<String>()
@@ -114,7 +114,7 @@ impl Snapshot {
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
         let mut qb =
-            Sql::new("SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ");
+            Sql::new(&*conn, "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ");
         qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
         qb.push_in(emails.iter().map(|e| e.to_string()));
         for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
@@ -131,7 +131,7 @@ impl Snapshot {
             })
             .collect();
         if !domains.is_empty() {
-            let mut qb = Sql::new("SELECT domain, account_id FROM account_domains WHERE domain");
+            let mut qb = Sql::new(&*conn, "SELECT domain, account_id FROM account_domains WHERE domain");
             qb.push_in(domains);
             s.domain_accounts = qb
                 .build_query_as::<(String, i64)>()
@@ -153,7 +153,7 @@ impl Snapshot {
             .collect();
         if !refs.is_empty() {
             let refs: Vec<String> = refs.into_iter().collect();
-            let mut qb = Sql::new("SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
+            let mut qb = Sql::new(&*conn, "SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
             qb.push_in(refs.iter().cloned());
             qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
             qb.push_in(refs);
@@ -178,7 +178,7 @@ impl Snapshot {
         if emails.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
+        let mut qb = Sql::new(&*conn, format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
         qb.push_in(emails);
         for row in qb.build().fetch_all(&mut *conn).await? {
             let c = contact_from_row(&row)?;
@@ -193,7 +193,7 @@ impl Snapshot {
         if numbers.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(format!(
+        let mut qb = Sql::new(&*conn, format!(
             "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
                     t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
                     (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
@@ -236,7 +236,7 @@ impl Snapshot {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(format!(
+        let mut qb = Sql::new(&*conn, format!(
             "SELECT {} FROM accounts a WHERE a.id",
             super::directory::ACCOUNT_COLS
         ));
@@ -249,7 +249,7 @@ impl Snapshot {
             self.accounts.insert(a.id, a);
         }
 
-        let mut qb = Sql::new("SELECT id, service_id, account_id, name FROM services WHERE account_id");
+        let mut qb = Sql::new(&*conn, "SELECT id, service_id, account_id, name FROM services WHERE account_id");
         qb.push_in(ids.iter().copied());
         qb.push(" ORDER BY id");
         for r in qb.build().fetch_all(&mut *conn).await? {
@@ -262,7 +262,7 @@ impl Snapshot {
             self.services.entry(s.account_id).or_default().push(s);
         }
 
-        let mut qb = Sql::new(format!(
+        let mut qb = Sql::new(&*conn, format!(
             "SELECT {RECIPIENT_COLS}, s.contact_group, s.account_id AS t_account, s.service_id AS t_service,
                     s.billing_account_id AS t_billing, COALESCE(s.account_id, sv.account_id, b.account_id) AS owner, s.level
              FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
@@ -296,7 +296,7 @@ impl Snapshot {
             });
         }
 
-        let mut qb = Sql::new(format!(
+        let mut qb = Sql::new(&*conn, format!(
             "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
         ));
         qb.push_in(ids);

@@ -2,13 +2,14 @@
 //! engines accept.
 //!
 //! sqlx's `QueryBuilder` writes `?` placeholders for the `Any` driver,
-//! which PostgreSQL rejects; both engines accept `$1, $2, …`, so [`Sql`]
-//! numbers its placeholders itself. It keeps the small part of the
-//! `QueryBuilder` interface the store uses.
+//! which PostgreSQL rejects; [`Sql`] writes `$1, $2, …` for PostgreSQL and
+//! `?` for SQLite, whose driver looks each `$n` up by name (a multi-row
+//! INSERT of thousands of values spent most of a batch doing that). It
+//! keeps the small part of the `QueryBuilder` interface the store uses.
 
 use sqlx::any::{Any, AnyArguments};
 use sqlx::query::{Query, QueryAs, QueryScalar};
-use sqlx::{Arguments, Encode, FromRow, Type};
+use sqlx::{AnyConnection, Arguments, Encode, FromRow, Type};
 
 /// A statement being built, with its bound values.
 #[derive(Default)]
@@ -16,13 +17,21 @@ pub struct Sql {
     text: String,
     args: AnyArguments,
     bound: usize,
+    /// `$n` (PostgreSQL) rather than `?` (SQLite).
+    numbered: bool,
 }
 
 impl Sql {
-    /// Starts a statement with `head`.
-    pub fn new(head: impl Into<String>) -> Sql {
+    /// Starts a statement with `head`, in the placeholder style of the
+    /// engine behind `conn`.
+    pub fn new(conn: &AnyConnection, head: impl Into<String>) -> Sql {
+        Sql::with_style(head, conn.backend_name() != "SQLite")
+    }
+
+    fn with_style(head: impl Into<String>, numbered: bool) -> Sql {
         Sql {
             text: head.into(),
+            numbered,
             ..Sql::default()
         }
     }
@@ -43,6 +52,9 @@ impl Sql {
         // buffer cannot fail: it only copies the value.
         self.args.add(value).expect("encoding a plain value");
         self.bound += 1;
+        if !self.numbered {
+            return self.push("?");
+        }
         let n = self.bound;
         self.push(format_args!("${n}"))
     }
@@ -132,8 +144,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn placeholders_are_numbered_for_both_engines() {
-        let mut sql = Sql::new("INSERT INTO t (a, b) ");
+    fn placeholders_are_numbered_for_postgres() {
+        let mut sql = Sql::with_style("INSERT INTO t (a, b) ", true);
         sql.push_values([(1i64, "x"), (2, "y")], |v, (a, b)| {
             v.push_bind(a).push_bind(b);
         });
@@ -142,9 +154,21 @@ mod tests {
             sql.text(),
             "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4) ON CONFLICT DO NOTHING"
         );
-        let mut sql = Sql::new("SELECT 1 WHERE x");
+        let mut sql = Sql::with_style("SELECT 1 WHERE x", true);
         sql.push_in([5i64, 6]);
         sql.push(" AND y").push_in(Vec::<i64>::new());
         assert_eq!(sql.text(), "SELECT 1 WHERE x IN ($1, $2) AND y IN (NULL)");
+    }
+
+    /// SQLite gets positional `?`, which its driver binds without lookups.
+    #[tokio::test]
+    async fn sqlite_gets_positional_placeholders_that_bind() {
+        sqlx::any::install_default_drivers();
+        let mut conn = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:").await.unwrap();
+        let mut sql = Sql::new(&conn, "SELECT COUNT(*) FROM (SELECT 1 AS x UNION ALL SELECT 2) WHERE x");
+        sql.push_in([2i64, 3]);
+        assert!(sql.text().ends_with("IN (?, ?)"), "{}", sql.text());
+        let n: i64 = sql.build_query_scalar().fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, 1);
     }
 }
