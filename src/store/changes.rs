@@ -19,6 +19,11 @@ use crate::notify::outbox::OutboxRow;
 /// SQLite's limit on bound parameters per statement (32,766), with room.
 const MAX_PARAMS: usize = 32_000;
 
+/// Rows per INSERT: full chunks share one statement text, which both
+/// engines then prepare once and reuse from sqlx's statement cache instead
+/// of parsing and planning a new statement of thousands of values per batch.
+const ROWS_PER_INSERT: usize = 64;
+
 /// A contact created by the batch.
 #[derive(Debug, Clone)]
 pub struct ContactInsert {
@@ -337,7 +342,7 @@ async fn insert_rows<T>(
     tail: &str,
     mut bind: impl FnMut(&mut Values<'_>, &T),
 ) -> Result<()> {
-    for chunk in rows.chunks((MAX_PARAMS / columns).max(1)) {
+    for chunk in rows.chunks((MAX_PARAMS / columns).clamp(1, ROWS_PER_INSERT)) {
         let mut qb = Sql::new(&*conn, head);
         qb.push_values(chunk, |b, row| bind(b, row));
         qb.push(tail);

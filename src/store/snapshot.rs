@@ -95,7 +95,10 @@ impl Snapshot {
         let mut s = Snapshot::default();
         if !keys.is_empty() {
             let keys: HashSet<&str> = keys.iter().copied().collect();
-            let mut qb = Sql::new(&*conn, "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key");
+            let mut qb = Sql::new(
+                &*conn,
+                "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key",
+            );
             qb.push_in(keys.iter().map(|k| k.to_string()));
             s.known_keys = qb
                 .build_query_scalar::<String>()
@@ -113,8 +116,10 @@ impl Snapshot {
         let failed: HashSet<&str> = msgs.iter().flat_map(|m| bounced_addresses(m)).collect();
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
-        let mut qb =
-            Sql::new(&*conn, "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ");
+        let mut qb = Sql::new(
+            &*conn,
+            "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
+        );
         qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
         qb.push_in(emails.iter().map(|e| e.to_string()));
         for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
@@ -153,7 +158,10 @@ impl Snapshot {
             .collect();
         if !refs.is_empty() {
             let refs: Vec<String> = refs.into_iter().collect();
-            let mut qb = Sql::new(&*conn, "SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id");
+            let mut qb = Sql::new(
+                &*conn,
+                "SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id",
+            );
             qb.push_in(refs.iter().cloned());
             qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
             qb.push_in(refs);
@@ -236,10 +244,10 @@ impl Snapshot {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(&*conn, format!(
-            "SELECT {} FROM accounts a WHERE a.id",
-            super::directory::ACCOUNT_COLS
-        ));
+        let mut qb = Sql::new(
+            &*conn,
+            format!("SELECT {} FROM accounts a WHERE a.id", super::directory::ACCOUNT_COLS),
+        );
         qb.push_in(ids.iter().copied());
         for r in qb.build().fetch_all(&mut *conn).await? {
             let a = super::directory::account_from_row(&r)?;
@@ -249,7 +257,10 @@ impl Snapshot {
             self.accounts.insert(a.id, a);
         }
 
-        let mut qb = Sql::new(&*conn, "SELECT id, service_id, account_id, name FROM services WHERE account_id");
+        let mut qb = Sql::new(
+            &*conn,
+            "SELECT id, service_id, account_id, name FROM services WHERE account_id",
+        );
         qb.push_in(ids.iter().copied());
         qb.push(" ORDER BY id");
         for r in qb.build().fetch_all(&mut *conn).await? {
@@ -296,9 +307,12 @@ impl Snapshot {
             });
         }
 
-        let mut qb = Sql::new(&*conn, format!(
-            "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
-        ));
+        let mut qb = Sql::new(
+            &*conn,
+            format!(
+                "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
+            ),
+        );
         qb.push_in(ids);
         qb.push(" ORDER BY c.id");
         for r in qb.build().fetch_all(&mut *conn).await? {

@@ -164,7 +164,9 @@ mod tests {
     #[tokio::test]
     async fn sqlite_gets_positional_placeholders_that_bind() {
         sqlx::any::install_default_drivers();
-        let mut conn = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:").await.unwrap();
+        let mut conn = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
         let mut sql = Sql::new(&conn, "SELECT COUNT(*) FROM (SELECT 1 AS x UNION ALL SELECT 2) WHERE x");
         sql.push_in([2i64, 3]);
         assert!(sql.text().ends_with("IN (?, ?)"), "{}", sql.text());
