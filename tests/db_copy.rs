@@ -90,7 +90,8 @@ async fn add_daemon_rows(env: &Env) {
                 ('billing', NULL, 0, 0, 'error', 'AUTHENTICATIONFAILED', NULL, 1772400002);
          INSERT INTO mailbox_leases (name, holder, acquired_at, expires_at)
          VALUES ('support', 'mx1:4242:1772400000000', 1772400000000, 1772400030000);
-         INSERT INTO instances (id, expires_at) VALUES ('mx1:4242:1772400000000', 1772400030000);
+         INSERT INTO instances (id, mailboxes, expires_at) VALUES ('mx1:4242:1772400000000', 'billing
+support', 1772400030000);
          UPDATE tickets SET related_ticket = (SELECT MAX(number) FROM tickets) WHERE number = 1;",
     )
     .await;
