@@ -24,6 +24,9 @@ async fn one_holder_at_a_time_until_the_lease_runs_out_or_is_released() {
     let ttl = Duration::from_millis(400);
     assert!(s.hold_mailbox("support", "a", ttl).await.unwrap());
     assert!(!s.hold_mailbox("support", "b", ttl).await.unwrap(), "held by a");
+    assert!(!s.mailbox_is_free("support", "b").await.unwrap(), "not free for b");
+    assert!(s.mailbox_is_free("support", "a").await.unwrap(), "a's own");
+    assert!(s.mailbox_is_free("billing", "b").await.unwrap(), "never held");
     assert!(
         s.hold_mailbox("other", "b", ttl).await.unwrap(),
         "leases are per mailbox"

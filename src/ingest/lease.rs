@@ -165,7 +165,15 @@ impl MailboxLease {
                 return false;
             }
             // Over this instance's fair share, leave the mailbox to others.
-            if self.fleet.reserve() {
+            // A slot is reserved only for a mailbox that looks free: tasks
+            // of mailboxes still held elsewhere must not fill the share for
+            // a moment and make a free one wait a whole poll.
+            let free = self
+                .store
+                .mailbox_is_free(&self.name, instance_id())
+                .await
+                .unwrap_or(true);
+            if free && self.fleet.reserve() {
                 match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
                     Ok(true) => {
                         if announced {

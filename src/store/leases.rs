@@ -42,6 +42,22 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether `holder` could take the lease on `name` now: nobody holds
+    /// it, it ran out, or it is already `holder`'s. Only a hint (another
+    /// instance may take it next); [`Store::hold_mailbox`] decides.
+    pub async fn mailbox_is_free(&self, name: &str, holder: &str) -> Result<bool> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM mailbox_leases WHERE name = $1 AND holder <> $2 AND expires_at > {}",
+            self.db_now_ms()
+        );
+        let taken: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(name)
+            .bind(holder)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(taken == 0)
+    }
+
     /// Gives the lease up (on shutdown), so a standby takes over at once
     /// instead of when it would have expired.
     pub async fn release_mailbox(&self, name: &str, holder: &str) -> Result<()> {
