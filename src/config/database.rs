@@ -43,7 +43,7 @@ impl Default for DatabaseConfig {
 impl DatabaseConfig {
     /// Whether the URL names a PostgreSQL server.
     pub fn is_postgres(&self) -> bool {
-        self.url.starts_with("postgres://") || self.url.starts_with("postgresql://")
+        is_postgres_url(&self.url)
     }
 
     /// The PostgreSQL URL as connected, with the TLS policy made explicit.
@@ -87,6 +87,11 @@ impl DatabaseConfig {
             )
         })
     }
+}
+
+/// Whether `url` names a PostgreSQL server (`postgres://` or `postgresql://`).
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 /// Whether a database URL's host is this machine (or a Unix socket).

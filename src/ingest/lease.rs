@@ -83,6 +83,9 @@ impl Fleet {
     /// Renews this instance's row and recomputes its share until shutdown,
     /// then removes the row, so the others' shares grow at once.
     pub async fn run(self: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
+        if let Err(e) = self.store.forget_stale_instances().await {
+            tracing::warn!(error = %e, "could not clear old instance rows");
+        }
         loop {
             match self
                 .store
@@ -135,23 +138,18 @@ pub struct MailboxLease {
     store: Store,
     fleet: Arc<Fleet>,
     name: String,
-    /// The expiry written on every renewal (L − P).
-    expiry: Duration,
-    renew_every: Duration,
-    poll_every: Duration,
+    /// The fleet's lease arithmetic (the same for every mailbox).
+    timing: Timing,
 }
 
 impl MailboxLease {
     /// The lease on mailbox `name` for this instance of `fleet`.
     pub fn new(fleet: &Arc<Fleet>, name: &str) -> MailboxLease {
-        let timing = fleet.timing;
         MailboxLease {
             store: fleet.store.clone(),
             fleet: fleet.clone(),
             name: name.to_string(),
-            expiry: timing.expiry,
-            renew_every: timing.renew_every,
-            poll_every: timing.poll_every,
+            timing: fleet.timing,
         }
     }
 
@@ -174,7 +172,11 @@ impl MailboxLease {
                 .await
                 .unwrap_or(true);
             if free && self.fleet.reserve() {
-                match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
+                match self
+                    .store
+                    .hold_mailbox(&self.name, instance_id(), self.timing.expiry)
+                    .await
+                {
                     Ok(true) => {
                         if announced {
                             tracing::info!(mailbox = %self.name, "took the mailbox over");
@@ -191,7 +193,7 @@ impl MailboxLease {
                 self.fleet.unreserve();
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.poll_every) => {}
+                _ = tokio::time::sleep(self.timing.poll_every) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -205,23 +207,27 @@ impl MailboxLease {
         let mut renewed = Instant::now();
         loop {
             // Surplus is looked for every P, renewals happen every L/5.
-            tokio::time::sleep(self.poll_every).await;
+            tokio::time::sleep(self.timing.poll_every).await;
             if self.fleet.shed() {
                 tracing::info!(mailbox = %self.name, "more mailboxes here than this instance's share; handing this one over");
                 let _ = self.store.release_mailbox(&self.name, instance_id()).await;
                 return;
             }
-            if renewed.elapsed() < self.renew_every {
+            if renewed.elapsed() < self.timing.renew_every {
                 continue;
             }
-            match self.store.hold_mailbox(&self.name, instance_id(), self.expiry).await {
+            match self
+                .store
+                .hold_mailbox(&self.name, instance_id(), self.timing.expiry)
+                .await
+            {
                 Ok(true) => renewed = Instant::now(),
                 Ok(false) => {
                     tracing::warn!(mailbox = %self.name, "the mailbox's lease was taken over; stopping");
                     self.fleet.unreserve();
                     return;
                 }
-                Err(e) if renewed.elapsed() >= self.expiry / 2 => {
+                Err(e) if renewed.elapsed() >= self.timing.expiry / 2 => {
                     tracing::warn!(mailbox = %self.name, error = %e, "cannot renew the mailbox's lease; stopping before it runs out");
                     self.fleet.unreserve();
                     return;

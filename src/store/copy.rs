@@ -223,7 +223,7 @@ fn migration_verdict(applied: &[(i64, bool, Vec<u8>)], known: &[(i64, &[u8])]) -
 }
 
 async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
-    if !(pg_url.starts_with("postgres://") || pg_url.starts_with("postgresql://")) {
+    if !crate::config::database::is_postgres_url(pg_url) {
         return Err(Error::CopyRefused(format!(
             "{target} is not a PostgreSQL URL (postgres://USER@HOST/DATABASE)"
         )));

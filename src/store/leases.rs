@@ -96,14 +96,22 @@ impl Store {
             .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
             .execute(self.pool())
             .await?;
-        // Rows of instances long gone go, so the table stays small.
-        let sql = format!("DELETE FROM instances WHERE expires_at < {now} - 86400000");
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.pool()).await?;
         let sql = format!("SELECT COUNT(*) FROM instances WHERE expires_at > {now} AND mailboxes = $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .bind(mailboxes)
             .fetch_one(self.pool())
             .await?)
+    }
+
+    /// Drops the rows of instances gone for a day (killed, never stopped),
+    /// so the table stays small; once per start is enough.
+    pub async fn forget_stale_instances(&self) -> Result<()> {
+        let sql = format!(
+            "DELETE FROM instances WHERE expires_at < {} - 86400000",
+            self.db_now_ms()
+        );
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.pool()).await?;
+        Ok(())
     }
 
     /// Instance `id` is stopping: the others' fair share grows at once.
