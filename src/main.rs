@@ -5,6 +5,13 @@ use clap::Parser;
 use mailroom::cli::{Cli, Command, LogFormat, run};
 use tracing_subscriber::EnvFilter;
 
+/// Ingest allocates and frees many short strings per mail (headers,
+/// decoded text, rendered notifications, bound SQL values); mimalloc does
+/// that faster than glibc's allocator and returns memory to the system
+/// sooner, which keeps the daemon's RSS flat.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 unsafe extern "C" {
     safe fn signal(signum: i32, handler: usize) -> usize;
 }

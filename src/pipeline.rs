@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::classify::classify;
+use crate::classify::{Class, classify};
 use crate::config::Config;
 use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
@@ -71,6 +71,27 @@ impl Incoming {
             source: self.source,
             oversized: Some(size),
         }
+    }
+}
+
+/// A mail parsed and classified, or why it could not be parsed.
+type Parsed = std::result::Result<(Message, Class), Box<ParseFailure>>;
+
+/// A batch parsed and classified ahead of its transaction.
+///
+/// This is the half of the work that needs no store: `replay` and the IMAP
+/// daemon prepare the next batch on another core while the current one is
+/// being written and committed, so the two halves overlap.
+pub struct Prepared {
+    mails: Vec<Incoming>,
+    parsed: Vec<Parsed>,
+    parse_time: std::time::Duration,
+}
+
+impl Prepared {
+    /// The raw mails, in batch order.
+    pub fn mails(&self) -> &[Incoming] {
+        &self.mails
     }
 }
 
@@ -233,12 +254,38 @@ impl Pipeline {
         }
     }
 
-    /// Processes a batch in one transaction; returns what it did in total
-    /// and per mail. Only a failure of the store itself is an error: if the
-    /// batch's writes are refused, each mail is retried on its own so one
-    /// bad mail cannot hold back the others.
+    /// Parses and classifies a batch: pure CPU work, no store. Run it on a
+    /// blocking thread to overlap it with another batch's transaction.
+    pub fn prepare(&self, mails: Vec<Incoming>) -> Prepared {
+        let started = std::time::Instant::now();
+        let parsed = mails
+            .iter()
+            .map(|mail| {
+                parse_incoming(mail).map(|msg| {
+                    let class = classify(&msg, &self.config.mail.domain);
+                    (msg, class)
+                })
+            })
+            .collect();
+        Prepared {
+            mails,
+            parsed,
+            parse_time: started.elapsed(),
+        }
+    }
+
+    /// Prepares and processes a batch (see [`Pipeline::process`]).
     pub async fn process_batch(&self, mails: &[Incoming]) -> Result<(Summary, Vec<Outcome>)> {
-        match self.try_batch(mails, None).await {
+        self.process(&self.prepare(mails.to_vec())).await
+    }
+
+    /// Processes a prepared batch in one transaction; returns what it did
+    /// in total and per mail. Only a failure of the store itself is an
+    /// error: if the batch's writes are refused, each mail is retried on
+    /// its own so one bad mail cannot hold back the others.
+    pub async fn process(&self, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
+        let mails = batch.mails();
+        match self.try_batch(batch, None).await {
             Ok(done) => Ok(done),
             Err(e) if mails.len() > 1 => {
                 tracing::warn!(error = %e, mails = mails.len(), "batch refused by the store; retrying mail by mail");
@@ -260,19 +307,18 @@ impl Pipeline {
 
     /// One transaction: load the batch's snapshot, decide and apply every
     /// mail in memory, write everything, commit.
-    async fn try_batch(&self, mails: &[Incoming], reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
+    async fn try_batch(&self, batch: &Prepared, reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
-        let parsed: Vec<std::result::Result<Message, Box<ParseFailure>>> = mails.iter().map(parse_incoming).collect();
-        let parse_time = started.elapsed();
+        let (mails, parsed, parse_time) = (&batch.mails, &batch.parsed, batch.parse_time);
         let mut tx = self.store.begin_write().await?;
         let mut rules = self.config_rules.as_ref().clone();
         rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
-        let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok()).collect();
+        let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok().map(|(m, _)| m)).collect();
         let keys: Vec<&str> = parsed
             .iter()
             .map(|p| match p {
-                Ok(m) => m.key.as_str(),
+                Ok((m, _)) => m.key.as_str(),
                 Err(f) => f.key.as_str(),
             })
             .collect();
@@ -283,7 +329,7 @@ impl Pipeline {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
-        let load_time = started.elapsed() - parse_time;
+        let load_time = started.elapsed();
         let templates = self.templates();
         let renderer = self.renderer(&templates);
         let policy = Policy {
@@ -293,7 +339,7 @@ impl Pipeline {
         };
         let mut summary = Summary::default();
         let mut outcomes = Vec::with_capacity(mails.len());
-        for (mail, parsed) in mails.iter().zip(&parsed) {
+        for (mail, parsed) in mails.iter().zip(parsed) {
             let outcome = match parsed {
                 Err(failure) => {
                     let receipt = Receipt {
@@ -316,9 +362,9 @@ impl Pipeline {
                     };
                     batch.record_failure(failure, &receipt, reason)
                 }
-                Ok(msg) => {
+                Ok((msg, class)) => {
+                    let class = *class;
                     let received_at = self.clock.received_at(msg, wall);
-                    let class = classify(msg, &self.config.mail.domain);
                     let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
                     let receipt = Receipt {
@@ -344,14 +390,25 @@ impl Pipeline {
             summary.count(outcome);
             outcomes.push(outcome);
         }
-        let decide_time = started.elapsed() - parse_time - load_time;
-        // Files first: a row must never name a file that is not there.
-        for (sha256, data) in &batch.changes.files {
-            self.store.attachments().put(sha256, data)?;
-        }
-        batch.changes.write(&mut tx).await?;
-        let write_time = started.elapsed() - parse_time - load_time - decide_time;
+        let decide_time = started.elapsed() - load_time;
+        // A row must never name a file that is not there, so the files are
+        // on disk before the commit; they are written on another thread
+        // while the rows go in, since neither needs the other.
+        let files = std::mem::take(&mut batch.changes.files);
+        let attachments = self.store.attachments().clone();
+        let written = tokio::task::spawn_blocking(move || {
+            files
+                .iter()
+                .try_for_each(|(sha256, data)| attachments.put(sha256, data))
+        });
+        let rows = batch.changes.write(&mut tx).await;
+        written
+            .await
+            .map_err(|e| Error::io(self.store.attachments().root(), std::io::Error::other(e)))??;
+        rows?;
+        let write_time = started.elapsed() - load_time - decide_time;
         tx.commit().await?;
+        self.store.batch_committed();
         if summary.notifications > 0 {
             self.outbox_ready.notify_one();
         }
@@ -361,7 +418,7 @@ impl Pipeline {
             load = ?load_time,
             decide = ?decide_time,
             write = ?write_time,
-            commit = ?(started.elapsed() - parse_time - load_time - decide_time - write_time),
+            commit = ?(started.elapsed() - load_time - decide_time - write_time),
             "batch committed"
         );
         Ok((summary, outcomes))
@@ -409,8 +466,8 @@ impl Pipeline {
                 "quarantined mail {quarantine_id} was already reprocessed"
             )));
         }
-        let mail = Incoming::new(raw, source);
-        let (_, outcomes) = self.try_batch(std::slice::from_ref(&mail), Some(message_row)).await?;
+        let mail = self.prepare(vec![Incoming::new(raw, source)]);
+        let (_, outcomes) = self.try_batch(&mail, Some(message_row)).await?;
         let mut conn = self.store.pool().acquire().await?;
         store::views::release_quarantined(&mut conn, quarantine_id, store::now()).await?;
         Ok(outcomes[0])

@@ -163,11 +163,14 @@ pub fn out_of_office_subject(subject: &str) -> bool {
     if subject.starts_with("auto:") {
         return true;
     }
+    // Every mail passes here, so no per-phrase allocation: each match is
+    // judged by what precedes it.
     let openings = [": ", "[", "(", "- "];
     OUT_OF_OFFICE_SUBJECTS.iter().any(|s| {
-        subject.starts_with(s)
-            || openings.iter().any(|o| subject.contains(&format!("{o}{s}")))
-            || subject.ends_with(&format!("({s})"))
+        subject.match_indices(s).any(|(at, _)| {
+            let before = &subject[..at];
+            at == 0 || openings.iter().any(|o| before.ends_with(o))
+        })
     })
 }
 

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::output::{print_json, print_list, print_object};
 use crate::error::{Error, Result};
 use crate::ingest::replay::{mail_files, read_file};
-use crate::pipeline::{Clock, Pipeline, Summary};
+use crate::pipeline::{Clock, Pipeline, Prepared, Summary};
 use crate::store::{Store, views};
 
 /// `mailroom replay`
@@ -40,19 +40,40 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     };
     let pipeline = pipeline.with_clock(clock);
     let files = mail_files(&args.paths)?;
-    let mut total = Summary::default();
-    let mut batch = Vec::with_capacity(args.batch);
-    for file in files {
-        let max = pipeline.config().intake.max_message_bytes;
-        batch.extend(read_file(&file)?.into_iter().map(|m| m.limited(max)));
-        if batch.len() >= args.batch {
-            total.add(&pipeline.process_batch(&batch).await?.0);
-            batch.clear();
+    // Files are read, parsed and classified on a blocking thread one batch
+    // ahead, while the current batch is written and committed here.
+    let (ready, mut batches) = tokio::sync::mpsc::channel::<Result<Prepared>>(1);
+    let reader = pipeline.clone();
+    let max = pipeline.config().intake.max_message_bytes;
+    let size = args.batch;
+    let producer = tokio::task::spawn_blocking(move || {
+        let mut batch = Vec::with_capacity(size);
+        for file in files {
+            match read_file(&file) {
+                Ok(mails) => batch.extend(mails.into_iter().map(|m| m.limited(max))),
+                Err(e) => {
+                    let _ = ready.blocking_send(Err(e));
+                    return;
+                }
+            }
+            if batch.len() >= size {
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
+                if ready.blocking_send(Ok(reader.prepare(full))).is_err() {
+                    return;
+                }
+            }
         }
+        if !batch.is_empty() {
+            let _ = ready.blocking_send(Ok(reader.prepare(batch)));
+        }
+    });
+    let mut total = Summary::default();
+    while let Some(batch) = batches.recv().await {
+        total.add(&pipeline.process(&batch?).await?.0);
     }
-    if !batch.is_empty() {
-        total.add(&pipeline.process_batch(&batch).await?.0);
-    }
+    producer
+        .await
+        .map_err(|e| Error::Usage(format!("reading the mail files failed: {e}")))?;
     if args.json {
         print_json(&total)
     } else {

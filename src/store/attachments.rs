@@ -25,6 +25,11 @@ impl AttachmentDir {
         AttachmentDir { root: root.into() }
     }
 
+    /// The directory itself, for messages about it.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where the file with this SHA-256 (hex) lives.
     pub fn path(&self, sha256: &str) -> PathBuf {
         self.root.join(&sha256[..2.min(sha256.len())]).join(sha256)

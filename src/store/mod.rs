@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod attachments;
 pub mod changes;
+pub mod checkpoint;
 pub mod copy;
 pub mod directory;
 pub mod flag;
@@ -45,8 +46,13 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where batches write: SQLite, one connection of its own (see
+    /// `connect_sqlite`); PostgreSQL, the pool itself.
+    writer: AnyPool,
     backend: Backend,
     attachments: attachments::AttachmentDir,
+    /// SQLite only: checkpoints the WAL after batch commits.
+    checkpoint: Option<checkpoint::Checkpointer>,
 }
 
 /// One transaction: a batch of mail or one CLI change.
@@ -119,8 +125,29 @@ impl Store {
             .filename(path)
             .create_if_missing(true)
             .to_url_lossy();
-        let pool = AnyPoolOptions::new()
-            .max_connections(4)
+        let options = AnyConnectOptions::from_url(&url)?;
+        let pool = Store::sqlite_pool(4).connect_with(options.clone()).await?;
+        // Batches always write through the same connection. SQLite drops a
+        // connection's page cache whenever another connection wrote, and the
+        // pool hands its connections out in turn, so batches spread over
+        // four connections each read their index pages back from disk.
+        let writer = Store::sqlite_pool(1).connect_with(options).await?;
+        let store = Store {
+            checkpoint: Some(checkpoint::Checkpointer::start(pool.clone())),
+            pool,
+            writer,
+            backend: Backend::Sqlite,
+            attachments: attachments::AttachmentDir::new(attachments),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// A pool of up to `size` SQLite connections with mailroom's pragmas.
+    fn sqlite_pool(size: u32) -> AnyPoolOptions {
+        AnyPoolOptions::new()
+            .max_connections(size)
+            .acquire_timeout(Duration::from_secs(60))
             .after_connect(|conn, _| {
                 Box::pin(async move {
                     // WAL + synchronous FULL: a committed batch survives a
@@ -133,18 +160,10 @@ impl Store {
                          PRAGMA cache_size = -16384;",
                     )
                     .await?;
+                    conn.execute(checkpoint::BACKSTOP).await?;
                     Ok(())
                 })
             })
-            .connect_with(AnyConnectOptions::from_url(&url)?)
-            .await?;
-        let store = Store {
-            pool,
-            backend: Backend::Sqlite,
-            attachments: attachments::AttachmentDir::new(attachments),
-        };
-        store.migrate().await?;
-        Ok(store)
     }
 
     async fn open_postgres(config: &Config) -> Result<Store> {
@@ -169,9 +188,11 @@ impl Store {
             .clone()
             .unwrap_or_else(|| PathBuf::from("attachments"));
         let store = Store {
+            writer: pool.clone(),
             pool,
             backend: Backend::Postgres,
             attachments: attachments::AttachmentDir::new(attachments),
+            checkpoint: None,
         };
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
@@ -204,15 +225,23 @@ impl Store {
     /// transaction-scoped advisory lock, released by commit or rollback).
     pub async fn begin_write(&self) -> Result<Tx> {
         match self.backend {
-            Backend::Sqlite => Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite => Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres => {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.writer.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(WRITE_LOCK)
                     .execute(&mut *tx)
                     .await?;
                 Ok(tx)
             }
+        }
+    }
+
+    /// Tells the store a batch committed (SQLite: its WAL can be
+    /// checkpointed in the background).
+    pub fn batch_committed(&self) {
+        if let Some(c) = &self.checkpoint {
+            c.committed();
         }
     }
 
@@ -229,6 +258,7 @@ impl Store {
 
     /// Closes the pool (SQLite: flushing the WAL).
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::connect::{self, ConnectError, ImapSession};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Fleet, MailboxLease};
-use crate::pipeline::{Incoming, Pipeline};
+use crate::pipeline::{Incoming, Pipeline, Prepared};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
 const IDLE_RENEW: Duration = Duration::from_secs(5 * 60);
@@ -228,19 +228,49 @@ async fn drain(
         }
         uids.sort_unstable();
         store.set_mailbox_state(&mb.name, "fetching", None).await?;
-        for chunk in uids.chunks(mb.batch) {
+        let chunks: Vec<&[u32]> = uids.chunks(mb.batch).collect();
+        let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, chunks[0]).await?);
+        for (i, chunk) in chunks.iter().enumerate() {
+            let Some(batch) = next.take() else { break };
             if *shutdown.borrow() {
                 return Ok(());
             }
-            let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
-            pipeline.process_batch(&mails).await?;
+            // The next chunk is fetched and parsed while this one commits:
+            // the session is idle during a commit, and only after it is the
+            // chunk marked on the server. A prefetched chunk that is never
+            // committed (shutdown, error) is simply fetched again later.
+            let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
+            let (done, fetched) = tokio::join!(pipeline.process(&batch), async {
+                match following {
+                    Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
+                    None => Ok(None),
+                }
+            });
+            done?;
             handle_on_server(s, mb, chunk, can_move).await?;
             let top = *chunk.last().unwrap_or(&last);
-            store.advance_mailbox(&mb.name, uidvalidity, top, mails.len()).await?;
-            tracing::debug!(mailbox = %mb.name, mails = mails.len(), last_uid = top, "chunk committed");
+            let count = batch.mails().len();
+            store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
+            tracing::debug!(mailbox = %mb.name, mails = count, last_uid = top, "chunk committed");
             last = top;
+            next = fetched?;
         }
     }
+}
+
+/// Fetches a chunk and parses it on a blocking thread.
+async fn fetch_prepared(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    pipeline: &Pipeline,
+    uidvalidity: u32,
+    chunk: &[u32],
+) -> Result<Prepared, WatchError> {
+    let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
+    let parser = pipeline.clone();
+    tokio::task::spawn_blocking(move || parser.prepare(mails))
+        .await
+        .map_err(|e| WatchError::Server(format!("parsing a fetched chunk failed: {e}")))
 }
 
 /// Fetches one chunk in UID order; mails over `max_message_bytes` come as
