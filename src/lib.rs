@@ -6,6 +6,7 @@
 //! per batch, outbox included) → delivery. [`pipeline`] strings the stages
 //! together for both the daemon and `replay`.
 
+pub mod allocator;
 pub mod classify;
 pub mod cli;
 pub mod config;

@@ -5,12 +5,14 @@ use clap::Parser;
 use mailroom::cli::{Cli, Command, LogFormat, run};
 use tracing_subscriber::EnvFilter;
 
-/// Ingest allocates and frees many short strings per mail (headers,
-/// decoded text, rendered notifications, bound SQL values); mimalloc does
-/// that faster than glibc's allocator and returns memory to the system
-/// sooner, which keeps the daemon's RSS flat.
+/// See `mailroom::allocator` for why mimalloc, and its settings.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Runs before anything allocates (an ELF static constructor).
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = mailroom::allocator::tune;
 
 unsafe extern "C" {
     safe fn signal(signum: i32, handler: usize) -> usize;
