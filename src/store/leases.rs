@@ -37,7 +37,7 @@ impl Store {
             .bind(name)
             .bind(holder)
             .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -64,7 +64,7 @@ impl Store {
         sqlx::query("DELETE FROM mailbox_leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -94,7 +94,7 @@ impl Store {
             .bind(id)
             .bind(mailboxes)
             .bind(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX))
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let sql = format!("SELECT COUNT(*) FROM instances WHERE expires_at > {now} AND mailboxes = $1");
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
@@ -110,7 +110,7 @@ impl Store {
             "DELETE FROM instances WHERE expires_at < {} - 86400000",
             self.db_now_ms()
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.pool()).await?;
+        sqlx::query(sqlx::AssertSqlSafe(sql)).execute(self.writer()).await?;
         Ok(())
     }
 
@@ -118,7 +118,7 @@ impl Store {
     pub async fn instance_gone(&self, id: &str) -> Result<()> {
         sqlx::query("DELETE FROM instances WHERE id = $1")
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

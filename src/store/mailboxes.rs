@@ -81,7 +81,7 @@ impl Store {
         .bind(i64::from(last_uid))
         .bind(added as i64)
         .bind(at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -98,7 +98,7 @@ impl Store {
         .bind(state)
         .bind(error)
         .bind(now())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
