@@ -124,6 +124,40 @@ fn after_actions_are_applied_on_the_server() {
 }
 
 #[test]
+fn a_backlog_in_many_chunks_is_moved_chunk_by_chunk_after_each_commit() {
+    // The daemon fetches chunk n+1 while chunk n commits; each chunk must
+    // still be moved after its own commit, the last one included.
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "chunks");
+    let total = 47;
+    for n in 0..total {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    setup.mailbox(&mailbox(
+        &d,
+        "chunks",
+        "chunks",
+        "none",
+        "batch = 5\nafter = \"move:Done\"\n",
+    ));
+    let mut daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.status("chunks")["last_uid"] == total as u64),
+        "{}",
+        daemon.logs()
+    );
+    let mut check = user(&d, "chunks");
+    assert_eq!(check.count("INBOX").unwrap(), 0, "every chunk moved");
+    assert_eq!(check.count("Done").unwrap(), total as u32, "each mail moved once");
+    let messages = setup.messages();
+    assert_eq!(messages.len(), total, "each mail processed once");
+    assert!(messages.iter().all(|m| m["outcome"] == "new_ticket"));
+    assert_eq!(setup.status("chunks")["ingested"], total as u64);
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+#[test]
 fn idle_push_sigterm_and_restart_lose_and_double_nothing() {
     let Some(d) = server() else { return };
     let setup = Setup::new();

@@ -50,3 +50,40 @@ impl Checkpointer {
         self.wake.notify_one();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::config::Config;
+    use crate::store::Store;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_committed_batch_reaches_the_database_file_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("m.db");
+        let text = format!("[database]\nurl = \"sqlite:{}\"\n", db.display());
+        let store = Store::open(&Config::parse(&text, "t").unwrap()).await.unwrap();
+        let mut tx = store.begin_write().await.unwrap();
+        sqlx::query("CREATE TABLE filler (data BLOB)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO filler VALUES (zeroblob(1048576))")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let file = || std::fs::metadata(&db).unwrap().len();
+        // 1 MB is far below the backstop (64 MB): without the background
+        // checkpoint it would stay in the WAL.
+        assert!(file() < 1_048_576, "not checkpointed before the batch says so");
+        store.batch_committed();
+        let started = Instant::now();
+        while file() < 1_048_576 && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(file() >= 1_048_576, "the WAL was checkpointed: {} bytes", file());
+        store.close().await;
+    }
+}
