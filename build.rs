@@ -7,15 +7,19 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     println!("cargo:rerun-if-changed=templates");
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    // Read at run time, not with env!(): cargo may reuse this script's
+    // binary for another checkout of the crate (a git worktree sharing the
+    // target dir), and a path compiled in would read that checkout's
+    // templates, or none once it is gone.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("templates");
     let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .map(|e| e.path())
-                .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-                .collect()
-        })
-        .unwrap_or_default();
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    assert!(!names.is_empty(), "{}: no *.txt templates", dir.display());
     names.sort();
     let mut code =
         String::from("/// Built-in templates: (name without .txt, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
