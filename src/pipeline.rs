@@ -407,8 +407,7 @@ impl Pipeline {
             .map_err(|e| Error::io(self.store.attachments().root(), std::io::Error::other(e)))??;
         rows?;
         let write_time = started.elapsed() - load_time - decide_time;
-        tx.commit().await?;
-        self.store.batch_committed();
+        self.store.commit(tx).await?;
         if summary.notifications > 0 {
             self.outbox_ready.notify_one();
         }
@@ -446,7 +445,7 @@ impl Pipeline {
         };
         let outcome = batch.record_failure(&failure, &receipt, "processing_error");
         batch.changes.write(&mut tx).await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         let mut summary = Summary::default();
         summary.count(outcome);
         Ok((summary, vec![outcome]))
@@ -542,7 +541,7 @@ impl Pipeline {
         let templates = self.templates();
         let queued = batch.apply_action(number, action, &plan, at, &self.renderer(&templates), &self.tag)?;
         batch.changes.write(&mut tx).await?;
-        tx.commit().await?;
+        self.store.commit(tx).await?;
         if queued > 0 {
             self.outbox_ready.notify_one();
         }

@@ -43,6 +43,14 @@ fn user(d: &Dovecot, name: &str) -> ImapClient {
     c
 }
 
+/// User `name` with `total` requests (0..total) waiting in INBOX.
+fn backlog(d: &Dovecot, name: &str, total: usize) {
+    let mut c = user(d, name);
+    for n in 0..total {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+}
+
 #[test]
 fn plain_starttls_and_implicit_tls_ingest_and_a_wrong_ca_is_refused() {
     let Some(d) = server() else { return };
@@ -129,11 +137,8 @@ fn a_backlog_in_many_chunks_is_moved_chunk_by_chunk_after_each_commit() {
     // still be moved after its own commit, the last one included.
     let Some(d) = server() else { return };
     let setup = Setup::new();
-    let mut c = user(&d, "chunks");
     let total = 47;
-    for n in 0..total {
-        c.append("INBOX", &request(n)).unwrap();
-    }
+    backlog(&d, "chunks", total);
     setup.mailbox(&mailbox(
         &d,
         "chunks",
@@ -286,11 +291,8 @@ fn a_mailbox_with_a_wrong_password_does_not_stop_the_others() {
 fn a_kill_during_ingestion_loses_and_doubles_nothing() {
     let Some(d) = server() else { return };
     let setup = Setup::new();
-    let mut c = user(&d, "crash");
     let total = 400;
-    for n in 0..total {
-        c.append("INBOX", &request(n)).unwrap();
-    }
+    backlog(&d, "crash", total);
     setup.mailbox(&mailbox(&d, "crash", "crash", "none", "batch = 25\n"));
     let mut daemon = setup.start();
     assert!(wait_for(SOON, || !setup.tickets().is_empty()), "{}", daemon.logs());
@@ -313,11 +315,8 @@ fn a_kill_during_ingestion_loses_and_doubles_nothing() {
 fn sigterm_in_the_middle_of_a_backlog_exits_0_and_a_restart_finishes_it_exactly_once() {
     let Some(d) = server() else { return };
     let setup = Setup::new();
-    let mut c = user(&d, "backlog");
     let total = 300;
-    for n in 0..total {
-        c.append("INBOX", &request(n)).unwrap();
-    }
+    backlog(&d, "backlog", total);
     let secret = setup.dir.path().join("imap-secret");
     std::fs::write(&secret, "pw-backlog\n").unwrap();
     let toml = mailbox(&d, "backlog", "backlog", "starttls", "batch = 20\n").replace(

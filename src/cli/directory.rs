@@ -26,7 +26,7 @@ pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
             let parsed = DirectoryFile::parse(&text, &file.display().to_string())?;
             let mut tx = store.begin_write().await?;
             let s = dir::import(&mut tx, &parsed).await?;
-            tx.commit().await?;
+            store.commit(tx).await?;
             println!(
                 "imported {} accounts, {} billing accounts, {} services, {} contacts, {} subscriptions, {} ignore rules",
                 s.accounts, s.billing_accounts, s.services, s.contacts, s.subscriptions, s.ignore_rules
@@ -311,7 +311,7 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
         AccountsCmd::Remove { number } => {
             let mut tx = store.begin_write().await?;
             dir::remove_account(&mut tx, &number).await?;
-            tx.commit().await?;
+            store.commit(tx).await?;
             println!("account {number} removed");
             Ok(())
         }
@@ -365,7 +365,7 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
         ServicesCmd::Remove { id } => {
             let mut tx = store.begin_write().await?;
             dir::remove_service(&mut tx, &id).await?;
-            tx.commit().await?;
+            store.commit(tx).await?;
             println!("service {id} removed");
             Ok(())
         }
@@ -467,6 +467,6 @@ async fn import_one(store: &Store, file: DirectoryFile) -> Result<()> {
     file.validate()?;
     let mut tx = store.begin_write().await?;
     dir::import(&mut tx, &file).await?;
-    tx.commit().await?;
+    store.commit(tx).await?;
     Ok(())
 }

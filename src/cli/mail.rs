@@ -71,9 +71,11 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     while let Some(batch) = batches.recv().await {
         total.add(&pipeline.process(&batch?).await?.0);
     }
-    producer
-        .await
-        .map_err(|e| Error::Usage(format!("reading the mail files failed: {e}")))?;
+    // The reader ends on its own once the last batch is sent; a panic in
+    // it is a bug, reported as such rather than as a usage error.
+    if let Err(e) = producer.await {
+        std::panic::resume_unwind(e.into_panic());
+    }
     if args.json {
         print_json(&total)
     } else {

@@ -51,7 +51,7 @@ pub struct Store {
     writer: AnyPool,
     backend: Backend,
     attachments: attachments::AttachmentDir,
-    /// SQLite only: checkpoints the WAL after batch commits.
+    /// SQLite only: checkpoints the WAL after each commit.
     checkpoint: Option<checkpoint::Checkpointer>,
 }
 
@@ -237,12 +237,15 @@ impl Store {
         }
     }
 
-    /// Tells the store a batch committed (SQLite: its WAL can be
-    /// checkpointed in the background).
-    pub fn batch_committed(&self) {
+    /// Commits a transaction of [`Store::begin_write`] (or the outbox's),
+    /// then lets the WAL it wrote be checkpointed in the background
+    /// (SQLite), so every writer keeps the WAL short, not only batches.
+    pub async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await?;
         if let Some(c) = &self.checkpoint {
             c.committed();
         }
+        Ok(())
     }
 
     /// Where attachment files live: `database.attachments`, else

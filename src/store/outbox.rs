@@ -169,7 +169,7 @@ impl Store {
             q.push_in(suppressed.iter().copied());
             q.build().execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok((claimed, suppressed.len()))
     }
 
@@ -224,7 +224,7 @@ impl Store {
                 done.undeliverable += 1;
             }
         }
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(done)
     }
 
@@ -279,7 +279,7 @@ impl Store {
         .bind(id)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
+        self.commit(tx).await?;
         Ok(())
     }
 }

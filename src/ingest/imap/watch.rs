@@ -231,10 +231,10 @@ async fn drain(
         let chunks: Vec<&[u32]> = uids.chunks(mb.batch).collect();
         let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, chunks[0]).await?);
         for (i, chunk) in chunks.iter().enumerate() {
-            let Some(batch) = next.take() else { break };
-            if *shutdown.borrow() {
+            // Only a shutdown leaves a chunk unfetched before its turn.
+            let Some(batch) = next.take().filter(|_| !*shutdown.borrow()) else {
                 return Ok(());
-            }
+            };
             // The next chunk is fetched and parsed while this one commits:
             // the session is idle during a commit, and only after it is the
             // chunk marked on the server. A prefetched chunk that is never
