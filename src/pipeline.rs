@@ -392,14 +392,12 @@ impl Pipeline {
         }
         let decide_time = started.elapsed() - load_time;
         // A row must never name a file that is not there, so the files are
-        // on disk before the commit; they are written on another thread
-        // while the rows go in, since neither needs the other.
+        // on disk, synced, before the commit; they are written on another
+        // thread while the rows go in, since neither needs the other.
         let files = std::mem::take(&mut batch.changes.files);
         let attachments = self.store.attachments().clone();
         let written = tokio::task::spawn_blocking(move || {
-            files
-                .iter()
-                .try_for_each(|(sha256, data)| attachments.put(sha256, data))
+            attachments.put_all(files.iter().map(|(sha256, data)| (sha256.as_str(), data.as_slice())))
         });
         let rows = batch.changes.write(&mut tx).await;
         written

@@ -6,13 +6,25 @@
 //! before the batch commits (a temp file renamed into place); a batch that
 //! then fails leaves at most an unreferenced file, never a row pointing at
 //! nothing.
+//!
+//! The batch's commit survives a power cut (`synchronous = FULL`), so its
+//! files must too: each file's data is synced before it is renamed into
+//! place, and each directory that gained a name is synced before the batch
+//! commits. Without that, ext4 may keep the rename and lose the data,
+//! leaving an empty file under a name a committed row points at. A file
+//! found under its name with the wrong size (such a leftover) is written
+//! again.
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+/// Numbers temp file names within the process.
+static TEMP_NAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The directory attachment files live in.
 #[derive(Debug, Clone)]
@@ -35,18 +47,41 @@ impl AttachmentDir {
         self.root.join(&sha256[..2.min(sha256.len())]).join(sha256)
     }
 
-    /// Writes `data` unless a file with its hash is already there.
+    /// Writes `data` durably unless a file with its hash is already there.
     pub fn put(&self, sha256: &str, data: &[u8]) -> Result<()> {
-        let path = self.path(sha256);
-        if path.exists() {
-            return Ok(());
+        self.put_all([(sha256, data)])
+    }
+
+    /// Writes a batch's files durably: every file synced, then every
+    /// directory that gained one, so all are on disk once this returns.
+    pub fn put_all<'a>(&self, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<()> {
+        let mut dirs = BTreeSet::new();
+        for (sha256, data) in files {
+            let path = self.path(sha256);
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == data.len() as u64) {
+                continue;
+            }
+            let dir = path.parent().unwrap_or(Path::new("."));
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                // The new shard directory's own name lives in the root.
+                dirs.insert(self.root.clone());
+            }
+            // Unique per write: two batches of this process may store the
+            // same file at the same moment.
+            let n = TEMP_NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = dir.join(format!(".{sha256}.{}.{n}", std::process::id()));
+            let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            file.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+            file.sync_data().map_err(|e| Error::io(&tmp, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+            dirs.insert(dir.to_path_buf());
         }
-        let dir = path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let tmp = dir.join(format!(".{sha256}.{}", std::process::id()));
-        let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        for dir in dirs {
+            std::fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| Error::io(&dir, e))?;
+        }
         Ok(())
     }
 }
@@ -77,5 +112,23 @@ mod tests {
             1,
             "no temp file left"
         );
+    }
+
+    #[test]
+    fn an_empty_leftover_under_the_name_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = AttachmentDir::new(dir.path());
+        let sha = sha256_hex(b"contract");
+        let path = store.path(&sha);
+        // What a power cut can leave: the rename kept, the data lost.
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+        store
+            .put_all([
+                (sha.as_str(), b"contract".as_slice()),
+                (sha.as_str(), b"contract".as_slice()),
+            ])
+            .unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"contract");
     }
 }
