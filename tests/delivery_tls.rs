@@ -155,13 +155,21 @@ fn wrong_ca_defers_and_sends_nothing(tls: Tls) {
     assert_eq!(queued.len(), 2, "{queued:?}");
     for row in &queued {
         assert_eq!(row["attempts"], 1, "{row}");
-        // e.g. "TLS with 127.0.0.1: invalid peer certificate: UnknownIssuer" (implicit),
-        // "Connection error: ... invalid peer certificate: UnknownIssuer" (STARTTLS).
+        // "TLS with 127.0.0.1: invalid peer certificate: UnknownIssuer" (implicit),
+        // "STARTTLS with 127.0.0.1: invalid peer certificate: UnknownIssuer" (STARTTLS).
         let error = row["last_error"].as_str().unwrap_or_default();
         eprintln!("{tls:?}, wrong CA: last_error {error:?}");
         assert!(
             error.contains("certificate"),
             "{tls:?}: last_error does not name the certificate: {row}"
+        );
+        let step = match tls {
+            Tls::Implicit => "TLS with ",
+            Tls::Starttls => "STARTTLS with ",
+        };
+        assert!(
+            error.starts_with(step) && !error.contains("Connection error"),
+            "{tls:?}: last_error does not say plainly which step failed: {row}"
         );
     }
     // Postfix saw the handshake fail, and nothing reached its queue or the mailboxes.

@@ -177,12 +177,24 @@ impl Relay {
             }
             None => Box::new(tcp),
         };
-        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.hello).await?;
+        // Until the session is set up, a failure is the relay's or ours
+        // (greeting, TLS, login), never the recipient's: even a 5xx here is
+        // not a bounce, and the notification stays queued.
+        let session = |step: &str, e: lettre::transport::smtp::Error| {
+            Failure::Connect(format!("{step} with {host}: {}", session_error(&e)))
+        };
+        let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.hello)
+            .await
+            .map_err(|e| session("greeting", e))?;
         if let Some(params) = &inner.starttls {
-            conn.starttls(params.clone(), &inner.hello).await?;
+            conn.starttls(params.clone(), &inner.hello)
+                .await
+                .map_err(|e| session("STARTTLS", e))?;
         }
         if let Some(credentials) = &inner.credentials {
-            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await?;
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(|e| session("AUTH", e))?;
         }
         Ok(conn)
     }
@@ -194,7 +206,8 @@ impl Relay {
 
 /// Why a send did not get a 250.
 enum Failure {
-    /// The relay could not be reached or the TLS handshake failed.
+    /// The relay could not be reached, or the session could not be set up
+    /// (greeting, TLS handshake, login): try again later.
     Connect(String),
     /// The SMTP dialogue failed: a server answer or a broken connection.
     Smtp(lettre::transport::smtp::Error),
@@ -204,6 +217,20 @@ impl From<lettre::transport::smtp::Error> for Failure {
     fn from(e: lettre::transport::smtp::Error) -> Self {
         Failure::Smtp(e)
     }
+}
+
+/// What went wrong setting up a session: the server's answer when there
+/// is one, else the innermost cause. lettre wraps a TLS failure in two
+/// layers that each print "Connection error: ", and says nothing more.
+fn session_error(e: &lettre::transport::smtp::Error) -> String {
+    if e.status().is_some() {
+        return header_text(&e.to_string());
+    }
+    let mut cause: &dyn std::error::Error = e;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    header_text(&cause.to_string())
 }
 
 /// STARTTLS through lettre, trusting the same anchors as everything else
@@ -250,5 +277,88 @@ impl AsyncWrite for Tls {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A relay that greets, offers AUTH and refuses every login with a 5xx,
+    /// as one with a wrong password does. Returns its port and the commands
+    /// it received.
+    async fn refusing_relay() -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let peer = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut seen = Vec::new();
+            write.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                seen.push(verb.clone());
+                let reply: &[u8] = match verb.as_str() {
+                    "EHLO" => b"250-relay.test\r\n250 AUTH PLAIN LOGIN\r\n",
+                    "AUTH" => b"535 5.7.8 Authentication credentials invalid\r\n",
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"503 5.5.1 bad sequence\r\n",
+                };
+                write.write_all(reply).await.unwrap();
+                if verb == "QUIT" {
+                    break;
+                }
+            }
+            seen
+        });
+        (port, peer)
+    }
+
+    fn notification() -> Claimed {
+        Claimed {
+            id: 1,
+            ticket: Some(7),
+            event: "new_ticket".into(),
+            contact_id: Some(3),
+            to: "marie@acme.test".into(),
+            subject: "[#7] Link down".into(),
+            body: "Hello".into(),
+            message_id: "<mailroom.7.abc@provider.test>".into(),
+            in_reply_to: None,
+            references_ids: String::new(),
+            attempts: 1,
+            queued_at: 0,
+            token: String::new(),
+        }
+    }
+
+    /// A refused login is the relay's answer about us, not about the
+    /// recipient: the notification stays queued and no contact is charged
+    /// a hard bounce (every recipient would be, with a wrong password).
+    #[tokio::test]
+    async fn a_refused_login_defers_the_notification_instead_of_bouncing_its_recipient() {
+        let (port, peer) = refusing_relay().await;
+        let config: SmtpConfig = toml::from_str(&format!(
+            "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nusername = \"desk\"\npassword = \"s3cret-pw\"\n"
+        ))
+        .unwrap();
+        let relay = Relay::new(&config, "support@provider.test").unwrap();
+        let outcome = relay.send(&notification()).await;
+        let Delivery::Transient(error) = outcome else {
+            panic!("a refused login must defer, got {outcome:?}");
+        };
+        assert!(
+            error.starts_with("AUTH with 127.0.0.1: ") && error.contains("535"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cret-pw"), "{error}");
+        drop(relay);
+        let seen = peer.await.unwrap();
+        assert!(seen.contains(&"AUTH".to_string()), "{seen:?}");
+        assert!(!seen.contains(&"MAIL".to_string()), "{seen:?}");
     }
 }
