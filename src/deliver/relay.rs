@@ -22,7 +22,9 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, CertificateStore, TlsParameters,
 };
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
+use lettre::transport::smtp::response::Response;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -111,12 +113,23 @@ impl Relay {
         let sent = tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await;
         match sent {
             Ok(Ok(reply)) => Delivery::Sent(reply),
-            Ok(Err(Failure::Smtp(e))) if e.is_permanent() => Delivery::Permanent {
+            // Only a refusal of the recipient itself counts against the contact.
+            Ok(Err(Failure::Recipient(e))) if e.is_permanent() => Delivery::Permanent {
                 error: header_text(&e.to_string()),
                 bounce: true,
             },
-            Ok(Err(Failure::Smtp(e))) => Delivery::Transient(header_text(&e.to_string())),
-            Ok(Err(Failure::Connect(e))) => Delivery::Transient(e),
+            // The relay will not take this mail (a content filter), whoever
+            // it is for: retrying cannot help, and the address is not at fault.
+            Ok(Err(Failure::Content(e))) if e.is_permanent() => Delivery::Permanent {
+                error: header_text(&format!("message refused: {e}")),
+                bounce: false,
+            },
+            Ok(Err(Failure::Recipient(e) | Failure::Content(e))) => Delivery::Transient(header_text(&e.to_string())),
+            Ok(Err(Failure::Unsendable(e))) => Delivery::Permanent {
+                error: e,
+                bounce: false,
+            },
+            Ok(Err(Failure::Connect(e) | Failure::Sender(e))) => Delivery::Transient(e),
             Err(_) => Delivery::Transient(format!("no answer from the relay within {timeout:?}")),
         }
     }
@@ -131,7 +144,7 @@ impl Relay {
 
     async fn transmit(&self, envelope: &Envelope, bytes: &[u8]) -> std::result::Result<String, Failure> {
         let mut conn = self.connection().await?;
-        let reply = conn.send(envelope, bytes).await?;
+        let reply = mail_transaction(&mut conn, envelope, bytes).await?;
         if self.inner.config.pool && !conn.has_broken() {
             self.lock_idle().push((conn, Instant::now()));
         } else {
@@ -204,19 +217,71 @@ impl Relay {
     }
 }
 
-/// Why a send did not get a 250.
+/// Why a send did not get a 250, by the step that failed: only the
+/// recipient's own refusal is a bounce.
 enum Failure {
     /// The relay could not be reached, or the session could not be set up
     /// (greeting, TLS handshake, login): try again later.
     Connect(String),
-    /// The SMTP dialogue failed: a server answer or a broken connection.
-    Smtp(lettre::transport::smtp::Error),
+    /// `MAIL FROM` refused: our sender address, not the recipient's; the
+    /// mail stays queued until the configuration is fixed.
+    Sender(String),
+    /// `RCPT TO` refused, or the connection broke there.
+    Recipient(lettre::transport::smtp::Error),
+    /// `DATA` or the message refused, or the connection broke there.
+    Content(lettre::transport::smtp::Error),
+    /// The relay lacks what this mail needs (SMTPUTF8, 8BITMIME).
+    Unsendable(String),
 }
 
-impl From<lettre::transport::smtp::Error> for Failure {
-    fn from(e: lettre::transport::smtp::Error) -> Self {
-        Failure::Smtp(e)
+/// One mail transaction (MAIL, RCPT, DATA), as lettre's `send` runs it but
+/// telling which command was refused. Any failure drops the connection, as
+/// lettre does: its state is unknown.
+async fn mail_transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &Envelope,
+    bytes: &[u8],
+) -> std::result::Result<Response, Failure> {
+    let mut parameters = Vec::new();
+    let non_ascii = envelope
+        .from()
+        .into_iter()
+        .chain(envelope.to())
+        .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
+    if non_ascii {
+        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
+            return Err(Failure::Unsendable(
+                "the address is not ASCII and the relay does not offer SMTPUTF8".into(),
+            ));
+        }
+        parameters.push(MailParameter::SmtpUtfEight);
     }
+    if !bytes.is_ascii() {
+        if !conn.server_info().supports_feature(Extension::EightBitMime) {
+            return Err(Failure::Unsendable(
+                "the mail is not ASCII and the relay does not offer 8BITMIME".into(),
+            ));
+        }
+        parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    if let Err(e) = conn.command(Mail::new(envelope.from().cloned(), parameters)).await {
+        conn.abort().await;
+        return Err(Failure::Sender(header_text(&format!("sender refused: {e}"))));
+    }
+    for to in envelope.to() {
+        if let Err(e) = conn.command(Rcpt::new(to.clone(), Vec::new())).await {
+            conn.abort().await;
+            return Err(Failure::Recipient(e));
+        }
+    }
+    let sent = match conn.command(Data).await {
+        Ok(_) => conn.message(bytes).await,
+        Err(e) => Err(e),
+    };
+    if sent.is_err() {
+        conn.abort().await;
+    }
+    sent.map_err(Failure::Content)
 }
 
 /// What went wrong setting up a session: the server's answer when there
@@ -287,10 +352,12 @@ mod tests {
 
     use super::*;
 
-    /// A relay that greets, offers AUTH and refuses every login with a 5xx,
-    /// as one with a wrong password does. Returns its port and the commands
-    /// it received.
-    async fn refusing_relay() -> (u16, tokio::task::JoinHandle<Vec<String>>) {
+    /// A relay on loopback that answers each command from `script` (by
+    /// verb; `.` is the end of the message), else as a relay that takes
+    /// everything would. Returns its port and the commands it received.
+    async fn scripted_relay(
+        script: &'static [(&'static str, &'static str)],
+    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let peer = tokio::spawn(async move {
@@ -298,17 +365,28 @@ mod tests {
             let (read, mut write) = socket.into_split();
             let mut lines = BufReader::new(read).lines();
             let mut seen = Vec::new();
+            let mut in_data = false;
             write.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
             while let Ok(Some(line)) = lines.next_line().await {
-                let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                if in_data && line != "." {
+                    continue;
+                }
+                in_data = false;
+                let verb = line.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase();
                 seen.push(verb.clone());
-                let reply: &[u8] = match verb.as_str() {
-                    "EHLO" => b"250-relay.test\r\n250 AUTH PLAIN LOGIN\r\n",
-                    "AUTH" => b"535 5.7.8 Authentication credentials invalid\r\n",
-                    "QUIT" => b"221 bye\r\n",
-                    _ => b"503 5.5.1 bad sequence\r\n",
+                let reply = match script.iter().find(|(v, _)| *v == verb) {
+                    Some((_, reply)) => reply.to_string(),
+                    None => match verb.as_str() {
+                        "EHLO" => "250-relay.test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN".into(),
+                        "DATA" => {
+                            in_data = true;
+                            "354 go ahead".into()
+                        }
+                        "QUIT" => "221 bye".into(),
+                        _ => "250 ok".into(),
+                    },
                 };
-                write.write_all(reply).await.unwrap();
+                write.write_all(format!("{reply}\r\n").as_bytes()).await.unwrap();
                 if verb == "QUIT" {
                     break;
                 }
@@ -336,18 +414,28 @@ mod tests {
         }
     }
 
+    /// Sends one notification through a scripted relay; what came of it and
+    /// the commands the relay saw.
+    async fn send_through(script: &'static [(&'static str, &'static str)], login: bool) -> (Delivery, Vec<String>) {
+        let (port, peer) = scripted_relay(script).await;
+        let mut config = format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n");
+        if login {
+            config.push_str("username = \"desk\"\npassword = \"s3cret-pw\"\n");
+        }
+        let config: SmtpConfig = toml::from_str(&config).unwrap();
+        let relay = Relay::new(&config, "support@provider.test").unwrap();
+        let outcome = relay.send(&notification()).await;
+        relay.close().await;
+        drop(relay);
+        (outcome, peer.await.unwrap())
+    }
+
     /// A refused login is the relay's answer about us, not about the
     /// recipient: the notification stays queued and no contact is charged
     /// a hard bounce (every recipient would be, with a wrong password).
     #[tokio::test]
     async fn a_refused_login_defers_the_notification_instead_of_bouncing_its_recipient() {
-        let (port, peer) = refusing_relay().await;
-        let config: SmtpConfig = toml::from_str(&format!(
-            "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nusername = \"desk\"\npassword = \"s3cret-pw\"\n"
-        ))
-        .unwrap();
-        let relay = Relay::new(&config, "support@provider.test").unwrap();
-        let outcome = relay.send(&notification()).await;
+        let (outcome, seen) = send_through(&[("AUTH", "535 5.7.8 Authentication credentials invalid")], true).await;
         let Delivery::Transient(error) = outcome else {
             panic!("a refused login must defer, got {outcome:?}");
         };
@@ -356,9 +444,59 @@ mod tests {
             "{error}"
         );
         assert!(!error.contains("s3cret-pw"), "{error}");
-        drop(relay);
-        let seen = peer.await.unwrap();
         assert!(seen.contains(&"AUTH".to_string()), "{seen:?}");
         assert!(!seen.contains(&"MAIL".to_string()), "{seen:?}");
+    }
+
+    /// A refused sender is our configuration (`mail.from`), not the
+    /// recipient: deferred, and the recipient is never even named.
+    #[tokio::test]
+    async fn a_refused_sender_defers_without_naming_the_recipient() {
+        let (outcome, seen) = send_through(
+            &[("MAIL", "553 5.7.1 Sender address rejected: not owned by user")],
+            false,
+        )
+        .await;
+        let Delivery::Transient(error) = outcome else {
+            panic!("a refused sender must defer, got {outcome:?}");
+        };
+        assert!(
+            error.starts_with("sender refused: ") && error.contains("553"),
+            "{error}"
+        );
+        assert!(!seen.contains(&"RCPT".to_string()), "{seen:?}");
+    }
+
+    /// The recipient's own 5xx is the one bounce.
+    #[tokio::test]
+    async fn a_refused_recipient_is_a_bounce() {
+        let (outcome, seen) = send_through(&[("RCPT", "550 5.1.1 No such user")], false).await;
+        assert!(
+            matches!(&outcome, Delivery::Permanent { bounce: true, error } if error.contains("550")),
+            "{outcome:?}"
+        );
+        assert!(!seen.contains(&"DATA".to_string()), "{seen:?}");
+    }
+
+    /// A relay refusing the content fails that mail for good, without
+    /// charging the address.
+    #[tokio::test]
+    async fn refused_content_fails_the_mail_without_a_bounce() {
+        let (outcome, _) = send_through(&[(".", "554 5.7.1 Message rejected as spam")], false).await;
+        assert!(
+            matches!(&outcome, Delivery::Permanent { bounce: false, error } if error.starts_with("message refused: ") && error.contains("554")),
+            "{outcome:?}"
+        );
+    }
+
+    /// And the whole transaction, accepted: the relay's reply is recorded.
+    #[tokio::test]
+    async fn an_accepted_mail_records_the_reply() {
+        let (outcome, seen) = send_through(&[(".", "250 2.0.0 queued as ABC123")], false).await;
+        assert!(
+            matches!(&outcome, Delivery::Sent(reply) if reply.contains("ABC123")),
+            "{outcome:?}"
+        );
+        assert_eq!(seen[..4], ["EHLO", "MAIL", "RCPT", "DATA"], "{seen:?}");
     }
 }
