@@ -235,7 +235,7 @@ enum Failure {
 }
 
 /// One mail transaction (MAIL, RCPT, DATA), as lettre's `send` runs it but
-/// telling which command was refused. Any failure drops the connection, as
+/// telling which command was refused. A refusal drops the connection, as
 /// lettre does: its state is unknown.
 async fn mail_transaction(
     conn: &mut AsyncSmtpConnection,
@@ -243,45 +243,46 @@ async fn mail_transaction(
     bytes: &[u8],
 ) -> std::result::Result<Response, Failure> {
     let mut parameters = Vec::new();
-    let non_ascii = envelope
+    let non_ascii_address = envelope
         .from()
         .into_iter()
         .chain(envelope.to())
         .any(|a| !AsRef::<str>::as_ref(a).is_ascii());
-    if non_ascii {
-        if !conn.server_info().supports_feature(Extension::SmtpUtfEight) {
-            return Err(Failure::Unsendable(
-                "the address is not ASCII and the relay does not offer SMTPUTF8".into(),
-            ));
-        }
+    if non_ascii_address {
+        offered(conn, Extension::SmtpUtfEight, "the address is not ASCII")?;
         parameters.push(MailParameter::SmtpUtfEight);
     }
     if !bytes.is_ascii() {
-        if !conn.server_info().supports_feature(Extension::EightBitMime) {
-            return Err(Failure::Unsendable(
-                "the mail is not ASCII and the relay does not offer 8BITMIME".into(),
-            ));
-        }
+        offered(conn, Extension::EightBitMime, "the mail is not ASCII")?;
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
-    if let Err(e) = conn.command(Mail::new(envelope.from().cloned(), parameters)).await {
-        conn.abort().await;
-        return Err(Failure::Sender(header_text(&format!("sender refused: {e}"))));
-    }
-    for to in envelope.to() {
-        if let Err(e) = conn.command(Rcpt::new(to.clone(), Vec::new())).await {
-            conn.abort().await;
-            return Err(Failure::Recipient(e));
+    let sent = async {
+        conn.command(Mail::new(envelope.from().cloned(), parameters))
+            .await
+            .map_err(|e| Failure::Sender(header_text(&format!("sender refused: {e}"))))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), Vec::new()))
+                .await
+                .map_err(Failure::Recipient)?;
         }
+        conn.command(Data).await.map_err(Failure::Content)?;
+        conn.message(bytes).await.map_err(Failure::Content)
     }
-    let sent = match conn.command(Data).await {
-        Ok(_) => conn.message(bytes).await,
-        Err(e) => Err(e),
-    };
+    .await;
     if sent.is_err() {
         conn.abort().await;
     }
-    sent.map_err(Failure::Content)
+    sent
+}
+
+/// Refuses the mail, before any command, when the relay lacks `extension`.
+fn offered(conn: &AsyncSmtpConnection, extension: Extension, why: &str) -> std::result::Result<(), Failure> {
+    if conn.server_info().supports_feature(extension) {
+        return Ok(());
+    }
+    Err(Failure::Unsendable(format!(
+        "{why} and the relay does not offer {extension}"
+    )))
 }
 
 /// What went wrong setting up a session: the server's answer when there
@@ -426,7 +427,6 @@ mod tests {
         let relay = Relay::new(&config, "support@provider.test").unwrap();
         let outcome = relay.send(&notification()).await;
         relay.close().await;
-        drop(relay);
         (outcome, peer.await.unwrap())
     }
 
@@ -487,6 +487,26 @@ mod tests {
             matches!(&outcome, Delivery::Permanent { bounce: false, error } if error.starts_with("message refused: ") && error.contains("554")),
             "{outcome:?}"
         );
+    }
+
+    /// A recipient address the relay cannot carry (no SMTPUTF8) fails that
+    /// mail before any command, without a bounce and on a working session.
+    #[tokio::test]
+    async fn an_address_the_relay_cannot_carry_fails_before_any_command() {
+        let (port, peer) = scripted_relay(&[("EHLO", "250 relay.test")]).await;
+        let config: SmtpConfig =
+            toml::from_str(&format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")).unwrap();
+        let relay = Relay::new(&config, "support@provider.test").unwrap();
+        let mut row = notification();
+        row.to = "zoé@acme.test".into();
+        let outcome = relay.send(&row).await;
+        relay.close().await;
+        let seen = peer.await.unwrap();
+        assert!(
+            matches!(&outcome, Delivery::Permanent { bounce: false, error } if error.contains("SMTPUTF8")),
+            "{outcome:?}"
+        );
+        assert!(!seen.contains(&"MAIL".to_string()), "{seen:?}");
     }
 
     /// And the whole transaction, accepted: the relay's reply is recorded.

@@ -47,12 +47,8 @@ impl AttachmentDir {
         self.root.join(&sha256[..2.min(sha256.len())]).join(sha256)
     }
 
-    /// Writes `data` durably unless a file with its hash is already there.
-    pub fn put(&self, sha256: &str, data: &[u8]) -> Result<()> {
-        self.put_all([(sha256, data)])
-    }
-
-    /// Writes a batch's files durably: every file synced, then every
+    /// Writes a batch's files (SHA-256 in hex, bytes) durably, each unless
+    /// a file with its hash is already there: every file synced, then every
     /// directory that gained one, so all are on disk once this returns.
     pub fn put_all<'a>(&self, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<()> {
         let mut dirs = BTreeSet::new();
@@ -100,12 +96,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = AttachmentDir::new(dir.path());
         let sha = sha256_hex(b"logo");
-        store.put(&sha, b"logo").unwrap();
+        store.put_all([(sha.as_str(), b"logo".as_slice())]).unwrap();
         let path = store.path(&sha);
         assert!(path.starts_with(dir.path().join(&sha[..2])));
         assert_eq!(std::fs::read(&path).unwrap(), b"logo");
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
-        store.put(&sha, b"logo").unwrap();
+        store.put_all([(sha.as_str(), b"logo".as_slice())]).unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
         assert_eq!(
             std::fs::read_dir(path.parent().unwrap()).unwrap().count(),
