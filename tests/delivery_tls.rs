@@ -1,8 +1,10 @@
 //! How notifications are protected on their way to the relay: implicit TLS (SMTPS) to a
 //! private Postfix's wrapper-mode port, delivered into a private Dovecot; a relay whose
 //! certificate the configured CA did not sign is never sent anything, with STARTTLS or
-//! implicit TLS, and never in plaintext instead; `check-config` refuses plaintext to a remote
-//! relay and never prints a password. Without Postfix or Dovecot the server tests print
+//! implicit TLS, and never in plaintext instead; SMTP AUTH after STARTTLS against a relay that
+//! checks the password (Postfix asking Dovecot's SASL service), where a wrong password defers
+//! the mail without charging any recipient and is never written anywhere; `check-config`
+//! refuses plaintext to a remote relay and never prints a password. Without Postfix or Dovecot the server tests print
 //! SKIPPED and pass; with MAILROOM_REQUIRE_POSTFIX and MAILROOM_REQUIRE_DOVECOT (CI) they fail
 //! instead. The `check-config` tests need no server.
 
@@ -56,6 +58,26 @@ fn start_desk(tls: Tls, ca: fn(&Postfix) -> std::path::PathBuf) -> Option<Desk> 
         dovecot,
     };
     desk.write_config_for(port, mode, &ca(&desk.postfix), "");
+    Some(desk)
+}
+
+/// The relay's SASL account (a Dovecot user) and its password.
+const RELAY_USER: &str = "mailroom-relay@example.test";
+const RELAY_PASSWORD: &str = "relay-Pa55word-7f3e";
+
+/// A desk whose Postfix offers AUTH after STARTTLS (checked by Dovecot) and lets only
+/// authenticated clients relay; mailroom logs in as [`RELAY_USER`] with `password`.
+fn start_desk_with_auth(password: &str) -> Option<Desk> {
+    let dovecot = Dovecot::start_with_lmtp().unwrap_or_else(|e| panic!("{e}"))?;
+    dovecot.add_user(RELAY_USER, RELAY_PASSWORD).unwrap();
+    let opts = PostfixOptions::lmtp(dovecot.lmtp_port()).sasl(dovecot.auth_port());
+    let postfix = Postfix::start(opts).unwrap_or_else(|e| panic!("{e}"))?;
+    let desk = Desk {
+        setup: Setup::new(),
+        postfix,
+        dovecot,
+    };
+    desk.write_config(&format!("username = \"{RELAY_USER}\"\npassword = \"{password}\"\n"));
     Some(desk)
 }
 
@@ -197,6 +219,74 @@ fn starttls_with_the_wrong_ca_defers_and_never_sends_in_plaintext() {
 #[test]
 fn implicit_tls_with_the_wrong_ca_defers_and_never_sends_in_plaintext() {
     wrong_ca_defers_and_sends_nothing(Tls::Implicit);
+}
+
+#[test]
+fn smtp_auth_after_starttls_logs_in_and_delivers() {
+    let Some(desk) = start_desk_with_auth(RELAY_PASSWORD) else {
+        return;
+    };
+    queue_notifications(&desk);
+    let report = desk.send_outbox();
+    assert!(report.starts_with("sent 2, deferred 0, failed 0"), "{report}");
+    desk.settle();
+    for r in RECIPIENTS {
+        assert_eq!(desk.inbox(r).len(), 1, "{r}");
+    }
+    // Postfix names the SASL login on the line of each mail it accepted, and offered AUTH
+    // only inside TLS (smtpd_tls_auth_only), so the password never crossed in plaintext.
+    let log = desk.postfix.log_tail(300);
+    let accepted: Vec<&str> = log.lines().filter(|l| l.contains(": client=")).collect();
+    assert_eq!(accepted.len(), 2, "{log}");
+    for line in accepted {
+        assert!(
+            line.contains("sasl_method=PLAIN") && line.contains(&format!("sasl_username={RELAY_USER}")),
+            "not an authenticated submission: {line}"
+        );
+    }
+    assert!(log.contains("TLS connection established"), "{log}");
+}
+
+#[test]
+fn a_wrong_relay_password_defers_without_charging_recipients_or_showing_it() {
+    const WRONG: &str = "not-the-Pa55word-91c2";
+    let Some(desk) = start_desk_with_auth(WRONG) else {
+        return;
+    };
+    queue_notifications(&desk);
+    let out = desk.setup.cli(&["outbox", "send"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The relay refused us, not the recipients: every row waits for a retry.
+    assert!(stdout.starts_with("sent 0, deferred 2, failed 0"), "{stdout}\n{stderr}");
+    let queued = desk.outbox("queued");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    for row in &queued {
+        let error = row["last_error"].as_str().unwrap_or_default();
+        eprintln!("wrong relay password: last_error {error:?}");
+        assert!(
+            error.starts_with("AUTH with 127.0.0.1: ") && error.contains("535"),
+            "last_error does not say the login was refused: {row}"
+        );
+        assert!(!error.contains(WRONG), "the password is in last_error: {row}");
+    }
+    assert!(
+        !stdout.contains(WRONG) && !stderr.contains(WRONG),
+        "the password was printed:\n{stdout}\n{stderr}"
+    );
+    // No contact was marked undeliverable or charged a bounce.
+    for contact in desk.setup.json(&["contacts", "list"]) {
+        assert_eq!(contact["undeliverable"], false, "{contact}");
+        assert_eq!(contact["hard_bounces"], 0, "{contact}");
+    }
+    // Dovecot checked the password and said no; Postfix accepted nothing.
+    desk.settle();
+    let log = desk.postfix.log_tail(300);
+    assert!(log.contains("SASL PLAIN authentication failed"), "{log}");
+    assert!(!log.lines().any(|l| l.contains(": client=")), "{log}");
+    for r in RECIPIENTS {
+        assert_eq!(desk.inbox_count(r), 0, "{r} got mail");
+    }
 }
 
 /// `mailroom check-config` on a config with `smtp` as its `[smtp]` section, with `env` set.

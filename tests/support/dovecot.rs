@@ -37,6 +37,10 @@
 //!   userdb, so a user from [`Dovecot::add_user`] gets the mail in `~/Maildir/new`, readable over
 //!   IMAP at once; an unknown recipient gets `550 5.1.1 ... User doesn't exist` at RCPT TO. It
 //!   offers STARTTLS too (`ssl = yes`), which Postfix's LMTP client does not use by default.
+//!   With it comes `service auth`'s `inet_listener` on a fourth free port
+//!   ([`Dovecot::auth_port`]): Dovecot's SASL service for a private Postfix
+//!   (`smtpd_sasl_type = dovecot`, `smtpd_sasl_path = inet:127.0.0.1:<port>`), so SMTP AUTH is
+//!   checked against the same users and passwords as IMAP.
 //!   [`Dovecot::start`] leaves all of this out, so IMAP-only tests need only `dovecot-imapd`.
 //! - `disable_plaintext_auth = no`, `auth_mechanisms = plain login`: tests log in over plain TCP.
 //! - `auth_failure_delay = 0`: a wrong password answers after ~0.5 s instead of 2 s; and
@@ -106,6 +110,8 @@ pub struct Dovecot {
     imaps_port: u16,
     /// `Some` when started with [`Dovecot::start_with_lmtp`].
     lmtp_port: Option<u16>,
+    /// The SASL (auth) listener, with LMTP: what a private Postfix authenticates against.
+    auth_port: Option<u16>,
     child: Option<Child>,
     // Last: removed after Drop::drop has stopped the server.
     dir: tempfile::TempDir,
@@ -151,15 +157,17 @@ impl Dovecot {
             imap_port: 0,
             imaps_port: 0,
             lmtp_port: lmtp.then_some(0),
+            auth_port: lmtp.then_some(0),
             child: None,
             dir,
         };
         server.prepare_files()?;
         let mut last = String::new();
         for _ in 0..START_ATTEMPTS {
-            let ports = free_ports(3)?;
+            let ports = free_ports(4)?;
             (server.imap_port, server.imaps_port) = (ports[0], ports[1]);
             server.lmtp_port = server.lmtp_port.map(|_| ports[2]);
+            server.auth_port = server.auth_port.map(|_| ports[3]);
             server.write_config()?;
             match server.spawn_and_wait() {
                 Ok(()) => return Ok(Some(server)),
@@ -213,6 +221,12 @@ impl Dovecot {
     pub fn lmtp_port(&self) -> u16 {
         self.lmtp_port
             .expect("lmtp_port: this Dovecot was started without LMTP (use Dovecot::start_with_lmtp)")
+    }
+    /// Dovecot's SASL service on 127.0.0.1 (for Postfix's `smtpd_sasl_path`). Panics unless
+    /// started with [`Dovecot::start_with_lmtp`].
+    pub fn auth_port(&self) -> u16 {
+        self.auth_port
+            .expect("auth_port: this Dovecot was started without LMTP (use Dovecot::start_with_lmtp)")
     }
     pub fn ca_file(&self) -> PathBuf {
         self.path("ca.pem")
@@ -417,9 +431,14 @@ impl Dovecot {
         } else {
             String::new()
         };
-        let lmtp_service = self.lmtp_port.map_or(String::new(), |port| {
-            format!("service lmtp {{\n  inet_listener lmtp {{\n    address = {HOST}\n    port = {port}\n  }}\n}}")
+        let mut lmtp_service = self.lmtp_port.map_or(String::new(), |port| {
+            format!("service lmtp {{\n  inet_listener lmtp {{\n    address = {HOST}\n    port = {port}\n  }}\n}}\n")
         });
+        if let Some(port) = self.auth_port {
+            lmtp_service.push_str(&format!(
+                "service auth {{\n  inet_listener sasl {{\n    address = {HOST}\n    port = {port}\n  }}\n}}\n"
+            ));
+        }
         let conf = include_str!("dovecot.conf.in")
             .replace("@DIR@", &self.dir().display().to_string())
             .replace("@INSTANCE@", &self.instance)
@@ -455,6 +474,7 @@ impl Dovecot {
             greeting_ok(self.imap_port, b"* OK")
                 && TcpStream::connect((HOST, self.imaps_port)).is_ok()
                 && self.lmtp_port.is_none_or(|port| greeting_ok(port, b"220 "))
+                && self.auth_port.is_none_or(|port| greeting_ok(port, b"VERS"))
         });
         if let Some(status) = exited {
             std::thread::sleep(Duration::from_millis(100));

@@ -81,11 +81,17 @@
 //!   answered with `550` instead of being accepted, so line-ending bugs in the sender show up
 //!   here rather than at the first strict real server (the parameter exists since Postfix
 //!   3.5.23/3.6.13/3.7.9/3.8.4).
+//! - With [`PostfixOptions::sasl`] (a Dovecot's [`auth_port`](crate::dovecot::Dovecot)):
+//!   `smtpd_sasl_auth_enable = yes`, `smtpd_sasl_type = dovecot`, `smtpd_sasl_path =
+//!   inet:127.0.0.1:<port>` (Dovecot's users and passwords), `smtpd_tls_auth_only = yes` (AUTH
+//!   is offered only after STARTTLS, as on a real submission service) and
+//!   `smtpd_relay_restrictions = permit_sasl_authenticated, reject_unauth_destination`. The
+//!   smtpd log line of each accepted mail then names `sasl_username=`.
 //! - `smtpd_tls_security_level = may`, `smtpd_tls_cert_file`/`_key_file`: STARTTLS with a
 //!   certificate for `IP:127.0.0.1` and `DNS:localhost` signed by a per-instance CA
 //!   ([`Postfix::ca_file`]; an unrelated one in [`Postfix::wrong_ca_file`]), made with the same
 //!   openssl config as Dovecot's (`server_util.rs`). `smtpd_tls_loglevel = 1` logs handshakes.
-//!   No SMTP AUTH.
+//!   No SMTP AUTH unless asked for with [`PostfixOptions::sasl`] (above).
 //! - No DNS anywhere: `smtpd_peername_lookup = no` (no reverse lookup of clients),
 //!   `smtp_`/`lmtp_dns_support_level = disabled` and `smtp_`/`lmtp_host_lookup = native` (the
 //!   LMTP next hop is a numeric address anyway).
@@ -162,6 +168,8 @@ pub struct PostfixOptions {
     pub defer_recipients: Vec<String>,
     /// Also listen for SMTPS (implicit TLS) on a second port.
     pub smtps: bool,
+    /// Offer SMTP AUTH (after STARTTLS), checked by Dovecot's SASL service on this port.
+    pub sasl: Option<u16>,
 }
 
 impl PostfixOptions {
@@ -193,6 +201,13 @@ impl PostfixOptions {
         self
     }
 
+    /// Offer SMTP AUTH after STARTTLS, checked against the Dovecot whose
+    /// [`auth_port`](crate::dovecot::Dovecot::auth_port) is `port`.
+    pub fn sasl(mut self, port: u16) -> Self {
+        self.sasl = Some(port);
+        self
+    }
+
     /// Accept these domains instead of `example.test`.
     pub fn domains(mut self, domains: &[&str]) -> Self {
         self.domains = domains.iter().map(|d| d.to_string()).collect();
@@ -206,6 +221,7 @@ impl PostfixOptions {
             reject_recipients: Vec::new(),
             defer_recipients: Vec::new(),
             smtps: false,
+            sasl: None,
         }
     }
 }
@@ -448,6 +464,17 @@ impl Postfix {
             .replace("@DIR@", &self.dir().display().to_string())
             .replace("@DOMAINS@", &self.opts.domains.join(", "))
             .replace("@TRANSPORT@", &transport);
+        let (relay, sasl) = match self.opts.sasl {
+            None => ("reject_unauth_destination", String::new()),
+            Some(port) => (
+                "permit_sasl_authenticated, reject_unauth_destination",
+                format!(
+                    "smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\n\
+smtpd_sasl_path = inet:{HOST}:{port}\nsmtpd_tls_auth_only = yes\n"
+                ),
+            ),
+        };
+        let main = main.replace("@RELAY_RESTRICTIONS@", relay).replace("@SASL@", &sasl);
         write_config_file(&self.config_dir().join("main.cf"), &main)?;
         let source = MASTER_CF_SOURCES
             .iter()
