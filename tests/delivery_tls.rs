@@ -81,6 +81,10 @@ fn start_desk_with_auth(password: &str) -> Option<Desk> {
     Some(desk)
 }
 
+/// A plain-ASCII line of 76+ characters, quoted in the key contact's notification: such a
+/// body cannot go as 7bit (lettre panicked when told to), so it goes quoted-printable.
+const LONG_LINE: &str = "Graph: https://noc.example.test/graphs/mpls?circuit=LON-ETH-000123&from=-24h&to=now&step=60";
+
 /// A request from Marie, replayed: an acknowledgement to her and a notification to the key
 /// contact are queued. Returns the queued rows.
 fn queue_notifications(desk: &Desk) -> Vec<serde_json::Value> {
@@ -114,8 +118,11 @@ account = "OCN-1"
     let eml = desk.setup.dir.path().join("request.eml");
     std::fs::write(
         &eml,
-        "From: Marie <marie@example.test>\r\nTo: support@example.test\r\nSubject: Link down\r\n\
-Message-ID: <req-1@example.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nThe MPLS link is down.\r\n",
+        format!(
+            "From: Marie <marie@example.test>\r\nTo: support@example.test\r\nSubject: Link down\r\n\
+Message-ID: <req-1@example.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nThe MPLS link is down.\r\n\
+{LONG_LINE}\r\n"
+        ),
     )
     .unwrap();
     let out = desk.setup.cli(&["replay", eml.to_str().unwrap()]);
@@ -151,6 +158,16 @@ fn implicit_tls_to_the_smtps_port_delivers_into_the_mailbox() {
     }
     assert!(desk.outbox("queued").is_empty());
     assert_eq!(desk.outbox("sent").len(), 2);
+    // The key contact's notification quotes the long line: quoted-printable, whole once decoded.
+    let quoting = desk.inbox("key@example.test").remove(0);
+    assert!(
+        header(&quoting, "Content-Transfer-Encoding").as_deref() == Some("quoted-printable"),
+        "{quoting}"
+    );
+    assert!(
+        quoting.replace("=\r\n", "").replace("=3D", "=").contains(LONG_LINE),
+        "{quoting}"
+    );
     // Both came in through the SMTPS listener (its smtpd logs as postfix/smtps), over TLS;
     // the plain port only saw the harness's readiness check.
     let log = desk.postfix.log_tail(300);

@@ -10,7 +10,7 @@
 
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Body, Mailbox, SinglePart};
 
 use crate::notify::Event;
 use crate::store::outbox::Claimed;
@@ -55,6 +55,14 @@ fn angle(id: &str) -> String {
     format!("<{id}>")
 }
 
+/// Whether `id` (from an incoming mail) can name a parent in `In-Reply-To`
+/// or `References`: a non-ASCII id would be sent as an encoded word, which
+/// no mail client matches against the parent's `Message-ID`, so it is left
+/// out rather than sent in a form that threads nothing.
+fn usable_id(id: &&str) -> bool {
+    !id.is_empty() && id.is_ascii()
+}
+
 /// Builds the mail for `row` from `from` (also `Reply-To`).
 pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
     let to: Mailbox = header_text(&row.to)
@@ -72,23 +80,28 @@ pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
     if let Some(ticket) = row.ticket {
         builder = builder.raw_header(raw(TICKET_HEADER, &ticket.to_string()));
     }
-    if let Some(parent) = row.in_reply_to.as_deref().filter(|p| !p.is_empty()) {
+    if let Some(parent) = row.in_reply_to.as_deref().filter(usable_id) {
         builder = builder.in_reply_to(angle(parent));
     }
-    let references: Vec<String> = row.references_ids.split_whitespace().map(angle).collect();
+    let references: Vec<String> = row
+        .references_ids
+        .split_whitespace()
+        .filter(usable_id)
+        .map(angle)
+        .collect();
     if !references.is_empty() {
         // One header: a second `.references()` would replace the first.
         builder = builder.references(references.join(" "));
     }
-    let encoding = if row.body.is_ascii() {
-        ContentTransferEncoding::SevenBit
-    } else {
-        ContentTransferEncoding::QuotedPrintable
-    };
-    let body = SinglePart::builder()
-        .header(ContentType::TEXT_PLAIN)
-        .header(encoding)
-        .body(row.body.replace("\r\n", "\n"));
+    // 7bit when the text allows it (ASCII, no line of 76 characters or
+    // more), else quoted-printable. Naming 7bit for a text that breaks its
+    // line limit makes lettre panic, and a panicking send never answers:
+    // the row would be claimed and lost again at every lease.
+    let text = row.body.replace("\r\n", "\n");
+    let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::SevenBit)
+        .or_else(|_| Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable))
+        .map_err(|_| "cannot encode the body as quoted-printable".to_string())?;
+    let body = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body);
     builder
         .singlepart(body)
         .map_err(|e| format!("cannot build the mail: {e}"))
@@ -171,6 +184,39 @@ mod tests {
         r.to = "not an address".into();
         let from: Mailbox = "support@support.test".parse().unwrap();
         assert!(compose(&r, &from).unwrap_err().contains("not a usable address"));
+    }
+
+    #[test]
+    fn an_ascii_body_with_long_lines_goes_quoted_printable_and_short_lines_7bit() {
+        let mut r = row("x");
+        let long = format!(
+            "Marie Dupont has opened a new ticket [#42] for account Acme SA (OCN-1001). {}",
+            "word ".repeat(20)
+        );
+        r.body = format!("Hello,\n\n{long}\n");
+        let text = formatted(&r);
+        assert!(text.contains("Content-Transfer-Encoding: quoted-printable"), "{text}");
+        // Soft line breaks keep every line within the limit, and decoding gives the text back.
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        assert!(body.lines().all(|l| l.len() <= 76), "{body}");
+        assert!(body.replace("=\r\n", "").contains(long.trim_end()), "{body}");
+
+        r.body = "Hello,\nyour ticket is open.\n".into();
+        assert!(formatted(&r).contains("Content-Transfer-Encoding: 7bit"));
+    }
+
+    #[test]
+    fn non_ascii_parent_ids_are_left_out_of_the_threading_headers() {
+        let mut r = row("x");
+        r.in_reply_to = Some("café@acme.test".into());
+        r.references_ids = "root@acme.test café@acme.test".into();
+        let text = formatted(&r);
+        let headers = text.split("\r\n\r\n").next().unwrap();
+        assert!(
+            !headers.contains("In-Reply-To:") && !headers.contains("=?"),
+            "{headers}"
+        );
+        assert!(headers.contains("References: <root@acme.test>\r\n"), "{headers}");
     }
 
     #[test]

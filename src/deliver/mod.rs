@@ -174,7 +174,7 @@ impl Courier {
             .store
             .claim_outbox(ClaimRules {
                 now: store::now(),
-                limit: smtp.connections as usize * ROWS_PER_CONNECTION,
+                limit: self.round_size(smtp),
                 lease_secs: outbox.lease.as_secs() as i64,
                 per_ticket_limit: outbox.per_ticket_limit,
             })
@@ -209,8 +209,12 @@ impl Courier {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
                 let Ok(_slot) = slots.acquire_owned().await else { return };
-                courier.pace().await;
-                let delivery = if tokio::time::Instant::now() < last_start {
+                let delivery = if courier.pace(last_start).await {
+                    // Once answers are no longer recorded (the store failed),
+                    // a mail sent now would go out again after the lease.
+                    if answers.is_closed() {
+                        return;
+                    }
                     courier.relay.send(&row).await
                 } else {
                     Delivery::Transient("not sent within the claim's lease (outbox.lease); queued again".into())
@@ -281,20 +285,42 @@ impl Courier {
         }
     }
 
-    /// Waits for the next send slot under `smtp.max_per_minute`.
-    async fn pace(&self) {
+    /// Waits for the next send slot under `smtp.max_per_minute`; false,
+    /// at once and without taking a slot, when that slot (or now, without a
+    /// pace) is past `last_start`: a slot booked for a mail that will not be
+    /// sent would delay every mail behind it.
+    async fn pace(&self, last_start: tokio::time::Instant) -> bool {
         let (Some(pace), Some(per_minute)) = (&self.pace, self.config.smtp.as_ref().and_then(|s| s.max_per_minute))
         else {
-            return;
+            return tokio::time::Instant::now() < last_start;
         };
         let gap = Duration::from_secs(60) / per_minute;
         let slot = {
             let mut next = pace.lock().await;
             let slot = (*next).max(tokio::time::Instant::now());
+            if slot >= last_start {
+                return false;
+            }
             *next = slot + gap;
             slot
         };
         tokio::time::sleep_until(slot).await;
+        true
+    }
+
+    /// How many rows a round claims: what its connections take, and under
+    /// `smtp.max_per_minute` no more than the pace lets go out within the
+    /// claim's lease (the rest would only be handed back, one attempt spent).
+    fn round_size(&self, smtp: &crate::config::smtp::SmtpConfig) -> usize {
+        let by_connections = smtp.connections as usize * ROWS_PER_CONNECTION;
+        match smtp.max_per_minute {
+            Some(per_minute) => {
+                let usable = self.config.outbox.lease.saturating_sub(smtp.timeout).as_secs();
+                let by_pace = (usable * u64::from(per_minute)).div_ceil(60).max(1);
+                by_connections.min(by_pace as usize)
+            }
+            None => by_connections,
+        }
     }
 }
 

@@ -100,7 +100,12 @@ impl Relay {
 
     /// Sends one notification and says what came of it.
     pub async fn send(&self, row: &Claimed) -> Delivery {
-        let mail = match compose(row, &self.inner.from) {
+        // A panic in building the mail (a library's assertion on some
+        // input) must still answer: a send that never answers leaves the
+        // row to be claimed, and to panic, again at every lease.
+        let composed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compose(row, &self.inner.from)))
+            .unwrap_or_else(|_| Err("the mail could not be built (internal error; see the log)".to_string()));
+        let mail = match composed {
             Ok(m) => m,
             Err(e) => {
                 return Delivery::Permanent {
@@ -113,6 +118,13 @@ impl Relay {
         let sent = tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await;
         match sent {
             Ok(Ok(reply)) => Delivery::Sent(reply),
+            // A policy refusal at RCPT TO (5.7.x: "Relay access denied",
+            // authentication required) is the relay refusing us, for every
+            // recipient alike: it waits for the configuration to be fixed
+            // and charges no contact.
+            Ok(Err(Failure::Recipient(e))) if e.is_permanent() && refuses_the_sender(&e.to_string()) => {
+                Delivery::Transient(header_text(&format!("the relay refused to take mail from us: {e}")))
+            }
             // Only a refusal of the recipient itself counts against the contact.
             Ok(Err(Failure::Recipient(e))) if e.is_permanent() => Delivery::Permanent {
                 error: header_text(&e.to_string()),
@@ -215,6 +227,19 @@ impl Relay {
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<(AsyncSmtpConnection, Instant)>> {
         self.inner.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// Whether a permanent refusal at RCPT TO carries a security or policy
+/// status (RFC 3463 class 5.7: relaying denied, authentication required,
+/// sender not allowed) rather than one about the recipient's mailbox
+/// (5.1.x address, 5.2.x mailbox). A smarthost answers with it when it will
+/// not relay for us, which is our configuration, not the address. A reply
+/// with no enhanced status keeps the old meaning of 5xx to RCPT: the
+/// recipient.
+fn refuses_the_sender(reply: &str) -> bool {
+    reply
+        .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
+        .any(|word| word.starts_with("5.7.") && word[4..].chars().all(|c| c.is_ascii_digit()) && word.len() > 4)
 }
 
 /// Why a send did not get a 250, by the step that failed: only the
@@ -476,6 +501,40 @@ mod tests {
             "{outcome:?}"
         );
         assert!(!seen.contains(&"DATA".to_string()), "{seen:?}");
+    }
+
+    /// A relay that will not relay for us (5.7.x at RCPT TO: no login, a
+    /// sender it does not accept) defers the mail and charges nobody.
+    #[tokio::test]
+    async fn a_relay_refusing_to_relay_defers_instead_of_bouncing() {
+        let (outcome, _) = send_through(&[("RCPT", "554 5.7.1 <anna@acme.test>: Relay access denied")], false).await;
+        let Delivery::Transient(error) = outcome else {
+            panic!("a relay refusal must defer, got {outcome:?}");
+        };
+        assert!(
+            error.starts_with("the relay refused to take mail from us: ") && error.contains("Relay access denied"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_a_5_7_status_is_the_relay_refusing_us() {
+        for reply in [
+            "permanent error (554): 5.7.1 <a@b.test>: Relay access denied",
+            "permanent error (530): 5.7.0 Authentication required",
+            "5.7.27 Sender address has null MX",
+        ] {
+            assert!(refuses_the_sender(reply), "{reply}");
+        }
+        for reply in [
+            "permanent error (550): 5.1.1 <a@b.test>: Recipient address rejected: User unknown",
+            "permanent error (552): 5.2.2 Mailbox full",
+            "permanent error (550): mailbox unavailable",
+            "permanent error (550): 5.7. broken",
+            "permanent error (550): see 15.7.1 of the policy",
+        ] {
+            assert!(!refuses_the_sender(reply), "{reply}");
+        }
     }
 
     /// A relay refusing the content fails that mail for good, without
