@@ -77,6 +77,28 @@ impl Error {
         }
     }
 
+    /// Whether the failure is of the moment (the database unreachable,
+    /// busy or out of space, a deadlock, the disk full) rather than of the
+    /// data written. A batch that fails so is retried whole later; only a
+    /// refusal of its data sends its mails one by one into quarantine,
+    /// where a good mail would wait for a person for nothing.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Io { .. } => true,
+            Error::Database(e) => match e {
+                sqlx::Error::Io(_)
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::WorkerCrashed => true,
+                sqlx::Error::Database(db) => db.code().is_some_and(|code| transient_code(&code)),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     /// A database that another process is creating or migrating right now.
     pub fn is_startup_race(&self) -> bool {
         let text = self.to_string();
@@ -98,3 +120,40 @@ impl Error {
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Database error codes of the moment: SQLite's BUSY, LOCKED, IOERR and FULL
+/// (primary codes; extended ones carry them in the low byte), PostgreSQL's
+/// serialization failure, deadlock, lock not available, connection
+/// exceptions (08), insufficient resources (53) and operator intervention
+/// (57: shutdown, crash recovery).
+fn transient_code(code: &str) -> bool {
+    // SQLite's codes have at most four digits; PostgreSQL's SQLSTATEs five.
+    if let Ok(n) = code.parse::<u32>()
+        && code.len() <= 4
+    {
+        return matches!(n & 0xff, 5 | 6 | 10 | 13);
+    }
+    matches!(code, "40001" | "40P01" | "55P03")
+        || code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57")
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::transient_code;
+
+    #[test]
+    fn codes_of_the_moment_are_told_from_refusals_of_the_data() {
+        for code in [
+            "5", "6", "10", "13", "261", "517", "40001", "40P01", "08006", "53100", "57P01",
+        ] {
+            assert!(transient_code(code), "{code}");
+        }
+        // SQLite: CONSTRAINT (19) and its extended codes (2067 UNIQUE); PostgreSQL:
+        // unique_violation, not_null_violation, check_violation.
+        for code in ["19", "2067", "787", "23505", "23502", "23514", "22001"] {
+            assert!(!transient_code(code), "{code}");
+        }
+    }
+}

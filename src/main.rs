@@ -4,6 +4,8 @@
 use clap::Parser;
 use mailroom::cli::{Cli, Command, LogFormat, run};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 /// See `mailroom::allocator` for why mimalloc, and its settings.
 #[global_allocator]
@@ -36,9 +38,14 @@ fn main() {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
+    // async-imap logs every command it sends at trace level, LOGIN with
+    // its password: whatever MAILROOM_LOG asks for, none of that is kept.
+    let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
+        !(*meta.level() == tracing::Level::TRACE && meta.target().starts_with("async_imap"))
+    });
     match cli.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().finish().with(no_secrets).init(),
+        LogFormat::Text => builder.finish().with(no_secrets).init(),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

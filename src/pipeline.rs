@@ -287,6 +287,10 @@ impl Pipeline {
         let mails = batch.mails();
         match self.try_batch(batch, None).await {
             Ok(done) => Ok(done),
+            // Not the mails' fault: the whole batch is tried again later
+            // (the daemon backs off and fetches it again; a replay can be
+            // run again), instead of each mail ending in quarantine.
+            Err(e) if e.is_transient() || mails.is_empty() => Err(e),
             Err(e) if mails.len() > 1 => {
                 tracing::warn!(error = %e, mails = mails.len(), "batch refused by the store; retrying mail by mail");
                 let mut total = Summary::default();

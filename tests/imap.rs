@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use daemon::{Setup, request, signal, wait_for};
 use dovecot::Dovecot;
 use imap_client::ImapClient;
+use serde_json::Value;
 
 /// Generous bounds: these are correctness tests, not benchmarks.
 const SOON: Duration = Duration::from_secs(30);
@@ -256,6 +257,91 @@ fn a_server_restart_mid_run_is_survived() {
     );
     assert_eq!(setup.messages().len(), 2);
     assert_eq!(daemon.terminate().0, Some(0));
+}
+
+/// The file in `user`'s Maildir (new/ or cur/) whose mail contains `marker`.
+fn maildir_file(d: &Dovecot, user: &str, marker: &str) -> std::path::PathBuf {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(d.maildir(user).join(sub)).into_iter().flatten())
+        .map(|e| e.unwrap().path())
+        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(marker))
+        .unwrap_or_else(|| panic!("no mail with {marker:?} in {user}'s Maildir"))
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// A mail the server cannot hand over (its file unreadable: Dovecot sends the chunk's other
+/// mails, then fails the FETCH and drops the connection) is never passed over: with
+/// `after = "delete"` nothing is deleted and the high-water mark stays put while the failure
+/// lasts; once the mail can be read, every mail is ingested exactly once and only then
+/// deleted. (A FETCH answered `NO`, which async-imap reports as success, is covered by the
+/// scripted-peer tests of `ingest::imap::command`.)
+#[test]
+fn a_refused_fetch_deletes_nothing_and_passes_nothing_over() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    backlog(&d, "flaky", 3);
+    // The mail process runs as nobody: a file with mode 000 is one it cannot open.
+    let unreadable = maildir_file(&d, "flaky", "Line 1 is down");
+    set_mode(&unreadable, 0o000);
+    setup.mailbox(&mailbox(&d, "flaky", "flaky", "none", "after = \"delete\"\n"));
+    let daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.status("flaky")["state"] == "backoff"),
+        "{}",
+        daemon.logs()
+    );
+    // Dovecot hands over the readable mails of the chunk, then drops the connection.
+    assert!(
+        d.log_tail(40).contains("FETCH failed"),
+        "the server did not fail the FETCH:\n{}",
+        d.log_tail(40)
+    );
+    let status = setup.status("flaky");
+    assert_eq!(status["last_uid"], 0, "{status}");
+    assert!(status["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{status}");
+    assert_eq!(user(&d, "flaky").count("INBOX").unwrap(), 3, "mails deleted unread");
+    assert!(setup.tickets().is_empty());
+
+    // Dovecot moved it from new/ to cur/ when the folder was first selected.
+    set_mode(&maildir_file(&d, "flaky", "Line 1 is down"), 0o600);
+    assert!(
+        wait_for(SOON, || setup.tickets().len() == 3
+            && setup.status("flaky")["last_uid"] == 3),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        wait_for(SOON, || user(&d, "flaky").count("INBOX").unwrap() == 0),
+        "{}",
+        daemon.logs()
+    );
+    let outcomes: Vec<Value> = setup.messages().iter().map(|m| m["outcome"].clone()).collect();
+    assert_eq!(outcomes, ["new_ticket", "new_ticket", "new_ticket"], "{outcomes:?}");
+}
+
+/// Tracing at its most verbose (MAILROOM_LOG=trace) logs IMAP traffic but never the LOGIN
+/// command that carries the password.
+#[test]
+fn a_trace_log_never_holds_the_imap_password() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    backlog(&d, "traced", 1);
+    setup.mailbox(&mailbox(&d, "traced", "traced", "none", ""));
+    let mut daemon = setup.start_with(&[("MAILROOM_LOG", "trace,async_imap=trace")]);
+    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+    assert_eq!(daemon.terminate().0, Some(0));
+    let logs = daemon.full_log();
+    // The most verbose level reached the other crates (sqlx's statements are DEBUG).
+    assert!(
+        logs.contains("DEBUG sqlx::query"),
+        "verbose logging was not on:\n{logs}"
+    );
+    assert!(!logs.contains("pw-traced"), "the IMAP password is in the log");
 }
 
 #[test]

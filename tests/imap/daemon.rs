@@ -166,6 +166,11 @@ impl Daemon {
         }
     }
 
+    /// The daemon's whole log.
+    pub fn full_log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines of the daemon's log (for failure messages).
     pub fn logs(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();

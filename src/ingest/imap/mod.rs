@@ -2,5 +2,6 @@
 //!
 //! See [`watch`] for the exactly-once protocol.
 
+pub mod command;
 pub mod connect;
 pub mod watch;

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
 use tokio::sync::watch;
 
+use super::command;
 use super::connect::{self, ConnectError, ImapSession};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Fleet, MailboxLease};
@@ -159,12 +159,15 @@ async fn session(
         let _ = s.create(folder).await;
     }
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
-    backoff.reset();
     let store = pipeline.store().clone();
     loop {
         let selected = s.select(&mb.folder).await?;
         let uidvalidity = selected.uid_validity.unwrap_or(0);
         drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown).await?;
+        // Healthy only once a drain went through: a failure after login
+        // (a misspelled folder, a refused FETCH, the store down) must back
+        // off further each time, not log in again every second.
+        backoff.reset();
         if *shutdown.borrow() {
             let _ = s.logout().await;
             return Ok(());
@@ -174,11 +177,18 @@ async fn session(
             let mut idle = s.idle();
             idle.init().await?;
             let (wait, _stop) = idle.wait_with_timeout(IDLE_RENEW);
+            // async-imap restarts its timeout at every response, and servers
+            // send "* OK Still here" every few minutes: without a deadline of
+            // our own, IDLE would never be renewed on a live connection.
+            let wait = tokio::time::timeout(IDLE_RENEW, wait);
             let stopping = tokio::select! {
-                r = wait => { r?; false }
+                r = wait => { if let Ok(r) = r { r?; } false }
                 _ = shutdown.changed() => true,
             };
-            s = idle.done().await?;
+            s = match tokio::time::timeout(NOOP_TIMEOUT, idle.done()).await {
+                Ok(r) => r?,
+                Err(_) => return Err(WatchError::Dead(NOOP_TIMEOUT)),
+            };
             if stopping {
                 let _ = s.logout().await;
                 return Ok(());
@@ -217,13 +227,12 @@ async fn drain(
         None => 0,
     };
     loop {
-        let mut uids: Vec<u32> = s
-            .uid_search(format!("UID {}:*", last + 1))
-            .await?
-            .into_iter()
-            .filter(|u| *u > last)
-            .collect();
+        let found = command::uid_search(s, &format!("UID {}:*", last + 1)).await?;
+        let mut uids: Vec<u32> = found.uids.into_iter().filter(|u| *u > last).collect();
         if uids.is_empty() {
+            if found.grew {
+                continue;
+            }
             return Ok(());
         }
         uids.sort_unstable();
@@ -281,13 +290,15 @@ async fn fetch_chunk(
     uidvalidity: u32,
     chunk: &[u32],
 ) -> Result<Vec<Incoming>, WatchError> {
+    // A UID of the chunk that does not come back from an accepted FETCH
+    // was expunged by someone else since the SEARCH: there is nothing left
+    // to store, and passing it is right. A refused FETCH is an error.
     let set = uid_set(chunk);
-    let sizes: Vec<(u32, u32)> = s
-        .uid_fetch(&set, "(UID RFC822.SIZE)")
+    let sizes: Vec<(u32, u32)> = command::uid_fetch(s, &set, "(UID RFC822.SIZE)")
         .await?
-        .try_filter_map(|f| async move { Ok(f.uid.zip(f.size)) })
-        .try_collect()
-        .await?;
+        .into_iter()
+        .filter_map(|f| f.uid.zip(f.size))
+        .collect();
     // (uid, size) pairs: over the limit, only the headers are fetched.
     type Sized = Vec<(u32, u32)>;
     let (big, small): (Sized, Sized) = sizes
@@ -297,13 +308,12 @@ async fn fetch_chunk(
     let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
     if !small.is_empty() {
         let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
-        let fetched: Vec<_> = s.uid_fetch(&set, "(UID BODY.PEEK[])").await?.try_collect().await?;
-        for f in fetched {
-            if let (Some(uid), Some(body)) = (f.uid, f.body()) {
+        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[])").await? {
+            if let (Some(uid), Some(body)) = (f.uid, f.body) {
                 mails.push((
                     uid,
                     Incoming {
-                        raw: body.to_vec(),
+                        raw: body,
                         source: source(uid),
                         oversized: None,
                     },
@@ -313,18 +323,13 @@ async fn fetch_chunk(
     }
     if !big.is_empty() {
         let set = uid_set(&big.iter().map(|(u, _)| *u).collect::<Vec<_>>());
-        let fetched: Vec<_> = s
-            .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
-            .await?
-            .try_collect()
-            .await?;
-        for f in fetched {
-            if let (Some(uid), Some(header)) = (f.uid, f.header()) {
+        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[HEADER])").await? {
+            if let (Some(uid), Some(header)) = (f.uid, f.header) {
                 let size = big.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| u64::from(*s));
                 mails.push((
                     uid,
                     Incoming {
-                        raw: header.to_vec(),
+                        raw: header,
                         source: source(uid),
                         oversized: Some(size),
                     },
@@ -346,26 +351,16 @@ async fn handle_on_server(
     let set = uid_set(chunk);
     match &mb.after {
         After::Keep => {}
-        After::Seen => {
-            let _: Vec<_> = s.uid_store(&set, "+FLAGS.SILENT (\\Seen)").await?.try_collect().await?;
-        }
+        After::Seen => command::uid_store(s, &set, "+FLAGS.SILENT (\\Seen)").await?,
         After::Delete => {
-            let _: Vec<_> = s
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?
-                .try_collect()
-                .await?;
-            let _: Vec<_> = s.uid_expunge(&set).await?.try_collect().await?;
+            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
+            command::uid_expunge(s, &set).await?;
         }
         After::Move(folder) if can_move => s.uid_mv(&set, folder).await?,
         After::Move(folder) => {
             s.uid_copy(&set, folder).await?;
-            let _: Vec<_> = s
-                .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
-                .await?
-                .try_collect()
-                .await?;
-            let _: Vec<_> = s.uid_expunge(&set).await?.try_collect().await?;
+            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
+            command::uid_expunge(s, &set).await?;
         }
     }
     Ok(())
