@@ -239,6 +239,13 @@ impl Batch {
                 .or_default()
                 .push(at);
         }
+        if plan.reason.as_deref() == Some(crate::tickets::plan::reason::NOT_AUTHORISED) {
+            self.snapshot
+                .refused
+                .entry(msg.from.address.clone())
+                .or_default()
+                .push(at);
+        }
         self.changes.messages.push(MessageRow {
             id: message_row,
             key: msg.key.clone(),

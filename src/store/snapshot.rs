@@ -80,6 +80,9 @@ pub struct Snapshot {
     /// When each sender of the batch opened tickets, from an hour before
     /// the batch's earliest mail on (for the per-sender rate limit).
     pub opened: HashMap<String, Vec<i64>>,
+    /// When each sender of the batch had a mail refused (`not_authorised`),
+    /// over the same window: a refusal goes out at most once an hour.
+    pub refused: HashMap<String, Vec<i64>>,
 }
 
 impl Snapshot {
@@ -124,6 +127,15 @@ impl Snapshot {
         qb.push_in(emails.iter().map(|e| e.to_string()));
         for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
             s.opened.entry(from).or_default().push(at);
+        }
+        let mut qb = Sql::new(
+            &*conn,
+            "SELECT from_addr, received_at FROM messages WHERE reason = 'not_authorised' AND received_at >= ",
+        );
+        qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
+        qb.push_in(emails.iter().map(|e| e.to_string()));
+        for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
+            s.refused.entry(from).or_default().push(at);
         }
 
         let domains: HashSet<String> = msgs
@@ -382,13 +394,15 @@ impl Snapshot {
             None => (Vec::new(), Vec::new()),
         };
         // An operator releasing a mail from quarantine has decided: no limit.
-        let recent_new_tickets = match self.opened.get(&msg.from.address) {
+        let within_the_hour = |times: Option<&Vec<i64>>| match times {
             Some(times) if !reprocessing => times
                 .iter()
                 .filter(|t| **t > at - RATE_WINDOW_SECS && **t <= at)
                 .count(),
             _ => 0,
         };
+        let recent_new_tickets = within_the_hour(self.opened.get(&msg.from.address));
+        let recent_refusals = within_the_hour(self.refused.get(&msg.from.address));
         let bounced = returned_id(msg)
             .and_then(|id| self.thread_ids.get(id))
             .and_then(|n| self.tickets.get(n))
@@ -408,6 +422,7 @@ impl Snapshot {
             subscriptions,
             primaries,
             recent_new_tickets,
+            recent_refusals,
         }
     }
 }

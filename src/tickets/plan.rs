@@ -41,6 +41,8 @@ pub struct Facts {
     pub primaries: Vec<Recipient>,
     /// Tickets the sender opened in the hour up to this mail.
     pub recent_new_tickets: usize,
+    /// Mails of the sender refused (`not_authorised`) in that hour.
+    pub recent_refusals: usize,
     /// For a delivery report: the ticket of the notification it returns.
     pub bounced: Option<TicketFacts>,
     /// For a delivery report: contacts among its permanent failures.
@@ -271,8 +273,10 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     let is_primary = facts.sender.as_ref().is_some_and(|c| c.primary);
     let intake = account.map_or(IntakePolicy::Open, |a| a.intake);
     if intake == IntakePolicy::PrimaryOnly && !is_primary {
+        // One refusal an hour: an auto-responder our markers miss would
+        // otherwise answer each refusal, and be refused again, forever.
         let mut list = NoticeList::new();
-        if may_acknowledge {
+        if may_acknowledge && facts.recent_refusals == 0 {
             list.add(Event::Refusal, &sender);
         }
         return Plan {
