@@ -170,6 +170,10 @@ impl Courier {
     async fn round(&self) -> Result<Report> {
         let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
         let outbox = &self.config.outbox;
+        // The lease runs from the time written into the claim, not from
+        // when the claim committed (it may have waited for a lock): a send
+        // must start before the lease another sender sees has run out.
+        let claimed_at = tokio::time::Instant::now();
         let (rows, suppressed) = self
             .store
             .claim_outbox(ClaimRules {
@@ -188,7 +192,7 @@ impl Courier {
         }
         let expected = rows.len();
         let (tx, rx) = mpsc::unbounded_channel();
-        self.send_all(rows, tx);
+        self.send_all(rows, tx, claimed_at);
         report.add(self.record_answers(rx, expected).await?);
         Ok(report)
     }
@@ -198,13 +202,13 @@ impl Courier {
     /// is committed: a connection never starts its next mail while the
     /// previous one's answer could still be lost, so a crash repeats at most
     /// one mail per connection.
-    fn send_all(&self, rows: Vec<Claimed>, answers: mpsc::UnboundedSender<Answer>) {
+    fn send_all(&self, rows: Vec<Claimed>, answers: mpsc::UnboundedSender<Answer>, claimed_at: tokio::time::Instant) {
         let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
         let slots = Arc::new(Semaphore::new(smtp.connections as usize));
         // A send must end before the claim's lease does, or another sender
         // could take the row over while it is still in flight: one that
         // could not start in time is handed back instead.
-        let last_start = tokio::time::Instant::now() + self.config.outbox.lease.saturating_sub(smtp.timeout);
+        let last_start = claimed_at + self.config.outbox.lease.saturating_sub(smtp.timeout);
         for row in rows {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {

@@ -141,7 +141,7 @@ async fn session(
     let password = mb.password()?;
     let mut s = connect::open(mb, password.expose()).await?;
     drop(password);
-    let caps = s.capabilities().await?;
+    let caps = within("CAPABILITY", s.capabilities()).await?;
     let can_idle = caps.has_str("IDLE");
     let can_move = caps.has_str("MOVE");
     let has_uidplus = caps.has_str("UIDPLUS");
@@ -156,12 +156,12 @@ async fn session(
     }
     if let After::Move(folder) = &mb.after {
         // Creating an existing folder fails harmlessly.
-        let _ = s.create(folder).await;
+        let _ = within("CREATE", s.create(folder)).await;
     }
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
     let store = pipeline.store().clone();
     loop {
-        let selected = s.select(&mb.folder).await?;
+        let selected = within("SELECT", s.select(&mb.folder)).await?;
         let uidvalidity = selected.uid_validity.unwrap_or(0);
         drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown).await?;
         // Healthy only once a drain went through: a failure after login
@@ -237,8 +237,23 @@ async fn drain(
         }
         uids.sort_unstable();
         store.set_mailbox_state(&mb.name, "fetching", None).await?;
-        let chunks: Vec<&[u32]> = uids.chunks(mb.batch).collect();
-        let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, chunks[0]).await?);
+        // Sizes first, for the whole backlog (a line per mail): chunks are
+        // cut by bytes as well as by count, so a backlog of large mails is
+        // never held in memory 200 at a time.
+        let sized: Vec<(u32, u32)> = command::uid_fetch(s, &uid_set(&uids), "(UID RFC822.SIZE)")
+            .await?
+            .into_iter()
+            .filter_map(|f| f.uid.zip(f.size))
+            .collect();
+        let chunks = chunks_within(&sized, mb.batch, CHUNK_BYTES, mb.max_message_bytes);
+        if chunks.is_empty() {
+            // Every mail found was expunged before its size was asked.
+            let top = *uids.last().unwrap_or(&last);
+            store.advance_mailbox(&mb.name, uidvalidity, top, 0).await?;
+            last = top;
+            continue;
+        }
+        let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
         for (i, chunk) in chunks.iter().enumerate() {
             // Only a shutdown leaves a chunk unfetched before its turn.
             let Some(batch) = next.take().filter(|_| !*shutdown.borrow()) else {
@@ -256,7 +271,8 @@ async fn drain(
                 }
             });
             done?;
-            handle_on_server(s, mb, chunk, can_move).await?;
+            let chunk: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
+            handle_on_server(s, mb, &chunk, can_move).await?;
             let top = *chunk.last().unwrap_or(&last);
             let count = batch.mails().len();
             store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
@@ -273,7 +289,7 @@ async fn fetch_prepared(
     mb: &MailboxConfig,
     pipeline: &Pipeline,
     uidvalidity: u32,
-    chunk: &[u32],
+    chunk: &[(u32, u32)],
 ) -> Result<Prepared, WatchError> {
     let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
     let parser = pipeline.clone();
@@ -288,21 +304,16 @@ async fn fetch_chunk(
     s: &mut ImapSession,
     mb: &MailboxConfig,
     uidvalidity: u32,
-    chunk: &[u32],
+    chunk: &[(u32, u32)],
 ) -> Result<Vec<Incoming>, WatchError> {
     // A UID of the chunk that does not come back from an accepted FETCH
     // was expunged by someone else since the SEARCH: there is nothing left
     // to store, and passing it is right. A refused FETCH is an error.
-    let set = uid_set(chunk);
-    let sizes: Vec<(u32, u32)> = command::uid_fetch(s, &set, "(UID RFC822.SIZE)")
-        .await?
-        .into_iter()
-        .filter_map(|f| f.uid.zip(f.size))
-        .collect();
     // (uid, size) pairs: over the limit, only the headers are fetched.
     type Sized = Vec<(u32, u32)>;
-    let (big, small): (Sized, Sized) = sizes
-        .into_iter()
+    let (big, small): (Sized, Sized) = chunk
+        .iter()
+        .copied()
         .partition(|(_, size)| u64::from(*size) > mb.max_message_bytes);
     let mut mails: Vec<(u32, Incoming)> = Vec::with_capacity(chunk.len());
     let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
@@ -341,6 +352,58 @@ async fn fetch_chunk(
     Ok(mails.into_iter().map(|(_, m)| m).collect())
 }
 
+/// Runs one of async-imap's own commands with the same deadline as ours: a
+/// server that stalls while keeping the connection up must not hold the
+/// mailbox (and its lease) forever.
+async fn within<T>(
+    verb: &str,
+    run: impl std::future::Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, WatchError> {
+    match tokio::time::timeout(command::COMMAND_TIMEOUT, run).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(WatchError::Server(format!(
+            "no answer to {verb} within {:?}",
+            command::COMMAND_TIMEOUT
+        ))),
+    }
+}
+
+/// Most bytes of mail one chunk fetches (a single larger mail goes alone):
+/// with the next chunk prefetched while one commits, a backlog of 25 MB
+/// mails in chunks of 200 would otherwise need gigabytes.
+const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Header bytes counted for a mail over `max_message_bytes` (only its
+/// header block, at most 64 KiB, is fetched).
+const HEADER_BYTES: u64 = 64 * 1024;
+
+/// Cuts `sized` (uid, size), in UID order, into chunks of at most `batch`
+/// mails and `budget` bytes; a mail larger than the budget is a chunk of
+/// its own.
+fn chunks_within(sized: &[(u32, u32)], batch: usize, budget: u64, max_message_bytes: u64) -> Vec<Vec<(u32, u32)>> {
+    let mut chunks: Vec<Vec<(u32, u32)>> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in sized {
+        let size64 = u64::from(size);
+        let cost = if size64 > max_message_bytes {
+            HEADER_BYTES.min(size64)
+        } else {
+            size64
+        };
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < batch && bytes + cost <= budget => {
+                chunk.push((uid, size));
+                bytes += cost;
+            }
+            _ => {
+                chunks.push(vec![(uid, size)]);
+                bytes = cost;
+            }
+        }
+    }
+    chunks
+}
+
 /// Applies the `after` action to a committed chunk.
 async fn handle_on_server(
     s: &mut ImapSession,
@@ -356,9 +419,9 @@ async fn handle_on_server(
             command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
             command::uid_expunge(s, &set).await?;
         }
-        After::Move(folder) if can_move => s.uid_mv(&set, folder).await?,
+        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder)).await?,
         After::Move(folder) => {
-            s.uid_copy(&set, folder).await?;
+            within("UID COPY", s.uid_copy(&set, folder)).await?;
             command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
             command::uid_expunge(s, &set).await?;
         }
@@ -399,6 +462,25 @@ mod tests {
         assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
         assert_eq!(uid_set(&[42]), "42");
         assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn chunks_are_cut_by_count_and_by_bytes() {
+        let small: Vec<(u32, u32)> = (1..=5).map(|u| (u, 1_000)).collect();
+        let cut = chunks_within(&small, 2, 10_000, 50_000);
+        assert_eq!(cut.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        // 4 KB each against a 10 KB budget: two a chunk; a 30 KB mail alone.
+        let sized = [(1, 4_000), (2, 4_000), (3, 4_000), (4, 30_000), (5, 4_000)];
+        let uids = |c: &Vec<(u32, u32)>| c.iter().map(|(u, _)| *u).collect::<Vec<_>>();
+        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000).iter().map(uids).collect();
+        assert_eq!(cut, [vec![1, 2], vec![3], vec![4], vec![5]]);
+        // Over max_message_bytes only the headers come: it counts as 64 KiB at most.
+        let cut: Vec<Vec<u32>> = chunks_within(&[(1, 900_000_000), (2, 1_000)], 200, 1 << 20, 1 << 20)
+            .iter()
+            .map(uids)
+            .collect();
+        assert_eq!(cut, [vec![1, 2]]);
+        assert!(chunks_within(&[], 200, 1, 1).is_empty());
     }
 
     #[test]
