@@ -5,6 +5,7 @@
 # a fresh SQLite store with durable commits (WAL, synchronous=FULL).
 #
 #   bench/replay.sh [N] [RUNS]      defaults: 10000 3
+#   FLOOR=1 bench/replay.sh ...     then the store's floor (bench/store_floor.py)
 #   BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 bench/replay.sh ...
 #                                   the same into a fresh PostgreSQL database
 #                                   (mailroom_bench_replay, dropped after)
@@ -69,3 +70,8 @@ TOML
   rates+=("$rate")
 done
 printf '%s\n' "${rates[@]}" | sort -n | awk '{a[NR]=$1} END {print "median: " a[int((NR+1)/2)] " messages/s over " NR " runs"}'
+# FLOOR=1: the same rows inserted again by SQLite alone (bench/store_floor.py),
+# the floor under the end-to-end figure.
+if [[ ${FLOOR:-0} == 1 && -z $pg ]]; then
+  python3 "$root/bench/store_floor.py" "$work/m.db" "$RUNS"
+fi
