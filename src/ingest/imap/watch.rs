@@ -233,6 +233,11 @@ async fn drain(
             if found.grew {
                 continue;
             }
+            if state.uidvalidity != Some(i64::from(uidvalidity)) && last == 0 {
+                // A new (or renewed) folder with nothing in it: remember its
+                // UIDVALIDITY now, or every pass would warn of a change again.
+                store.advance_mailbox(&mb.name, uidvalidity, 0, 0).await?;
+            }
             return Ok(());
         }
         uids.sort_unstable();
