@@ -119,24 +119,9 @@ impl Snapshot {
         let failed: HashSet<&str> = msgs.iter().flat_map(|m| bounced_addresses(m)).collect();
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
-        let mut qb = Sql::new(
-            &*conn,
-            "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
-        );
-        qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
-        qb.push_in(emails.iter().map(|e| e.to_string()));
-        for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
-            s.opened.entry(from).or_default().push(at);
-        }
-        let mut qb = Sql::new(
-            &*conn,
-            "SELECT from_addr, received_at FROM messages WHERE reason = 'not_authorised' AND received_at >= ",
-        );
-        qb.push_bind(since - RATE_WINDOW_SECS).push(" AND from_addr");
-        qb.push_in(emails.iter().map(|e| e.to_string()));
-        for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
-            s.refused.entry(from).or_default().push(at);
-        }
+        let window = since - RATE_WINDOW_SECS;
+        s.opened = senders_mails(conn, "outcome = 'new_ticket'", window, &emails).await?;
+        s.refused = senders_mails(conn, "reason = 'not_authorised'", window, &emails).await?;
 
         let domains: HashSet<String> = msgs
             .iter()
@@ -459,6 +444,27 @@ pub(crate) fn recipient_from_row(r: &sqlx::any::AnyRow) -> Result<Recipient> {
         ignore: flag(r, "ignore")?,
         undeliverable: flag(r, "undeliverable")?,
     })
+}
+
+/// When each of `emails` had a mail matching `kind` (a condition on
+/// `messages` that a partial index serves) received from `since` on.
+async fn senders_mails(
+    conn: &mut AnyConnection,
+    kind: &str,
+    since: i64,
+    emails: &HashSet<&str>,
+) -> Result<HashMap<String, Vec<i64>>> {
+    let mut qb = Sql::new(
+        &*conn,
+        format!("SELECT from_addr, received_at FROM messages WHERE {kind} AND received_at >= "),
+    );
+    qb.push_bind(since).push(" AND from_addr");
+    qb.push_in(emails.iter().map(|e| e.to_string()));
+    let mut times: HashMap<String, Vec<i64>> = HashMap::new();
+    for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
+        times.entry(from).or_default().push(at);
+    }
+    Ok(times)
 }
 
 /// Has a mail with this key been processed (not counting duplicate rows)?
