@@ -285,7 +285,7 @@ impl Pipeline {
     /// its own so one bad mail cannot hold back the others.
     pub async fn process(&self, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
         let mails = batch.mails();
-        match self.try_batch(batch, None).await {
+        match self.try_batch(batch, None, None).await {
             Ok(done) => Ok(done),
             // Not the mails' fault: the whole batch is tried again later
             // (the daemon backs off and fetches it again; a replay can be
@@ -311,7 +311,15 @@ impl Pipeline {
 
     /// One transaction: load the batch's snapshot, decide and apply every
     /// mail in memory, write everything, commit.
-    async fn try_batch(&self, batch: &Prepared, reprocess: Option<i64>) -> Result<(Summary, Vec<Outcome>)> {
+    /// `reprocess` is the message row of a quarantined mail run again, and
+    /// `release` its quarantine entry, marked released in the same
+    /// transaction.
+    async fn try_batch(
+        &self,
+        batch: &Prepared,
+        reprocess: Option<i64>,
+        release: Option<i64>,
+    ) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
         let (mails, parsed, parse_time) = (&batch.mails, &batch.parsed, batch.parse_time);
@@ -408,6 +416,14 @@ impl Pipeline {
             .await
             .map_err(|e| Error::io(self.store.attachments().root(), std::io::Error::other(e)))??;
         rows?;
+        if let Some(id) = release {
+            // In the batch's own transaction: two operators reprocessing the
+            // same mail at once, or a crash between two commits, must not
+            // open a second ticket for it.
+            if !store::views::release_quarantined(&mut tx, id, wall).await? {
+                return Err(Error::Usage(format!("quarantined mail {id} was already reprocessed")));
+            }
+        }
         let write_time = started.elapsed() - load_time - decide_time;
         self.store.commit(tx).await?;
         if summary.notifications > 0 {
@@ -468,9 +484,7 @@ impl Pipeline {
             )));
         }
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
-        let (_, outcomes) = self.try_batch(&mail, Some(message_row)).await?;
-        let mut conn = self.store.pool().acquire().await?;
-        store::views::release_quarantined(&mut conn, quarantine_id, store::now()).await?;
+        let (_, outcomes) = self.try_batch(&mail, Some(message_row), Some(quarantine_id)).await?;
         Ok(outcomes[0])
     }
 }

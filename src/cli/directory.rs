@@ -123,29 +123,54 @@ const CONTACT_COLUMNS: &[&str] = &[
 ];
 
 pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
-    let mut conn = store.pool().acquire().await?;
+    let reads = matches!(
+        cmd,
+        ContactsCmd::List { .. } | ContactsCmd::Show { .. } | ContactsCmd::Subscriptions { .. }
+    );
+    if reads {
+        let mut conn = store.pool().acquire().await?;
+        return contact_command(cmd, &mut conn).await.map(|_| ());
+    }
+    // A change is read and written under the write lock, as batches are:
+    // on PostgreSQL a contact created beside a batch could take the id the
+    // batch allocated, and an update would write back fields another
+    // writer changed meanwhile.
+    let mut tx = store.begin_write().await?;
+    let done = contact_command(cmd, &mut tx).await?;
+    store.commit(tx).await?;
+    if let Some(done) = done {
+        println!("{done}");
+    }
+    Ok(())
+}
+
+/// Runs a contacts command on `conn`; a change returns what to print once
+/// it is committed.
+async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Result<Option<String>> {
     match cmd {
-        ContactsCmd::List { json } => print_list(&views::contacts(&mut conn, None).await?, json, CONTACT_COLUMNS),
+        ContactsCmd::List { json } => {
+            print_list(&views::contacts(&mut *conn, None).await?, json, CONTACT_COLUMNS).map(|_| None)
+        }
         ContactsCmd::Show { email, json } => {
-            let c = views::contacts(&mut conn, Some(&email))
+            let c = views::contacts(&mut *conn, Some(&email))
                 .await?
                 .pop()
                 .ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
-            print_object(&c, json)
+            print_object(&c, json).map(|_| None)
         }
         ContactsCmd::Subscriptions { email, json } => {
-            if views::contacts(&mut conn, Some(&email)).await?.is_empty() {
+            if views::contacts(&mut *conn, Some(&email)).await?.is_empty() {
                 return Err(Error::NotFound(format!("contact {email}")));
             }
-            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut conn, Some(&email))
+            let rows: Vec<views::SubscriptionView> = dir::subscription_rows(&mut *conn, Some(&email))
                 .await?
                 .into_iter()
                 .map(Into::into)
                 .collect();
-            print_list(&rows, json, &["group", "account", "service", "billing", "level"])
+            print_list(&rows, json, &["group", "account", "service", "billing", "level"]).map(|_| None)
         }
         ContactsCmd::Add { email, fields } => {
-            if views::contacts(&mut conn, Some(&email)).await?.pop().is_some() {
+            if views::contacts(&mut *conn, Some(&email)).await?.pop().is_some() {
                 return Err(Error::Usage(format!(
                     "contact {email} already exists; use contacts update"
                 )));
@@ -157,16 +182,15 @@ pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
                 },
                 fields,
             );
-            save_contact(&mut conn, row, CreatedBy::Cli).await?;
-            println!("contact {email} added");
-            Ok(())
+            save_contact(conn, row, CreatedBy::Cli).await?;
+            Ok(Some(format!("contact {email} added")))
         }
         ContactsCmd::Update {
             email,
             new_email,
             fields,
         } => {
-            let current = views::contacts(&mut conn, Some(&email))
+            let current = views::contacts(&mut *conn, Some(&email))
                 .await?
                 .pop()
                 .ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
@@ -186,19 +210,19 @@ pub async fn contacts(cmd: ContactsCmd, store: &Store) -> Result<()> {
                 group: current.group,
                 ignore: current.ignore,
             };
-            save_contact(&mut conn, apply_fields(row, fields), CreatedBy::Cli).await?;
-            println!("contact {} updated", current.email);
-            Ok(())
+            save_contact(conn, apply_fields(row, fields), CreatedBy::Cli).await?;
+            Ok(Some(format!("contact {} updated", current.email)))
         }
         ContactsCmd::Ignore { email, off } => {
-            dir::set_contact_ignore(&mut conn, &email, !off).await?;
-            println!("contact {email}: {}", if off { "no longer ignored" } else { "ignored" });
-            Ok(())
+            dir::set_contact_ignore(conn, &email, !off).await?;
+            Ok(Some(format!(
+                "contact {email}: {}",
+                if off { "no longer ignored" } else { "ignored" }
+            )))
         }
         ContactsCmd::Deliverable { email } => {
-            dir::set_contact_deliverable(&mut conn, &email).await?;
-            println!("contact {email}: deliverable again, hard bounces reset");
-            Ok(())
+            dir::set_contact_deliverable(conn, &email).await?;
+            Ok(Some(format!("contact {email}: deliverable again, hard bounces reset")))
         }
     }
 }
@@ -447,8 +471,8 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
         }
         SubscriptionsCmd::Remove(args) => {
             let row = args.row()?;
-            let mut conn = store.pool().acquire().await?;
-            if !dir::remove_subscription(&mut conn, &row).await? {
+            let mut tx = store.begin_write().await?;
+            if !dir::remove_subscription(&mut tx, &row).await? {
                 return Err(Error::NotFound(format!(
                     "subscription {} {} on {}",
                     row.contact,
@@ -456,6 +480,7 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
                     row.target_label()
                 )));
             }
+            store.commit(tx).await?;
             println!("unsubscribed {} {} on {}", row.contact, row.group, row.target_label());
             Ok(())
         }

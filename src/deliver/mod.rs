@@ -255,7 +255,7 @@ impl Courier {
             }
             recorded += group.len();
             let started = std::time::Instant::now();
-            let done = self.store.record_deliveries(&group, self.record_rules()).await?;
+            let done = self.record(&group).await?;
             tracing::debug!(answers = group.len(), took = ?started.elapsed(), "answers recorded");
             for ack in acks {
                 let _ = ack.send(());
@@ -276,6 +276,24 @@ impl Courier {
             );
         }
         Ok(report)
+    }
+
+    /// Records a group of answers, trying again (three times in all) when
+    /// the store fails for the moment (a deadlock with another writer, a
+    /// dropped connection): an answer that is not recorded sends its mail
+    /// again after the lease.
+    async fn record(&self, group: &[(Claimed, Delivery)]) -> Result<Recorded> {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.store.record_deliveries(group, self.record_rules()).await {
+                Err(e) if e.is_transient() && tries < 3 => {
+                    tracing::warn!(error = %e, "recording delivery answers failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
+                done => return done,
+            }
+        }
     }
 
     fn record_rules(&self) -> RecordRules {

@@ -177,6 +177,7 @@ impl Store {
     pub async fn record_deliveries(&self, results: &[(Claimed, Delivery)], rules: RecordRules) -> Result<Recorded> {
         let mut tx = self.begin_outbox().await?;
         let mut done = Recorded::default();
+        let mut bounced = Vec::new();
         for (row, delivery) in results {
             let (status, next, error, reply) = match delivery {
                 Delivery::Sent(reply) => ("sent", rules.now, None, Some(reply.as_str())),
@@ -218,9 +219,16 @@ impl Store {
                 "queued" => done.deferred += 1,
                 _ => done.failed += 1,
             }
-            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id)
-                && super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await?
-            {
+            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id) {
+                bounced.push(contact);
+            }
+        }
+        // Contacts are shared with other writers (another instance's
+        // answers, a directory import): locked in id order, never in
+        // arrival order, so two of them cannot deadlock.
+        bounced.sort_unstable();
+        for contact in bounced {
+            if super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await? {
                 done.undeliverable += 1;
             }
         }

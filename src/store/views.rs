@@ -395,12 +395,12 @@ pub async fn quarantined_mail(
     .await?)
 }
 
-/// Marks a quarantined mail as reprocessed, so it is not released twice.
-pub async fn release_quarantined(conn: &mut AnyConnection, id: i64, at: i64) -> Result<()> {
-    sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1")
+/// Marks a quarantined mail as reprocessed; false when it already was.
+pub async fn release_quarantined(conn: &mut AnyConnection, id: i64, at: i64) -> Result<bool> {
+    let done = sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1 AND released_at IS NULL")
         .bind(id)
         .bind(at)
         .execute(conn)
         .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }

@@ -305,6 +305,33 @@ fn quarantine_reprocess_after_adding_the_sender() {
     env.fail2(&["quarantine", "reprocess", &id]);
 }
 
+/// Two operators releasing the same mail at the same moment: one of them
+/// opens the ticket, the other is told it was already reprocessed (the
+/// release is marked in the batch's own transaction).
+#[test]
+fn two_reprocesses_at_once_open_one_ticket() {
+    let (env, _raw, id) = quarantined_stranger();
+    env.ok(&["contacts", "add", "jean.bernard@acme.fr", "--account", "OCN-1001"]);
+    let outs: Vec<std::process::Output> = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| env.run(&["quarantine", "reprocess", &id])))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let codes: Vec<Option<i32>> = outs.iter().map(|o| o.status.code()).collect();
+    assert!(
+        codes.contains(&Some(0)) && codes.contains(&Some(2)),
+        "{codes:?}: {outs:?}"
+    );
+    assert_eq!(env.list(&["tickets", "list", "--json"]).len(), 1);
+    let acknowledgements = env
+        .list(&["outbox", "list", "--json"])
+        .into_iter()
+        .filter(|r| r["event"] == "acknowledgement")
+        .count();
+    assert_eq!(acknowledgements, 1);
+}
+
 /// Bytes that are certainly not mail (a fixed pseudo-random sequence).
 fn garbage() -> Vec<u8> {
     let mut x: u32 = 0x2545_f491;

@@ -436,22 +436,19 @@ pub async fn set_contact_ignore(conn: &mut AnyConnection, email: &str, ignore: b
 /// against a contact; at `limit` it is marked undeliverable. Returns true
 /// when this failure is the one that marked it.
 pub async fn count_hard_bounce(conn: &mut AnyConnection, contact: i64, limit: u32) -> Result<bool> {
-    let marked = sqlx::query(
-        "UPDATE contacts SET hard_bounces = hard_bounces + 1, undeliverable = TRUE
-         WHERE id = $2 AND NOT undeliverable AND hard_bounces + 1 >= $1",
+    // One statement: two writers counting at once each see the other's
+    // bounce, so the one that reaches the limit marks the contact (two
+    // statements let both miss the mark and both count).
+    let count: Option<i64> = sqlx::query_scalar(
+        "UPDATE contacts SET hard_bounces = hard_bounces + 1,
+                undeliverable = CASE WHEN hard_bounces + 1 >= $1 THEN TRUE ELSE undeliverable END
+         WHERE id = $2 RETURNING hard_bounces",
     )
     .bind(i64::from(limit))
     .bind(contact)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if marked == 0 {
-        sqlx::query("UPDATE contacts SET hard_bounces = hard_bounces + 1 WHERE id = $1")
-            .bind(contact)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(marked > 0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(count == Some(i64::from(limit)))
 }
 
 /// Clears a contact's undeliverable mark and hard-bounce count (the
