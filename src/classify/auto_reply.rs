@@ -137,13 +137,11 @@ pub fn is_auto_reply(msg: &Message) -> bool {
     {
         return true;
     }
-    // Exchange marks its own automatic replies ("OOF") this way.
-    if msg
-        .header("x-auto-response-suppress")
-        .is_some_and(|v| v.to_ascii_lowercase().contains("oof") || v.trim().eq_ignore_ascii_case("all"))
-    {
-        return true;
-    }
+    // `X-Auto-Response-Suppress` is not a marker: Exchange puts it on
+    // ordinary mail (through distribution lists, from some clients) to ask
+    // the recipient not to answer automatically (MS-OXCMAIL 2.1.3.2.20).
+    // Taken as one, it dropped real requests; it only suppresses the
+    // acknowledgement (`classify::suppresses_acknowledgement`).
     out_of_office_subject(&msg.subject)
 }
 
@@ -156,20 +154,28 @@ pub fn is_bulk(msg: &Message) -> bool {
     })
 }
 
-/// An out-of-office subject: one of the phrases at the start, after a
-/// `Re:`-like prefix or in brackets, or Lotus Notes' `AUTO:` prefix.
+/// An out-of-office subject: one of the phrases as the subject's own
+/// label: at the start, after a `Re:`-like prefix or in brackets, and
+/// followed by a colon, a closing bracket, a dash or the end (`Automatic
+/// reply: Router down`, `[Out of office]`), or Lotus Notes' `AUTO:`
+/// prefix. A phrase that merely opens a sentence (`Out of office hours
+/// access to the POP`, `Auto reply not working on info@`) is a customer
+/// writing about it, not an answering machine.
 pub fn out_of_office_subject(subject: &str) -> bool {
     let subject = subject.trim().to_lowercase();
     if subject.starts_with("auto:") {
         return true;
     }
     // Every mail passes here, so no per-phrase allocation: each match is
-    // judged by what precedes it.
+    // judged by what precedes and follows it.
     let openings = [": ", "[", "(", "- "];
+    let closings = [":", "]", ")", "-", "–"];
     OUT_OF_OFFICE_SUBJECTS.iter().any(|s| {
         subject.match_indices(s).any(|(at, _)| {
             let before = &subject[..at];
-            at == 0 || openings.iter().any(|o| before.ends_with(o))
+            let after = subject[at + s.len()..].trim_start();
+            (at == 0 || openings.iter().any(|o| before.ends_with(o)))
+                && (after.is_empty() || closings.iter().any(|c| after.starts_with(c)))
         })
     })
 }
@@ -203,6 +209,9 @@ mod tests {
             "Ausentes hoy?",
             "Abwesenheit nächste Woche",
             "On holiday next week",
+            "Out of office hours access to the Paris POP",
+            "Auto reply not working on info@acme.test",
+            "On vacation from Monday, who covers the NOC?",
         ] {
             assert!(!out_of_office_subject(s), "{s}");
         }

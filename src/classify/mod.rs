@@ -127,6 +127,14 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
     }) {
         return true;
     }
+    // Exchange's request not to answer automatically (out-of-office,
+    // auto-replies, or `All`); the mail itself is an ordinary one.
+    if msg.header("x-auto-response-suppress").is_some_and(|v| {
+        let v = v.to_ascii_lowercase();
+        v.contains("autoreply") || v.contains("oof") || v.trim() == "all"
+    }) {
+        return true;
+    }
     let local = msg.from.address.split('@').next().unwrap_or("");
     let local = local.replace(['-', '_', '.'], "");
     matches!(
@@ -207,5 +215,18 @@ Click to have your address added to the recipient's allowed list.\r\n";
         assert!(suppresses_acknowledgement(&msg("Precedence: list\r\n"), Class::Normal));
         let raw = b"From: no-reply@acme.test\r\n\r\nx";
         assert!(suppresses_acknowledgement(&Message::parse(raw).unwrap(), Class::Normal));
+    }
+
+    /// Exchange sets `X-Auto-Response-Suppress` on ordinary mail: a request
+    /// with it is a request (a ticket), only not acknowledged.
+    #[test]
+    fn auto_response_suppress_is_a_request_not_an_auto_reply() {
+        for value in ["All", "DR, OOF, AutoReply", "OOF"] {
+            let m = msg(&format!(
+                "Subject: Router down in Lyon\r\nX-Auto-Response-Suppress: {value}\r\n"
+            ));
+            assert_eq!(classify(&m, "provider.test"), Class::Normal, "{value}");
+            assert!(suppresses_acknowledgement(&m, Class::Normal), "{value}");
+        }
     }
 }

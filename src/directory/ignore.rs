@@ -27,7 +27,10 @@ impl IgnoreRule {
     pub fn parse(pattern: &str) -> Result<IgnoreRule, String> {
         let p = pattern.trim();
         if let Some(re) = p.strip_prefix("regex:") {
-            return Regex::new(&format!("(?i){re}"))
+            // Anchored: the pattern must match the whole address, as the
+            // README says. Searched, `regex:admin@acme\.fr` also ignored
+            // `netadmin@acme.fr`, silently dropping a customer's mail.
+            return Regex::new(&format!("(?i)^(?:{re})$"))
                 .map(IgnoreRule::Regex)
                 .map_err(|e| format!("bad regex {re:?}: {}", e.to_string().lines().last().unwrap_or("")));
         }
@@ -84,8 +87,15 @@ mod tests {
         assert!(m("*@*.spam.test", "x@mx.spam.test"));
         assert!(!m("*@*.spam.test", "x@spam.test"));
         assert!(!m("*@*.spam.test", "x@notspam.test"));
-        assert!(m("regex:^alerts-[0-9]+@", "alerts-42@mon.test"));
-        assert!(!m("regex:^alerts-[0-9]+@", "alerts@mon.test"));
+        assert!(m("regex:alerts-[0-9]+@.*", "alerts-42@mon.test"));
+        assert!(!m("regex:alerts-[0-9]+@.*", "alerts@mon.test"));
+        // The whole address: no match inside a longer one, anchors or not.
+        assert!(m("regex:admin@acme\\.fr", "admin@acme.fr"));
+        assert!(!m("regex:admin@acme\\.fr", "netadmin@acme.fr"));
+        assert!(!m("regex:admin@acme\\.fr", "admin@acme.fr.example"));
+        assert!(m("regex:^admin@acme\\.fr$", "admin@acme.fr"));
+        assert!(m("regex:a@x\\.test|b@y\\.test", "b@y.test"));
+        assert!(!m("regex:a@x\\.test|b@y\\.test", "b@y.test.example"));
     }
 
     #[test]

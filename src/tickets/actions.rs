@@ -38,11 +38,16 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
                 return Err(Error::Usage(format!("ticket {} is already closed", t.number)));
             }
             list.add(Event::TicketClosed, &t.requester);
-            for r in in_groups(subs, t.scope, &config.notify.ticket_closed) {
-                list.add(Event::TicketClosed, r);
-            }
-            for r in escalated(subs, t.scope, 0, t.escalation_level) {
-                list.add(Event::TicketClosed, r);
+            // Subscribers never heard of a request still awaiting approval
+            // (they are told when it is approved): closing it is news to the
+            // requester only.
+            if t.status != TicketStatus::AwaitingApproval {
+                for r in in_groups(subs, t.scope, &config.notify.ticket_closed) {
+                    list.add(Event::TicketClosed, r);
+                }
+                for r in escalated(subs, t.scope, 0, t.escalation_level) {
+                    list.add(Event::TicketClosed, r);
+                }
             }
             Ok(ActionPlan {
                 status: TicketStatus::Closed,

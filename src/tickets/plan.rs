@@ -175,6 +175,18 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     if facts.sender.as_ref().is_some_and(|c| c.ignore) {
         return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
     }
+    // A known contact writing about a delivery problem ("mail to X could
+    // not be delivered: 550 5.1.1") reads like a bounce, but a person wrote
+    // it: it is a request, and the addresses it names are not charged.
+    let person_about_a_bounce = msg
+        .delivery_report
+        .as_ref()
+        .is_some_and(|r| !r.by_mail_system && facts.sender.is_some());
+    let class = if class == Class::Bounce && person_about_a_bounce {
+        Class::Normal
+    } else {
+        class
+    };
     if class == Class::Bounce {
         return bounce_plan(msg, facts, policy.config.contacts.hard_bounce_limit);
     }
@@ -444,13 +456,33 @@ fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &P
 fn detect_service(msg: &Message, services: &[Service]) -> Option<i64> {
     let subject = msg.subject.to_lowercase();
     let text = msg.text.to_lowercase();
+    // The longest ID named wins, the account's first on a tie (`rev`:
+    // `max_by_key` keeps the last of equals).
     services
         .iter()
-        .find(|s| {
+        .filter(|s| {
             let id = s.service_id.to_lowercase();
-            !id.is_empty() && (subject.contains(&id) || text.contains(&id))
+            !id.is_empty() && (names_id(&subject, &id) || names_id(&text, &id))
         })
+        .rev()
+        .max_by_key(|s| s.service_id.len())
         .map(|s| s.id)
+}
+
+/// Whether `text` names `id` as a whole token: not inside a longer ID
+/// (`LON/ETH/000123` in `LON/ETH/0001234` or `XLON/ETH/000123`).
+fn names_id(text: &str, id: &str) -> bool {
+    let part_of_id = |c: char| c.is_alphanumeric() || matches!(c, '/' | '-' | '_' | '.');
+    text.match_indices(id).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + id.len()..].chars().next();
+        // A trailing dot ends a sentence, not an ID.
+        let after_ends = match after {
+            Some('.') => !text[at + id.len() + 1..].chars().next().is_some_and(part_of_id),
+            other => !other.is_some_and(part_of_id),
+        };
+        !before.is_some_and(part_of_id) && after_ends
+    })
 }
 
 #[cfg(test)]

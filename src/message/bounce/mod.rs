@@ -38,6 +38,12 @@ pub struct DeliveryReport {
     /// Message-ID (without brackets) of the mail that was returned: the key
     /// to the notification, and so the ticket, the report is about.
     pub original_message_id: Option<String>,
+    /// Whether a mail system wrote it, by its form (a DSN part, a declared
+    /// report, `X-Failed-Recipients`) or its sender (mailer-daemon,
+    /// postmaster, the null sender). False when only its words say so: a
+    /// bounce's subject, failure phrases and a status code, which a person
+    /// writing *about* a delivery problem uses too.
+    pub by_mail_system: bool,
 }
 
 /// Where the facts of a [`DeliveryReport`] came from.
@@ -124,6 +130,7 @@ pub fn report(
         }
     }
     let dsn_declared = root_type == "multipart/report" && report_type.as_deref() == Some("delivery-status");
+    let mut by_mail_system = true;
     let (kind, mut recipients, reporting_mta) = if let Some(body) = dsn_body {
         let (mta, recipients) = parse_dsn(&body);
         (ReportKind::Dsn, recipients, mta)
@@ -142,6 +149,7 @@ pub fn report(
         if !certain && !signals.confirmed_by(&text) {
             return None;
         }
+        by_mail_system = certain || signals.sent_by_mail_system();
         let recipients = scrape_recipients(parsed, from, subject, failed_header.as_deref(), &text);
         (
             if dsn_declared {
@@ -163,6 +171,7 @@ pub fn report(
         reporting_mta,
         recipients,
         original_message_id: original_message_id(parsed, own_id),
+        by_mail_system,
     })
 }
 

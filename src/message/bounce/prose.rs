@@ -212,6 +212,11 @@ impl Signals {
         }
     }
 
+    /// Sent by a mail system, not a person.
+    pub(super) fn sent_by_mail_system(&self) -> bool {
+        self.daemon || self.system_sender || self.null_sender
+    }
+
     /// Worth reading the body for.
     pub(super) fn any(&self) -> bool {
         self.daemon || self.system_sender || self.null_sender || self.bounce_subject

@@ -35,7 +35,7 @@ fn every_ignore_rule_form_ignores_without_creating_a_contact() {
         ("*@bad.test", "anyone@bad.test"),
         ("alerts@*", "alerts@acme.test"),
         ("*@*.bad.test", "x@mx.bad.test"),
-        ("regex:^monitor-[0-9]+@", "monitor-42@acme.test"),
+        ("regex:monitor-[0-9]+@.*", "monitor-42@acme.test"),
     ];
     for (rule, address) in cases {
         let f = Facts {
@@ -73,6 +73,39 @@ fn bounce_is_ignored_even_when_it_threads() {
         &f,
     );
     assert_nothing_happens(&p, Outcome::Ignored);
+}
+
+/// A customer writing about a failed delivery uses a bounce's subject, words
+/// and status code: from a known contact and no mail system, it is a
+/// request, and the address it names is not charged a hard bounce. The same
+/// words from mailer-daemon stay a bounce.
+#[test]
+fn a_contact_writing_about_a_bounce_opens_a_ticket() {
+    let body = "Hello,\n\nour mails to hugo@acme.test could not be delivered since this morning:\n\
+                550 5.1.1 <hugo@acme.test>: Recipient address rejected: user unknown\n\nMarie";
+    let about = mail(
+        "From: Marie <marie@acme.test>\nSubject: Mail delivery problem since this morning\nMessage-ID: <p1@acme.test>",
+        body,
+    );
+    let report = about.delivery_report.as_ref().expect("it reads like a bounce");
+    assert!(!report.by_mail_system);
+    let class = classify(&about, &Config::default().mail.domain);
+    assert_eq!(class, Class::Bounce);
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.bounced_contacts = vec![contact(101, "hugo@acme.test", Some(ACME))];
+    let p = plan_with(&Config::default(), &about, class, &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert_eq!(p.class, Class::Normal);
+    assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
+
+    let real = mail(
+        "From: Mail Delivery System <mailer-daemon@mx.acme.test>\nSubject: Mail delivery problem\nMessage-ID: <b1@mx.acme.test>",
+        body,
+    );
+    assert!(real.delivery_report.as_ref().is_some_and(|r| r.by_mail_system));
+    let p = plan_with(&Config::default(), &real, Class::Bounce, &f);
+    assert_eq!(p.class, Class::Bounce);
+    assert_eq!(p.hard_bounces.len(), 1);
 }
 
 #[test]

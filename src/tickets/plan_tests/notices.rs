@@ -229,6 +229,14 @@ fn close_tells_requester_groups_and_reached_escalation_levels() {
 }
 
 #[test]
+fn closing_a_request_awaiting_approval_tells_only_the_requester() {
+    let t = ticket(5, TicketStatus::AwaitingApproval, &marie());
+    let plan = decide_action(&t, Action::Close, &action_subs(), &Config::default()).unwrap();
+    assert_eq!(to(&plan.notices, Event::TicketClosed), ["marie@acme.test"]);
+    assert_eq!(plan.notices.len(), 1);
+}
+
+#[test]
 fn escalate_tells_only_the_newly_reached_levels() {
     let mut t = ticket(5, TicketStatus::Open, &marie());
     t.escalation_level = 1;

@@ -152,6 +152,29 @@ fn service_is_detected_in_subject_or_body_case_insensitively() {
     let both = mail("From: marie@acme.test\nSubject: PAR/ETH/000999", "and LON/ETH/000123");
     assert_eq!(service_of(both), Some(SVC));
     assert_eq!(service_of(simple("marie@acme.test", "LON/ETH/000124")), None);
+    // An ID is named as a whole, and may end a sentence.
+    assert_eq!(service_of(simple("marie@acme.test", "LON/ETH/0001234 is down")), None);
+    assert_eq!(service_of(simple("marie@acme.test", "XLON/ETH/000123 is down")), None);
+    assert_eq!(
+        service_of(mail("From: marie@acme.test\nSubject: Panne", "Down: LON/ETH/000123.")),
+        Some(SVC)
+    );
+}
+
+/// An ID that contains another account service's ID names its own service.
+#[test]
+fn the_longest_service_id_named_wins() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.services.push(Service {
+        id: 77,
+        service_id: "LON/ETH/0001234".into(),
+        account_id: ACME,
+        name: None,
+    });
+    let p = plan(&simple("marie@acme.test", "LON/ETH/0001234 flapping"), &f);
+    assert_eq!(opened(&p).scope.service, Some(77));
+    let p = plan(&simple("marie@acme.test", "LON/ETH/000123 flapping"), &f);
+    assert_eq!(opened(&p).scope.service, Some(SVC));
 }
 
 #[test]
