@@ -77,14 +77,15 @@ impl Error {
         }
     }
 
-    /// Whether the failure is of the moment (the database unreachable,
-    /// busy or out of space, a deadlock, the disk full) rather than of the
-    /// data written. A batch that fails so is retried whole later; only a
-    /// refusal of its data sends its mails one by one into quarantine,
-    /// where a good mail would wait for a person for nothing.
+    /// Whether the database failed for the moment (unreachable, busy or
+    /// out of space, a deadlock) rather than refusing the data written. A
+    /// batch that fails so is retried whole later; any other failure sends
+    /// its mails one by one, so the mail at fault is quarantined and the
+    /// others go on. A file error is not of the moment: writing one mail's
+    /// attachment can fail for that mail alone (too large for the volume or
+    /// a file-size limit), and retrying the chunk would stall the mailbox.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Io { .. } => true,
             Error::Database(e) => match e {
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)

@@ -173,12 +173,33 @@ pub fn out_of_office_subject(subject: &str) -> bool {
     OUT_OF_OFFICE_SUBJECTS.iter().any(|s| {
         subject.match_indices(s).any(|(at, _)| {
             let before = &subject[..at];
-            let after = subject[at + s.len()..].trim_start();
+            let mut after = subject[at + s.len()..].trim_start();
+            // `Out of Office AutoReply: …`, `Out of office reply: …`.
+            while let Some(rest) = LABEL_WORDS
+                .iter()
+                .find_map(|w| after.strip_prefix(w).filter(|r| !r.starts_with(char::is_alphanumeric)))
+            {
+                after = rest.trim_start();
+            }
+            // `Auto-Reply from John Smith`: a machine's label names whose it is.
+            let names_its_owner = s.contains("auto") && after.starts_with("from ");
             (at == 0 || openings.iter().any(|o| before.ends_with(o)))
-                && (after.is_empty() || closings.iter().any(|c| after.starts_with(c)))
+                && (after.is_empty() || names_its_owner || closings.iter().any(|c| after.starts_with(c)))
         })
     })
 }
+
+/// Words that continue an out-of-office label before its colon.
+const LABEL_WORDS: &[&str] = &[
+    "autoreply",
+    "auto reply",
+    "auto-reply",
+    "reply",
+    "response",
+    "notification",
+    "message",
+    "notice",
+];
 
 #[cfg(test)]
 mod tests {
@@ -199,6 +220,11 @@ mod tests {
             "AUTO: Smith, John is out of the office (returning 05/01/2010)",
             "Re: blah (Automatic Response)",
             "[Automatyczna odpowiedź] test",
+            "Out of Office AutoReply: Router down",
+            "Out of office reply: Router down",
+            "Auto-Reply from John Smith",
+            "Out of office",
+            "Automatic reply - Router down",
         ] {
             assert!(out_of_office_subject(s), "{s}");
         }

@@ -239,7 +239,7 @@ impl Batch {
                 .or_default()
                 .push(at);
         }
-        if plan.reason.as_deref() == Some(crate::tickets::plan::reason::NOT_AUTHORISED) {
+        if plan.notices.iter().any(|n| n.event == crate::notify::Event::Refusal) {
             self.snapshot
                 .refused
                 .entry(msg.from.address.clone())

@@ -157,7 +157,11 @@ impl Changes {
 
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut AnyConnection) -> Result<()> {
-        for (contact, limit) in &self.hard_bounces {
+        // In contact order, as the outbox's answers are counted: two writers
+        // locking the same contacts in different orders could deadlock.
+        let mut bounced = self.hard_bounces.clone();
+        bounced.sort_unstable();
+        for (contact, limit) in &bounced {
             super::directory::count_hard_bounce(conn, *contact, *limit).await?;
         }
         insert_rows(

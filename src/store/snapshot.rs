@@ -80,7 +80,7 @@ pub struct Snapshot {
     /// When each sender of the batch opened tickets, from an hour before
     /// the batch's earliest mail on (for the per-sender rate limit).
     pub opened: HashMap<String, Vec<i64>>,
-    /// When each sender of the batch had a mail refused (`not_authorised`),
+    /// When each sender of the batch was sent a refusal (`not_authorised`),
     /// over the same window: a refusal goes out at most once an hour.
     pub refused: HashMap<String, Vec<i64>>,
 }
@@ -120,8 +120,24 @@ impl Snapshot {
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
         let window = since - RATE_WINDOW_SECS;
-        s.opened = senders_mails(conn, "outcome = 'new_ticket'", window, &emails).await?;
-        s.refused = senders_mails(conn, "reason = 'not_authorised'", window, &emails).await?;
+        s.opened = senders_times(
+            conn,
+            "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
+            " AND from_addr",
+            window,
+            &emails,
+        )
+        .await?;
+        // Refusals that went out, not refused mails: one whose refusal was
+        // held back must not hold back the next hour's.
+        s.refused = senders_times(
+            conn,
+            "SELECT to_addr, created_at FROM outbox WHERE ticket IS NULL AND event = 'refusal' AND created_at >= ",
+            " AND to_addr",
+            window,
+            &emails,
+        )
+        .await?;
 
         let domains: HashSet<String> = msgs
             .iter()
@@ -446,19 +462,19 @@ pub(crate) fn recipient_from_row(r: &sqlx::any::AnyRow) -> Result<Recipient> {
     })
 }
 
-/// When each of `emails` had a mail matching `kind` (a condition on
-/// `messages` that a partial index serves) received from `since` on.
-async fn senders_mails(
+/// `(address, time)` rows of `select` (which ends in `time >= `) from
+/// `since` on, for the addresses in `emails` (`address_column` names the
+/// column for the IN list), grouped by address. The rate limit's and the
+/// refusal limit's lookups: each an index range per address.
+async fn senders_times(
     conn: &mut AnyConnection,
-    kind: &str,
+    select: &str,
+    address_column: &str,
     since: i64,
     emails: &HashSet<&str>,
 ) -> Result<HashMap<String, Vec<i64>>> {
-    let mut qb = Sql::new(
-        &*conn,
-        format!("SELECT from_addr, received_at FROM messages WHERE {kind} AND received_at >= "),
-    );
-    qb.push_bind(since).push(" AND from_addr");
+    let mut qb = Sql::new(&*conn, select);
+    qb.push_bind(since).push(address_column);
     qb.push_in(emails.iter().map(|e| e.to_string()));
     let mut times: HashMap<String, Vec<i64>> = HashMap::new();
     for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {

@@ -41,7 +41,7 @@ pub struct Facts {
     pub primaries: Vec<Recipient>,
     /// Tickets the sender opened in the hour up to this mail.
     pub recent_new_tickets: usize,
-    /// Mails of the sender refused (`not_authorised`) in that hour.
+    /// Refusals (`not_authorised`) sent to the sender in that hour.
     pub recent_refusals: usize,
     /// For a delivery report: the ticket of the notification it returns.
     pub bounced: Option<TicketFacts>,

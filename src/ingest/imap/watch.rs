@@ -226,11 +226,15 @@ async fn drain(
         }
         None => 0,
     };
+    // How often in a row an empty SEARCH that came with an EXISTS is run
+    // again: a server announcing EXISTS with every answer must not spin us.
+    let mut regrown = 0;
     loop {
         let found = command::uid_search(s, &format!("UID {}:*", last + 1)).await?;
         let mut uids: Vec<u32> = found.uids.into_iter().filter(|u| *u > last).collect();
         if uids.is_empty() {
-            if found.grew {
+            if found.grew && regrown < 3 {
+                regrown += 1;
                 continue;
             }
             if state.uidvalidity != Some(i64::from(uidvalidity)) && last == 0 {
@@ -240,16 +244,21 @@ async fn drain(
             }
             return Ok(());
         }
+        regrown = 0;
         uids.sort_unstable();
         store.set_mailbox_state(&mb.name, "fetching", None).await?;
         // Sizes first, for the whole backlog (a line per mail): chunks are
         // cut by bytes as well as by count, so a backlog of large mails is
         // never held in memory 200 at a time.
-        let sized: Vec<(u32, u32)> = command::uid_fetch(s, &uid_set(&uids), "(UID RFC822.SIZE)")
+        // By range, not by list: a backlog with many gaps would make a list
+        // longer than the server takes on one line.
+        let mut sized: Vec<(u32, u32)> = command::uid_fetch(s, &format!("{}:*", last + 1), "(UID RFC822.SIZE)")
             .await?
             .into_iter()
             .filter_map(|f| f.uid.zip(f.size))
+            .filter(|(uid, _)| *uid > last)
             .collect();
+        sized.sort_unstable();
         let chunks = chunks_within(&sized, mb.batch, CHUNK_BYTES, mb.max_message_bytes);
         if chunks.is_empty() {
             // Every mail found was expunged before its size was asked.
