@@ -50,6 +50,10 @@ pub enum Error {
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
+    /// The daemon stopped because one of its tasks died; systemd restarts it.
+    #[error("{0}")]
+    Daemon(String),
+
     /// `db copy` will not start: the source store or the target database is
     /// not in the state a copy needs (target not empty, source schema
     /// behind, ...). The message says what to do; no row was written.

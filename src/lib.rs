@@ -14,6 +14,7 @@ pub mod deliver;
 pub mod directory;
 pub mod error;
 pub mod ingest;
+pub mod liveness;
 pub mod message;
 pub mod notify;
 pub mod pipeline;

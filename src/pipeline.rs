@@ -175,20 +175,25 @@ impl std::fmt::Display for Summary {
 #[derive(Clone)]
 pub struct Pipeline {
     store: Store,
-    config: Arc<Config>,
-    /// Swapped whole on SIGHUP; a batch renders with the set it started with.
-    templates: Arc<std::sync::RwLock<Arc<Templates>>>,
-    tag: TagFormat,
-    config_rules: Arc<Vec<IgnoreRule>>,
+    /// Swapped whole on SIGHUP; a batch works with the set it started with.
+    settings: Arc<std::sync::RwLock<Arc<Settings>>>,
     clock: Clock,
     /// Woken after a commit that queued notifications, so delivery starts
     /// at once instead of at its next poll.
     outbox_ready: Arc<tokio::sync::Notify>,
 }
 
-impl Pipeline {
-    /// Builds a pipeline; fails on an invalid tag or ignore rule.
-    pub fn new(store: Store, config: Arc<Config>, templates: Arc<Templates>) -> Result<Pipeline> {
+/// What the pipeline reads from the config, checked and compiled once.
+struct Settings {
+    config: Arc<Config>,
+    templates: Arc<Templates>,
+    tag: TagFormat,
+    config_rules: Vec<IgnoreRule>,
+}
+
+impl Settings {
+    /// Fails on an invalid tag or ignore rule.
+    fn new(config: Arc<Config>, templates: Arc<Templates>) -> Result<Settings> {
         let tag = TagFormat::new(&config.tickets.tag).map_err(|e| Error::Config(format!("tickets.tag: {e}")))?;
         let config_rules = config
             .intake
@@ -196,12 +201,31 @@ impl Pipeline {
             .iter()
             .map(|p| IgnoreRule::parse(p).map_err(Error::Config))
             .collect::<Result<Vec<_>>>()?;
+        Ok(Settings {
+            config,
+            templates,
+            tag,
+            config_rules,
+        })
+    }
+
+    /// The renderer for outbox rows.
+    fn renderer(&self) -> Renderer<'_> {
+        Renderer {
+            templates: &self.templates,
+            support_address: self.config.support_address(),
+            domain: &self.config.mail.domain,
+            default_language: &self.config.notify.default_language,
+        }
+    }
+}
+
+impl Pipeline {
+    /// Builds a pipeline; fails on an invalid tag or ignore rule.
+    pub fn new(store: Store, config: Arc<Config>, templates: Arc<Templates>) -> Result<Pipeline> {
         Ok(Pipeline {
             store,
-            config,
-            templates: Arc::new(std::sync::RwLock::new(templates)),
-            tag,
-            config_rules: Arc::new(config_rules),
+            settings: Arc::new(std::sync::RwLock::new(Arc::new(Settings::new(config, templates)?))),
             clock: Clock::Wall,
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
         })
@@ -217,8 +241,9 @@ impl Pipeline {
         &self.store
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration in force now.
+    pub fn config(&self) -> Arc<Config> {
+        self.settings().config.clone()
     }
 
     /// Notified whenever a commit queued notifications.
@@ -226,43 +251,34 @@ impl Pipeline {
         self.outbox_ready.clone()
     }
 
-    pub fn tag(&self) -> &TagFormat {
-        &self.tag
+    /// Puts a new config and templates in force (SIGHUP): batches under way
+    /// finish with the old ones. An invalid tag or ignore rule keeps the
+    /// old ones and is returned.
+    pub fn reload(&self, config: Config, templates: Templates) -> Result<()> {
+        let settings = Settings::new(Arc::new(config), Arc::new(templates))?;
+        let mut slot = self.settings.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *slot = Arc::new(settings);
+        Ok(())
     }
 
-    /// Replaces the templates (SIGHUP); batches under way finish with the old ones.
-    pub fn reload_templates(&self, templates: Templates) {
-        let mut slot = self.templates.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *slot = Arc::new(templates);
-    }
-
-    /// The templates in force now.
-    fn templates(&self) -> Arc<Templates> {
-        self.templates
+    /// The settings in force now.
+    fn settings(&self) -> Arc<Settings> {
+        self.settings
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
-    }
-
-    /// The renderer for outbox rows.
-    fn renderer<'a>(&'a self, templates: &'a Templates) -> Renderer<'a> {
-        Renderer {
-            templates,
-            support_address: self.config.support_address(),
-            domain: &self.config.mail.domain,
-            default_language: &self.config.notify.default_language,
-        }
     }
 
     /// Parses and classifies a batch: pure CPU work, no store. Run it on a
     /// blocking thread to overlap it with another batch's transaction.
     pub fn prepare(&self, mails: Vec<Incoming>) -> Prepared {
         let started = std::time::Instant::now();
+        let settings = self.settings();
         let parsed = mails
             .iter()
             .map(|mail| {
                 parse_incoming(mail).map(|msg| {
-                    let class = classify(&msg, &self.config.mail.domain);
+                    let class = classify(&msg, &settings.config.mail.domain);
                     (msg, class)
                 })
             })
@@ -323,8 +339,9 @@ impl Pipeline {
         let wall = store::now();
         let started = std::time::Instant::now();
         let (mails, parsed, parse_time) = (&batch.mails, &batch.parsed, batch.parse_time);
+        let settings = self.settings();
         let mut tx = self.store.begin_write().await?;
-        let mut rules = self.config_rules.as_ref().clone();
+        let mut rules = settings.config_rules.clone();
         rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
         let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok().map(|(m, _)| m)).collect();
         let keys: Vec<&str> = parsed
@@ -336,17 +353,16 @@ impl Pipeline {
             .collect();
         // The earliest receipt time in the batch bounds what the rate limit needs.
         let since = ok.iter().map(|m| self.clock.received_at(m, wall)).min().unwrap_or(wall);
-        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &self.tag, since).await?;
+        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &settings.tag, since).await?;
         let mut batch = Batch {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
         let load_time = started.elapsed();
-        let templates = self.templates();
-        let renderer = self.renderer(&templates);
+        let renderer = settings.renderer();
         let policy = Policy {
-            config: &self.config,
-            tag: &self.tag,
+            config: &settings.config,
+            tag: &settings.tag,
             ignore_rules: &rules,
         };
         let mut summary = Summary::default();
@@ -377,7 +393,9 @@ impl Pipeline {
                 Ok((msg, class)) => {
                     let class = *class;
                     let received_at = self.clock.received_at(msg, wall);
-                    let facts = batch.snapshot.facts(msg, &self.tag, reprocess.is_some(), received_at);
+                    let facts = batch
+                        .snapshot
+                        .facts(msg, &settings.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
                     let receipt = Receipt {
                         raw: &mail.raw,
@@ -385,7 +403,7 @@ impl Pipeline {
                         received_at,
                         processed_at: wall,
                     };
-                    match batch.apply(msg, &plan, &receipt, &renderer, &self.tag, reprocess) {
+                    match batch.apply(msg, &plan, &receipt, &renderer, &settings.tag, reprocess) {
                         Ok(applied) => {
                             summary.contacts_created += usize::from(applied.contact_created);
                             summary.notifications += applied.notifications;
@@ -549,13 +567,13 @@ impl Pipeline {
             .account_id
             .and_then(|a| snapshot.subscriptions.get(&a).cloned())
             .unwrap_or_default();
-        let plan = crate::tickets::actions::decide_action(&ticket.facts(), action, &subs, &self.config)?;
+        let settings = self.settings();
+        let plan = crate::tickets::actions::decide_action(&ticket.facts(), action, &subs, &settings.config)?;
         let mut batch = Batch {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
-        let templates = self.templates();
-        let queued = batch.apply_action(number, action, &plan, at, &self.renderer(&templates), &self.tag)?;
+        let queued = batch.apply_action(number, action, &plan, at, &settings.renderer(), &settings.tag)?;
         batch.changes.write(&mut tx).await?;
         self.store.commit(tx).await?;
         if queued > 0 {

@@ -5,7 +5,9 @@
 //! WATCHDOG=1 only while the store answers), and explicit shutdown: on
 //! SIGTERM/SIGINT every task finishes and commits its current chunk, logs
 //! out, and the process exits 0 within 10 s. SIGHUP re-reads the config and
-//! reloads the templates; an invalid config keeps the old one.
+//! the templates; an invalid config keeps the old one. A task that dies or
+//! stops making progress stops the daemon or starves the watchdog, so that
+//! systemd restarts it rather than a mailbox going silently unwatched.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use crate::deliver::Courier;
 use crate::error::{Error, Result};
 use crate::ingest::imap::watch as imap;
 use crate::ingest::lease::Fleet;
+use crate::liveness::{Liveness, Tasks};
 use crate::notify::templates::Templates;
 use crate::pipeline::Pipeline;
 use crate::store::Store;
@@ -30,6 +33,9 @@ use crate::store::mailboxes::MailboxState;
 const STOP_GRACE: Duration = Duration::from_secs(9);
 /// How often STATUS= and the watchdog are refreshed.
 const TICK: Duration = Duration::from_secs(2);
+/// How long a task may go without beating: its longest legitimate wait is
+/// one IMAP command's deadline (10 min) after an IDLE of 5 min.
+const STALL_LIMIT: Duration = Duration::from_secs(16 * 60);
 
 /// Runs the daemon until SIGTERM/SIGINT.
 pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeline: Pipeline) -> Result<()> {
@@ -50,72 +56,150 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
     let (stop, stopped) = watch::channel(false);
-    let mut tasks = tokio::task::JoinSet::new();
+    let mut tasks = Tasks::default();
     let names: Vec<&str> = config.mailboxes.iter().map(|m| m.name.as_str()).collect();
     let fleet = Fleet::new(store.clone(), &names, config.database.mailbox_lease);
     if !config.mailboxes.is_empty() {
-        tasks.spawn(fleet.clone().run(stopped.clone()));
+        tasks.spawn("mailbox leases", |beat| fleet.clone().run(stopped.clone(), beat));
     }
     for mb in &config.mailboxes {
-        tasks.spawn(imap::run(mb.clone(), pipeline.clone(), fleet.clone(), stopped.clone()));
+        let (mb, pipeline, fleet, stopped) = (mb.clone(), pipeline.clone(), fleet.clone(), stopped.clone());
+        tasks.spawn(&format!("mailbox {}", mb.name), |beat| {
+            imap::run(mb, pipeline, fleet, stopped, beat)
+        });
     }
     if let Some(courier) = courier {
-        tasks.spawn(courier.run(pipeline.outbox_ready(), stopped.clone()));
+        tasks.spawn("outbox delivery", |beat| {
+            courier.run(pipeline.outbox_ready(), stopped.clone(), beat)
+        });
     }
     let _ = sd_notify::notify(false, &[NotifyState::Ready]);
     tracing::info!(mailboxes = config.mailboxes.len(), "mailroom running");
     let names: Vec<String> = config.mailboxes.iter().map(|m| m.name.clone()).collect();
     let mut tick = tokio::time::interval(TICK);
+    // A slow store must not queue reports that then crowd out a signal.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A task that ends before shutdown is a bug (a panic, say): its mailbox
+    // or the delivery would stop for good while the rest looks healthy.
+    // The daemon stops and exits non-zero, so systemd restarts it.
+    let mut failure: Option<String> = None;
     loop {
         tokio::select! {
+            biased;
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => reload(origin.as_deref(), &pipeline),
-            _ = tick.tick() => report(store, &names).await,
+            _ = hup.recv() => reload(origin.as_deref(), config, &pipeline),
+            ended = tasks.ended() => {
+                tracing::error!("{ended} while the daemon was running; stopping so that it is restarted");
+                failure = Some(ended);
+                break;
+            }
+            _ = tick.tick() => {
+                // Never longer than a tick: signals wait while a report runs.
+                if tokio::time::timeout(TICK, report(store, &names, tasks.liveness())).await.is_err() {
+                    tracing::warn!("the store did not answer within {TICK:?}; withholding the watchdog");
+                }
+            }
         }
     }
     tracing::info!("stopping: finishing the current chunks");
     let _ = sd_notify::notify(false, &[NotifyState::Stopping]);
     let _ = stop.send(true);
-    let finished = tokio::time::timeout(STOP_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
-    if finished.is_err() {
-        tracing::warn!(
-            "some mailboxes did not stop within {STOP_GRACE:?}; their uncommitted chunk will be fetched again"
-        );
-        tasks.abort_all();
+    let finished = tasks.finish(STOP_GRACE).await;
+    if finished.aborted {
+        tracing::warn!("some tasks did not stop within {STOP_GRACE:?}; their uncommitted chunk will be fetched again");
     }
-    Ok(())
+    if let Some(panicked) = finished.panicked {
+        tracing::error!("{panicked} while stopping");
+        failure.get_or_insert(panicked);
+    }
+    match failure {
+        Some(what) => Err(Error::Daemon(format!("{what}; see the log above"))),
+        None => Ok(()),
+    }
 }
 
-/// SIGHUP: a valid new config's templates replace the old ones.
-fn reload(origin: Option<&std::path::Path>, pipeline: &Pipeline) {
-    let loaded = Config::load(origin).and_then(|(config, _)| Templates::load(config.templates.dir.as_deref()));
-    match loaded {
-        Ok(templates) => {
-            pipeline.reload_templates(templates);
-            tracing::info!("SIGHUP: templates reloaded (the directory is read from the store on every batch)");
+/// Sections read only at start: a change to them waits for a restart.
+const RESTART_SECTIONS: &str = "[database], [[mailbox]], [smtp], [outbox]";
+
+/// SIGHUP: a valid new config, with its templates, replaces the old one for
+/// every batch from now on: ignore rules, intake, tickets, contacts,
+/// notification groups, mail and templates. Changes to the sections that
+/// hold connections are named and wait for a restart.
+fn reload(origin: Option<&std::path::Path>, running: &Config, pipeline: &Pipeline) {
+    let loaded = Config::load(origin).and_then(|(config, _)| {
+        let templates = Templates::load(config.templates.dir.as_deref())?;
+        Ok((config, templates))
+    });
+    let (config, templates) = match loaded {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the old one");
+            return;
         }
-        Err(e) => tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the old one"),
+    };
+    let waiting = restart_needed(running, &config);
+    if let Err(e) = pipeline.reload(config, templates) {
+        tracing::error!(error = %e, "SIGHUP: the new config is invalid; keeping the old one");
+        return;
+    }
+    tracing::info!("SIGHUP: config and templates reloaded (the directory is read from the store on every batch)");
+    if !waiting.is_empty() {
+        tracing::warn!(
+            sections = %waiting.join(", "),
+            "SIGHUP: these sections changed and take effect only at restart ({RESTART_SECTIONS} are read at start)"
+        );
     }
 }
 
-/// STATUS= with each mailbox's state; WATCHDOG=1 only if the store answered.
-async fn report(store: &Store, names: &[String]) {
+/// The start-only sections that differ between the running config and a
+/// new one (compared through their Debug forms, which redact secrets: a
+/// changed password alone is not noticed).
+fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
+    let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+    let mut out = Vec::new();
+    if differs(&running.database, &new.database) {
+        out.push("[database]");
+    }
+    if differs(&running.mailboxes, &new.mailboxes) {
+        out.push("[[mailbox]]");
+    }
+    if differs(&running.smtp, &new.smtp) {
+        out.push("[smtp]");
+    }
+    if differs(&running.outbox, &new.outbox) {
+        out.push("[outbox]");
+    }
+    out
+}
+
+/// STATUS= with each mailbox's state; WATCHDOG=1 only if the store answered
+/// and every task beat recently.
+async fn report(store: &Store, names: &[String], liveness: &Liveness) {
+    let stalled = liveness.stalled(STALL_LIMIT);
     match store.mailbox_states().await {
         Ok(states) => {
             let now = crate::store::now();
-            let parts: Vec<String> = names
+            let mut parts: Vec<String> = names
                 .iter()
                 .map(|n| match states.iter().find(|s| &s.name == n) {
                     Some(s) => summary(s, now),
                     None => format!("{n}: starting"),
                 })
                 .collect();
-            let mut parts = parts;
             if let Ok((waiting, failed)) = store.outbox_backlog().await {
                 parts.push(format!("outbox: {waiting} waiting, {failed} failed"));
             }
-            let _ = sd_notify::notify(false, &[NotifyState::Status(&parts.join("; ")), NotifyState::Watchdog]);
+            for (task, silent) in &stalled {
+                parts.push(format!("{task}: stuck for {}s", silent.as_secs()));
+            }
+            let status = parts.join("; ");
+            if stalled.is_empty() {
+                let _ = sd_notify::notify(false, &[NotifyState::Status(&status), NotifyState::Watchdog]);
+            } else {
+                tracing::error!(tasks = ?stalled, "tasks made no progress for {STALL_LIMIT:?}; withholding the watchdog so that systemd restarts the daemon");
+                let _ = sd_notify::notify(false, &[NotifyState::Status(&status)]);
+            }
         }
         Err(e) => tracing::warn!(error = %e, "the store does not answer; withholding the watchdog"),
     }

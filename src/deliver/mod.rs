@@ -20,6 +20,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 
 use crate::config::Config;
 use crate::error::Result;
+use crate::liveness::Heartbeat;
 use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules, Recorded};
 use crate::store::{self, Store};
 use relay::Relay;
@@ -125,9 +126,10 @@ impl Courier {
     /// The daemon's worker: rounds whenever rows are due, woken at once by
     /// `ready` (a batch queued notifications), until `stop` is set. The
     /// round under way when `stop` comes finishes and records first.
-    pub async fn run(self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>, heartbeat: Heartbeat) {
         tracing::info!(relay = %self.relay_name(), "outbox delivery running");
         loop {
+            heartbeat.beat();
             if *stop.borrow() {
                 break;
             }

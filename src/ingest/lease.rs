@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::liveness::Heartbeat;
 use crate::store::Store;
 use crate::store::leases::instance_id;
 
@@ -82,11 +83,12 @@ impl Fleet {
 
     /// Renews this instance's row and recomputes its share until shutdown,
     /// then removes the row, so the others' shares grow at once.
-    pub async fn run(self: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
+    pub async fn run(self: Arc<Fleet>, mut shutdown: watch::Receiver<bool>, heartbeat: Heartbeat) {
         if let Err(e) = self.store.forget_stale_instances().await {
             tracing::warn!(error = %e, "could not clear old instance rows");
         }
         loop {
+            heartbeat.beat();
             match self
                 .store
                 .instance_heartbeat(instance_id(), &self.names, self.timing.expiry)
@@ -156,9 +158,10 @@ impl MailboxLease {
     /// Waits until this instance holds the lease: at once when the mailbox
     /// is free, else as a standby until the holder releases it or dies.
     /// False if shutdown came first.
-    pub async fn acquire(&self, shutdown: &mut watch::Receiver<bool>) -> bool {
+    pub async fn acquire(&self, shutdown: &mut watch::Receiver<bool>, heartbeat: &Heartbeat) -> bool {
         let mut announced = false;
         loop {
+            heartbeat.beat();
             if *shutdown.borrow() {
                 return false;
             }

@@ -141,16 +141,16 @@ pub async fn uid_expunge(s: &mut ImapSession, set: &str) -> Result<(), WatchErro
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::TcpListener;
 
     use super::super::connect::ImapStream;
     use super::*;
 
-    /// A logged-in session to a loopback peer that answers each tagged
-    /// command with the next of `answers` (its `{tag}` filled in).
-    async fn session_with(answers: &'static [&'static str]) -> ImapSession {
+    /// A logged-in session to a loopback peer that answers each command
+    /// line with the next of `answers` (its `{tag}` filled in).
+    pub(in crate::ingest::imap) async fn session_with(answers: &'static [&'static str]) -> ImapSession {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move {
@@ -159,9 +159,14 @@ mod tests {
             let mut lines = BufReader::new(read).lines();
             write.write_all(b"* OK ready\r\n").await.unwrap();
             let mut answers = std::iter::once("{tag} OK logged in\r\n").chain(answers.iter().copied());
+            let mut tag = String::new();
             while let Ok(Some(line)) = lines.next_line().await {
-                let tag = line.split(' ').next().unwrap_or_default().to_string();
-                let Some(answer) = answers.next() else { break };
+                // IDLE's DONE has no tag of its own: it ends IDLE's.
+                if line != "DONE" {
+                    tag = line.split(' ').next().unwrap_or_default().to_string();
+                }
+                // Out of answers: silent, the connection left open.
+                let Some(answer) = answers.next() else { continue };
                 write.write_all(answer.replace("{tag}", &tag).as_bytes()).await.unwrap();
             }
         });

@@ -4,4 +4,5 @@
 
 pub mod command;
 pub mod connect;
+pub mod idle;
 pub mod watch;

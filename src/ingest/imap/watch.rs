@@ -18,14 +18,21 @@ use tokio::sync::watch;
 
 use super::command;
 use super::connect::{self, ConnectError, ImapSession};
+use super::idle::{self, Woken};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Fleet, MailboxLease};
+use crate::liveness::Heartbeat;
 use crate::pipeline::{Incoming, Pipeline, Prepared};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
 const IDLE_RENEW: Duration = Duration::from_secs(5 * 60);
 /// How long a NOOP may take before the connection is declared dead.
 const NOOP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long LOGOUT is waited for.
+const LOGOUT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a session may take to reach the end of its chunk once the
+/// lease is lost, before it is dropped where it is.
+const HANDOVER_GRACE: Duration = Duration::from_secs(10);
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -76,11 +83,17 @@ impl Backoff {
 
 /// Watches one mailbox until `shutdown` turns true, while this instance
 /// holds the mailbox's lease; stands by while another instance does.
-pub async fn run(mb: MailboxConfig, pipeline: Pipeline, fleet: Arc<Fleet>, mut shutdown: watch::Receiver<bool>) {
+pub async fn run(
+    mb: MailboxConfig,
+    pipeline: Pipeline,
+    fleet: Arc<Fleet>,
+    mut shutdown: watch::Receiver<bool>,
+    heartbeat: Heartbeat,
+) {
     let store = pipeline.store().clone();
     let lease = MailboxLease::new(&fleet, &mb.name);
-    while lease.acquire(&mut shutdown).await {
-        if !watch_while_held(&mb, &pipeline, &lease, &mut shutdown).await {
+    while lease.acquire(&mut shutdown, &heartbeat).await {
+        if !watch_while_held(&mb, &pipeline, &lease, &shutdown, &heartbeat).await {
             // Shut down while holding: say so, and hand the mailbox over.
             let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
             lease.release().await;
@@ -95,28 +108,66 @@ pub async fn run(mb: MailboxConfig, pipeline: Pipeline, fleet: Arc<Fleet>, mut s
 /// Sessions with backoff until shutdown (false) or the lease is lost
 /// (true). One renewal future lives across sessions, so failing sessions
 /// do not delay renewals.
+///
+/// Losing the lease stops the session the way a shutdown does, at the end
+/// of its chunk: dropped in the middle, a `move` without MOVE could leave a
+/// mail copied but not expunged, to be copied again by the next holder.
 async fn watch_while_held(
     mb: &MailboxConfig,
     pipeline: &Pipeline,
     lease: &MailboxLease,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
+    heartbeat: &Heartbeat,
 ) -> bool {
     let store = pipeline.store().clone();
+    let mut shutdown = shutdown.clone();
+    // What the session watches: set on shutdown or when the lease is lost.
+    let (halt, halted) = watch::channel(false);
     let keeper = lease.keep();
     tokio::pin!(keeper);
     let mut backoff = Backoff::default();
     loop {
+        heartbeat.beat();
         if *shutdown.borrow() {
             return false;
         }
         let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
-        let outcome = tokio::select! {
-            outcome = session(mb, pipeline, shutdown, &mut backoff) => outcome,
-            () = &mut keeper => return true,
+        let mut halted = halted.clone();
+        let (outcome, lost) = {
+            let run = session(mb, pipeline, &mut halted, &mut backoff, heartbeat);
+            tokio::pin!(run);
+            let mut handover: Option<tokio::time::Instant> = None;
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut run => break Some(outcome),
+                    () = &mut keeper, if handover.is_none() => {
+                        let _ = halt.send(true);
+                        handover = Some(tokio::time::Instant::now() + HANDOVER_GRACE);
+                    }
+                    r = shutdown.changed(), if !*halt.borrow() => {
+                        if r.is_err() || *shutdown.borrow() {
+                            let _ = halt.send(true);
+                        }
+                    }
+                    () = tokio::time::sleep_until(handover.unwrap_or_else(tokio::time::Instant::now)), if handover.is_some() => break None,
+                }
+            };
+            (outcome, handover.is_some())
         };
+        if lost {
+            if outcome.is_none() {
+                tracing::warn!(mailbox = %mb.name, "the session did not stop within {HANDOVER_GRACE:?} of losing the lease; its chunk is fetched again by the new holder");
+            }
+            return true;
+        }
         match outcome {
-            Ok(()) => return false,
-            Err(e) => {
+            Some(Ok(())) | None => return false,
+            Some(Err(e)) => {
+                if *shutdown.borrow() {
+                    // Failed while stopping: nothing to retry.
+                    tracing::warn!(mailbox = %mb.name, error = %e, "mailbox failed while stopping");
+                    return false;
+                }
                 let delay = backoff.next_delay();
                 tracing::warn!(mailbox = %mb.name, error = %e, retry_in = ?delay, "mailbox failed; retrying");
                 let _ = store.set_mailbox_state(&mb.name, "backoff", Some(&e.to_string())).await;
@@ -137,6 +188,7 @@ async fn session(
     pipeline: &Pipeline,
     shutdown: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
+    heartbeat: &Heartbeat,
 ) -> Result<(), WatchError> {
     let password = mb.password()?;
     let mut s = connect::open(mb, password.expose()).await?;
@@ -161,36 +213,24 @@ async fn session(
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
     let store = pipeline.store().clone();
     loop {
+        heartbeat.beat();
         let selected = within("SELECT", s.select(&mb.folder)).await?;
         let uidvalidity = selected.uid_validity.unwrap_or(0);
-        drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown).await?;
+        drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown, heartbeat).await?;
         // Healthy only once a drain went through: a failure after login
         // (a misspelled folder, a refused FETCH, the store down) must back
         // off further each time, not log in again every second.
         backoff.reset();
         if *shutdown.borrow() {
-            let _ = s.logout().await;
+            log_out(&mut s).await;
             return Ok(());
         }
         if can_idle {
             store.set_mailbox_state(&mb.name, "idle", None).await?;
-            let mut idle = s.idle();
-            idle.init().await?;
-            let (wait, _stop) = idle.wait_with_timeout(IDLE_RENEW);
-            // async-imap restarts its timeout at every response, and servers
-            // send "* OK Still here" every few minutes: without a deadline of
-            // our own, IDLE would never be renewed on a live connection.
-            let wait = tokio::time::timeout(IDLE_RENEW, wait);
-            let stopping = tokio::select! {
-                r = wait => { if let Ok(r) = r { r?; } false }
-                _ = shutdown.changed() => true,
-            };
-            s = match tokio::time::timeout(NOOP_TIMEOUT, idle.done()).await {
-                Ok(r) => r?,
-                Err(_) => return Err(WatchError::Dead(NOOP_TIMEOUT)),
-            };
-            if stopping {
-                let _ = s.logout().await;
+            // Renewed on our own clock: servers send "* OK Still here" every
+            // few minutes, which must not keep one IDLE open for ever.
+            if idle::idle(&mut s, IDLE_RENEW, NOOP_TIMEOUT, shutdown).await? == Woken::Stop {
+                log_out(&mut s).await;
                 return Ok(());
             }
         } else {
@@ -207,6 +247,14 @@ async fn session(
     }
 }
 
+/// LOGOUT, without waiting long: the server may be what is failing, and a
+/// shutdown has a deadline.
+async fn log_out(s: &mut ImapSession) {
+    if tokio::time::timeout(LOGOUT_TIMEOUT, s.logout()).await.is_err() {
+        tracing::debug!("no answer to LOGOUT within {LOGOUT_TIMEOUT:?}; closing the connection");
+    }
+}
+
 /// Fetches, commits and handles every mail above the high-water mark.
 async fn drain(
     s: &mut ImapSession,
@@ -215,6 +263,7 @@ async fn drain(
     uidvalidity: u32,
     can_move: bool,
     shutdown: &watch::Receiver<bool>,
+    heartbeat: &Heartbeat,
 ) -> Result<(), WatchError> {
     let store = pipeline.store();
     let state = store.mailbox_state(&mb.name).await?;
@@ -291,6 +340,7 @@ async fn drain(
             let count = batch.mails().len();
             store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
             tracing::debug!(mailbox = %mb.name, mails = count, last_uid = top, "chunk committed");
+            heartbeat.beat();
             last = top;
             next = fetched?;
         }

@@ -1,0 +1,216 @@
+//! IMAP IDLE (RFC 2177), run by us rather than by async-imap.
+//!
+//! async-imap 0.12's `Handle::init` waits for the continuation until a
+//! tagged `BAD`: a server answering `NO` (busy, over a limit) leaves the
+//! mailbox hanging for good, and a `BAD` without text makes it panic. Here
+//! every step has a deadline and any refusal is an error, so the session
+//! backs off and reconnects like after any other failure.
+
+use std::time::Duration;
+
+use async_imap::imap_proto::{RequestId, Response, Status};
+use tokio::sync::watch;
+
+use super::connect::ImapSession;
+use super::watch::WatchError;
+
+/// How one IDLE ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The server announced a change (new mail, most often): drain.
+    News,
+    /// Nothing happened for `renew`: IDLE is renewed (after a NOOP).
+    Renew,
+    /// Shutdown was asked for.
+    Stop,
+}
+
+/// Waits in IDLE until the server announces something, `renew` passes or
+/// `shutdown` turns true; then leaves IDLE. `answer` bounds each wait for
+/// the server's part of the exchange (the continuation, the completion).
+pub async fn idle(
+    s: &mut ImapSession,
+    renew: Duration,
+    answer: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Woken, WatchError> {
+    let tag = s.run_command("IDLE").await?;
+    // Up to the continuation; news that comes before it still counts.
+    let mut woken = None;
+    loop {
+        match next(s, answer, "IDLE", &tag).await? {
+            Seen::Continue => break,
+            Seen::Completed(true, _) if woken.is_some() => return Ok(Woken::News),
+            Seen::Completed(_, text) => {
+                return Err(WatchError::Server(format!("the server refused IDLE: {text}")));
+            }
+            Seen::News => woken = Some(Woken::News),
+            Seen::Other => {}
+        }
+    }
+    let until = tokio::time::Instant::now() + renew;
+    while woken.is_none() {
+        tokio::select! {
+            response = s.read_response() => {
+                let Some(response) = response.map_err(async_imap::error::Error::from)? else {
+                    return Err(WatchError::Imap(async_imap::error::Error::ConnectionLost));
+                };
+                match see(response.parsed(), &tag) {
+                    // The server may end IDLE itself; nothing to leave then.
+                    Seen::Completed(true, _) => return Ok(Woken::News),
+                    Seen::Completed(false, text) => {
+                        return Err(WatchError::Server(format!("the server ended IDLE: {text}")));
+                    }
+                    Seen::News => woken = Some(Woken::News),
+                    Seen::Continue | Seen::Other => {}
+                }
+            }
+            () = tokio::time::sleep_until(until) => woken = Some(Woken::Renew),
+            r = shutdown.changed() => {
+                if r.is_err() || *shutdown.borrow() {
+                    woken = Some(Woken::Stop);
+                }
+            }
+        }
+    }
+    s.run_command_untagged("DONE").await?;
+    loop {
+        match next(s, answer, "DONE", &tag).await? {
+            Seen::Completed(true, _) => return Ok(woken.unwrap_or(Woken::News)),
+            Seen::Completed(false, text) => {
+                return Err(WatchError::Server(format!("the server refused to end IDLE: {text}")));
+            }
+            Seen::Continue | Seen::News | Seen::Other => {}
+        }
+    }
+}
+
+/// What one response during IDLE means.
+enum Seen {
+    /// `+ idling`: IDLE has begun.
+    Continue,
+    /// The tagged completion of our IDLE: whether OK, and its status and text.
+    Completed(bool, String),
+    /// Something that may be new mail (see [`is_news`]).
+    News,
+    /// Anything else: another command's completion, a "still here".
+    Other,
+}
+
+fn see(response: &Response<'_>, tag: &RequestId) -> Seen {
+    match response {
+        Response::Continue { .. } => Seen::Continue,
+        Response::Done {
+            tag: t,
+            status,
+            outcome,
+        } if t == tag => Seen::Completed(
+            matches!(status, Status::Ok),
+            format!("{status:?} {}", outcome.information.as_deref().unwrap_or("")),
+        ),
+        Response::Done { .. } => Seen::Other,
+        other if is_news(other) => Seen::News,
+        _ => Seen::Other,
+    }
+}
+
+/// The next response within `answer`; the connection's end is an error.
+async fn next(s: &mut ImapSession, answer: Duration, waiting_for: &str, tag: &RequestId) -> Result<Seen, WatchError> {
+    match tokio::time::timeout(answer, s.read_response()).await {
+        Err(_) => Err(WatchError::Dead(answer)),
+        Ok(Err(e)) => Err(WatchError::Imap(e.into())),
+        Ok(Ok(None)) => Err(WatchError::Server(format!(
+            "the server closed the connection during {waiting_for}"
+        ))),
+        Ok(Ok(Some(r))) => Ok(see(r.parsed(), tag)),
+    }
+}
+
+/// Whether an untagged response during IDLE may mean new mail. Only the
+/// server's "still here" (`* OK …`) is not: anything else (EXISTS,
+/// RECENT, EXPUNGE, FETCH, BYE) ends the wait, and the drain that follows
+/// tells what changed.
+fn is_news(response: &Response<'_>) -> bool {
+    !matches!(
+        response,
+        Response::Data { status: Status::Ok, .. } | Response::Continue { .. }
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::command::tests::session_with;
+    use super::*;
+
+    const SHORT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn a_refused_idle_is_an_error_not_a_hang() {
+        const NO: &[&str] = &["{tag} NO [UNAVAILABLE] not now\r\n"];
+        const BARE_BAD: &[&str] = &["{tag} BAD\r\n"];
+        for answer in [NO, BARE_BAD] {
+            let mut s = session_with(answer).await;
+            let (_stop, mut shutdown) = watch::channel(false);
+            let e = tokio::time::timeout(SHORT, idle(&mut s, SHORT, SHORT, &mut shutdown))
+                .await
+                .expect("an answer, not a hang")
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("refused IDLE"), "{answer:?}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn exists_wakes_and_still_here_does_not() {
+        // The peer answers IDLE with the continuation, a "still here", then
+        // EXISTS; DONE gets the tagged OK.
+        let mut s = session_with(&[
+            "+ idling\r\n* OK Still here\r\n* 4 EXISTS\r\n",
+            "{tag} OK IDLE done\r\n",
+        ])
+        .await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let woken = idle(&mut s, Duration::from_secs(60), SHORT, &mut shutdown)
+            .await
+            .unwrap();
+        assert_eq!(woken, Woken::News);
+    }
+
+    #[tokio::test]
+    async fn silence_renews_and_shutdown_stops() {
+        let mut s = session_with(&["+ idling\r\n", "{tag} OK IDLE done\r\n"]).await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let woken = idle(&mut s, Duration::from_millis(200), SHORT, &mut shutdown)
+            .await
+            .unwrap();
+        assert_eq!(woken, Woken::Renew);
+
+        let mut s = session_with(&["+ idling\r\n", "{tag} OK IDLE done\r\n"]).await;
+        let (stop, mut shutdown) = watch::channel(false);
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stop.send(true).unwrap();
+            stop
+        });
+        let woken = idle(&mut s, Duration::from_secs(60), SHORT, &mut shutdown)
+            .await
+            .unwrap();
+        assert_eq!(woken, Woken::Stop);
+        drop(stopper.await);
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_done_is_dead() {
+        let mut s = session_with(&["+ idling\r\n"]).await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let e = idle(
+            &mut s,
+            Duration::from_millis(100),
+            Duration::from_millis(300),
+            &mut shutdown,
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(e, WatchError::Dead(_)), "{e}");
+    }
+}
