@@ -170,8 +170,7 @@ pub const LANGUAGES: &[&str] = &["en", "fr", "it", "sk", "de"];
 impl Config {
     /// Parses and validates a config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| Error::Config(format!("{origin}: {}", one_line(&e.to_string()))))?;
+        let config: Config = toml::from_str(text).map_err(|e| parse_error(&e, text, origin))?;
         config.validate(origin)?;
         Ok(config)
     }
@@ -298,17 +297,63 @@ impl Config {
     }
 }
 
-/// toml's errors span several lines with a caret drawing; operators and log
-/// shippers want one line that still names the key and line number.
-fn one_line(s: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for line in s.lines().map(str::trim) {
-        if line.is_empty() || line.starts_with('|') || line.chars().all(|c| c == '^' || c == ' ') {
-            continue;
+/// One line naming the file, line, column and key of a syntax or type
+/// error, and never a value from the file: toml's own rendering quotes the
+/// offending line and serde's messages repeat the value, which for
+/// `password = hunter2` or a database URL is the secret itself (and
+/// `check-config` runs under systemd, into the journal).
+fn parse_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+    let mut out = format!("{origin}: ");
+    // Whether the key is known and holds no secret.
+    let mut harmless = false;
+    if let Some(span) = e.span() {
+        let start = (0..=span.start.min(text.len()))
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let before = &text[..start];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        out.push_str(&format!("line {line}, column {column}: "));
+        let line_text = text.lines().nth(line - 1).unwrap_or_default();
+        if let Some((key, value)) = line_text.split_once('=') {
+            let key = key.trim().trim_matches('"');
+            if !key.is_empty() && !key.starts_with('[') {
+                out.push_str(&format!("{key}: "));
+                // An inline table's keys are not the line's key.
+                harmless = !holds_secret(key) && !value.contains(['=', '{']);
+            }
         }
-        parts.push(line.trim_start_matches(|c: char| c.is_ascii_digit() || c == ' ' || c == '|'));
     }
-    parts.join(": ").replace("::", ":")
+    let message = one_line(e.message());
+    if !harmless && quotes_the_value(&message) {
+        out.push_str("invalid value (not shown: it may hold a secret); check its quoting and type");
+    } else {
+        out.push_str(&message);
+    }
+    Error::Config(out)
+}
+
+/// Keys whose values are secrets or may carry one (a URL's password).
+fn holds_secret(key: &str) -> bool {
+    let key = key.rsplit('.').next().unwrap_or(key).to_ascii_lowercase();
+    ["password", "secret", "token", "url"].iter().any(|k| key.contains(k))
+}
+
+/// serde quotes the value it could not take (`invalid type: integer
+/// `1234`, expected ...`): such a message is withheld unless the key is
+/// known to hold no secret. toml's syntax messages quote no value.
+fn quotes_the_value(message: &str) -> bool {
+    message.starts_with("invalid type") || message.starts_with("invalid value")
+}
+
+/// toml's messages may span several lines; operators and log shippers want one.
+fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 #[cfg(test)]
@@ -330,6 +375,68 @@ mod tests {
             .to_string();
         assert!(err.contains("reopen_dayz"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn a_parse_error_names_line_and_key_but_never_shows_a_value() {
+        let cases = [
+            "[database]\nurl = \"postgres://u:S3cr3t@db.example/m\" x\n",
+            "[[mailbox]]\nname = \"s\"\nhost = \"h\"\nusername = \"u\"\npassword = S3cr3t\n",
+            "[[mailbox]]\nname = \"s\"\nhost = \"h\"\nusername = \"u\"\npassword = 123456789\n",
+            "[smtp]\nhost = \"h\"\npassword = [\"S3cr3t\"]\n",
+            "[database]\nurl = 42\n",
+            "smtp = { host = \"h\", password = 123456789 }\n",
+        ];
+        for text in cases {
+            let err = Config::parse(text, "m.toml").unwrap_err().to_string();
+            assert!(!err.contains("S3cr3t") && !err.contains("123456789"), "{err}");
+            assert!(err.starts_with("m.toml: line "), "{err}");
+            assert!(["password", "url", "smtp"].iter().any(|k| err.contains(k)), "{err}");
+        }
+        let err = Config::parse("[[mailbox]]\nname = \"s\"\nport = \"imap\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3") && err.contains("port"), "{err}");
+    }
+
+    #[test]
+    fn each_bad_mailbox_setting_is_named_on_its_own() {
+        let mailbox = |extra: &str| {
+            format!(
+                "[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\ntls = \"none\"\nusername = \"u\"\npassword_env = \"PW\"\n{extra}\n"
+            )
+        };
+        let err = |extra: &str| Config::parse(&mailbox(extra), "m.toml").unwrap_err().to_string();
+        assert!(Config::parse(&mailbox(""), "m.toml").is_ok());
+        let e = err("poll_seconds = 0");
+        assert!(
+            e.contains("poll_seconds must be at least 1 (got 0)") && !e.contains("batch"),
+            "{e}"
+        );
+        assert!(err("batch = 0").contains("batch must be at least 1"));
+        assert!(err("port = 0").contains("port must be at least 1"));
+        assert!(err("folder = \" \"").contains("folder is empty"));
+        let e = err("after = \"move:inbox\"");
+        assert!(e.contains("into the watched folder itself"), "{e}");
+        let e = err("folder = \"Support\"\nafter = \"move:Support\"");
+        assert!(e.contains("into the watched folder itself"), "{e}");
+        assert!(Config::parse(&mailbox("folder = \"Support\"\nafter = \"move:support\""), "m.toml").is_ok());
+        let e = Config::parse(
+            "[[mailbox]]\nname = \"s\"\nhost = \"\"\nusername = \"u\"\npassword = \"p\"\n",
+            "m.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("host is empty"), "{e}");
+    }
+
+    #[test]
+    fn a_duration_over_a_year_is_refused_not_wrapped() {
+        let e = Config::parse("[outbox]\nlease = \"99999999999d\"\n", "m.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("longer than a year") && e.contains("lease"), "{e}");
+        assert!(Config::parse("[outbox]\nlease = \"10m\"\n", "m.toml").is_ok());
     }
 
     #[test]

@@ -458,10 +458,19 @@ fn check_config_names_where_secrets_come_from_and_never_prints_them() {
     setup.mailbox(
         "name = \"env\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_PW\"\n",
     );
+    // The secret is read: an unset variable fails here, not in `run`.
     let out = setup.cli(&["check-config"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mailbox env") && stderr.contains("MAILROOM_TEST_PW is not set"),
+        "{stderr}"
+    );
+    let out = setup.cli_with(&["check-config"], &[("MAILROOM_TEST_PW", "env-secret-value")]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains("env-secret-value") && !stderr.contains("env-secret-value"));
     assert!(
         !stdout.contains("hunter2") && !stderr.contains("hunter2"),
         "{stdout}{stderr}"

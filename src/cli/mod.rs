@@ -143,6 +143,14 @@ fn pipeline(config: &Config, store: &Store) -> Result<Pipeline> {
 /// the secrets.
 fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
     Templates::load(config.templates.dir.as_deref())?;
+    // Each secret is read (and dropped): a missing file or variable fails
+    // here, before `run` does it in a restart loop.
+    for mb in &config.mailboxes {
+        mb.password()?;
+    }
+    if let Some(smtp) = config.smtp.as_ref().filter(|s| s.username.is_some()) {
+        smtp.secret().read("smtp")?;
+    }
     match origin {
         Some(p) => println!("{}: ok", p.display()),
         None => println!("no config file: built-in defaults"),

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use super::redact_url;
 use crate::error::{Error, Result};
 
-/// Where the store lives.
-#[derive(Debug, Clone, Deserialize)]
+/// Where the store lives. `Debug` masks the URL's password.
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite:PATH` (or a bare path), or `postgres://user@host/db` for
@@ -27,6 +27,17 @@ pub struct DatabaseConfig {
     /// over within this time.
     #[serde(deserialize_with = "super::smtp::duration")]
     pub mailbox_lease: std::time::Duration,
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("attachments", &self.attachments)
+            .field("connections", &self.connections)
+            .field("mailbox_lease", &self.mailbox_lease)
+            .finish()
+    }
 }
 
 impl Default for DatabaseConfig {
@@ -152,6 +163,12 @@ pub fn unknown_params(url: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_shows_the_url_password() {
+        let shown = format!("{:?}", db("postgres://mailroom:S3cr3t@db.example/mailroom"));
+        assert!(!shown.contains("S3cr3t") && shown.contains("db.example"), "{shown}");
+    }
 
     fn db(url: &str) -> DatabaseConfig {
         DatabaseConfig {

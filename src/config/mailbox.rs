@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 pub use super::secret::{Secret, TlsMode};
 use super::secret::{SecretSource, check_plaintext, is_loopback};
+use super::smtp::at_least_one;
 use crate::error::{Error, Result};
 
 /// What happens on the server to a mail once its batch has committed.
@@ -95,6 +96,11 @@ fn default_max_bytes() -> u64 {
     25_000_000
 }
 
+/// IMAP folder names are case-sensitive, except INBOX (RFC 3501 5.1).
+fn same_folder(a: &str, b: &str) -> bool {
+    a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
+}
+
 impl MailboxConfig {
     /// The port to connect to.
     pub fn port(&self) -> u16 {
@@ -119,10 +125,33 @@ impl MailboxConfig {
             0 => return bad("needs a password: password_file, password_env or password".into()),
             _ => return bad("name only one of password_file, password_env, password".into()),
         }
-        if self.batch == 0 || self.poll_seconds == 0 || self.max_message_bytes == 0 {
-            return bad("batch, poll_seconds and max_message_bytes must be at least 1".into());
+        for (key, value) in [
+            ("host", &self.host),
+            ("username", &self.username),
+            ("folder", &self.folder),
+        ] {
+            if value.trim().is_empty() {
+                return bad(format!("{key} is empty"));
+            }
         }
-        Ok(())
+        if let After::Move(target) = &self.after
+            && same_folder(target, &self.folder)
+        {
+            // Each move would give the mail a new UID above the high-water
+            // mark: fetched again, moved again, for ever.
+            return bad(format!(
+                "after = \"move:{target}\" moves mail into the watched folder itself; name another folder"
+            ));
+        }
+        at_least_one(
+            at,
+            &[
+                ("port", u64::from(self.port.unwrap_or(1))),
+                ("batch", self.batch as u64),
+                ("poll_seconds", self.poll_seconds),
+                ("max_message_bytes", self.max_message_bytes),
+            ],
+        )
     }
 
     /// Reads the password from where the config says. The error names the

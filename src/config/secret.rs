@@ -6,7 +6,7 @@
 //! from, never what it is. Plaintext to anything but loopback must be asked
 //! for by name, per connection, so a typo cannot send a password in clear.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -70,29 +70,60 @@ impl SecretSource<'_> {
     /// Where the secret comes from, for `check-config`; never the secret.
     pub fn describe(&self) -> String {
         match (self.file, self.env, self.inline) {
-            (Some(p), _, _) => format!("password_file {}", p.display()),
+            (Some(p), _, _) => format!(
+                "password_file {}",
+                credential_path(p, credentials_dir().as_deref()).display()
+            ),
             (_, Some(v), _) => format!("password_env {v}"),
             (_, _, Some(_)) => "password (inline)".to_string(),
             _ => "none".to_string(),
         }
     }
 
-    /// Reads the password; `owner` names the config section in errors.
+    /// Reads the password; `owner` names the config section in errors. An
+    /// empty one is refused here, not by the server after a login attempt.
     pub fn read(&self, owner: &str) -> Result<Secret> {
-        if let Some(p) = self.inline {
-            return Ok(p.clone());
-        }
-        if let Some(var) = self.env {
-            return std::env::var(var)
+        self.read_in(owner, credentials_dir().as_deref())
+    }
+
+    fn read_in(&self, owner: &str, credentials: Option<&Path>) -> Result<Secret> {
+        let secret = if let Some(p) = self.inline {
+            p.clone()
+        } else if let Some(var) = self.env {
+            std::env::var(var)
                 .map(Secret::new)
-                .map_err(|_| Error::Config(format!("{owner}: environment variable {var} is not set")));
-        }
-        if let Some(path) = self.file {
-            let text = std::fs::read_to_string(path)
+                .map_err(|_| Error::Config(format!("{owner}: environment variable {var} is not set")))?
+        } else if let Some(path) = self.file {
+            let path = credential_path(path, credentials);
+            let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::Config(format!("{owner}: password_file {}: {e}", path.display())))?;
-            return Ok(Secret::new(text.trim_end_matches(['\r', '\n'])));
+            Secret::new(text.trim_end_matches(['\r', '\n']))
+        } else {
+            return Err(Error::Config(format!("{owner}: no password configured")));
+        };
+        if secret.expose().is_empty() {
+            return Err(Error::Config(format!(
+                "{owner}: the password from {} is empty",
+                self.describe()
+            )));
         }
-        Err(Error::Config(format!("{owner}: no password configured")))
+        Ok(secret)
+    }
+}
+
+/// systemd's `$CREDENTIALS_DIRECTORY` (`LoadCredential=`), when set.
+fn credentials_dir() -> Option<PathBuf> {
+    std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from)
+}
+
+/// A relative `password_file` names a systemd credential: it is looked up
+/// in `$CREDENTIALS_DIRECTORY` when systemd set one, so the config does not
+/// hard-code the unit's name (`/run/credentials/<unit>/`). Otherwise it is
+/// relative to the working directory, as any path.
+fn credential_path(path: &Path, credentials: Option<&Path>) -> PathBuf {
+    match credentials {
+        Some(dir) if path.is_relative() => dir.join(path),
+        _ => path.to_path_buf(),
     }
 }
 
@@ -142,6 +173,41 @@ mod tests {
             err.contains("MAILROOM_TEST_SURELY_UNSET_VAR") && err.contains("smtp"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_relative_password_file_is_a_systemd_credential_and_empty_is_refused() {
+        let dir = std::env::temp_dir().join(format!("mailroom-cred-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("imap-support"), "s3cret\n").unwrap();
+        std::fs::write(dir.join("empty"), "\n").unwrap();
+        let name = PathBuf::from("imap-support");
+        let src = SecretSource {
+            file: Some(&name),
+            env: None,
+            inline: None,
+        };
+        assert_eq!(src.read_in("mailbox support", Some(&dir)).unwrap().expose(), "s3cret");
+        // Without systemd, the same name is a path of its own (not there).
+        let err = src.read_in("mailbox support", None).unwrap_err().to_string();
+        assert!(err.contains("password_file imap-support"), "{err}");
+        let absolute = dir.join("imap-support");
+        let src = SecretSource {
+            file: Some(&absolute),
+            env: None,
+            inline: None,
+        };
+        let elsewhere = std::env::temp_dir();
+        assert_eq!(src.read_in("m", Some(&elsewhere)).unwrap().expose(), "s3cret");
+        let empty = PathBuf::from("empty");
+        let src = SecretSource {
+            file: Some(&empty),
+            env: None,
+            inline: None,
+        };
+        let err = src.read_in("smtp", Some(&dir)).unwrap_err().to_string();
+        assert!(err.contains("smtp") && err.contains("is empty"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -105,10 +105,15 @@ impl SmtpConfig {
         {
             return bad(format!("from: {from:?} is not an email address"));
         }
-        if self.connections == 0 || self.max_per_minute == Some(0) || self.timeout.is_zero() {
-            return bad("connections, max_per_minute and timeout must be at least 1".into());
+        let mut positive = vec![
+            ("connections", self.connections as u64),
+            ("timeout (seconds)", self.timeout.as_secs()),
+            ("port", u64::from(self.port.unwrap_or(1))),
+        ];
+        if let Some(n) = self.max_per_minute {
+            positive.push(("max_per_minute", u64::from(n)));
         }
-        Ok(())
+        at_least_one(at, &positive)
     }
 }
 
@@ -155,12 +160,13 @@ impl OutboxConfig {
                 "{at}: retry_min must be at least 1s and retry_max at least retry_min"
             )));
         }
-        if self.per_ticket_limit == 0 || self.lease.is_zero() {
-            return Err(Error::Config(format!(
-                "{at}: per_ticket_limit and lease must be at least 1"
-            )));
-        }
-        Ok(())
+        at_least_one(
+            at,
+            &[
+                ("per_ticket_limit", u64::from(self.per_ticket_limit)),
+                ("lease (seconds)", self.lease.as_secs()),
+            ],
+        )
     }
 }
 
@@ -189,9 +195,29 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<D
         Seconds(u64),
         Text(String),
     }
-    match Raw::deserialize(d)? {
-        Raw::Seconds(n) => Ok(Duration::from_secs(n)),
-        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom),
+    let d = match Raw::deserialize(d)? {
+        Raw::Seconds(n) => Duration::from_secs(n),
+        Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom)?,
+    };
+    if d > LONGEST {
+        return Err(serde::de::Error::custom(format!(
+            "{}s is longer than a year: no setting needs that much",
+            d.as_secs()
+        )));
+    }
+    Ok(d)
+}
+
+/// The longest duration a setting takes: every one of them ends up as
+/// seconds in SQL arithmetic or a timer, where a saturated value would wrap.
+const LONGEST: Duration = Duration::from_secs(366 * 86_400);
+
+/// One error per setting that must be positive and is not: `batch must be
+/// at least 1 (got 0)`.
+pub fn at_least_one(at: &str, settings: &[(&str, u64)]) -> Result<()> {
+    match settings.iter().find(|(_, v)| *v == 0) {
+        Some((key, v)) => Err(Error::Config(format!("{at}: {key} must be at least 1 (got {v})"))),
+        None => Ok(()),
     }
 }
 

@@ -46,11 +46,17 @@ impl Setup {
 
     /// Runs a CLI command to completion.
     pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_with(args, &[])
+    }
+
+    /// [`Setup::cli`] with extra environment variables.
+    pub fn cli_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_mailroom"))
             .arg("--config")
             .arg(self.config())
             .args(args)
             .env_remove("MAILROOM_CONFIG")
+            .envs(env.iter().copied())
             .output()
             .unwrap()
     }
