@@ -346,3 +346,28 @@ fn directory_ignore_rule_ignores_mail() {
     );
     assert!(env.run(&["contacts", "show", "promo@spam.example"]).status.code() == Some(2));
 }
+
+/// The README's directory example is what operators copy first: it must
+/// import as it stands, and its export must import back to the same file.
+#[test]
+fn the_readme_directory_example_imports_and_round_trips() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Directory file")
+        .nth(1)
+        .expect("the README has a Directory file section");
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the Directory file section");
+    let env = Env::new();
+    let path = env.write("readme-directory.toml", example);
+    let out = env.ok(&["directory", "import", path.to_str().unwrap()]);
+    assert!(out.contains("1 accounts") && out.contains("2 subscriptions"), "{out}");
+    let exported = env.ok(&["directory", "export"]);
+    let again = Env::new();
+    let path = again.write("exported.toml", &exported);
+    again.ok(&["directory", "import", path.to_str().unwrap()]);
+    assert_eq!(again.ok(&["directory", "export"]), exported);
+}
