@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+use super::Locator;
 pub use super::secret::{Secret, TlsMode};
 use super::secret::{SecretSource, check_plaintext, is_loopback};
 use super::smtp::at_least_one;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// What happens on the server to a mail once its batch has committed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,9 +35,10 @@ impl<'de> Deserialize<'de> for After {
             "keep" => Ok(After::Keep),
             other => match other.strip_prefix("move:") {
                 Some(folder) if !folder.trim().is_empty() => Ok(After::Move(folder.trim().to_string())),
-                _ => Err(serde::de::Error::custom(format!(
-                    "{other:?} is not an after action (seen, move:<folder>, delete, keep)"
-                ))),
+                // The value is not repeated: errors never show one.
+                _ => Err(serde::de::Error::custom(
+                    "not an after action (seen, move:<folder>, delete, keep)",
+                )),
             },
         }
     }
@@ -96,6 +98,10 @@ fn default_max_bytes() -> u64 {
     25_000_000
 }
 
+/// The longest poll interval, 15 minutes: a mailbox task beats once per
+/// poll, and the daemon withholds the watchdog from a task silent for 16.
+pub const LONGEST_POLL: u64 = 900;
+
 /// IMAP folder names are case-sensitive, except INBOX (RFC 3501 5.1).
 fn same_folder(a: &str, b: &str) -> bool {
     a == b || (a.eq_ignore_ascii_case("INBOX") && b.eq_ignore_ascii_case("INBOX"))
@@ -113,17 +119,17 @@ impl MailboxConfig {
         is_loopback(&self.host)
     }
 
-    /// Checks the rules serde cannot; `at` names the mailbox in errors.
+    /// Checks the rules serde cannot, for a mailbox made outside a config
+    /// file; `at` begins each error (`at: batch must be at least 1`).
     pub fn validate(&self, at: &str) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("{at}: {m}")));
+        self.validate_in(&Locator::new(at, "", None))
+    }
+
+    /// Checks the rules serde cannot; `at` names the mailbox and its keys
+    /// (with their lines) in errors, one key each.
+    pub fn validate_in(&self, at: &Locator<'_>) -> Result<()> {
         if self.name.trim().is_empty() || self.name.contains(['/', ' ']) {
-            return bad(format!("name {:?} must be non-empty, without spaces or '/'", self.name));
-        }
-        check_plaintext(self.tls, &self.host, self.allow_insecure, "the password").or_else(bad)?;
-        match self.secret().count() {
-            1 => {}
-            0 => return bad("needs a password: password_file, password_env or password".into()),
-            _ => return bad("name only one of password_file, password_env, password".into()),
+            return Err(at.error("name", "must be non-empty, without spaces or '/'"));
         }
         for (key, value) in [
             ("host", &self.host),
@@ -131,16 +137,23 @@ impl MailboxConfig {
             ("folder", &self.folder),
         ] {
             if value.trim().is_empty() {
-                return bad(format!("{key} is empty"));
+                return Err(at.error(key, "is empty"));
             }
+        }
+        check_plaintext(self.tls, &self.host, self.allow_insecure, "the password").map_err(|m| at.section_error(m))?;
+        match self.secret().count() {
+            1 => {}
+            0 => return Err(at.section_error("needs a password: password_file, password_env or password")),
+            _ => return Err(at.section_error("name only one of password_file, password_env, password")),
         }
         if let After::Move(target) = &self.after
             && same_folder(target, &self.folder)
         {
             // Each move would give the mail a new UID above the high-water
             // mark: fetched again, moved again, for ever.
-            return bad(format!(
-                "after = \"move:{target}\" moves mail into the watched folder itself; name another folder"
+            return Err(at.error(
+                "after",
+                format!("= \"move:{target}\" moves mail into the watched folder itself; name another folder"),
             ));
         }
         at_least_one(
@@ -151,7 +164,17 @@ impl MailboxConfig {
                 ("poll_seconds", self.poll_seconds),
                 ("max_message_bytes", self.max_message_bytes),
             ],
-        )
+        )?;
+        if self.poll_seconds > LONGEST_POLL {
+            return Err(at.error(
+                "poll_seconds",
+                format!(
+                    "must be at most {LONGEST_POLL} (got {}): a mailbox silent for 16 minutes is taken for stuck",
+                    self.poll_seconds
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Reads the password from where the config says. The error names the

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+use super::Locator;
 use super::secret::{Secret, SecretSource, TlsMode, check_plaintext};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The SMTP relay.
 #[derive(Debug, Clone, Deserialize)]
@@ -82,32 +83,39 @@ impl SmtpConfig {
         }
     }
 
-    /// Checks the rules serde cannot; `at` names the section in errors.
-    pub fn validate(&self, at: &str) -> Result<()> {
-        let bad = |m: String| Err(Error::Config(format!("{at}: {m}")));
+    /// Checks the rules serde cannot; `at` names the section and its keys
+    /// in errors, one key each.
+    pub fn validate(&self, at: &Locator<'_>) -> Result<()> {
         if self.host.trim().is_empty() {
-            return bad("host is empty".into());
+            return Err(at.error("host", "is empty"));
         }
         let what = if self.username.is_some() {
             "the password"
         } else {
             "every notification"
         };
-        check_plaintext(self.tls, &self.host, self.allow_insecure, what).or_else(bad)?;
+        check_plaintext(self.tls, &self.host, self.allow_insecure, what).map_err(|m| at.section_error(m))?;
         match (self.username.is_some(), self.secret().count()) {
             (true, 1) | (false, 0) => {}
-            (true, 0) => return bad("username needs a password: password_file, password_env or password".into()),
-            (false, _) => return bad("a password without a username: add username".into()),
-            (true, _) => return bad("name only one of password_file, password_env, password".into()),
+            (true, 0) => {
+                return Err(at.section_error("username needs a password: password_file, password_env or password"));
+            }
+            (false, _) => return Err(at.section_error("a password without a username: add username")),
+            (true, _) => return Err(at.section_error("name only one of password_file, password_env, password")),
+        }
+        if let Some(username) = &self.username
+            && username.trim().is_empty()
+        {
+            return Err(at.error("username", "is empty"));
         }
         if let Some(from) = &self.from
             && !from.contains('@')
         {
-            return bad(format!("from: {from:?} is not an email address"));
+            return Err(at.error("from", format!("{from:?} is not an email address")));
         }
         let mut positive = vec![
-            ("connections", self.connections as u64),
-            ("timeout (seconds)", self.timeout.as_secs()),
+            ("connections", u64::from(self.connections)),
+            ("timeout", self.timeout.as_secs()),
             ("port", u64::from(self.port.unwrap_or(1))),
         ];
         if let Some(n) = self.max_per_minute {
@@ -153,20 +161,27 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
-    /// Checks the rules serde cannot; `at` names the section in errors.
-    pub fn validate(&self, at: &str) -> Result<()> {
-        if self.retry_min.is_zero() || self.retry_max < self.retry_min {
-            return Err(Error::Config(format!(
-                "{at}: retry_min must be at least 1s and retry_max at least retry_min"
-            )));
-        }
+    /// Checks the rules serde cannot; `at` names the section and its keys
+    /// in errors, one key each.
+    pub fn validate(&self, at: &Locator<'_>) -> Result<()> {
         at_least_one(
             at,
             &[
+                ("retry_min", self.retry_min.as_secs()),
                 ("per_ticket_limit", u64::from(self.per_ticket_limit)),
-                ("lease (seconds)", self.lease.as_secs()),
+                ("lease", self.lease.as_secs()),
             ],
-        )
+        )?;
+        if self.retry_max < self.retry_min {
+            return Err(at.error(
+                "retry_max",
+                format!(
+                    "({:?}) must be at least retry_min ({:?})",
+                    self.retry_max, self.retry_min
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -177,13 +192,15 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let (number, unit) = t.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{s:?} is not a duration (e.g. \"90s\", \"15m\", \"2h\", \"3d\")"))?;
+        .map_err(|_| "not a duration (e.g. \"90s\", \"15m\", \"2h\", \"3d\")".to_string())?;
     let factor = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
-        other => return Err(format!("{s:?}: unknown unit {other:?} (s, m, h, d)")),
+        // The value is not repeated: a secret typed on the wrong line
+        // would be in it.
+        _ => return Err("not a duration: unknown unit (s, m, h or d)".to_string()),
     };
     Ok(Duration::from_secs(n.saturating_mul(factor)))
 }
@@ -200,10 +217,9 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<D
         Raw::Text(t) => parse_duration(&t).map_err(serde::de::Error::custom)?,
     };
     if d > LONGEST {
-        return Err(serde::de::Error::custom(format!(
-            "{}s is longer than a year: no setting needs that much",
-            d.as_secs()
-        )));
+        return Err(serde::de::Error::custom(
+            "longer than a year (366d): no setting needs that much",
+        ));
     }
     Ok(d)
 }
@@ -214,9 +230,9 @@ const LONGEST: Duration = Duration::from_secs(366 * 86_400);
 
 /// One error per setting that must be positive and is not: `batch must be
 /// at least 1 (got 0)`.
-pub fn at_least_one(at: &str, settings: &[(&str, u64)]) -> Result<()> {
+pub fn at_least_one(at: &Locator<'_>, settings: &[(&str, u64)]) -> Result<()> {
     match settings.iter().find(|(_, v)| *v == 0) {
-        Some((key, v)) => Err(Error::Config(format!("{at}: {key} must be at least 1 (got {v})"))),
+        Some((key, v)) => Err(at.error(key, format!("must be at least 1 (got {v})"))),
         None => Ok(()),
     }
 }
@@ -224,6 +240,7 @@ pub fn at_least_one(at: &str, settings: &[(&str, u64)]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     #[test]
     fn durations() {
@@ -236,7 +253,7 @@ mod tests {
 
     fn smtp(text: &str) -> Result<SmtpConfig> {
         let c: SmtpConfig = toml::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
-        c.validate("smtp")?;
+        c.validate(&Locator::new("t", "", None).section(&[], "smtp", "."))?;
         Ok(c)
     }
 
