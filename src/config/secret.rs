@@ -93,10 +93,18 @@ impl SecretSource<'_> {
             std::env::var(var)
                 .map(Secret::new)
                 .map_err(|_| Error::Config(format!("{owner}: environment variable {var} is not set")))?
-        } else if let Some(path) = self.file {
-            let path = credential_path(path, credentials);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Config(format!("{owner}: password_file {}: {e}", path.display())))?;
+        } else if let Some(given) = self.file {
+            let path = credential_path(given, credentials);
+            let text = std::fs::read_to_string(&path).map_err(|e| {
+                // Outside systemd a credential's bare name is looked for
+                // in the working directory: say why.
+                let hint = if given.is_relative() && credentials.is_none() {
+                    " (a relative password_file is a systemd credential: $CREDENTIALS_DIRECTORY is not set)"
+                } else {
+                    ""
+                };
+                Error::Config(format!("{owner}: password_file {}: {e}{hint}", path.display()))
+            })?;
             Secret::new(text.trim_end_matches(['\r', '\n']))
         } else {
             return Err(Error::Config(format!("{owner}: no password configured")));
@@ -190,7 +198,10 @@ mod tests {
         assert_eq!(src.read_in("mailbox support", Some(&dir)).unwrap().expose(), "s3cret");
         // Without systemd, the same name is a path of its own (not there).
         let err = src.read_in("mailbox support", None).unwrap_err().to_string();
-        assert!(err.contains("password_file imap-support"), "{err}");
+        assert!(
+            err.contains("password_file imap-support") && err.contains("$CREDENTIALS_DIRECTORY is not set"),
+            "{err}"
+        );
         let absolute = dir.join("imap-support");
         let src = SecretSource {
             file: Some(&absolute),

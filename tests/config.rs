@@ -1,0 +1,180 @@
+//! `mailroom check-config` as an operator (or systemd's `ExecStartPre=`)
+//! runs it: errors name the file, line and key and never a secret, every
+//! password is read before `run` would need it, and a relative
+//! `password_file` is a systemd credential.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// `mailroom --config DIR/mailroom.toml check-config` with `config` as the
+/// file, run in `dir` with only `env` added to a clean environment.
+fn check_config(dir: &Path, config: &str, env: &[(&str, &str)]) -> Output {
+    let path = dir.join("mailroom.toml");
+    std::fs::write(&path, config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .current_dir(dir)
+        .env_remove("MAILROOM_CONFIG")
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn text(out: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const SECRET: &str = "S3cr3t-Hunter2";
+
+fn mailbox(name: &str, secret: &str) -> String {
+    format!("[[mailbox]]\nname = \"{name}\"\nhost = \"imap.example.com\"\nusername = \"u\"\n{secret}\n")
+}
+
+#[test]
+fn a_malformed_secret_is_never_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    for config in [
+        mailbox("support", &format!("password = {SECRET}")),
+        mailbox("support", &format!("password = \"{SECRET}\" trailing")),
+        mailbox("support", &format!("password_env = \"P\"\nport = \"{SECRET}\"")),
+        format!("[database]\nurl = \"postgres://u:{SECRET}@db.example/m\" x\n"),
+        format!("[database]\nurl = \"postgres://u:{SECRET}@db.example/m\n"),
+        format!("[smtp]\nhost = \"h\"\nusername = \"u\"\npassword = ['{SECRET}']\n"),
+        format!("[smtp]\nhost = \"h\"\ntls = \"{SECRET}\"\n"),
+    ] {
+        let out = check_config(dir.path(), &config, &[]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{config}\n{stderr}");
+        assert!(
+            !stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"),
+            "{config}\n{stderr}"
+        );
+        assert!(stderr.contains("mailroom.toml: line "), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    }
+    let out = check_config(dir.path(), &mailbox("support", &format!("password = {SECRET}")), &[]);
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("line 5, column 12: mailbox[0].password: string values must be quoted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn every_secret_is_read_and_a_missing_one_is_named_by_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-file");
+    let config = mailbox("support", &format!("password_file = \"{}\"", missing.display()));
+    let out = check_config(dir.path(), &config, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("mailbox support: password_file") && stderr.contains(&missing.display().to_string()),
+        "{stderr}"
+    );
+
+    // An empty password is refused here too, not by the server later.
+    std::fs::write(dir.path().join("empty"), "\n").unwrap();
+    let config = mailbox(
+        "support",
+        &format!("password_file = \"{}\"", dir.path().join("empty").display()),
+    );
+    let (_, stderr) = text(&check_config(dir.path(), &config, &[]));
+    assert!(
+        stderr.contains("mailbox support: the password from password_file") && stderr.contains("is empty"),
+        "{stderr}"
+    );
+
+    // The relay's secret as well, named by its variable, never its value.
+    std::fs::write(dir.path().join("pw"), format!("{SECRET}\n")).unwrap();
+    let config = format!(
+        "{}[smtp]\nhost = \"relay.example.com\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_SMTP_PW\"\n",
+        mailbox(
+            "support",
+            &format!("password_file = \"{}\"", dir.path().join("pw").display())
+        )
+    );
+    let out = check_config(dir.path(), &config, &[]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(
+        stderr.contains("smtp: environment variable MAILROOM_TEST_SMTP_PW is not set"),
+        "{stderr}"
+    );
+    let out = check_config(dir.path(), &config, &[("MAILROOM_TEST_SMTP_PW", SECRET)]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET), "{stdout}{stderr}");
+}
+
+#[test]
+fn a_relative_password_file_is_a_systemd_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::create_dir(&credentials).unwrap();
+    std::fs::write(credentials.join("imap-support"), format!("{SECRET}\n")).unwrap();
+    let config = mailbox("support", "password_file = \"imap-support\"");
+    // Under systemd: $CREDENTIALS_DIRECTORY/imap-support.
+    let out = check_config(
+        dir.path(),
+        &config,
+        &[("CREDENTIALS_DIRECTORY", credentials.to_str().unwrap())],
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let shown = format!("password_file {}", credentials.join("imap-support").display());
+    assert!(stdout.contains(&shown), "{stdout}");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+    // Without it, the working directory's imap-support: not there.
+    let out = check_config(dir.path(), &config, &[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("mailbox support: password_file imap-support"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_out_of_range_setting_is_named_with_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = mailbox("support", "password = \"x\"\nbatch = 0");
+    let (_, stderr) = text(&check_config(dir.path(), &config, &[]));
+    assert!(
+        stderr.contains("mailroom.toml: line 6: mailbox \"support\": batch must be at least 1 (got 0)"),
+        "{stderr}"
+    );
+}
+
+/// The unit starts without any credential file in place (the
+/// `LoadCredential=` lines are examples), and systemd finds nothing to say
+/// about it.
+#[test]
+fn the_systemd_unit_loads_no_credential_by_default_and_verifies() {
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/mailroom.service")).unwrap();
+    let active: Vec<&str> = unit.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    assert!(!active.iter().any(|l| l.starts_with("LoadCredential")), "{unit}");
+    assert!(unit.contains("#LoadCredential=imap-support:"), "{unit}");
+    assert!(active.contains(&"User=mailroom") && !active.iter().any(|l| l.starts_with("DynamicUser")));
+    let example = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap();
+    assert!(
+        !example.contains("/run/credentials"),
+        "the example names credentials, not systemd's paths"
+    );
+    if Command::new("systemd-analyze").arg("--version").output().is_err() {
+        eprintln!("systemd-analyze not found: unit not verified");
+        return;
+    }
+    let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/verify.sh"))
+        .arg(env!("CARGO_BIN_EXE_mailroom"))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+}
