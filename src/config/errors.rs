@@ -356,6 +356,15 @@ impl<'a> Locator<'a> {
     }
 
     /// The error `KEY MESSAGE` (`batch must be at least 1`).
+    /// One error per setting that must be positive and is not, naming the
+    /// first such: `batch must be at least 1 (got 0)`.
+    pub fn at_least_one(&self, settings: &[(&str, u64)]) -> Result<(), Error> {
+        match settings.iter().find(|(_, v)| *v == 0) {
+            Some((key, v)) => Err(self.error(key, format!("must be at least 1 (got {v})"))),
+            None => Ok(()),
+        }
+    }
+
     pub fn error(&self, key: &str, message: impl std::fmt::Display) -> Error {
         Error::Config(format!("{} {message}", self.key(key)))
     }

@@ -10,7 +10,6 @@ use serde::Deserialize;
 use super::Locator;
 pub use super::secret::{Secret, TlsMode};
 use super::secret::{SecretSource, check_plaintext, is_loopback};
-use super::smtp::at_least_one;
 use crate::error::Result;
 
 /// What happens on the server to a mail once its batch has committed.
@@ -156,15 +155,12 @@ impl MailboxConfig {
                 format!("= \"move:{target}\" moves mail into the watched folder itself; name another folder"),
             ));
         }
-        at_least_one(
-            at,
-            &[
-                ("port", u64::from(self.port.unwrap_or(1))),
-                ("batch", self.batch as u64),
-                ("poll_seconds", self.poll_seconds),
-                ("max_message_bytes", self.max_message_bytes),
-            ],
-        )?;
+        at.at_least_one(&[
+            ("port", u64::from(self.port.unwrap_or(1))),
+            ("batch", self.batch as u64),
+            ("poll_seconds", self.poll_seconds),
+            ("max_message_bytes", self.max_message_bytes),
+        ])?;
         if self.poll_seconds > LONGEST_POLL {
             return Err(at.error(
                 "poll_seconds",

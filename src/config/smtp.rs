@@ -121,7 +121,7 @@ impl SmtpConfig {
         if let Some(n) = self.max_per_minute {
             positive.push(("max_per_minute", u64::from(n)));
         }
-        at_least_one(at, &positive)
+        at.at_least_one(&positive)
     }
 }
 
@@ -164,14 +164,11 @@ impl OutboxConfig {
     /// Checks the rules serde cannot; `at` names the section and its keys
     /// in errors, one key each.
     pub fn validate(&self, at: &Locator<'_>) -> Result<()> {
-        at_least_one(
-            at,
-            &[
-                ("retry_min", self.retry_min.as_secs()),
-                ("per_ticket_limit", u64::from(self.per_ticket_limit)),
-                ("lease", self.lease.as_secs()),
-            ],
-        )?;
+        at.at_least_one(&[
+            ("retry_min", self.retry_min.as_secs()),
+            ("per_ticket_limit", u64::from(self.per_ticket_limit)),
+            ("lease", self.lease.as_secs()),
+        ])?;
         if self.retry_max < self.retry_min {
             return Err(at.error(
                 "retry_max",
@@ -227,15 +224,6 @@ pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<D
 /// The longest duration a setting takes: every one of them ends up as
 /// seconds in SQL arithmetic or a timer, where a saturated value would wrap.
 const LONGEST: Duration = Duration::from_secs(366 * 86_400);
-
-/// One error per setting that must be positive and is not: `batch must be
-/// at least 1 (got 0)`.
-pub fn at_least_one(at: &Locator<'_>, settings: &[(&str, u64)]) -> Result<()> {
-    match settings.iter().find(|(_, v)| *v == 0) {
-        Some((key, v)) => Err(at.error(key, format!("must be at least 1 (got {v})"))),
-        None => Ok(()),
-    }
-}
 
 #[cfg(test)]
 mod tests {
