@@ -88,12 +88,14 @@ impl Error {
     /// others go on. A file error is not of the moment: writing one mail's
     /// attachment can fail for that mail alone (too large for the volume or
     /// a file-size limit), and retrying the chunk would stall the mailbox.
+    /// Nor is a protocol error: the driver refusing a statement (more
+    /// parameters than the wire format carries) fails the same way on
+    /// every retry, while a connection that breaks fails as I/O.
     pub fn is_transient(&self) -> bool {
         match self {
             Error::Database(e) => match e {
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)
-                | sqlx::Error::Protocol(_)
                 | sqlx::Error::PoolTimedOut
                 | sqlx::Error::PoolClosed
                 | sqlx::Error::WorkerCrashed => true,

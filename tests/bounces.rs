@@ -112,3 +112,38 @@ async fn a_bounce_of_unknown_mail_without_a_sender_is_recorded_and_ignored() {
         (Some("bounce"), Some("delivery report"))
     );
 }
+
+/// A delivery report for 70,000 recipients (a list's bounce digest) counts
+/// against the one contact it names, the last of them: the contacts it
+/// names are looked up in slices, where one statement of 70,000
+/// parameters would be refused by PostgreSQL on every retry.
+#[tokio::test]
+async fn a_report_naming_seventy_thousand_recipients_counts_against_the_contact_among_them() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    p.process_batch(&[Incoming::new(REQUEST.to_vec(), "a")]).await.unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let ack = views::outbox(&mut conn).await.unwrap().remove(0);
+
+    let mut blocks = String::new();
+    for n in 0..70_000 {
+        blocks.push_str(&format!(
+            "Final-Recipient: rfc822; gone{n}@list.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
+        ));
+    }
+    blocks.push_str("Final-Recipient: rfc822; ana@kovac.test\r\nAction: failed\r\nStatus: 5.1.1\r\n");
+    let raw = String::from_utf8(dsn(&ack.message_id, "ana@kovac.test", "5.1.1"))
+        .unwrap()
+        .replacen(
+            "Final-Recipient: rfc822; ana@kovac.test\r\nAction: failed\r\nStatus: 5.1.1\r\n",
+            &blocks,
+            1,
+        );
+    let (_, outcomes) = p.process_batch(&[Incoming::new(raw.into_bytes(), "b")]).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::Update]);
+    let ana = views::contacts(&mut conn, Some("ana@kovac.test"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(ana.hard_bounces, 1);
+}

@@ -107,3 +107,50 @@ async fn a_sender_opening_more_than_20_tickets_an_hour_is_quarantined_until_the_
     let (later, _) = p.process_batch(&[flood(22, 61)]).await.unwrap();
     assert_eq!(later.new_tickets, 1);
 }
+
+/// A mail naming tens of thousands of Message-IDs (a looping list, a
+/// crafted mail) threads like any other, and neither it nor a batch
+/// longer than one statement's list stops the mailbox: PostgreSQL refuses
+/// a statement of more than 65,535 parameters, which a 40,000-id
+/// References once reached on every retry.
+#[tokio::test]
+async fn a_reply_naming_forty_thousand_message_ids_threads_on_its_root() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    let noise: Vec<String> = (0..40_000).map(|i| format!("<noise-{i}@list.test>")).collect();
+    let reply = format!(
+        "From: Ana Horvat <ana@kovac.test>\r\nSubject: Re: Linka nefunguje\r\nMessage-ID: <a2@kovac.test>\r\n\
+References: <a1@kovac.test> {}\r\nDate: Mon, 2 Mar 2026 11:00:00 +0100\r\n\r\nStale nefunguje.\r\n",
+        noise.join("\r\n ")
+    );
+    // 1,499 other senders in the same batch: every list of the batch's
+    // snapshot is longer than one statement takes.
+    let mut batch = vec![Incoming::new(reply.into_bytes(), "reply")];
+    for n in 0..1_499 {
+        let raw = format!(
+            "From: <user{n}@kovac.test>\r\nSubject: Question {n}\r\nMessage-ID: <q{n}@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 11:00:00 +0100\r\n\r\nHello.\r\n"
+        );
+        batch.push(Incoming::new(raw.into_bytes(), format!("q/{n}")));
+    }
+    let (summary, outcomes) = p.process_batch(&batch).await.unwrap();
+    assert_eq!(outcomes[0], Outcome::Update);
+    assert_eq!((summary.new_tickets, summary.contacts_created), (1_499, 1_499));
+
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let detail = views::ticket_detail(&mut conn, 1).await.unwrap();
+    assert!(detail.messages.iter().any(|m| m.text.contains("Stale nefunguje")));
+    // The notifications about the reply carry the root and a few recent
+    // ids, not 40,000.
+    let refs: Vec<String> = sqlx::query_scalar("SELECT references_ids FROM outbox WHERE ticket = 1")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    let longest = refs.iter().map(|r| r.split_whitespace().count()).max().unwrap();
+    assert!(longest <= mailroom::message::MAX_THREAD_IDS + 2, "{longest} ids");
+
+    // The same batch again is a no-op, all 1,500 known by key.
+    let (again, _) = p.process_batch(&batch).await.unwrap();
+    assert_eq!((again.new_tickets, again.notifications), (0, 0));
+}

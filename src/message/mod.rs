@@ -30,6 +30,22 @@ pub struct Mailbox {
     pub name: Option<String>,
 }
 
+/// The most Message-IDs kept of a mail's `In-Reply-To` or `References`.
+///
+/// Threading needs the thread's root and the latest few; a header of
+/// thousands of ids (a looping list, a crafted mail) would otherwise be
+/// carried into every lookup and every notification's `References`.
+pub const MAX_THREAD_IDS: usize = 32;
+
+/// The first id (the thread's root, as RFC 5322 §3.6.4 keeps it when
+/// trimming) and the last `MAX_THREAD_IDS - 1`.
+fn capped(mut ids: Vec<String>) -> Vec<String> {
+    if ids.len() > MAX_THREAD_IDS {
+        ids.drain(1..ids.len() - (MAX_THREAD_IDS - 1));
+    }
+    ids
+}
+
 /// The parsed facts of one mail.
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -235,8 +251,8 @@ impl Message {
                 .map(|l| l.iter().filter_map(|s| clean_id(s)).collect())
                 .unwrap_or_default()
         };
-        let in_reply_to = ids(parsed.in_reply_to());
-        let references = ids(parsed.references());
+        let in_reply_to = capped(ids(parsed.in_reply_to()));
+        let references = capped(ids(parsed.references()));
         let headers = parsed
             .headers_raw()
             .map(|(n, v)| (n.to_ascii_lowercase(), v.trim().to_string()))
@@ -445,6 +461,17 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
         assert_eq!(m.references, vec!["a@b", "x@y"]);
         assert_eq!(m.text, "Bonjour");
         assert!(m.date.is_some());
+    }
+
+    #[test]
+    fn a_long_references_keeps_its_root_and_latest_ids() {
+        let ids: Vec<String> = (0..100).map(|i| format!("<r{i}@x>")).collect();
+        let raw = format!("From: a@b.test\r\nReferences: {}\r\n\r\nbody\r\n", ids.join(" "));
+        let m = Message::parse(raw.as_bytes()).unwrap();
+        assert_eq!(m.references.len(), MAX_THREAD_IDS);
+        assert_eq!(m.references[0], "r0@x");
+        assert_eq!(m.references[1], format!("r{}@x", 100 - (MAX_THREAD_IDS - 1)));
+        assert_eq!(m.references.last().unwrap(), "r99@x");
     }
 
     #[test]

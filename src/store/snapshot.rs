@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::flag::flag;
-use super::sql::Sql;
+use super::sql::{Placeholders, Sql, fetch_in, fetch_rows_in};
 
 use super::directory::{CONTACT_COLS, contact_from_row};
 use crate::directory::{Account, Contact, ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
@@ -98,17 +98,16 @@ impl Snapshot {
         let mut s = Snapshot::default();
         if !keys.is_empty() {
             let keys: HashSet<&str> = keys.iter().copied().collect();
-            let mut qb = Sql::new(
-                &*conn,
-                "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key",
-            );
-            qb.push_in(keys.iter().map(|k| k.to_string()));
-            s.known_keys = qb
-                .build_query_scalar::<String>()
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .collect();
+            let known: Vec<(String,)> = fetch_in(conn, keys.iter().map(|k| k.to_string()).collect(), |style, slice| {
+                let mut qb = Sql::styled(
+                    style,
+                    "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key",
+                );
+                qb.push_in(slice);
+                qb
+            })
+            .await?;
+            s.known_keys = known.into_iter().map(|(k,)| k).collect();
         }
         if msgs.is_empty() {
             return Ok(s);
@@ -149,14 +148,13 @@ impl Snapshot {
             })
             .collect();
         if !domains.is_empty() {
-            let mut qb = Sql::new(&*conn, "SELECT domain, account_id FROM account_domains WHERE domain");
-            qb.push_in(domains);
-            s.domain_accounts = qb
-                .build_query_as::<(String, i64)>()
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .collect();
+            let found: Vec<(String, i64)> = fetch_in(conn, domains.into_iter().collect(), |style, slice| {
+                let mut qb = Sql::styled(style, "SELECT domain, account_id FROM account_domains WHERE domain");
+                qb.push_in(slice);
+                qb
+            })
+            .await?;
+            s.domain_accounts = found.into_iter().collect();
         }
 
         let refs: HashSet<String> = msgs
@@ -169,18 +167,19 @@ impl Snapshot {
                     .cloned()
             })
             .collect();
-        if !refs.is_empty() {
-            let refs: Vec<String> = refs.into_iter().collect();
-            let mut qb = Sql::new(
-                &*conn,
+        let found: Vec<(String, i64)> = fetch_in(conn, refs.into_iter().collect(), |style, slice: Vec<String>| {
+            let mut qb = Sql::styled(
+                style,
                 "SELECT message_id, ticket FROM messages WHERE ticket IS NOT NULL AND message_id",
             );
-            qb.push_in(refs.iter().cloned());
+            qb.push_in(slice.iter().cloned());
             qb.push(" UNION ALL SELECT message_id, ticket FROM outbox WHERE ticket IS NOT NULL AND message_id");
-            qb.push_in(refs);
-            for (id, ticket) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
-                s.thread_ids.entry(id).or_insert(ticket);
-            }
+            qb.push_in(slice);
+            qb
+        })
+        .await?;
+        for (id, ticket) in found {
+            s.thread_ids.entry(id).or_insert(ticket);
         }
 
         let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
@@ -199,9 +198,13 @@ impl Snapshot {
         if emails.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(&*conn, format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
-        qb.push_in(emails);
-        for row in qb.build().fetch_all(&mut *conn).await? {
+        let rows = fetch_rows_in(conn, emails, |style, slice| {
+            let mut qb = Sql::styled(style, format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email"));
+            qb.push_in(slice);
+            qb
+        })
+        .await?;
+        for row in rows {
             let c = contact_from_row(&row)?;
             self.contacts.insert(c.email.clone(), c);
         }
@@ -214,15 +217,19 @@ impl Snapshot {
         if numbers.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(&*conn, format!(
-            "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
-                    t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
-                    (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
-                    {RECIPIENT_COLS}
-             FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
-        ));
-        qb.push_in(numbers);
-        for r in qb.build().fetch_all(&mut *conn).await? {
+        let rows = fetch_rows_in(conn, numbers, |style, slice| {
+            let mut qb = Sql::styled(style, format!(
+                "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
+                        t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
+                        (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
+                        {RECIPIENT_COLS}
+                 FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
+            ));
+            qb.push_in(slice);
+            qb
+        })
+        .await?;
+        for r in rows {
             let status: String = r.try_get("status")?;
             let level: i64 = r.try_get("escalation_level")?;
             let participants: Option<String> = r.try_get("participants")?;
@@ -257,12 +264,24 @@ impl Snapshot {
         if ids.is_empty() {
             return Ok(());
         }
-        let mut qb = Sql::new(
-            &*conn,
-            format!("SELECT {} FROM accounts a WHERE a.id", super::directory::ACCOUNT_COLS),
-        );
-        qb.push_in(ids.iter().copied());
-        for r in qb.build().fetch_all(&mut *conn).await? {
+        let by_account = |head: String, tail: &'static str| {
+            move |style: Placeholders, slice: Vec<i64>| {
+                let mut qb = Sql::styled(style, head.clone());
+                qb.push_in(slice);
+                qb.push(tail);
+                qb
+            }
+        };
+        let rows = fetch_rows_in(
+            conn,
+            ids.clone(),
+            by_account(
+                format!("SELECT {} FROM accounts a WHERE a.id", super::directory::ACCOUNT_COLS),
+                "",
+            ),
+        )
+        .await?;
+        for r in rows {
             let a = super::directory::account_from_row(&r)?;
             self.services.entry(a.id).or_default();
             self.subscriptions.entry(a.id).or_default();
@@ -270,13 +289,16 @@ impl Snapshot {
             self.accounts.insert(a.id, a);
         }
 
-        let mut qb = Sql::new(
-            &*conn,
-            "SELECT id, service_id, account_id, name FROM services WHERE account_id",
-        );
-        qb.push_in(ids.iter().copied());
-        qb.push(" ORDER BY id");
-        for r in qb.build().fetch_all(&mut *conn).await? {
+        let rows = fetch_rows_in(
+            conn,
+            ids.clone(),
+            by_account(
+                "SELECT id, service_id, account_id, name FROM services WHERE account_id".into(),
+                " ORDER BY id",
+            ),
+        )
+        .await?;
+        for r in rows {
             let s = Service {
                 id: r.try_get("id")?,
                 service_id: r.try_get("service_id")?,
@@ -286,17 +308,25 @@ impl Snapshot {
             self.services.entry(s.account_id).or_default().push(s);
         }
 
-        let mut qb = Sql::new(&*conn, format!(
-            "SELECT {RECIPIENT_COLS}, s.contact_group, s.account_id AS t_account, s.service_id AS t_service,
-                    s.billing_account_id AS t_billing, COALESCE(s.account_id, sv.account_id, b.account_id) AS owner, s.level
-             FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
-             LEFT JOIN services sv ON sv.id = s.service_id
-             LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
-             WHERE COALESCE(s.account_id, sv.account_id, b.account_id)"
-        ));
-        qb.push_in(ids.iter().copied());
-        qb.push(" ORDER BY s.id");
-        for r in qb.build().fetch_all(&mut *conn).await? {
+        let rows = fetch_rows_in(
+            conn,
+            ids.clone(),
+            by_account(
+                format!(
+                    "SELECT {RECIPIENT_COLS}, s.contact_group, s.account_id AS t_account, s.service_id AS t_service,
+                            s.billing_account_id AS t_billing, COALESCE(s.account_id, sv.account_id, b.account_id) AS owner, s.level
+                     FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
+                     LEFT JOIN services sv ON sv.id = s.service_id
+                     LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
+                     WHERE COALESCE(s.account_id, sv.account_id, b.account_id)"
+                ),
+                // A row left stale by a move (see prune_subscriptions) never
+                // mails one customer's news to another's staff.
+                " AND c.account_id = COALESCE(s.account_id, sv.account_id, b.account_id) ORDER BY s.id",
+            ),
+        )
+        .await?;
+        for r in rows {
             let owner: i64 = r.try_get("owner")?;
             let group: String = r.try_get("contact_group")?;
             let t_account: Option<i64> = r.try_get("t_account")?;
@@ -320,15 +350,18 @@ impl Snapshot {
             });
         }
 
-        let mut qb = Sql::new(
-            &*conn,
-            format!(
-                "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
+        let rows = fetch_rows_in(
+            conn,
+            ids,
+            by_account(
+                format!(
+                    "SELECT {RECIPIENT_COLS}, c.account_id AS owner FROM contacts c WHERE c.is_primary AND c.account_id"
+                ),
+                " ORDER BY c.id",
             ),
-        );
-        qb.push_in(ids);
-        qb.push(" ORDER BY c.id");
-        for r in qb.build().fetch_all(&mut *conn).await? {
+        )
+        .await?;
+        for r in rows {
             let owner: i64 = r.try_get("owner")?;
             self.primaries.entry(owner).or_default().push(recipient_from_row(&r)?);
         }
@@ -473,11 +506,15 @@ async fn senders_times(
     since: i64,
     emails: &HashSet<&str>,
 ) -> Result<HashMap<String, Vec<i64>>> {
-    let mut qb = Sql::new(&*conn, select);
-    qb.push_bind(since).push(address_column);
-    qb.push_in(emails.iter().map(|e| e.to_string()));
+    let rows: Vec<(String, i64)> = fetch_in(conn, emails.iter().map(|e| e.to_string()).collect(), |style, slice| {
+        let mut qb = Sql::styled(style, select);
+        qb.push_bind(since).push(address_column);
+        qb.push_in(slice);
+        qb
+    })
+    .await?;
     let mut times: HashMap<String, Vec<i64>> = HashMap::new();
-    for (from, at) in qb.build_query_as::<(String, i64)>().fetch_all(&mut *conn).await? {
+    for (from, at) in rows {
         times.entry(from).or_default().push(at);
     }
     Ok(times)

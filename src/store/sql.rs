@@ -7,9 +7,63 @@
 //! INSERT of thousands of values spent most of a batch doing that). It
 //! keeps the small part of the `QueryBuilder` interface the store uses.
 
-use sqlx::any::{Any, AnyArguments};
+use sqlx::any::{Any, AnyArguments, AnyRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{AnyConnection, Arguments, Encode, FromRow, Type};
+
+use crate::error::Result;
+
+/// The most values one statement of [`fetch_in`] binds in its `IN (…)`
+/// list. PostgreSQL refuses a statement of more than 65,535 parameters,
+/// and a batch's lists grow with what its mails name (a References header
+/// of thousands of Message-IDs, a delivery report for thousands of
+/// recipients, a large `batch`), so a long list is split instead of
+/// failing the batch on every retry.
+pub const IN_LIST_MAX: usize = 1_000;
+
+/// The rows of the statements `build` makes, one per slice of at most
+/// [`IN_LIST_MAX`] of `items`. Each statement is whole (an `ORDER BY`
+/// orders within its slice), so a list keyed by owner keeps each owner's
+/// rows together and in order.
+pub async fn fetch_rows_in<V>(
+    conn: &mut AnyConnection,
+    items: Vec<V>,
+    mut build: impl FnMut(Placeholders, Vec<V>) -> Sql,
+) -> Result<Vec<AnyRow>> {
+    let style = Placeholders::of(conn);
+    let mut items = items.into_iter().peekable();
+    let mut rows = Vec::new();
+    while items.peek().is_some() {
+        let slice: Vec<V> = items.by_ref().take(IN_LIST_MAX).collect();
+        let sql = build(style, slice);
+        rows.extend(sql.build().fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
+/// [`fetch_rows_in`], each row read as `T`.
+pub async fn fetch_in<V, T>(
+    conn: &mut AnyConnection,
+    items: Vec<V>,
+    build: impl FnMut(Placeholders, Vec<V>) -> Sql,
+) -> Result<Vec<T>>
+where
+    T: for<'r> FromRow<'r, AnyRow>,
+{
+    let rows = fetch_rows_in(conn, items, build).await?;
+    Ok(rows.iter().map(T::from_row).collect::<std::result::Result<_, _>>()?)
+}
+
+/// The placeholder style of an engine: `$n` (PostgreSQL) or `?` (SQLite).
+#[derive(Debug, Clone, Copy)]
+pub struct Placeholders(bool);
+
+impl Placeholders {
+    /// The style of the engine behind `conn`.
+    pub fn of(conn: &AnyConnection) -> Placeholders {
+        Placeholders(conn.backend_name() != "SQLite")
+    }
+}
 
 /// A statement being built, with its bound values.
 #[derive(Default)]
@@ -25,7 +79,13 @@ impl Sql {
     /// Starts a statement with `head`, in the placeholder style of the
     /// engine behind `conn`.
     pub fn new(conn: &AnyConnection, head: impl Into<String>) -> Sql {
-        Sql::with_style(head, conn.backend_name() != "SQLite")
+        Sql::styled(Placeholders::of(conn), head)
+    }
+
+    /// Starts a statement with `head` in `style`: for code that builds
+    /// statements while the connection is lent out (see [`fetch_in`]).
+    pub fn styled(style: Placeholders, head: impl Into<String>) -> Sql {
+        Sql::with_style(head, style.0)
     }
 
     fn with_style(head: impl Into<String>, numbered: bool) -> Sql {
@@ -172,5 +232,29 @@ mod tests {
         assert!(sql.text().ends_with("IN (?, ?)"), "{}", sql.text());
         let n: i64 = sql.build_query_scalar().fetch_one(&mut conn).await.unwrap();
         assert_eq!(n, 1);
+    }
+
+    /// A list longer than one statement takes is split, and every row of
+    /// every slice comes back.
+    #[tokio::test]
+    async fn fetch_in_splits_a_long_list_and_keeps_every_row() {
+        sqlx::any::install_default_drivers();
+        let mut conn = <AnyConnection as sqlx::Connection>::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let mut statements = 0;
+        let items: Vec<i64> = (0..(2 * IN_LIST_MAX as i64 + 500)).collect();
+        let rows: Vec<(i64,)> = fetch_in(&mut conn, items, |style, slice| {
+            statements += 1;
+            assert!(slice.len() <= IN_LIST_MAX);
+            let mut sql = Sql::styled(style, "WITH RECURSIVE n(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM n WHERE x < 5000) SELECT x FROM n WHERE x");
+            sql.push_in(slice);
+            sql
+        })
+        .await
+        .unwrap();
+        assert_eq!(statements, 3);
+        assert_eq!(rows.len(), 2 * IN_LIST_MAX + 500);
+        assert_eq!(rows.last(), Some(&(2 * IN_LIST_MAX as i64 + 499,)));
     }
 }
