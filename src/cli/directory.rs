@@ -31,6 +31,7 @@ pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
                 "imported {} accounts, {} billing accounts, {} services, {} contacts, {} subscriptions, {} ignore rules",
                 s.accounts, s.billing_accounts, s.services, s.contacts, s.subscriptions, s.ignore_rules
             );
+            report_removed(&s.removed_subscriptions);
             Ok(())
         }
         DirectoryCmd::Export => {
@@ -182,8 +183,8 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
                 },
                 fields,
             );
-            save_contact(conn, row, CreatedBy::Cli).await?;
-            Ok(Some(format!("contact {email} added")))
+            let removed = save_contact(conn, row, CreatedBy::Cli).await?;
+            Ok(saved(format!("contact {email} added"), removed))
         }
         ContactsCmd::Update {
             email,
@@ -210,8 +211,8 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
                 group: current.group,
                 ignore: current.ignore,
             };
-            save_contact(conn, apply_fields(row, fields), CreatedBy::Cli).await?;
-            Ok(Some(format!("contact {} updated", current.email)))
+            let removed = save_contact(conn, apply_fields(row, fields), CreatedBy::Cli).await?;
+            Ok(saved(format!("contact {} updated", current.email), removed))
         }
         ContactsCmd::Ignore { email, off } => {
             dir::set_contact_ignore(conn, &email, !off).await?;
@@ -255,20 +256,29 @@ fn apply_fields(mut row: ContactRow, f: ContactFields) -> ContactRow {
     row
 }
 
-/// Validates one contact like an import row, then upserts it.
-async fn save_contact(conn: &mut sqlx::AnyConnection, row: ContactRow, by: CreatedBy) -> Result<()> {
+/// Validates one contact like an import row, then upserts it; returns the
+/// subscriptions a move to another account took away.
+async fn save_contact(conn: &mut sqlx::AnyConnection, row: ContactRow, by: CreatedBy) -> Result<Vec<String>> {
     let file = DirectoryFile {
         contacts: vec![row],
         ..DirectoryFile::default()
-    };
-    file.validate()?;
+    }
+    .checked()?;
     dir::upsert_contact(conn, &file.contacts[0], by)
         .await
         .map_err(|e| match e {
             Error::Directory(m) => Error::Directory(format!("contact {}: {m}", file.contacts[0].email)),
             other => other,
         })?;
-    Ok(())
+    dir::prune_subscriptions(conn).await
+}
+
+/// `done`, followed by what the change took away.
+fn saved(done: String, removed: Vec<String>) -> Option<String> {
+    if removed.is_empty() {
+        return Some(done);
+    }
+    Some(format!("{done}\n{}", removed_note(&removed)))
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,18 +288,22 @@ pub enum AccountsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Create or update an account.
+    /// Create an account, or update the fields named of an existing one
+    /// (the others keep their values).
     Add {
         number: String,
+        /// Required for a new account.
         #[arg(long)]
-        name: String,
-        /// Email domain (repeatable); subdomains match too.
+        name: Option<String>,
+        /// Email domain (repeatable; replaces the account's domains);
+        /// subdomains match too.
         #[arg(long = "domain")]
         domains: Vec<String>,
         #[arg(long)]
         language: Option<String>,
-        #[arg(long, default_value = "open")]
-        intake: String,
+        /// open (the default for a new account), primary_only or approval.
+        #[arg(long)]
+        intake: Option<String>,
     },
     /// Remove an account that has no tickets or contacts.
     Remove { number: String },
@@ -309,18 +323,37 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             language,
             intake,
         } => {
-            let intake: IntakePolicy = intake.parse().map_err(Error::Usage)?;
-            let row = AccountRow {
-                number: number.clone(),
-                name,
-                domains,
-                language,
-                intake,
-                health: None,
-                tier: None,
-                industry: None,
-                renewal_date: None,
+            let intake: Option<IntakePolicy> = intake.map(|i| i.parse()).transpose().map_err(Error::Usage)?;
+            let mut conn = store.pool().acquire().await?;
+            let stored = dir::account_rows(&mut conn, Some(&number)).await?.pop();
+            drop(conn);
+            let mut row = match (stored, name) {
+                (Some(row), name) => AccountRow {
+                    name: name.unwrap_or(row.name),
+                    ..row
+                },
+                (None, Some(name)) => AccountRow {
+                    number: number.clone(),
+                    name,
+                    domains: Vec::new(),
+                    language: None,
+                    intake: IntakePolicy::default(),
+                    health: None,
+                    tier: None,
+                    industry: None,
+                    renewal_date: None,
+                },
+                (None, None) => {
+                    return Err(Error::Usage(format!(
+                        "account {number} does not exist; a new account needs --name"
+                    )));
+                }
             };
+            if !domains.is_empty() {
+                row.domains = domains;
+            }
+            row.language = language.or(row.language);
+            row.intake = intake.unwrap_or(row.intake);
             import_one(
                 store,
                 DirectoryFile {
@@ -349,11 +382,14 @@ pub enum ServicesCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Create or update a service.
+    /// Create a service, or update the fields named of an existing one
+    /// (the others, such as its ends, keep their values).
     Add {
         id: String,
+        /// Required for a new service; another account moves the service
+        /// (and drops the old account's subscriptions to it).
         #[arg(long)]
-        account: String,
+        account: Option<String>,
         #[arg(long)]
         name: Option<String>,
     },
@@ -368,12 +404,27 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
             print_list(&views::services(&mut conn).await?, json, &["id", "account", "name"])
         }
         ServicesCmd::Add { id, account, name } => {
-            let row = ServiceRow {
-                id: id.clone(),
-                account,
-                name,
-                a_end: None,
-                b_end: None,
+            let mut conn = store.pool().acquire().await?;
+            let stored = dir::service_rows(&mut conn, Some(&id)).await?.pop();
+            drop(conn);
+            let row = match (stored, account) {
+                (Some(row), account) => ServiceRow {
+                    account: account.unwrap_or(row.account),
+                    name: name.or(row.name),
+                    ..row
+                },
+                (None, Some(account)) => ServiceRow {
+                    id: id.clone(),
+                    account,
+                    name,
+                    a_end: None,
+                    b_end: None,
+                },
+                (None, None) => {
+                    return Err(Error::Usage(format!(
+                        "service {id} does not exist; a new service needs --account"
+                    )));
+                }
             };
             import_one(
                 store,
@@ -489,9 +540,30 @@ pub async fn subscriptions(cmd: SubscriptionsCmd, store: &Store) -> Result<()> {
 
 /// Single-row edits go through the import path, so they obey the same rules.
 async fn import_one(store: &Store, file: DirectoryFile) -> Result<()> {
-    file.validate()?;
+    let file = file.checked()?;
     let mut tx = store.begin_write().await?;
-    dir::import(&mut tx, &file).await?;
+    let summary = dir::import(&mut tx, &file).await?;
     store.commit(tx).await?;
+    report_removed(&summary.removed_subscriptions);
     Ok(())
+}
+
+/// Says which subscriptions a move took away, so an operator who moved a
+/// contact or service by mistake sees what to restore.
+fn report_removed(removed: &[String]) {
+    if !removed.is_empty() {
+        println!("{}", removed_note(removed));
+    }
+}
+
+fn removed_note(removed: &[String]) -> String {
+    let mut note = format!(
+        "removed {} subscription(s) whose target is no longer in the contact's account:",
+        removed.len()
+    );
+    for r in removed {
+        note.push_str("\n  ");
+        note.push_str(r);
+    }
+    note
 }

@@ -140,15 +140,22 @@ impl SubscriptionRow {
 impl DirectoryFile {
     /// Parses the file text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<DirectoryFile> {
-        let mut file: DirectoryFile = toml::from_str(text).map_err(|e| {
+        let file: DirectoryFile = toml::from_str(text).map_err(|e| {
             Error::Directory(format!(
                 "{origin}: {}",
                 e.to_string().lines().collect::<Vec<_>>().join(" ")
             ))
         })?;
-        file.normalise();
-        file.validate()?;
-        Ok(file)
+        file.checked()
+    }
+
+    /// The file with its addresses and domains in canonical form (lower
+    /// case, trimmed), checked row by row: what every import, from a file
+    /// or from one command-line edit, goes through.
+    pub fn checked(mut self) -> Result<DirectoryFile> {
+        self.normalise();
+        self.validate()?;
+        Ok(self)
     }
 
     fn normalise(&mut self) {
@@ -158,23 +165,54 @@ impl DirectoryFile {
         for c in &mut self.contacts {
             c.email = normalise_email(&c.email);
         }
+        for a in &mut self.accounts {
+            a.number = a.number.trim().to_string();
+        }
+        for b in &mut self.billing_accounts {
+            b.number = b.number.trim().to_string();
+            b.account = b.account.trim().to_string();
+        }
+        for s in &mut self.services {
+            s.id = s.id.trim().to_string();
+            s.account = s.account.trim().to_string();
+        }
         for s in &mut self.subscriptions {
             s.contact = normalise_email(&s.contact);
         }
     }
 
-    /// Checks every row on its own (references across rows and to the store
-    /// are checked by the store inside the import transaction).
-    pub fn validate(&self) -> Result<()> {
+    /// Checks every row on its own, and that no identity (account number,
+    /// domain, billing account, service ID, contact email) is given twice:
+    /// two rows for one thing would be merged silently, the last winning.
+    /// References to the store are checked by the store inside the import
+    /// transaction.
+    fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Directory(what));
         let lang_ok = |l: &Option<String>| l.as_deref().is_none_or(|l| LANGUAGES.contains(&l));
+        let mut seen = Identities::default();
         for (i, a) in self.accounts.iter().enumerate() {
             let row = format!("account #{} ({})", i + 1, a.number);
-            if a.number.trim().is_empty() {
+            if a.number.is_empty() {
                 return bad(format!("account #{}: number is empty", i + 1));
             }
+            if a.name.trim().is_empty() {
+                return bad(format!("{row}: name is empty"));
+            }
+            seen.once("account number", &a.number, &row)?;
             if let Some(d) = a.domains.iter().find(|d| d.is_empty() || d.contains(['@', ' ', '*'])) {
                 return bad(format!("{row}: {d:?} is not a domain"));
+            }
+            for d in &a.domains {
+                seen.once("domain", d, &row)?;
+            }
+            if let Some(h) = a.health.as_deref().filter(|h| !HEALTH.contains(h)) {
+                return bad(format!("{row}: health {h:?} is not one of {}", HEALTH.join(", ")));
+            }
+            if let Some(t) = a.tier.as_deref().filter(|t| !TIERS.contains(t)) {
+                return bad(format!("{row}: tier {t:?} is not one of {}", TIERS.join(", ")));
+            }
+            if let Some(d) = a.renewal_date.as_deref().filter(|d| !is_date(d)) {
+                return bad(format!("{row}: renewal_date {d:?} is not a date (YYYY-MM-DD)"));
             }
             if !lang_ok(&a.language) {
                 return bad(format!(
@@ -184,11 +222,32 @@ impl DirectoryFile {
                 ));
             }
         }
+        for (i, b) in self.billing_accounts.iter().enumerate() {
+            let row = format!("billing_account #{} ({})", i + 1, b.number);
+            if b.number.is_empty() {
+                return bad(format!("billing_account #{}: number is empty", i + 1));
+            }
+            if b.account.is_empty() {
+                return bad(format!("{row}: account is empty"));
+            }
+            seen.once("billing account", &b.number, &row)?;
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let row = format!("service #{} ({})", i + 1, s.id);
+            if s.id.is_empty() {
+                return bad(format!("service #{}: id is empty", i + 1));
+            }
+            if s.account.is_empty() {
+                return bad(format!("{row}: account is empty"));
+            }
+            seen.once("service id", &s.id, &row)?;
+        }
         for (i, c) in self.contacts.iter().enumerate() {
             let row = format!("contact #{} ({})", i + 1, c.email);
             if !valid_address(&c.email) {
                 return bad(format!("{row}: {:?} is not an email address", c.email));
             }
+            seen.once("contact email", &c.email, &row)?;
             if !lang_ok(&c.language) {
                 return bad(format!(
                     "{row}: language {:?} is not one of {}",
@@ -221,6 +280,37 @@ impl DirectoryFile {
     }
 }
 
+/// An account's health, as the CRM of the product's documents has it.
+pub const HEALTH: [&str; 3] = ["happy", "doing_okay", "at_risk"];
+/// An account's support tier.
+pub const TIERS: [&str; 3] = ["basic", "premium", "enterprise"];
+
+/// A calendar date written `YYYY-MM-DD`.
+fn is_date(d: &str) -> bool {
+    d.len() == 10 && chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok()
+}
+
+/// The identities a file has named so far, each with the row that named it.
+#[derive(Default)]
+struct Identities(std::collections::HashMap<(&'static str, String), String>);
+
+impl Identities {
+    /// Records `value` as a `kind` of `row`; an error naming both rows
+    /// when an earlier row already named it.
+    fn once(&mut self, kind: &'static str, value: &str, row: &str) -> Result<()> {
+        match self.0.entry((kind, value.to_string())) {
+            std::collections::hash_map::Entry::Occupied(first) => Err(Error::Directory(format!(
+                "{row}: {kind} {value:?} is already given by {}; give each one once",
+                first.get()
+            ))),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(row.to_string());
+                Ok(())
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +338,55 @@ level = 2
         assert_eq!(f.accounts[0].domains, vec!["acme.fr"]);
         assert_eq!(f.accounts[0].intake, IntakePolicy::PrimaryOnly);
         assert_eq!(f.contacts[0].email, "marie.dupont@acme.fr");
+    }
+
+    #[test]
+    fn an_identity_given_twice_is_refused_naming_both_rows() {
+        let twice = format!("{GOOD}[[contact]]\nemail = \"MARIE.dupont@Acme.fr\"\n");
+        let e = DirectoryFile::parse(&twice, "d.toml").unwrap_err().to_string();
+        assert!(e.contains("contact #2") && e.contains("contact #1"), "{e}");
+        let domain = format!("{GOOD}[[account]]\nnumber = \"OCN-2\"\nname = \"B\"\ndomains = [\"ACME.FR\"]\n");
+        let e = DirectoryFile::parse(&domain, "d.toml").unwrap_err().to_string();
+        assert!(
+            e.contains("domain \"acme.fr\"") && e.contains("account #1 (OCN-1001)"),
+            "{e}"
+        );
+        let service = "[[service]]\nid = \"S1\"\naccount = \"A\"\n[[service]]\nid = \" S1\"\naccount = \"B\"\n";
+        let e = DirectoryFile::parse(service, "d.toml").unwrap_err().to_string();
+        assert!(e.contains("service #2") && e.contains("service id"), "{e}");
+    }
+
+    #[test]
+    fn empty_identities_and_unknown_attributes_are_refused() {
+        for (text, needle) in [
+            ("[[service]]\nid = \"\"\naccount = \"A\"\n", "service #1: id is empty"),
+            ("[[account]]\nnumber = \"A\"\nname = \" \"\n", "name is empty"),
+            (
+                "[[billing_account]]\nnumber = \"B\"\naccount = \"\"\n",
+                "account is empty",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\nhealth = \"great\"\n",
+                "health \"great\"",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\ntier = \"gold\"\n",
+                "tier \"gold\"",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\nrenewal_date = \"31/01/2027\"\n",
+                "renewal_date",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\nrenewal_date = \"2027-02-30\"\n",
+                "renewal_date",
+            ),
+        ] {
+            let e = DirectoryFile::parse(text, "d.toml").unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let ok = "[[account]]\nnumber = \"A\"\nname = \"N\"\nhealth = \"at_risk\"\ntier = \"premium\"\nrenewal_date = \"2027-01-31\"\n";
+        DirectoryFile::parse(ok, "d.toml").unwrap();
     }
 
     #[test]

@@ -371,3 +371,123 @@ fn the_readme_directory_example_imports_and_round_trips() {
     again.ok(&["directory", "import", path.to_str().unwrap()]);
     assert_eq!(again.ok(&["directory", "export"]), exported);
 }
+
+// ----------------------------------------------------------------------- moves
+
+/// A service, a contact or a billing account moved to another customer
+/// takes none of the old customer's subscriptions along: each one that no
+/// longer fits is removed and named, and the export still imports.
+#[test]
+fn a_move_to_another_account_removes_the_subscriptions_that_no_longer_fit() {
+    let env = Env::new();
+    env.import(DIRECTORY);
+
+    let out = env.ok(&["services", "add", "LON/ETH/000123", "--account", "OCN-2002"]);
+    assert!(
+        out.contains("removed 1 subscription")
+            && out.contains(
+                "noc@acme.fr reactive_service_outage on service LON/ETH/000123 (the contact is in account OCN-1001)"
+            ),
+        "{out}"
+    );
+    let noc = env.list(&["contacts", "subscriptions", "noc@acme.fr", "--json"]);
+    assert_eq!(noc.len(), 1, "{noc:?}");
+    assert_eq!(noc[0]["group"], "escalation");
+    let service = find(&env.list(&["services", "list", "--json"]), "id", "LON/ETH/000123").clone();
+    assert_eq!(
+        (service["account"].as_str(), service["name"].as_str()),
+        (Some("OCN-2002"), Some("Ethernet Paris-London")),
+        "the move keeps the service's name"
+    );
+
+    let out = env.ok(&["contacts", "update", "noc@acme.fr", "--account", "OCN-2002"]);
+    assert!(out.contains("noc@acme.fr escalation on account OCN-1001"), "{out}");
+    assert!(
+        env.list(&["contacts", "subscriptions", "noc@acme.fr", "--json"])
+            .is_empty()
+    );
+
+    let moved = "[[billing_account]]\nnumber = \"BCN-77\"\naccount = \"OCN-2002\"\n";
+    let path = env.write("move.toml", moved);
+    let out = env.ok(&["directory", "import", path.to_str().unwrap()]);
+    assert!(
+        out.contains("marie.dupont@acme.fr accounts_payable on billing account BCN-77"),
+        "{out}"
+    );
+    assert!(env.list(&["subscriptions", "list", "--json"]).is_empty());
+
+    let export = env.ok(&["directory", "export"]);
+    let again = Env::new();
+    again.import(&export);
+    assert_eq!(again.ok(&["directory", "export"]), export);
+}
+
+/// `accounts add` and `services add` on an existing row change what they
+/// name and keep the rest (a CRM-imported account lost its domains,
+/// language, intake and health to a rename).
+#[test]
+fn accounts_and_services_add_keep_what_they_do_not_name() {
+    let env = Env::new();
+    env.import(
+        r#"
+[[account]]
+number = "OCN-2002"
+name = "Globex GmbH"
+domains = ["globex.de", "globex.at"]
+language = "de"
+intake = "approval"
+health = "at_risk"
+tier = "premium"
+
+[[service]]
+id = "FRA/MPLS/000777"
+account = "OCN-2002"
+name = "MPLS Frankfurt"
+a_end = "Frankfurt"
+b_end = "Vienna"
+"#,
+    );
+    env.ok(&["accounts", "add", "OCN-2002", "--name", "Globex AG"]);
+    env.ok(&["services", "add", "FRA/MPLS/000777", "--name", "MPLS FRA-VIE"]);
+    let export = env.ok(&["directory", "export"]);
+    for kept in [
+        "name = \"Globex AG\"",
+        "domains = [\"globex.at\", \"globex.de\"]",
+        "language = \"de\"",
+        "intake = \"approval\"",
+        "health = \"at_risk\"",
+        "tier = \"premium\"",
+        "name = \"MPLS FRA-VIE\"",
+        "a_end = \"Frankfurt\"",
+        "b_end = \"Vienna\"",
+    ] {
+        assert!(export.contains(kept), "{kept} missing:\n{export}");
+    }
+    // Named domains replace the account's, in canonical (lower) case.
+    env.ok(&["accounts", "add", "OCN-2002", "--domain", "Globex.COM"]);
+    let account = find(&env.list(&["accounts", "list", "--json"]), "number", "OCN-2002").clone();
+    assert_eq!(account["domains"], json!(["globex.com"]));
+    assert_eq!(account["intake"], "approval");
+    // A new row needs what only it can give.
+    let err = env.fail2(&["accounts", "add", "OCN-9"]);
+    assert!(err.contains("OCN-9") && err.contains("--name"), "{err}");
+    let err = env.fail2(&["services", "add", "NEW/1"]);
+    assert!(err.contains("NEW/1") && err.contains("--account"), "{err}");
+}
+
+/// Two accounts of one file swap a domain whatever the order of their rows.
+#[test]
+fn a_domain_moves_between_accounts_of_one_file_in_any_row_order() {
+    let env = Env::new();
+    env.import(DIRECTORY);
+    env.import(
+        "[[account]]\nnumber = \"OCN-2002\"\nname = \"Globex GmbH\"\ndomains = [\"globex.de\", \"acme.fr\"]\n\n\
+[[account]]\nnumber = \"OCN-1001\"\nname = \"Acme SA\"\ndomains = [\"acme.com\"]\n",
+    );
+    let accounts = env.list(&["accounts", "list", "--json"]);
+    assert_eq!(
+        find(&accounts, "number", "OCN-2002")["domains"],
+        json!(["acme.fr", "globex.de"])
+    );
+    assert_eq!(find(&accounts, "number", "OCN-1001")["domains"], json!(["acme.com"]));
+}

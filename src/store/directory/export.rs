@@ -5,25 +5,10 @@ use super::*;
 
 /// The whole directory as a file that `import` reads back unchanged.
 pub async fn export(conn: &mut AnyConnection) -> Result<DirectoryFile> {
-    let mut file = DirectoryFile::default();
-    let sql = format!(
-        "SELECT {ACCOUNT_COLS}, a.health, a.tier, a.industry, a.renewal_date FROM accounts a ORDER BY a.number"
-    );
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await?;
-    for r in rows {
-        let account = account_from_row(&r)?;
-        file.accounts.push(AccountRow {
-            number: account.number,
-            name: account.name,
-            domains: account.domains,
-            language: account.language,
-            intake: account.intake,
-            health: r.try_get("health")?,
-            tier: r.try_get("tier")?,
-            industry: r.try_get("industry")?,
-            renewal_date: r.try_get("renewal_date")?,
-        });
-    }
+    let mut file = DirectoryFile {
+        accounts: account_rows(conn, None).await?,
+        ..DirectoryFile::default()
+    };
     let rows = sqlx::query("SELECT b.number, a.number AS account FROM billing_accounts b JOIN accounts a ON a.id = b.account_id ORDER BY b.number")
         .fetch_all(&mut *conn)
         .await?;
@@ -33,21 +18,7 @@ pub async fn export(conn: &mut AnyConnection) -> Result<DirectoryFile> {
             account: r.try_get("account")?,
         });
     }
-    let rows = sqlx::query(
-        "SELECT s.service_id, a.number AS account, s.name, s.a_end, s.b_end FROM services s
-         JOIN accounts a ON a.id = s.account_id ORDER BY s.service_id",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    for r in rows {
-        file.services.push(ServiceRow {
-            id: r.try_get("service_id")?,
-            account: r.try_get("account")?,
-            name: r.try_get("name")?,
-            a_end: r.try_get("a_end")?,
-            b_end: r.try_get("b_end")?,
-        });
-    }
+    file.services = service_rows(conn, None).await?;
     let rows = sqlx::query(
         "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.phone, c.job_title, c.timezone,
                 c.is_primary, c.is_group, c.ignore
@@ -76,6 +47,58 @@ pub async fn export(conn: &mut AnyConnection) -> Result<DirectoryFile> {
         .await?;
     file.ignore = patterns.into_iter().map(|pattern| IgnoreRow { pattern }).collect();
     Ok(file)
+}
+
+/// Accounts as directory rows, every field: one account or all of them.
+/// `accounts add` starts from the stored row, so what it does not name is
+/// kept.
+pub async fn account_rows(conn: &mut AnyConnection, number: Option<&str>) -> Result<Vec<AccountRow>> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLS}, a.health, a.tier, a.industry, a.renewal_date FROM accounts a
+         WHERE $1 IS NULL OR a.number = $1 ORDER BY a.number"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(number)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let account = account_from_row(r)?;
+            Ok(AccountRow {
+                number: account.number,
+                name: account.name,
+                domains: account.domains,
+                language: account.language,
+                intake: account.intake,
+                health: r.try_get("health")?,
+                tier: r.try_get("tier")?,
+                industry: r.try_get("industry")?,
+                renewal_date: r.try_get("renewal_date")?,
+            })
+        })
+        .collect()
+}
+
+/// Services as directory rows, every field: one service or all of them.
+pub async fn service_rows(conn: &mut AnyConnection, id: Option<&str>) -> Result<Vec<ServiceRow>> {
+    let rows = sqlx::query(
+        "SELECT s.service_id, a.number AS account, s.name, s.a_end, s.b_end FROM services s
+         JOIN accounts a ON a.id = s.account_id WHERE $1 IS NULL OR s.service_id = $1 ORDER BY s.service_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ServiceRow {
+                id: r.try_get("service_id")?,
+                account: r.try_get("account")?,
+                name: r.try_get("name")?,
+                a_end: r.try_get("a_end")?,
+                b_end: r.try_get("b_end")?,
+            })
+        })
+        .collect()
 }
 
 /// Subscriptions as directory rows, of one contact or of everyone.

@@ -6,7 +6,7 @@
 //! as a domain error that names the row, not as a raw constraint failure.
 
 mod export;
-pub use export::{export, subscription_rows};
+pub use export::{account_rows, export, service_rows, subscription_rows};
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
@@ -27,6 +27,9 @@ pub struct ImportSummary {
     pub contacts: usize,
     pub subscriptions: usize,
     pub ignore_rules: usize,
+    /// Subscriptions taken away because their target left the contact's
+    /// account (see [`prune_subscriptions`]), described for the operator.
+    pub removed_subscriptions: Vec<String>,
 }
 
 pub(crate) const ACCOUNT_COLS: &str = "a.id, a.number, a.name, a.language, a.intake, \
@@ -159,11 +162,29 @@ pub async fn ignore_rules(conn: &mut AnyConnection) -> Result<Vec<(String, Ignor
 /// transaction by the caller: the first bad row aborts it all.
 pub async fn import(conn: &mut AnyConnection, file: &DirectoryFile) -> Result<ImportSummary> {
     let mut summary = ImportSummary::default();
+    let account_row = |i: usize, a: &AccountRow| format!("account #{} ({})", i + 1, a.number);
+    let mut ids = Vec::with_capacity(file.accounts.len());
     for (i, a) in file.accounts.iter().enumerate() {
-        upsert_account(conn, a)
-            .await
-            .map_err(|e| name_row(e, &format!("account #{} ({})", i + 1, a.number)))?;
+        ids.push(
+            upsert_account(conn, a)
+                .await
+                .map_err(|e| name_row(e, &account_row(i, a)))?,
+        );
         summary.accounts += 1;
+    }
+    // Every listed account lets go of its domains before any is given
+    // again, so a domain moves between two accounts of one file whatever
+    // the order of their rows.
+    for id in &ids {
+        sqlx::query("DELETE FROM account_domains WHERE account_id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for (i, (a, id)) in file.accounts.iter().zip(&ids).enumerate() {
+        add_domains(conn, *id, &a.domains)
+            .await
+            .map_err(|e| name_row(e, &account_row(i, a)))?;
     }
     for (i, b) in file.billing_accounts.iter().enumerate() {
         upsert_billing(conn, b)
@@ -202,7 +223,57 @@ pub async fn import(conn: &mut AnyConnection, file: &DirectoryFile) -> Result<Im
         add_ignore_rule(conn, &r.pattern).await?;
         summary.ignore_rules += 1;
     }
+    summary.removed_subscriptions = prune_subscriptions(conn).await?;
     Ok(summary)
+}
+
+/// Removes every subscription whose target (account, service or billing
+/// account) is no longer in the contact's account, and describes each.
+///
+/// A contact, service or billing account that moves to another customer
+/// takes none of the old customer's notifications with it: left in place,
+/// such a row would mail one customer's outages to another's staff, and
+/// the export holding it would not import. The same rule
+/// [`add_subscription`] applies to a new row, applied to the old ones
+/// after every directory change, in the change's transaction.
+pub async fn prune_subscriptions(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    let stale = sqlx::query(
+        "SELECT s.id, c.email, s.contact_group, a.number AS account, sv.service_id AS service, b.number AS billing,
+                (SELECT number FROM accounts WHERE id = c.account_id) AS now_in
+         FROM subscriptions s JOIN contacts c ON c.id = s.contact_id
+         LEFT JOIN accounts a ON a.id = s.account_id
+         LEFT JOIN services sv ON sv.id = s.service_id
+         LEFT JOIN billing_accounts b ON b.id = s.billing_account_id
+         WHERE c.account_id IS NULL OR c.account_id <> COALESCE(s.account_id, sv.account_id, b.account_id)
+         ORDER BY s.id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut removed = Vec::with_capacity(stale.len());
+    for row in stale {
+        sqlx::query("DELETE FROM subscriptions WHERE id = $1")
+            .bind(row.try_get::<i64, _>("id")?)
+            .execute(&mut *conn)
+            .await?;
+        let group: String = row.try_get("contact_group")?;
+        let gone = SubscriptionRow {
+            contact: row.try_get("email")?,
+            group: group.parse().map_err(Error::Directory)?,
+            account: row.try_get("account")?,
+            service: row.try_get("service")?,
+            billing: row.try_get("billing")?,
+            level: None,
+        };
+        let now_in: Option<String> = row.try_get("now_in")?;
+        let now_in = now_in.map_or_else(|| "no account".to_string(), |n| format!("account {n}"));
+        removed.push(format!(
+            "{} {} on {} (the contact is in {now_in})",
+            gone.contact,
+            gone.group,
+            gone.target_label()
+        ));
+    }
+    Ok(removed)
 }
 
 fn name_row(e: Error, row: &str) -> Error {
@@ -213,7 +284,7 @@ fn name_row(e: Error, row: &str) -> Error {
     }
 }
 
-async fn upsert_account(conn: &mut AnyConnection, a: &AccountRow) -> Result<()> {
+async fn upsert_account(conn: &mut AnyConnection, a: &AccountRow) -> Result<i64> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO accounts (number, name, language, intake, health, tier, industry, renewal_date)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -232,11 +303,13 @@ async fn upsert_account(conn: &mut AnyConnection, a: &AccountRow) -> Result<()> 
     .bind(&a.renewal_date)
     .fetch_one(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM account_domains WHERE account_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    for d in &a.domains {
+    Ok(id)
+}
+
+/// Gives the account `id` the `domains`, each refused while another
+/// account holds it.
+async fn add_domains(conn: &mut AnyConnection, id: i64, domains: &[String]) -> Result<()> {
+    for d in domains {
         let owner: Option<String> = sqlx::query_scalar(
             "SELECT a.number FROM account_domains d JOIN accounts a ON a.id = d.account_id WHERE d.domain = $1",
         )
@@ -337,7 +410,7 @@ pub async fn add_subscription(conn: &mut AnyConnection, s: &SubscriptionRow) -> 
     let (account, service, billing, owner) = resolve_target(conn, s).await?;
     if contact.account_id != Some(owner) {
         return Err(Error::Directory(format!(
-            "{} does not belong to the account of {}; a contact can only subscribe within their own account",
+            "{} is not a contact of the account that {} belongs to; a contact can only subscribe within their own account",
             s.contact,
             s.target_label()
         )));
