@@ -76,6 +76,7 @@ impl Error {
             | Error::Directory(_)
             | Error::NotFound(_)
             | Error::ContactEmailImmutable(_)
+            | Error::Template { .. }
             | Error::CopyRefused(_) => 2,
             _ => 1,
         }

@@ -537,12 +537,18 @@ const TOO_LARGE: &str = "too_large";
 /// re-delivery is recognised, with the error as the reason.
 fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
     let sha = crate::message::sha256_hex(&mail.raw);
+    // The mail parsed (it failed later), so the quarantine listing can
+    // show who sent it and about what.
+    let parsed = crate::message::Message::parse(&mail.raw).ok();
     ParseFailure {
         key: format!("sha256:{sha}"),
         message_id: None,
         raw_sha256: sha,
-        from: None,
-        subject: None,
+        from: parsed
+            .as_ref()
+            .map(|m| m.from.address.clone())
+            .filter(|a| !a.is_empty()),
+        subject: parsed.map(|m| m.subject).filter(|s| !s.is_empty()),
         reason: format!("processing failed: {error}"),
     }
 }

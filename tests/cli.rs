@@ -120,6 +120,8 @@ fn mailroom_config_env_var_is_read() {
 mod directory;
 #[path = "cli/mail.rs"]
 mod mail;
+#[path = "cli/templates.rs"]
+mod templates;
 
 #[test]
 fn many_commands_opening_a_new_database_at_once_all_succeed() {

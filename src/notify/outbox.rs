@@ -89,6 +89,53 @@ struct MessageView<'a> {
     text: &'a str,
 }
 
+/// Renders every template of `templates` once with a made-up notice: a
+/// ticket with every field set (none for a refusal, which has no ticket),
+/// a recipient, a sender and a mail. See [`Templates::load`].
+pub fn rehearse(templates: &Templates) -> Result<()> {
+    let ticket = TicketView {
+        number: 42,
+        tag: "[#42]".into(),
+        subject: "Link down".into(),
+        status: "open".into(),
+        account_name: "Acme SA".into(),
+        account_number: "OCN-1001".into(),
+        service_id: "LON/ETH/000123".into(),
+        service_name: "Ethernet Paris-London".into(),
+        escalation_level: 2,
+        root_message_id: None,
+    };
+    for (event, language) in templates.every() {
+        let ctx = Context {
+            ticket: (event != Event::Refusal).then_some(&ticket),
+            recipient: RecipientView {
+                first_name: "Marie",
+                last_name: "Dupont",
+                email: "marie.dupont@acme.test",
+            },
+            sender: SenderView {
+                name: "Hans Weber",
+                email: "hans.weber@globex.test",
+            },
+            message: MessageView {
+                subject: "Link down since 10:00",
+                text: "Hello,\n\nthe link is down.\n",
+            },
+            support_address: "support@provider.test",
+        };
+        templates.render(event, language, &ctx).map_err(|e| match e {
+            crate::error::Error::Template { name, detail } => crate::error::Error::Template {
+                name,
+                detail: format!(
+                    "cannot be rendered ({detail}); every template is tried on a sample notice when loaded"
+                ),
+            },
+            other => other,
+        })?;
+    }
+    Ok(())
+}
+
 /// Where rows are rendered: templates, support address, Message-ID domain
 /// and the language used when a recipient has none.
 pub struct Renderer<'a> {

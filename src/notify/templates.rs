@@ -8,10 +8,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use minijinja::Environment;
+use minijinja::{Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use super::Event;
+use crate::config::LANGUAGES;
 use crate::error::{Error, Result};
 use crate::message::clean_header_text;
 
@@ -40,6 +41,14 @@ pub struct Rendered {
 
 impl Templates {
     /// Built-in templates, overridden by `*.txt` files in `dir`.
+    ///
+    /// Every template is rendered once here with a made-up notice
+    /// ([`super::outbox::rehearse`]) and variables are strict, so a
+    /// template that parses but cannot render (a misspelt variable, a
+    /// filter on the wrong type) fails `check-config`, start and reload,
+    /// instead of failing every notification of that event later. A `.txt`
+    /// file whose name is no event and language is refused, not ignored:
+    /// it is an override the operator meant to make.
     pub fn load(dir: Option<&Path>) -> Result<Templates> {
         let mut sources: BTreeMap<String, String> = builtin::BUILTIN
             .iter()
@@ -50,14 +59,25 @@ impl Templates {
             for entry in entries {
                 let path = entry.map_err(|e| Error::io(dir, e))?.path();
                 if path.extension().is_some_and(|x| x == "txt") {
-                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
                     let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+                    if !is_template_name(&name) {
+                        return Err(Error::Template {
+                            name: path.display().to_string(),
+                            detail: format!(
+                                "not a template: the name must be <event>.<language>.txt, with an event among {} and a language among {}",
+                                Event::ALL.map(Event::as_str).join(", "),
+                                LANGUAGES.join(", ")
+                            ),
+                        });
+                    }
+                    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
                     sources.insert(name, text);
                 }
             }
         }
         let mut env = Environment::new();
         env.set_keep_trailing_newline(true);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
         for (name, text) in &sources {
             if !text.starts_with("Subject:") {
                 return Err(Error::Template {
@@ -80,9 +100,19 @@ impl Templates {
                 });
             }
         }
-        Ok(Templates {
+        let templates = Templates {
             env,
             names: sources.into_keys().collect(),
+        };
+        super::outbox::rehearse(&templates)?;
+        Ok(templates)
+    }
+
+    /// Every loaded template as (event, language).
+    pub fn every(&self) -> impl Iterator<Item = (Event, &str)> {
+        self.names.iter().filter_map(|n| {
+            let (event, lang) = n.split_once('.')?;
+            Some((Event::parse(event)?, lang))
         })
     }
 
@@ -115,4 +145,10 @@ impl Templates {
     pub fn has(&self, event: Event, language: &str) -> bool {
         self.names.contains(&format!("{}.{language}", event.as_str()))
     }
+}
+
+/// `<event>.<language>` of a known event and language.
+fn is_template_name(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(event, lang)| Event::parse(event).is_some() && LANGUAGES.contains(&lang))
 }
