@@ -4,12 +4,16 @@
 //! thing. Errors come back as [`crate::error::Error`]; `main` prints them as
 //! one sentence on stderr and exits 2 for usage/config errors, 1 otherwise.
 
+mod accounts;
+mod contacts;
 mod db;
 mod directory;
+mod ignore;
 mod mail;
 mod outbox;
 mod output;
 mod run;
+mod subscriptions;
 mod tickets;
 
 use std::path::PathBuf;
@@ -56,18 +60,24 @@ pub enum Command {
     /// List, show, close, escalate and approve tickets.
     #[command(subcommand)]
     Tickets(tickets::TicketsCmd),
-    /// Contacts: list, show, their subscriptions, add, update, ignore.
+    /// Contacts: list, show, their subscriptions, add, update, ignore, remove.
     #[command(subcommand)]
-    Contacts(directory::ContactsCmd),
+    Contacts(contacts::ContactsCmd),
     /// Customer accounts.
     #[command(subcommand)]
-    Accounts(directory::AccountsCmd),
+    Accounts(accounts::AccountsCmd),
     /// Services of accounts.
     #[command(subcommand)]
-    Services(directory::ServicesCmd),
+    Services(accounts::ServicesCmd),
+    /// Billing accounts (BCN) of accounts.
+    #[command(subcommand)]
+    Billing(accounts::BillingCmd),
     /// Subscriptions of contacts to contact groups.
     #[command(subcommand)]
-    Subscriptions(directory::SubscriptionsCmd),
+    Subscriptions(subscriptions::SubscriptionsCmd),
+    /// Ignore rules: the directory's, and the config file's (listed).
+    #[command(subcommand)]
+    Ignore(ignore::IgnoreCmd),
     /// Notifications: list, send what is due, retry a failed one.
     #[command(subcommand)]
     Outbox(outbox::OutboxCmd),
@@ -116,10 +126,12 @@ async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()
         Command::Replay(args) => mail::replay(args, pipeline(config, store)?).await,
         Command::Directory(cmd) => directory::directory(cmd, store).await,
         Command::Tickets(cmd) => tickets::tickets(cmd, pipeline(config, store)?).await,
-        Command::Contacts(cmd) => directory::contacts(cmd, store).await,
-        Command::Accounts(cmd) => directory::accounts(cmd, store).await,
-        Command::Services(cmd) => directory::services(cmd, store).await,
-        Command::Subscriptions(cmd) => directory::subscriptions(cmd, store).await,
+        Command::Contacts(cmd) => contacts::contacts(cmd, store).await,
+        Command::Accounts(cmd) => accounts::accounts(cmd, store).await,
+        Command::Services(cmd) => accounts::services(cmd, store).await,
+        Command::Billing(cmd) => accounts::billing(cmd, store).await,
+        Command::Subscriptions(cmd) => subscriptions::subscriptions(cmd, store).await,
+        Command::Ignore(cmd) => ignore::ignore(cmd, config, store).await,
         Command::Outbox(cmd) => outbox::outbox(cmd, config, store).await,
         Command::Quarantine(cmd) => mail::quarantine(cmd, pipeline(config, store)?).await,
         Command::Messages(cmd) => mail::messages(cmd, store).await,

@@ -491,3 +491,61 @@ fn a_domain_moves_between_accounts_of_one_file_in_any_row_order() {
     );
     assert_eq!(find(&accounts, "number", "OCN-1001")["domains"], json!(["acme.com"]));
 }
+
+// -------------------------------------------------------------------- removals
+
+/// Contacts, billing accounts and ignore rules can be removed one by one;
+/// a contact that ticket history refers to is refused (ignore them
+/// instead), and the config file's ignore rules are listed beside the
+/// directory's but removed only there.
+#[test]
+fn contacts_billing_accounts_and_ignore_rules_can_be_removed() {
+    let env = Env::with_config("\n[intake]\nignore = [\"*@noreply.example\"]\n");
+    env.import(DIRECTORY);
+
+    // noc@acme.fr has subscriptions and no history: it goes, with them.
+    assert!(env.ok(&["contacts", "remove", "NOC@acme.fr"]).contains("removed"));
+    env.fail2(&["contacts", "show", "noc@acme.fr"]);
+    let subs = env.list(&["subscriptions", "list", "--json"]);
+    assert!(subs.iter().all(|s| s["contact"] != "noc@acme.fr"), "{subs:?}");
+    // marie.dupont@acme.fr requested a ticket: refused, nothing changed.
+    env.write("in/1.eml", request());
+    env.replay(&["in"]);
+    let err = env.fail2(&["contacts", "remove", "marie.dupont@acme.fr"]);
+    assert!(err.contains("history") && err.contains("contacts ignore"), "{err}");
+    env.ok(&["contacts", "show", "marie.dupont@acme.fr"]);
+    assert_eq!(
+        env.run(&["contacts", "remove", "nobody@acme.fr"]).status.code(),
+        Some(2)
+    );
+
+    // Billing accounts: listed, moved, removed with their subscriptions.
+    let billing = env.list(&["billing", "list", "--json"]);
+    assert_eq!(billing, vec![json!({"number": "BCN-77", "account": "OCN-1001"})]);
+    env.ok(&["billing", "add", "BCN-88", "--account", "OCN-2002"]);
+    env.ok(&["billing", "remove", "BCN-77"]);
+    assert_eq!(
+        env.list(&["billing", "list", "--json"]),
+        vec![json!({"number": "BCN-88", "account": "OCN-2002"})]
+    );
+    assert!(env.list(&["subscriptions", "list", "--json"]).is_empty());
+    assert_eq!(env.run(&["billing", "remove", "BCN-77"]).status.code(), Some(2));
+
+    // Ignore rules from both places, each with its source.
+    env.ok(&["ignore", "add", "*@spam2.example"]);
+    let rules = env.list(&["ignore", "list", "--json"]);
+    assert_eq!(
+        rules,
+        vec![
+            json!({"pattern": "*@noreply.example", "source": "config"}),
+            json!({"pattern": "*@spam.example", "source": "directory"}),
+            json!({"pattern": "*@spam2.example", "source": "directory"}),
+        ]
+    );
+    env.ok(&["ignore", "remove", "*@spam.example"]);
+    let err = env.fail2(&["ignore", "remove", "*@noreply.example"]);
+    assert!(err.contains("config file"), "{err}");
+    let err = env.fail2(&["ignore", "add", "regex:("]);
+    assert!(err.contains("regex"), "{err}");
+    assert_eq!(env.list(&["ignore", "list", "--json"]).len(), 2);
+}

@@ -6,7 +6,9 @@
 //! as a domain error that names the row, not as a raw constraint failure.
 
 mod export;
+mod remove;
 pub use export::{account_rows, export, service_rows, subscription_rows};
+pub use remove::{remove_account, remove_billing, remove_contact, remove_ignore_rule, remove_service};
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
 
@@ -330,7 +332,7 @@ async fn add_domains(conn: &mut AnyConnection, id: i64, domains: &[String]) -> R
     Ok(())
 }
 
-async fn account_id(conn: &mut AnyConnection, number: &str) -> Result<i64> {
+pub(super) async fn account_id(conn: &mut AnyConnection, number: &str) -> Result<i64> {
     sqlx::query_scalar("SELECT id FROM accounts WHERE number = $1")
         .bind(number)
         .fetch_optional(conn)
@@ -534,54 +536,5 @@ pub async fn set_contact_deliverable(conn: &mut AnyConnection, email: &str) -> R
     if done.rows_affected() == 0 {
         return Err(Error::NotFound(format!("contact {email}")));
     }
-    Ok(())
-}
-
-/// Removes an account with its domains, services, billing accounts and
-/// subscriptions; refused while tickets or contacts still refer to it.
-pub async fn remove_account(conn: &mut AnyConnection, number: &str) -> Result<()> {
-    let id = account_id(conn, number)
-        .await
-        .map_err(|_| Error::NotFound(format!("account {number}")))?;
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE account_id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    let contacts: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contacts WHERE account_id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if tickets > 0 || contacts > 0 {
-        return Err(Error::Directory(format!(
-            "account {number} still has {tickets} tickets and {contacts} contacts; it cannot be removed (history would be lost)"
-        )));
-    }
-    sqlx::query("DELETE FROM accounts WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Removes a service and its subscriptions; refused while tickets refer to it.
-pub async fn remove_service(conn: &mut AnyConnection, service_id: &str) -> Result<()> {
-    let id: i64 = sqlx::query_scalar("SELECT id FROM services WHERE service_id = $1")
-        .bind(service_id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| Error::NotFound(format!("service {service_id}")))?;
-    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets WHERE service_id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if tickets > 0 {
-        return Err(Error::Directory(format!(
-            "service {service_id} has {tickets} tickets; it cannot be removed (history would be lost)"
-        )));
-    }
-    sqlx::query("DELETE FROM services WHERE id = $1")
-        .bind(id)
-        .execute(conn)
-        .await?;
     Ok(())
 }
