@@ -327,17 +327,31 @@ async fn drain(
             // chunk marked on the server. A prefetched chunk that is never
             // committed (shutdown, error) is simply fetched again later.
             let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
-            let (done, fetched) = tokio::join!(pipeline.process(&batch), async {
-                match following {
-                    Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
-                    None => Ok(None),
-                }
+            // The chunk is processed on a task of its own, so it runs on the
+            // other core while this one reads and decodes the next chunk's
+            // FETCH response (joined on one task, the two took turns on a
+            // single thread). If this session is dropped meanwhile (lost
+            // lease, shutdown), the task still ends its transaction:
+            // committed or rolled back whole, never cut in the middle.
+            let count = batch.mails().len();
+            let processing = tokio::spawn({
+                let pipeline = pipeline.clone();
+                async move { pipeline.process(&batch).await.map(|_| ()) }
             });
-            done?;
+            let fetched = match following {
+                Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
+                None => Ok(None),
+            };
+            match processing.await {
+                Ok(done) => done?,
+                // A panic is a bug: it ends this mailbox's task as it did
+                // when processing ran on it, so the daemon stops and says so.
+                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
+            }
             let chunk: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
             handle_on_server(s, mb, &chunk, can_move).await?;
             let top = *chunk.last().unwrap_or(&last);
-            let count = batch.mails().len();
             store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
             tracing::debug!(mailbox = %mb.name, mails = count, last_uid = top, "chunk committed");
             heartbeat.beat();
