@@ -9,7 +9,7 @@ use super::redact_url;
 use crate::error::{Error, Result};
 
 /// Where the store lives. `Debug` masks the URL's password.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseConfig {
     /// `sqlite:PATH` (or a bare path), or `postgres://user@host/db` for

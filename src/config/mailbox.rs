@@ -44,7 +44,7 @@ impl<'de> Deserialize<'de> for After {
 }
 
 /// One watched IMAP folder.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MailboxConfig {
     /// Name in logs, `status` and message sources (`support/UID`).

@@ -15,7 +15,7 @@ use super::secret::{Secret, SecretSource, TlsMode, check_plaintext};
 use crate::error::Result;
 
 /// The SMTP relay.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,
@@ -126,7 +126,7 @@ impl SmtpConfig {
 }
 
 /// Delivery policy for queued notifications.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OutboxConfig {
     /// A notification still not delivered this long after it was queued
