@@ -15,6 +15,9 @@ mod support;
 #[path = "db_copy/compare.rs"]
 mod compare;
 
+#[path = "db_copy/refusals.rs"]
+mod refusals;
+
 use std::path::{Path, PathBuf};
 
 use sqlx::sqlite::SqliteConnectOptions;

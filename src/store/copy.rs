@@ -228,13 +228,8 @@ async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
             "{target} is not a PostgreSQL URL (postgres://USER@HOST/DATABASE)"
         )));
     }
-    let unknown = crate::config::database::unknown_params(pg_url);
-    if !unknown.is_empty() {
-        return Err(Error::CopyRefused(format!(
-            "the URL {target} has parameters PostgreSQL connections do not take: {} (known: {})",
-            unknown.join(", "),
-            crate::config::database::KNOWN_PARAMS.join(", ")
-        )));
+    if let Some(problem) = crate::config::database::url_problem(pg_url) {
+        return Err(Error::CopyRefused(format!("the URL {target}: {problem}")));
     }
     let options =
         PgConnectOptions::from_str(pg_url).map_err(|e| Error::CopyRefused(format!("the URL {target}: {e}")))?;
