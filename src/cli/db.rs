@@ -15,8 +15,9 @@ pub enum DbCmd {
     /// Copy the whole SQLite store (config database.url) into an empty PostgreSQL database.
     ///
     /// Every table and row, ids included, in one transaction: either all of it is copied and
-    /// the row counts checked, or nothing is. The target gets the schema first; a table there
-    /// that already has rows stops the copy. The SQLite store is only read.
+    /// the row counts checked, or nothing is. The target must be empty (or hold only mailroom's
+    /// empty schema): anything else there is named and stops the copy before the target is
+    /// touched; otherwise it gets the schema first. The SQLite store is only read.
     Copy {
         /// The target, e.g. postgres://mailroom@db.example/mailroom. The password may also
         /// come from PGPASSWORD or ~/.pgpass, which keeps it out of the process list.

@@ -39,7 +39,7 @@ use crate::config::redact_url;
 use crate::error::{Error, Result};
 use schema::{Table, ident};
 use source::{check_source_schema, open_source};
-use target::{open_target, refuse_unless_empty};
+use target::{open_target, refuse_unless_empty, refuse_unless_fresh};
 
 /// The schema the source must be at: this build's SQLite migrations.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -108,7 +108,9 @@ pub async fn copy_to_postgres(sqlite_path: &Path, pg_url: &str) -> Result<CopyRe
 ///
 /// Refuses ([`Error::CopyRefused`], nothing written) when the source does
 /// not exist or is not at this build's schema, when the target cannot be
-/// reached or has a row in any table, or when the two schemas differ; fails
+/// reached or holds anything but mailroom's empty schema (checked before its
+/// migrations run, so such a target is left untouched), or when the two
+/// schemas differ; fails
 /// ([`Error::CopyFailed`], rolled back) when a value cannot be stored as it
 /// is or the row counts do not match. Errors name the target by its
 /// password-less URL.
@@ -119,6 +121,15 @@ pub async fn copy_to_postgres_with(sqlite_path: &Path, pg_url: &str, options: &C
         check_source_schema(&source, sqlite_path).await?;
         let pg = open_target(pg_url, &target).await?;
         let copied = async {
+            let tables = {
+                let mut src = source.acquire().await.map_err(|e| {
+                    Error::CopyRefused(format!("reading the SQLite store {}: {e}", sqlite_path.display()))
+                })?;
+                schema::sqlite_table_names(&mut src).await.map_err(|e| {
+                    Error::CopyRefused(format!("reading the SQLite store {}: {e}", sqlite_path.display()))
+                })?
+            };
+            refuse_unless_fresh(&pg, &PG_MIGRATOR, &tables, &target).await?;
             PG_MIGRATOR
                 .run(&pg)
                 .await
