@@ -17,7 +17,8 @@ pub enum DbCmd {
     /// Every table and row, ids included, in one transaction: either all of it is copied and
     /// the row counts checked, or nothing is. The target must be empty (or hold only mailroom's
     /// empty schema): anything else there is named and stops the copy before the target is
-    /// touched; otherwise it gets the schema first. The SQLite store is only read.
+    /// touched; otherwise it gets the schema first. The SQLite store is only read, and must not
+    /// be in use: stop the daemon first (a live mailbox lease or instance stops the copy).
     Copy {
         /// The target, e.g. postgres://mailroom@db.example/mailroom. The password may also
         /// come from PGPASSWORD or ~/.pgpass, which keeps it out of the process list.

@@ -38,7 +38,7 @@ use sqlx::{AssertSqlSafe, PgConnection, SqliteConnection};
 use crate::config::redact_url;
 use crate::error::{Error, Result};
 use schema::{Table, ident};
-use source::{check_source_schema, open_source};
+use source::{check_source_schema, open_source, refuse_if_in_use};
 use target::{open_target, refuse_unless_empty, refuse_unless_fresh};
 
 /// The schema the source must be at: this build's SQLite migrations.
@@ -107,7 +107,8 @@ pub async fn copy_to_postgres(sqlite_path: &Path, pg_url: &str) -> Result<CopyRe
 /// replacement).
 ///
 /// Refuses ([`Error::CopyRefused`], nothing written) when the source does
-/// not exist or is not at this build's schema, when the target cannot be
+/// not exist, is not at this build's schema or is in use by a running
+/// daemon (a live mailbox lease or instance), when the target cannot be
 /// reached or holds anything but mailroom's empty schema (checked before its
 /// migrations run, so such a target is left untouched), or when the two
 /// schemas differ; fails
@@ -119,6 +120,7 @@ pub async fn copy_to_postgres_with(sqlite_path: &Path, pg_url: &str, options: &C
     let source = open_source(sqlite_path).await?;
     let result = async {
         check_source_schema(&source, sqlite_path).await?;
+        refuse_if_in_use(&source, sqlite_path).await?;
         let pg = open_target(pg_url, &target).await?;
         let copied = async {
             let tables = {

@@ -1,6 +1,6 @@
-//! What `db copy` refuses before it writes anything, and how it says so: a target that is not
-//! empty (left exactly as it was: the refusal comes before the migrations), and a URL whose
-//! password could be split by a parser. (Included by `tests/db_copy.rs`, whose helpers it uses.)
+//! What `db copy` refuses before it writes anything, and how it says so: a store a running
+//! daemon is using, a target that is not empty (left exactly as it was: the refusal comes
+//! before the migrations), and a URL whose password could be split by a parser. (Included by `tests/db_copy.rs`, whose helpers it uses.)
 
 use super::*;
 
@@ -139,4 +139,50 @@ async fn a_target_holding_only_the_empty_schema_is_filled() {
     assert!(out.contains("total:"), "{out}");
     assert_same(&dump_sqlite(&store_path(&env)).await, &dump_pg(&mut conn).await);
     conn.close().await.unwrap();
+}
+
+/// SQLite's clock in milliseconds, as the daemon writes lease expiries.
+const NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
+/// A live mailbox lease or instance row means a daemon is ingesting into the store: the copy
+/// is refused before the target is even reached, naming who holds it; rows that ran out (a
+/// daemon killed long ago) do not stop it.
+#[tokio::test]
+async fn a_store_in_use_by_a_running_daemon_is_refused() {
+    let env = Env::on_sqlite();
+    env.ok(&["migrate"]);
+    let unreachable = "postgres://postgres@127.0.0.1:1/none";
+    store_sql(
+        &env,
+        &format!(
+            "INSERT INTO mailbox_leases (name, holder, acquired_at, expires_at)
+             VALUES ('support', 'mx1:4242:1772400000000', {NOW_MS}, {NOW_MS} + 60000);
+             INSERT INTO instances (id, mailboxes, expires_at)
+             VALUES ('mx1:4242:1772400000000', 'billing' || char(10) || 'support', {NOW_MS} + 60000);"
+        ),
+    )
+    .await;
+    let err = env.fail2(&["db", "copy", "--to", unreachable]);
+    for what in [
+        "is in use by a running mailroom",
+        "mailbox support is held by instance mx1:4242:1772400000000",
+        "instance mx1:4242:1772400000000 (mailboxes billing, support) is running",
+        "Stop the daemon first",
+        &env.path("m.db"),
+    ] {
+        assert!(err.contains(what), "{what} not said: {err}");
+    }
+    assert!(!err.contains("cannot connect"), "checked after the target: {err}");
+
+    // Between two leases (or watching none yet) the instance alone says it runs.
+    store_sql(&env, "DELETE FROM mailbox_leases").await;
+    let err = env.fail2(&["db", "copy", "--to", unreachable]);
+    assert!(
+        err.contains("instance mx1:4242:1772400000000") && !err.contains("mailbox support"),
+        "{err}"
+    );
+
+    store_sql(&env, &format!("UPDATE instances SET expires_at = {NOW_MS} - 1")).await;
+    let err = env.fail2(&["db", "copy", "--to", unreachable]);
+    assert!(err.contains("cannot connect") && !err.contains("in use"), "{err}");
 }

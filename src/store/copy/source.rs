@@ -1,5 +1,5 @@
 //! The SQLite store `db copy` reads: opened read-only, and refused unless
-//! it is at this build's schema.
+//! it is at this build's schema and no running daemon is using it.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +8,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 
 use super::SQLITE_MIGRATOR;
 use crate::error::{Error, Result};
+use crate::store::leases::SQLITE_NOW_MS;
 
 /// Opens the store read-only; a missing file is an error, not a new store.
 pub(super) async fn open_source(path: &Path) -> Result<SqlitePool> {
@@ -63,6 +64,41 @@ pub(super) async fn check_source_schema(source: &SqlitePool, path: &Path) -> Res
         .map(|m| (m.version, &*m.checksum))
         .collect();
     migration_verdict(&applied, &known).map_err(|why| Error::CopyRefused(format!("{store} {why}")))
+}
+
+/// Refuses a store that a running `mailroom run` is using: one holding a
+/// mailbox's lease, or an instance whose heartbeat has not run out (both
+/// on the database's clock, as the daemon reads them). The copy would be
+/// complete up to its snapshot and miss every mail ingested and every
+/// notification sent after it, with nothing to say so; stopping the daemon
+/// first makes the copy the whole history.
+pub(super) async fn refuse_if_in_use(source: &SqlitePool, path: &Path) -> Result<()> {
+    let store = format!("the SQLite store {}", path.display());
+    let sql = format!(
+        "SELECT 'mailbox ' || name || ' is held by instance ' || holder, expires_at - {SQLITE_NOW_MS}
+         FROM mailbox_leases WHERE expires_at > {SQLITE_NOW_MS}
+         UNION ALL
+         SELECT 'instance ' || id || ' (mailboxes ' || REPLACE(mailboxes, char(10), ', ') || ') is running',
+                expires_at - {SQLITE_NOW_MS}
+         FROM instances WHERE expires_at > {SQLITE_NOW_MS}
+         ORDER BY 1"
+    );
+    let live: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(source)
+        .await
+        .map_err(|e| Error::CopyRefused(format!("reading the leases of {store}: {e}")))?;
+    if live.is_empty() {
+        return Ok(());
+    }
+    let longest = live.iter().map(|(_, ms)| *ms).max().unwrap_or(0);
+    let holders: Vec<&str> = live.iter().map(|(what, _)| what.as_str()).collect();
+    Err(Error::CopyRefused(format!(
+        "{store} is in use by a running mailroom: {}. Stop the daemon first (e.g. systemctl stop mailroom), \
+         then run db copy again: a copy taken while it runs would miss what it ingests and sends afterwards. \
+         (A daemon that was killed leaves these behind until they run out, within {} s.)",
+        holders.join("; "),
+        (longest + 999) / 1000
+    )))
 }
 
 /// Compares the source's applied migrations with this build's: `Err` says
