@@ -18,6 +18,9 @@ mod compare;
 #[path = "db_copy/refusals.rs"]
 mod refusals;
 
+#[path = "db_copy/memory.rs"]
+mod memory;
+
 use std::path::{Path, PathBuf};
 
 use sqlx::sqlite::SqliteConnectOptions;

@@ -29,9 +29,15 @@ pub(super) async fn open_source(path: &Path) -> Result<SqlitePool> {
         Err(e) => return Err(Error::io(path, e)),
     }
     // read_only is sqlx's `mode=ro`; a path needs no URL escaping this way.
+    // The copy streams each table; sqlx's worker thread reads up to
+    // row_buffer_size rows ahead of it (50 by default), which for raw mails
+    // of 10 MB meant 500 MB in flight. One row ahead keeps the reader busy
+    // while a row is converted, and memory near the insert chunk
+    // (CopyOptions::bytes_per_insert) plus a row or two.
     let options = SqliteConnectOptions::new()
         .filename(path)
         .read_only(true)
+        .row_buffer_size(1)
         .busy_timeout(Duration::from_secs(30));
     SqlitePoolOptions::new()
         .max_connections(1)
