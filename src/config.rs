@@ -306,6 +306,17 @@ impl Config {
         }
         Ok(PathBuf::from(path))
     }
+
+    /// Where a SQLite store's attachment files live: `database.attachments`,
+    /// else `attachments/` beside the store file.
+    pub fn sqlite_attachments(&self) -> Result<PathBuf> {
+        let path = self.sqlite_path()?;
+        Ok(self
+            .database
+            .attachments
+            .clone()
+            .unwrap_or_else(|| path.parent().unwrap_or(Path::new("")).join("attachments")))
+    }
 }
 
 #[cfg(test)]

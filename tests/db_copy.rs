@@ -15,6 +15,12 @@ mod support;
 #[path = "db_copy/compare.rs"]
 mod compare;
 
+#[path = "db_copy/refusals.rs"]
+mod refusals;
+
+#[path = "db_copy/memory.rs"]
+mod memory;
+
 use std::path::{Path, PathBuf};
 
 use sqlx::sqlite::SqliteConnectOptions;
@@ -267,6 +273,40 @@ async fn the_source_is_only_read_and_keeps_working() {
     );
     env.ok(&["outbox", "list"]);
     env.ok(&["messages", "list"]);
+}
+
+/// Attachment files are not in the database: the copy says that it left them, where they are,
+/// and what `database.attachments` must say once the store is PostgreSQL.
+#[tokio::test]
+async fn the_attachment_directory_is_named_and_left_in_place() {
+    let (Some(db), Some(json_db)) = (created_db().await, created_db().await) else {
+        return;
+    };
+    let env = Env::on_sqlite();
+    env.import(DIRECTORY);
+    env.write("in/04-attachments.eml", with_attachments());
+    env.replay(&["in"]);
+    let dir = env.path("attachments");
+    assert!(Path::new(&dir).is_dir(), "the replay stored no attachment file");
+    let rows = dump_sqlite(&store_path(&env)).await["attachments"].rows.len();
+    assert!(rows > 0);
+
+    let out = env.ok(&["db", "copy", "--to", db.url()]);
+    let note = out.lines().last().unwrap_or_default();
+    assert!(
+        note.starts_with(&format!(
+            "attachments: NOT copied: {rows} attachment rows name files under {dir}"
+        )) && note.contains(&format!("database.attachments = '{dir}'")),
+        "{out}"
+    );
+    let report = env.json(&["db", "copy", "--json", "--to", json_db.url()]);
+    assert_eq!(report["attachments"]["directory"], dir.as_str(), "{report}");
+    assert_eq!(report["attachments"]["rows"], rows, "{report}");
+    assert_eq!(report["attachments"]["copied"], false, "{report}");
+    assert!(
+        report["total"].as_u64().unwrap() > 0,
+        "the report is still there: {report}"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! Mailbox leases on the store (SQLite, or PostgreSQL in the PostgreSQL
-//! pass): one holder at a time, takeover after expiry, release on shutdown.
+//! pass): one holder at a time, takeover after expiry, release on shutdown,
+//! and a mailbox position that a handover cannot move back.
 //! The daemons' side of it is in `tests/instances.rs`.
 
 #[path = "support/store.rs"]
@@ -100,5 +101,42 @@ async fn heartbeats_count_instances_with_the_same_mailboxes() {
         1,
         "a's row is stale"
     );
+    s.close().await;
+}
+
+/// At a handover the instance giving a mailbox up may record a chunk it committed after the
+/// new holder recorded a later one: under one UIDVALIDITY the position must not move back
+/// (the new holder would fetch those mails again); a new UIDVALIDITY replaces it.
+#[tokio::test]
+async fn last_uid_only_grows_until_uidvalidity_changes() {
+    let dir = Scratch::new();
+    let s = open(&dir).await;
+    s.advance_mailbox("support", 7, 120, 5).await.unwrap();
+    s.advance_mailbox("support", 7, 90, 2).await.unwrap();
+    let state = s.mailbox_state("support").await.unwrap();
+    assert_eq!(
+        (state.uidvalidity, state.last_uid),
+        (Some(7), 120),
+        "a late, lower UID is ignored"
+    );
+    assert_eq!(state.ingested, 7, "its mails were ingested all the same");
+    s.advance_mailbox("support", 7, 130, 1).await.unwrap();
+    assert_eq!(s.mailbox_state("support").await.unwrap().last_uid, 130);
+
+    s.advance_mailbox("support", 8, 3, 1).await.unwrap();
+    let state = s.mailbox_state("support").await.unwrap();
+    assert_eq!(
+        (state.uidvalidity, state.last_uid),
+        (Some(8), 3),
+        "a new UIDVALIDITY starts over"
+    );
+    s.advance_mailbox("support", 8, 0, 0).await.unwrap();
+    assert_eq!(s.mailbox_state("support").await.unwrap().last_uid, 3);
+
+    // A row without a position yet (state only) takes the first one as it is.
+    s.set_mailbox_state("billing", "idle", None).await.unwrap();
+    s.advance_mailbox("billing", 9, 4, 1).await.unwrap();
+    let state = s.mailbox_state("billing").await.unwrap();
+    assert_eq!((state.uidvalidity, state.last_uid), (Some(9), 4));
     s.close().await;
 }

@@ -65,13 +65,10 @@ impl DatabaseConfig {
     /// operator's explicit choice and kept; [`DatabaseConfig::tls_warning`]
     /// says when it leaves the certificate unchecked.
     pub fn postgres_url(&self) -> Result<String> {
-        let unknown = unknown_params(&self.url);
-        if !unknown.is_empty() {
+        if let Some(problem) = url_problem(&self.url) {
             return Err(Error::Config(format!(
-                "database.url {}: parameters PostgreSQL connections do not take: {} (known: {})",
-                redact_url(&self.url),
-                unknown.join(", "),
-                KNOWN_PARAMS.join(", ")
+                "database.url {}: {problem}",
+                redact_url(&self.url)
             )));
         }
         let mut url = url::Url::parse(&self.url)
@@ -140,10 +137,52 @@ pub const KNOWN_PARAMS: &[&str] = &[
     "options",
 ];
 
-/// The query parameters of `url` that sqlx does not know. sqlx logs each
-/// one it ignores *with its value*, so a mistyped `pasword=...` would put
-/// the secret on stderr: such a URL is refused before sqlx sees it.
-pub fn unknown_params(url: &str) -> Vec<String> {
+/// What makes a PostgreSQL URL unsafe to hand to sqlx, if anything (said
+/// without quoting the URL: callers name it by [`redact_url`]):
+///
+/// - an `@` after a `/`, `?` or `#`. [`redact_url`] takes everything up to
+///   the last `@` for the user-info, so it masks a password holding those
+///   characters unencoded whole; a URL parser ends the authority at the
+///   first of them, so the rest of such a password would become a database
+///   name or query parameters, quoted back in errors and sqlx's logs. The
+///   same text could also be an `@` in a parameter value: percent-encoding
+///   says which was meant. (An unencoded `@` alone is not ambiguous:
+///   parsers, like [`redact_url`], split at the last one.)
+/// - query parameters sqlx does not know: it logs each one it ignores *with
+///   its value*, so a mistyped `pasword=...` would put the secret on stderr.
+pub fn url_problem(url: &str) -> Option<String> {
+    if at_after_delimiter(url) {
+        return Some(
+            "an `@` follows a `/`, `?` or `#`, which makes the URL ambiguous (a password holding them, \
+             or an `@` in the database name or a parameter): percent-encode them \
+             (`/` %2F, `?` %3F, `#` %23, `@` %40)"
+                .into(),
+        );
+    }
+    let unknown = unknown_params(url);
+    (!unknown.is_empty()).then(|| {
+        format!(
+            "parameters PostgreSQL connections do not take: {} (known: {})",
+            unknown.join(", "),
+            KNOWN_PARAMS.join(", ")
+        )
+    })
+}
+
+/// Whether an `@` comes after the first `/`, `?` or `#` past the scheme:
+/// where [`redact_url`]'s user-info (up to the last `@`) and a URL
+/// parser's authority (up to the first of those) disagree.
+fn at_after_delimiter(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    rest.find(['/', '?', '#']).is_some_and(|end| rest[end..].contains('@'))
+}
+
+/// The query parameters of `url` that sqlx does not know (see
+/// [`url_problem`]). Only meaningful once [`at_after_delimiter`] is
+/// false: then the query is what follows the first `?`.
+fn unknown_params(url: &str) -> Vec<String> {
     let Some((_, query)) = url.split_once('?') else {
         return Vec::new();
     };
@@ -214,6 +253,52 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("***")
+        );
+    }
+
+    /// Passwords holding URL delimiters, typed as they are or
+    /// percent-encoded: no fragment of one reaches a message, whether the
+    /// URL is refused, connected to, or only shown.
+    #[test]
+    fn no_fragment_of_a_password_with_delimiters_is_shown() {
+        const PARTS: [&str; 4] = ["Kq7v", "Vx2w", "Wm9z", "Zp4j"];
+        for sep in ["?", "#", "/", "@", "%3F", "%23", "%2F", "%40", "?a=", "&", ":"] {
+            let password = PARTS.join(sep);
+            for tail in ["", "?sslmode=require", "?application_name=mr&sslmode=disable"] {
+                let url = format!("postgres://mailroom:{password}@db.example:5432/mailroom{tail}");
+                let config = db(&url);
+                let mut shown = vec![redact_url(&url), format!("{config:?}")];
+                shown.push(match config.postgres_url() {
+                    Ok(connected) => redact_url(&connected),
+                    Err(e) => e.to_string(),
+                });
+                shown.extend(url_problem(&url));
+                for text in &shown {
+                    for part in PARTS {
+                        assert!(!text.contains(part), "{url} shows {part}: {text}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_url_is_refused_with_the_encoding_to_use() {
+        let err = db("postgres://u:ab?cd@h/db").postgres_url().unwrap_err().to_string();
+        assert!(err.contains("%3F") && err.contains("u:***@h/db"), "{err}");
+        assert!(url_problem("postgres://u:ab/cd@h/db").is_some());
+        assert!(url_problem("postgres://u:ab#cd@h/db").is_some());
+        // An `@` in a parameter cannot be told from a password's `?`.
+        assert!(url_problem("postgres://u@h/db?application_name=a@b").is_some());
+        // Encoded, or an `@` alone: what a parser reads is what redact_url masks.
+        assert_eq!(
+            url_problem("postgres://u:ab%3Fcd%2F%23@h/db?application_name=a%40b"),
+            None
+        );
+        assert_eq!(url_problem("postgres://u:p@ss@h/db"), None);
+        assert_eq!(
+            db("postgres://u:p@ss@db.internal/x").postgres_url().unwrap(),
+            "postgres://u:p%40ss@db.internal/x?sslmode=verify-full"
         );
     }
 

@@ -111,6 +111,16 @@ mod tests {
     }
 
     #[test]
+    fn a_password_is_masked_whole_whatever_it_holds() {
+        for password in ["a?b#c/d@e", "a%3Fb%23c%2Fd%40e", "a?b=c&d", "a@b/c?sslmode=disable"] {
+            for tail in ["", "?sslmode=require", "#x"] {
+                let url = format!("postgres://u:{password}@h/db{tail}");
+                assert_eq!(redact_url(&url), format!("postgres://u:***@h/db{tail}"), "{url}");
+            }
+        }
+    }
+
+    #[test]
     fn password_query_parameters_are_masked() {
         assert_eq!(
             redact_url("postgres://h/db?user=u&password=s3cret&sslmode=disable"),

@@ -24,20 +24,22 @@
 
 mod rows;
 mod schema;
+mod source;
+mod target;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, Connection as _, PgConnection, SqliteConnection};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
+use sqlx::{AssertSqlSafe, PgConnection, SqliteConnection};
 
 use crate::config::redact_url;
 use crate::error::{Error, Result};
 use schema::{Table, ident};
+use source::{check_source_schema, open_source, refuse_if_in_use};
+use target::{open_target, refuse_unless_empty, refuse_unless_fresh};
 
 /// The schema the source must be at: this build's SQLite migrations.
 static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -105,8 +107,11 @@ pub async fn copy_to_postgres(sqlite_path: &Path, pg_url: &str) -> Result<CopyRe
 /// replacement).
 ///
 /// Refuses ([`Error::CopyRefused`], nothing written) when the source does
-/// not exist or is not at this build's schema, when the target cannot be
-/// reached or has a row in any table, or when the two schemas differ; fails
+/// not exist, is not at this build's schema or is in use by a running
+/// daemon (a live mailbox lease or instance), when the target cannot be
+/// reached or holds anything but mailroom's empty schema (checked before its
+/// migrations run, so such a target is left untouched), or when the two
+/// schemas differ; fails
 /// ([`Error::CopyFailed`], rolled back) when a value cannot be stored as it
 /// is or the row counts do not match. Errors name the target by its
 /// password-less URL.
@@ -115,8 +120,18 @@ pub async fn copy_to_postgres_with(sqlite_path: &Path, pg_url: &str, options: &C
     let source = open_source(sqlite_path).await?;
     let result = async {
         check_source_schema(&source, sqlite_path).await?;
+        refuse_if_in_use(&source, sqlite_path).await?;
         let pg = open_target(pg_url, &target).await?;
         let copied = async {
+            let tables = {
+                let mut src = source.acquire().await.map_err(|e| {
+                    Error::CopyRefused(format!("reading the SQLite store {}: {e}", sqlite_path.display()))
+                })?;
+                schema::sqlite_table_names(&mut src).await.map_err(|e| {
+                    Error::CopyRefused(format!("reading the SQLite store {}: {e}", sqlite_path.display()))
+                })?
+            };
+            refuse_unless_fresh(&pg, &PG_MIGRATOR, &tables, &target).await?;
             PG_MIGRATOR
                 .run(&pg)
                 .await
@@ -130,131 +145,6 @@ pub async fn copy_to_postgres_with(sqlite_path: &Path, pg_url: &str, options: &C
     .await;
     source.close().await;
     result
-}
-
-/// Opens the store read-only; a missing file is an error, not a new store.
-async fn open_source(path: &Path) -> Result<SqlitePool> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => {
-            return Err(Error::CopyRefused(format!(
-                "{} is not a SQLite store file",
-                path.display()
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::CopyRefused(format!(
-                "the SQLite store {} does not exist (check database.url; db copy never creates a store)",
-                path.display()
-            )));
-        }
-        Err(e) => return Err(Error::io(path, e)),
-    }
-    // read_only is sqlx's `mode=ro`; a path needs no URL escaping this way.
-    let options = SqliteConnectOptions::new()
-        .filename(path)
-        .read_only(true)
-        .busy_timeout(Duration::from_secs(30));
-    SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .map_err(|e| Error::CopyRefused(format!("opening the SQLite store {}: {e}", path.display())))
-}
-
-/// Refuses a source whose migrations are not exactly this build's: its
-/// tables would not match the ones the PostgreSQL migrations create.
-async fn check_source_schema(source: &SqlitePool, path: &Path) -> Result<()> {
-    let store = format!("the SQLite store {}", path.display());
-    let read = |e: sqlx::Error| Error::CopyRefused(format!("reading {store}: {e}"));
-    let has_table: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-            .fetch_one(source)
-            .await
-            .map_err(read)?;
-    let applied: Vec<(i64, bool, Vec<u8>)> = if has_table > 0 {
-        sqlx::query_as("SELECT version, success, checksum FROM _sqlx_migrations ORDER BY version")
-            .fetch_all(source)
-            .await
-            .map_err(read)?
-    } else {
-        Vec::new()
-    };
-    let known: Vec<(i64, &[u8])> = SQLITE_MIGRATOR
-        .iter()
-        .filter(|m| !m.migration_type.is_down_migration())
-        .map(|m| (m.version, &*m.checksum))
-        .collect();
-    migration_verdict(&applied, &known).map_err(|why| Error::CopyRefused(format!("{store} {why}")))
-}
-
-/// Compares the source's applied migrations with this build's: `Err` says
-/// what is wrong and what to do, after "the SQLite store PATH".
-fn migration_verdict(applied: &[(i64, bool, Vec<u8>)], known: &[(i64, &[u8])]) -> Result<(), String> {
-    let latest = known.last().map_or(0, |(v, _)| *v);
-    if let Some((v, _, _)) = applied.iter().find(|(_, ok, _)| !ok) {
-        return Err(format!(
-            "has migration {v} recorded as failed: repair it, then run `mailroom migrate` first"
-        ));
-    }
-    if let Some((v, _, _)) = applied.iter().find(|(v, _, _)| !known.iter().any(|(k, _)| k == v)) {
-        return Err(format!(
-            "has migration {v}, which this mailroom does not know (it knows up to {latest}): \
-             copy it with the mailroom version that wrote it"
-        ));
-    }
-    if let Some((v, _, _)) = applied
-        .iter()
-        .find(|(v, _, sum)| known.iter().any(|(k, s)| k == v && *s != sum.as_slice()))
-    {
-        return Err(format!(
-            "has migration {v} applied from a different file than this mailroom's"
-        ));
-    }
-    let at = applied.iter().map(|(v, _, _)| *v).max();
-    if let Some((missing, _)) = known.iter().find(|(k, _)| !applied.iter().any(|(v, _, _)| v == k)) {
-        let at = at.map_or("no migration at all".to_string(), |v| format!("schema version {v}"));
-        return Err(format!(
-            "is at {at}, behind this mailroom's {latest} (migration {missing} is missing): \
-             run `mailroom migrate` first"
-        ));
-    }
-    Ok(())
-}
-
-async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
-    if !crate::config::database::is_postgres_url(pg_url) {
-        return Err(Error::CopyRefused(format!(
-            "{target} is not a PostgreSQL URL (postgres://USER@HOST/DATABASE)"
-        )));
-    }
-    let unknown = crate::config::database::unknown_params(pg_url);
-    if !unknown.is_empty() {
-        return Err(Error::CopyRefused(format!(
-            "the URL {target} has parameters PostgreSQL connections do not take: {} (known: {})",
-            unknown.join(", "),
-            crate::config::database::KNOWN_PARAMS.join(", ")
-        )));
-    }
-    let options =
-        PgConnectOptions::from_str(pg_url).map_err(|e| Error::CopyRefused(format!("the URL {target}: {e}")))?;
-    let unreachable = |e: sqlx::Error| Error::CopyRefused(format!("cannot connect to {target}: {e}"));
-    // The pool retries a refused connection until its timeout and then
-    // reports only the timeout; one plain connection first fails at once
-    // and says why (refused, no such database, authentication).
-    PgConnection::connect_with(&options)
-        .await
-        .map_err(unreachable)?
-        .close()
-        .await
-        .map_err(unreachable)?;
-    // One connection: the migrations, then the copy's one transaction.
-    PgPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await
-        .map_err(unreachable)
 }
 
 /// The copy proper: one read transaction on the source, one write
@@ -306,32 +196,6 @@ async fn copy(source: &SqlitePool, pg: &PgPool, target: &str, options: &CopyOpti
             Err(e)
         }
     }
-}
-
-/// Locks every table against writers for the rest of the transaction, then
-/// refuses when any of them has a row: a copy merged into existing data
-/// would clash on ids, or worse, quietly mix two desks' histories.
-async fn refuse_unless_empty(dst: &mut PgConnection, tables: &[Table], target: &str) -> Result<()> {
-    let names: Vec<String> = tables.iter().map(|t| ident(&t.name)).collect();
-    let lock = format!("LOCK TABLE {} IN EXCLUSIVE MODE", names.join(", "));
-    sqlx::query(AssertSqlSafe(lock))
-        .execute(&mut *dst)
-        .await
-        .map_err(|e| Error::CopyRefused(format!("locking the tables of {target}: {e}")))?;
-    for (table, name) in tables.iter().zip(&names) {
-        let has_rows: bool = sqlx::query_scalar(AssertSqlSafe(format!("SELECT EXISTS (SELECT 1 FROM {name})")))
-            .fetch_one(&mut *dst)
-            .await
-            .map_err(|e| Error::CopyRefused(format!("reading table {} of {target}: {e}", table.name)))?;
-        if has_rows {
-            return Err(Error::CopyRefused(format!(
-                "{target} is not empty: table {} already has rows. db copy only fills an empty database; \
-                 copy into a new one (CREATE DATABASE) instead",
-                table.name
-            )));
-        }
-    }
-    Ok(())
 }
 
 /// Sets every sequence behind a column (identities, serials) to the
@@ -393,51 +257,4 @@ async fn verify_counts(
 
 fn failed(message: String) -> Error {
     Error::CopyFailed(format!("{message} (rolled back: nothing was copied)"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::migration_verdict;
-
-    const KNOWN: &[(i64, &[u8])] = &[(1, b"a"), (2, b"b"), (3, b"c")];
-
-    fn applied(versions: &[(i64, bool, &[u8])]) -> Vec<(i64, bool, Vec<u8>)> {
-        versions.iter().map(|(v, ok, sum)| (*v, *ok, sum.to_vec())).collect()
-    }
-
-    #[test]
-    fn a_current_store_passes() {
-        assert_eq!(
-            migration_verdict(&applied(&[(1, true, b"a"), (2, true, b"b"), (3, true, b"c")]), KNOWN),
-            Ok(())
-        );
-    }
-
-    #[test]
-    fn a_store_behind_is_told_to_migrate() {
-        let err = migration_verdict(&applied(&[(1, true, b"a"), (2, true, b"b")]), KNOWN).unwrap_err();
-        assert!(
-            err.contains("schema version 2") && err.contains("run `mailroom migrate` first"),
-            "{err}"
-        );
-        let err = migration_verdict(&[], KNOWN).unwrap_err();
-        assert!(
-            err.contains("no migration at all") && err.contains("mailroom migrate"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn failed_foreign_and_changed_migrations_are_refused() {
-        let err = migration_verdict(&applied(&[(1, true, b"a"), (2, false, b"b")]), KNOWN).unwrap_err();
-        assert!(err.contains("failed"), "{err}");
-        let err = migration_verdict(
-            &applied(&[(1, true, b"a"), (2, true, b"b"), (3, true, b"c"), (4, true, b"d")]),
-            KNOWN,
-        )
-        .unwrap_err();
-        assert!(err.contains("migration 4") && err.contains("up to 3"), "{err}");
-        let err = migration_verdict(&applied(&[(1, true, b"a"), (2, true, b"X"), (3, true, b"c")]), KNOWN).unwrap_err();
-        assert!(err.contains("different file"), "{err}");
-    }
 }

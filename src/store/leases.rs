@@ -11,12 +11,16 @@ use std::time::Duration;
 use super::{Backend, Store};
 use crate::error::Result;
 
+/// SQLite's clock in milliseconds, as SQL (for `db copy` too, which reads
+/// a store's leases without opening it as a [`Store`]).
+pub(crate) const SQLITE_NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
 impl Store {
     /// The database's clock in milliseconds, as SQL: instances on machines
     /// whose clocks disagree still agree on when a lease ran out.
     fn db_now_ms(&self) -> &'static str {
         match self.backend() {
-            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Backend::Sqlite => SQLITE_NOW_MS,
             Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
         }
     }

@@ -67,12 +67,24 @@ impl Store {
 
     /// Records that everything up to `last_uid` under `uidvalidity` is
     /// committed and handled on the server; `added` mails were ingested.
+    ///
+    /// Under an unchanged UIDVALIDITY the position only grows: at a lease
+    /// handover the instance giving a mailbox up may record a chunk it
+    /// committed after the new holder had already recorded a later one, and
+    /// moving back would make the new holder fetch those mails again. A new
+    /// UIDVALIDITY replaces the position (the old UIDs mean nothing).
+    /// A CASE rather than MAX()/GREATEST(), which differ between SQLite and
+    /// PostgreSQL; SET reads the row as it was, so the order of the
+    /// assignments does not matter.
     pub async fn advance_mailbox(&self, name: &str, uidvalidity: u32, last_uid: u32, added: usize) -> Result<()> {
         let at = now();
         sqlx::query(
             "INSERT INTO mailbox_state (name, uidvalidity, last_uid, ingested, state, last_mail_at, updated_at)
              VALUES ($1, $2, $3, $4, 'fetching', CASE WHEN $4 > 0 THEN $5 END, $5)
-             ON CONFLICT (name) DO UPDATE SET uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid,
+             ON CONFLICT (name) DO UPDATE SET uidvalidity = excluded.uidvalidity,
+               last_uid = CASE WHEN mailbox_state.uidvalidity = excluded.uidvalidity
+                                    AND mailbox_state.last_uid > excluded.last_uid
+                               THEN mailbox_state.last_uid ELSE excluded.last_uid END,
                ingested = mailbox_state.ingested + excluded.ingested,
                last_mail_at = COALESCE(excluded.last_mail_at, mailbox_state.last_mail_at), updated_at = excluded.updated_at",
         )

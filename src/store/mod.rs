@@ -97,11 +97,7 @@ impl Store {
             .await
             .map_err(|e| Error::io(&lock_path, std::io::Error::other(e)))?
             .map_err(|e| Error::io(&lock_path, e))?;
-        let attachments = config
-            .database
-            .attachments
-            .clone()
-            .unwrap_or_else(|| path.parent().unwrap_or(Path::new("")).join("attachments"));
+        let attachments = config.sqlite_attachments()?;
         let mut attempt = 0;
         let opened = loop {
             attempt += 1;

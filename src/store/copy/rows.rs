@@ -291,7 +291,16 @@ pub(super) async fn copy_table(
                 deferred.push(later);
             }
         }
-        batch_bytes += values.iter().map(Value::size).sum::<usize>();
+        // The values are copies: the row's own bytes need not live through the insert.
+        drop(row);
+        let size = values.iter().map(Value::size).sum::<usize>();
+        // A row that would take the chunk over its budget starts the next
+        // one, so a chunk of large mails is at most one of them over it.
+        if !batch.is_empty() && batch_bytes + size > plan.bytes {
+            copied.rows += insert_rows(dst, &insert, &mut batch, table).await?;
+            batch_bytes = 0;
+        }
+        batch_bytes += size;
         batch.push(values);
         if batch.len() >= per_insert || batch_bytes >= plan.bytes {
             copied.rows += insert_rows(dst, &insert, &mut batch, table).await?;

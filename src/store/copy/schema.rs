@@ -167,15 +167,20 @@ pub(super) async fn discover(src: &mut SqliteConnection, dst: &mut PgConnection,
 /// Table → (column names in declaration order, primary-key positions).
 type SqliteTables = BTreeMap<String, (Vec<String>, Vec<usize>)>;
 
-async fn sqlite_tables(src: &mut SqliteConnection) -> Result<SqliteTables, sqlx::Error> {
+/// The tables of the SQLite store that hold data, by name.
+pub(super) async fn sqlite_table_names(src: &mut SqliteConnection) -> Result<Vec<String>, sqlx::Error> {
     // sqlite_* are SQLite's own; the migrations' bookkeeping is the
     // target's own business (its migrations ran before the copy).
-    let names: Vec<String> = sqlx::query_scalar(
+    sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
            AND name <> '_sqlx_migrations' ORDER BY name",
     )
     .fetch_all(&mut *src)
-    .await?;
+    .await
+}
+
+async fn sqlite_tables(src: &mut SqliteConnection) -> Result<SqliteTables, sqlx::Error> {
+    let names = sqlite_table_names(src).await?;
     let mut tables = BTreeMap::new();
     for name in names {
         let rows = sqlx::query("SELECT name, pk FROM pragma_table_info($1) ORDER BY cid")
