@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use super::directory::import_one;
+use super::directory::{import_in, import_one, report_removed};
 use super::output::print_list;
 use crate::directory::IntakePolicy;
 use crate::directory::file::{AccountRow, BillingRow, DirectoryFile, ServiceRow};
@@ -53,9 +53,9 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             intake,
         } => {
             let intake: Option<IntakePolicy> = intake.map(|i| i.parse()).transpose().map_err(Error::Usage)?;
-            let mut conn = store.pool().acquire().await?;
-            let stored = dir::account_rows(&mut conn, Some(&number)).await?.pop();
-            drop(conn);
+            // Read and written under the write lock, as contacts are.
+            let mut tx = store.begin_write().await?;
+            let stored = dir::account_rows(&mut tx, Some(&number)).await?.pop();
             let mut row = match (stored, name) {
                 (Some(row), name) => AccountRow {
                     name: name.unwrap_or(row.name),
@@ -83,15 +83,14 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
             }
             row.language = language.or(row.language);
             row.intake = intake.unwrap_or(row.intake);
-            import_one(
-                store,
-                DirectoryFile {
-                    accounts: vec![row],
-                    ..DirectoryFile::default()
-                },
-            )
-            .await?;
+            let file = DirectoryFile {
+                accounts: vec![row],
+                ..DirectoryFile::default()
+            };
+            let removed = import_in(&mut tx, file).await?;
+            store.commit(tx).await?;
             println!("account {number} saved");
+            report_removed(&removed);
             Ok(())
         }
         AccountsCmd::Remove { number } => {
@@ -133,9 +132,8 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
             print_list(&views::services(&mut conn).await?, json, &["id", "account", "name"])
         }
         ServicesCmd::Add { id, account, name } => {
-            let mut conn = store.pool().acquire().await?;
-            let stored = dir::service_rows(&mut conn, Some(&id)).await?.pop();
-            drop(conn);
+            let mut tx = store.begin_write().await?;
+            let stored = dir::service_rows(&mut tx, Some(&id)).await?.pop();
             let row = match (stored, account) {
                 (Some(row), account) => ServiceRow {
                     account: account.unwrap_or(row.account),
@@ -155,15 +153,14 @@ pub async fn services(cmd: ServicesCmd, store: &Store) -> Result<()> {
                     )));
                 }
             };
-            import_one(
-                store,
-                DirectoryFile {
-                    services: vec![row],
-                    ..DirectoryFile::default()
-                },
-            )
-            .await?;
+            let file = DirectoryFile {
+                services: vec![row],
+                ..DirectoryFile::default()
+            };
+            let removed = import_in(&mut tx, file).await?;
+            store.commit(tx).await?;
             println!("service {id} saved");
+            report_removed(&removed);
             Ok(())
         }
         ServicesCmd::Remove { id } => {
@@ -198,7 +195,7 @@ pub async fn billing(cmd: BillingCmd, store: &Store) -> Result<()> {
     match cmd {
         BillingCmd::List { json } => {
             let mut conn = store.pool().acquire().await?;
-            let rows = dir::export(&mut conn).await?.billing_accounts;
+            let rows = dir::billing_rows(&mut conn).await?;
             print_list(&rows, json, &["number", "account"])
         }
         BillingCmd::Add { number, account } => {

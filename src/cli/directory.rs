@@ -44,17 +44,24 @@ pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
 
 /// Single-row edits go through the import path, so they obey the same rules.
 pub(super) async fn import_one(store: &Store, file: DirectoryFile) -> Result<()> {
-    let file = file.checked()?;
     let mut tx = store.begin_write().await?;
-    let summary = dir::import(&mut tx, &file).await?;
+    let removed = import_in(&mut tx, file).await?;
     store.commit(tx).await?;
-    report_removed(&summary.removed_subscriptions);
+    report_removed(&removed);
     Ok(())
+}
+
+/// [`import_one`] inside the caller's write transaction, for an edit that
+/// first reads the stored row (under the same lock, so a change made
+/// meanwhile is not written back); returns the subscriptions it removed.
+pub(super) async fn import_in(conn: &mut sqlx::AnyConnection, file: DirectoryFile) -> Result<Vec<String>> {
+    let file = file.checked()?;
+    Ok(dir::import(conn, &file).await?.removed_subscriptions)
 }
 
 /// Says which subscriptions a move took away, so an operator who moved a
 /// contact or service by mistake sees what to restore.
-fn report_removed(removed: &[String]) {
+pub(super) fn report_removed(removed: &[String]) {
     if !removed.is_empty() {
         println!("{}", removed_note(removed));
     }

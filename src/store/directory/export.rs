@@ -9,15 +9,7 @@ pub async fn export(conn: &mut AnyConnection) -> Result<DirectoryFile> {
         accounts: account_rows(conn, None).await?,
         ..DirectoryFile::default()
     };
-    let rows = sqlx::query("SELECT b.number, a.number AS account FROM billing_accounts b JOIN accounts a ON a.id = b.account_id ORDER BY b.number")
-        .fetch_all(&mut *conn)
-        .await?;
-    for r in rows {
-        file.billing_accounts.push(BillingRow {
-            number: r.try_get("number")?,
-            account: r.try_get("account")?,
-        });
-    }
+    file.billing_accounts = billing_rows(conn).await?;
     file.services = service_rows(conn, None).await?;
     let rows = sqlx::query(
         "SELECT c.email, c.first_name, c.last_name, a.number AS account, c.language, c.phone, c.job_title, c.timezone,
@@ -74,6 +66,24 @@ pub async fn account_rows(conn: &mut AnyConnection, number: Option<&str>) -> Res
                 tier: r.try_get("tier")?,
                 industry: r.try_get("industry")?,
                 renewal_date: r.try_get("renewal_date")?,
+            })
+        })
+        .collect()
+}
+
+/// Every billing account as a directory row.
+pub async fn billing_rows(conn: &mut AnyConnection) -> Result<Vec<BillingRow>> {
+    let rows = sqlx::query(
+        "SELECT b.number, a.number AS account FROM billing_accounts b JOIN accounts a ON a.id = b.account_id
+         ORDER BY b.number",
+    )
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(BillingRow {
+                number: r.try_get("number")?,
+                account: r.try_get("account")?,
             })
         })
         .collect()

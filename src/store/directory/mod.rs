@@ -7,7 +7,7 @@
 
 mod export;
 mod remove;
-pub use export::{account_rows, export, service_rows, subscription_rows};
+pub use export::{account_rows, billing_rows, export, service_rows, subscription_rows};
 pub use remove::{remove_account, remove_billing, remove_contact, remove_ignore_rule, remove_service};
 
 use sqlx::{AnyConnection, Row, any::AnyRow};
