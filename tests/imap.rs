@@ -164,6 +164,61 @@ fn a_backlog_in_many_chunks_is_moved_chunk_by_chunk_after_each_commit() {
 }
 
 #[test]
+fn a_backlog_with_gaps_in_its_uids_is_ingested_whole_and_only_its_mails_are_deleted() {
+    // Mails expunged by someone else leave holes in the UIDs; chunks are cut
+    // from the sizes the server reports, so a hole must neither stop the
+    // drain, nor count as a mail, nor make the daemon expunge beyond its own.
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let total = 30;
+    let mut c = user(&d, "gaps");
+    let uids: Vec<u32> = (0..total)
+        .map(|n| c.append_uid("INBOX", &request(n)).unwrap())
+        .collect();
+    let gone: Vec<usize> = (0..total).filter(|n| n % 3 == 1).collect();
+    for &n in &gone {
+        c.store_flags("INBOX", uids[n], "+FLAGS.SILENT", &["\\Deleted"])
+            .unwrap();
+    }
+    c.command("EXPUNGE").unwrap();
+    assert_eq!(c.count("INBOX").unwrap(), (total - gone.len()) as u32);
+    setup.mailbox(&mailbox(&d, "gaps", "gaps", "none", "batch = 4\nafter = \"delete\"\n"));
+    let mut daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.status("gaps")["last_uid"] == u64::from(uids[total - 1])),
+        "{}",
+        daemon.logs()
+    );
+    let ids: std::collections::BTreeSet<String> = setup
+        .messages()
+        .iter()
+        .map(|m| m["message_id"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = (0..total)
+        .filter(|n| !gone.contains(n))
+        .map(|n| format!("req-{n}@acme.test"))
+        .collect();
+    assert_eq!(ids, expected, "every remaining mail once, no expunged one");
+    assert_eq!(setup.status("gaps")["ingested"], (total - gone.len()) as u64);
+    // A mail that arrives after the drain is ingested and deleted in turn.
+    let late = c.append_uid("INBOX", &request(total)).unwrap();
+    assert!(
+        wait_for(SOON, || setup.status("gaps")["last_uid"] == u64::from(late)),
+        "{}",
+        daemon.logs()
+    );
+    // A session of its own: STATUS on the session that has INBOX selected
+    // answers from what that session has seen.
+    assert_eq!(
+        user(&d, "gaps").count("INBOX").unwrap(),
+        0,
+        "each ingested mail deleted"
+    );
+    assert_eq!(setup.messages().len(), total - gone.len() + 1);
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+#[test]
 fn idle_push_sigterm_and_restart_lose_and_double_nothing() {
     let Some(d) = server() else { return };
     let setup = Setup::new();
