@@ -256,3 +256,19 @@ async fn the_loop_guard_suppresses_past_the_per_ticket_limit() {
     let (rows, suppressed) = store.claim_outbox(claim(t0 + 700)).await.unwrap();
     assert_eq!((rows.len(), suppressed), (1, 0));
 }
+
+#[tokio::test]
+async fn claims_are_timed_by_the_database_clock_in_unix_seconds() {
+    // The courier claims and records on the database's clock, shared by
+    // every instance; it must be the same unit and epoch as the rows'
+    // own times (written by the pipeline from the wall clock).
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    let before = mailroom::store::now();
+    let db = p.store().clock().await.unwrap();
+    let after = mailroom::store::now();
+    assert!(
+        (before - 2..=after + 2).contains(&db),
+        "database clock {db} outside [{before}, {after}] ± 2 s"
+    );
+}

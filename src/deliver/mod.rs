@@ -21,8 +21,8 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use crate::config::Config;
 use crate::error::Result;
 use crate::liveness::Heartbeat;
+use crate::store::Store;
 use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules, Recorded};
-use crate::store::{self, Store};
 use relay::Relay;
 
 /// How many rows one round claims per connection.
@@ -162,8 +162,8 @@ impl Courier {
     }
 
     async fn until_next_due(&self) -> Duration {
-        match self.store.next_outbox_due().await {
-            Ok(Some(at)) => Duration::from_secs((at - store::now()).clamp(0, IDLE_POLL.as_secs() as i64) as u64),
+        match (self.store.next_outbox_due().await, self.store.clock().await) {
+            (Ok(Some(at)), Ok(now)) => Duration::from_secs((at - now).clamp(0, IDLE_POLL.as_secs() as i64) as u64),
             _ => IDLE_POLL,
         }
     }
@@ -176,10 +176,12 @@ impl Courier {
         // when the claim committed (it may have waited for a lock): a send
         // must start before the lease another sender sees has run out.
         let claimed_at = tokio::time::Instant::now();
+        // The database's clock, which every instance shares: see Store::clock.
+        let now = self.store.clock().await?;
         let (rows, suppressed) = self
             .store
             .claim_outbox(ClaimRules {
-                now: store::now(),
+                now,
                 limit: self.round_size(smtp),
                 lease_secs: outbox.lease.as_secs() as i64,
                 per_ticket_limit: outbox.per_ticket_limit,
@@ -288,7 +290,11 @@ impl Courier {
         let mut tries = 0;
         loop {
             tries += 1;
-            match self.store.record_deliveries(group, self.record_rules()).await {
+            let recorded = match self.record_rules().await {
+                Ok(rules) => self.store.record_deliveries(group, rules).await,
+                Err(e) => Err(e),
+            };
+            match recorded {
                 Err(e) if e.is_transient() && tries < 3 => {
                     tracing::warn!(error = %e, "recording delivery answers failed; trying again");
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;
@@ -298,15 +304,15 @@ impl Courier {
         }
     }
 
-    fn record_rules(&self) -> RecordRules {
+    async fn record_rules(&self) -> Result<RecordRules> {
         let outbox = &self.config.outbox;
-        RecordRules {
-            now: store::now(),
+        Ok(RecordRules {
+            now: self.store.clock().await?,
             max_age_secs: outbox.max_age.as_secs() as i64,
             retry_min_secs: outbox.retry_min.as_secs() as i64,
             retry_max_secs: outbox.retry_max.as_secs() as i64,
             hard_bounce_limit: self.config.contacts.hard_bounce_limit,
-        }
+        })
     }
 
     /// Waits for the next send slot under `smtp.max_per_minute`; false,

@@ -25,6 +25,17 @@ impl Store {
         }
     }
 
+    /// The database's clock in unix seconds. Outbox claims are written and
+    /// checked on it: a sender on a machine whose clock runs ahead would
+    /// otherwise see another instance's claims run out early and send the
+    /// same notification again.
+    pub async fn clock(&self) -> Result<i64> {
+        let sql = format!("SELECT {} / 1000", self.db_now_ms());
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     /// Takes the lease on mailbox `name` for `holder`, or renews it, for
     /// `ttl` from now. True if `holder` holds it afterwards: it was free,
     /// expired, or already `holder`'s.
