@@ -175,13 +175,15 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     if facts.sender.as_ref().is_some_and(|c| c.ignore) {
         return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
     }
-    // A known contact writing about a delivery problem ("mail to X could
-    // not be delivered: 550 5.1.1") reads like a bounce, but a person wrote
-    // it: it is a request, and the addresses it names are not charged.
+    // A customer writing about a delivery problem ("mail to X could not be
+    // delivered: 550 5.1.1") reads like a bounce, but a person wrote it: it
+    // is a request, and the addresses it names are not charged. A customer
+    // is a known contact, or someone new from a customer's domain (a new
+    // colleague's first mail must not vanish as a bounce).
     let person_about_a_bounce = msg
         .delivery_report
         .as_ref()
-        .is_some_and(|r| !r.by_mail_system && facts.sender.is_some());
+        .is_some_and(|r| !r.by_mail_system && (facts.sender.is_some() || facts.account.is_some()));
     let class = if class == Class::Bounce && person_about_a_bounce {
         Class::Normal
     } else {
@@ -347,7 +349,13 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
 /// ticket of the notification it returns, with what failed as a note.
 fn bounce_plan(msg: &Message, facts: &Facts, limit: u32) -> Plan {
     let mut plan = Plan::ended(Class::Bounce, Outcome::Ignored, "delivery report");
-    plan.hard_bounces = facts.bounced_contacts.iter().map(|c| (c.id, limit)).collect();
+    // A report known only by its words, from no mail system, charges the
+    // addresses it names only when it returns one of our notifications:
+    // otherwise a stranger's prose could make customers undeliverable.
+    let trusted = msg.delivery_report.as_ref().is_some_and(|r| r.by_mail_system) || facts.bounced.is_some();
+    if trusted {
+        plan.hard_bounces = facts.bounced_contacts.iter().map(|c| (c.id, limit)).collect();
+    }
     let Some(t) = &facts.bounced else { return plan };
     let failures: Vec<String> = msg
         .delivery_report

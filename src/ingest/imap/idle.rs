@@ -73,6 +73,7 @@ pub async fn idle(
             }
         }
     }
+    tracing::trace!(?woken, "leaving IDLE");
     s.run_command_untagged("DONE").await?;
     loop {
         match next(s, answer, "DONE", &tag).await? {

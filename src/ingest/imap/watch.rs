@@ -280,6 +280,7 @@ async fn drain(
     let mut regrown = 0;
     loop {
         let found = command::uid_search(s, &format!("UID {}:*", last + 1)).await?;
+        tracing::trace!(found = found.uids.len(), "searched");
         let mut uids: Vec<u32> = found.uids.into_iter().filter(|u| *u > last).collect();
         if uids.is_empty() {
             if found.grew && regrown < 3 {
@@ -308,6 +309,7 @@ async fn drain(
             .filter(|(uid, _)| *uid > last)
             .collect();
         sized.sort_unstable();
+        tracing::trace!("sized");
         let chunks = chunks_within(&sized, mb.batch, CHUNK_BYTES, mb.max_message_bytes);
         if chunks.is_empty() {
             // Every mail found was expunged before its size was asked.
@@ -370,6 +372,7 @@ async fn fetch_prepared(
     chunk: &[(u32, u32)],
 ) -> Result<Prepared, WatchError> {
     let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
+    tracing::trace!(mails = mails.len(), "fetched");
     let parser = pipeline.clone();
     tokio::task::spawn_blocking(move || parser.prepare(mails))
         .await

@@ -121,8 +121,18 @@ fn refine_status(r: &mut RecipientStatus) {
     };
 }
 
+/// The first enhanced status code (RFC 3463) in `v`; one that is part of
+/// a longer dotted number (an IP address, a version such as 10.2.4.5) is not.
 pub(super) fn status_code(v: &str) -> Option<String> {
-    STATUS.find(v).map(|m| m.as_str().to_string())
+    let bytes = v.as_bytes();
+    STATUS
+        .find_iter(v)
+        .find(|m| {
+            let before = bytes[..m.start()].ends_with(b".") && m.start() >= 2 && bytes[m.start() - 2].is_ascii_digit();
+            let after = bytes[m.end()..].starts_with(b".") && bytes.get(m.end() + 1).is_some_and(u8::is_ascii_digit);
+            !before && !after
+        })
+        .map(|m| m.as_str().to_string())
 }
 
 /// An enhanced status code in text, else one derived from an SMTP reply code.

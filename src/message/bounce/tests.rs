@@ -213,3 +213,15 @@ From: support@provider.test
     assert!(!r.is_permanent());
     assert_eq!(r.original_message_id.as_deref(), Some("mailroom.3.ef@provider.test"));
 }
+
+#[test]
+fn a_status_code_is_not_read_out_of_an_address_or_a_version() {
+    use super::dsn::status_code;
+    assert_eq!(status_code("550 5.1.1 user unknown").as_deref(), Some("5.1.1"));
+    assert_eq!(status_code("(5.7.1)").as_deref(), Some("5.7.1"));
+    assert_eq!(status_code("host 10.2.4.5 is down"), None);
+    assert_eq!(status_code("firmware 2.4.10.3 and 4.2.1.7"), None);
+    assert_eq!(status_code("router 192.168.5.1.1"), None);
+    // The first real one after a false one.
+    assert_eq!(status_code("at 10.4.4.2: 4.4.1 no answer").as_deref(), Some("4.4.1"));
+}

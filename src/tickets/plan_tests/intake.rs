@@ -98,6 +98,41 @@ fn a_contact_writing_about_a_bounce_opens_a_ticket() {
     assert_eq!(p.class, Class::Normal);
     assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
 
+    // Someone new from the customer's domain: a request too, the contact
+    // created, nobody charged.
+    let newcomer = mail(
+        "From: Paul <paul@acme.test>\nSubject: Mail delivery problem since this morning\nMessage-ID: <p2@acme.test>",
+        body,
+    );
+    let class = classify(&newcomer, &Config::default().mail.domain);
+    assert_eq!(class, Class::Bounce);
+    let unknown = Facts {
+        account: Some(account(ACME, IntakePolicy::Open)),
+        bounced_contacts: vec![contact(101, "hugo@acme.test", Some(ACME))],
+        ..Facts::default()
+    };
+    let p = plan_with(&Config::default(), &newcomer, class, &unknown);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert_eq!(p.class, Class::Normal);
+    assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
+    // A stranger from no customer's domain: still a bounce, but its words
+    // alone charge nobody.
+    let stranger = mail(
+        "From: Paul <paul@elsewhere.test>\nSubject: Mail delivery problem since this morning\nMessage-ID: <p3@elsewhere.test>",
+        body,
+    );
+    let p = plan_with(
+        &Config::default(),
+        &stranger,
+        Class::Bounce,
+        &Facts {
+            bounced_contacts: vec![contact(101, "hugo@acme.test", Some(ACME))],
+            ..Facts::default()
+        },
+    );
+    assert_eq!(p.class, Class::Bounce);
+    assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
+
     let real = mail(
         "From: Mail Delivery System <mailer-daemon@mx.acme.test>\nSubject: Mail delivery problem\nMessage-ID: <b1@mx.acme.test>",
         body,
