@@ -93,3 +93,21 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn the_mail_that_opens_a_ticket_is_shown_whole() {
+    // Reply trimming cuts at a `-----` line: right for a reply's footer,
+    // wrong for the request itself (a pasted log, a forwarded alarm).
+    let dir = Scratch::new();
+    let p = pipeline_at(&dir, "state/m.db", "").await;
+    let first = "From: Ana Horvat <ana@kovac.test>\r\nSubject: Router log\r\nMessage-ID: <log1@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nThe router keeps rebooting, log below.\r\n\r\n-----\r\n\
+07:01 kernel panic\r\n07:02 watchdog reset\r\n";
+    p.process_batch(&[Incoming::new(first.as_bytes().to_vec(), "a")])
+        .await
+        .unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let detail = views::ticket_detail(&mut conn, 1).await.unwrap();
+    let text = &detail.messages.iter().find(|m| m.direction == "in").unwrap().text;
+    assert!(text.contains("07:02 watchdog reset"), "{text}");
+}

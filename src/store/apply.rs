@@ -176,8 +176,9 @@ impl Batch {
             let view = ticket.as_ref().map(|t| self.view(t, tag));
             let cause = Cause {
                 subject: msg.subject.clone(),
-                // Notifications quote what is new, not the whole thread.
-                text: msg.new_text.clone(),
+                // An update quotes what is new, not the whole thread; the
+                // mail that opens a ticket is the ticket, quoted whole.
+                text: first_text(msg, plan).unwrap_or(&msg.new_text).to_string(),
                 sender_name: msg.from.name.clone().unwrap_or_default(),
                 sender_email: msg.from.address.clone(),
                 message_id: msg.message_id.clone(),
@@ -257,7 +258,8 @@ impl Batch {
             from_name: msg.from.name.clone(),
             subject: Some(msg.subject.clone()),
             text: Some(msg.text.clone()),
-            new_text: Some(msg.new_text.clone()),
+            // None: views show the whole text of the mail that opened a ticket.
+            new_text: first_text(msg, plan).map_or_else(|| Some(msg.new_text.clone()), |_| None),
             class: Some(plan.class.as_str()),
             outcome: plan.outcome.as_str(),
             reason: plan.reason.clone(),
@@ -441,4 +443,11 @@ fn contact_from_insert(c: &ContactInsert) -> crate::directory::Contact {
         ignore: false,
         undeliverable: false,
     }
+}
+
+/// The whole text of a mail that opens a ticket: a forward's content, a
+/// monitoring alarm under a `=====` line, a log pasted after `-----` are
+/// the request itself, which reply trimming would cut. None for the rest.
+fn first_text<'m>(msg: &'m Message, plan: &Plan) -> Option<&'m str> {
+    (plan.outcome == Outcome::NewTicket).then_some(msg.text.as_str())
 }
