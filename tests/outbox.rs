@@ -272,3 +272,38 @@ async fn claims_are_timed_by_the_database_clock_in_unix_seconds() {
         "database clock {db} outside [{before}, {after}] ± 2 s"
     );
 }
+
+#[tokio::test]
+async fn queued_mail_to_a_contact_since_ignored_or_undeliverable_is_withheld() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    ticket_from(&p, "ana@kovac.test", 1).await;
+    ticket_from(&p, "ivo@kovac.test", 2).await;
+    ticket_from(&p, "eva@kovac.test", 3).await;
+    let store = p.store();
+    let mut conn = store.writer().acquire().await.unwrap();
+    mailroom::store::directory::set_contact_ignore(&mut conn, "ana@kovac.test", true)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE contacts SET undeliverable = TRUE WHERE email = 'ivo@kovac.test'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let t0 = mailroom::store::now() + 1;
+    let (rows, suppressed) = store.claim_outbox(claim(t0)).await.unwrap();
+    let to: Vec<&str> = rows.iter().map(|r| r.to.as_str()).collect();
+    assert_eq!(to, ["eva@kovac.test"], "only the contact still reachable");
+    assert_eq!(suppressed, 2);
+    let withheld: Vec<(String, String, Option<String>)> = sqlx::query_as(
+        "SELECT to_addr, status, last_error FROM outbox WHERE to_addr <> 'eva@kovac.test' ORDER BY to_addr",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(withheld.len(), 2);
+    for ((to, status, error), why) in withheld.iter().zip(["ignored", "undeliverable"]) {
+        assert_eq!(status, "suppressed", "{to}");
+        assert!(error.as_deref().is_some_and(|e| e.contains(why)), "{to}: {error:?}");
+    }
+}

@@ -11,8 +11,9 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use sqlx::FromRow;
+use sqlx::{FromRow, Row};
 
+use super::flag::flag;
 use super::sql::Sql;
 use super::{Backend, Store};
 use crate::error::{Error, Result};
@@ -133,9 +134,18 @@ impl Store {
         }
         self.lock_tickets(&mut tx, &due).await?;
         let mut recent = recent_counts(&mut tx, &due, rules.now).await?;
+        let barred = barred_contacts(&mut tx, &due).await?;
         let token = new_token(rules.now);
         let (mut claimed, mut suppressed) = (Vec::new(), Vec::new());
+        let mut withheld: HashMap<&'static str, Vec<i64>> = HashMap::new();
         for mut row in due {
+            // Queued before the contact was set to be ignored or became
+            // undeliverable (a retry that waited, one fan-out of several
+            // tickets): what the operator or the bounces said holds now.
+            if let Some(why) = row.contact_id.and_then(|c| barred.get(&c)) {
+                withheld.entry(why).or_default().push(row.id);
+                continue;
+            }
             if let Some(ticket) = row.ticket {
                 let n = recent.entry((ticket, row.to.to_lowercase())).or_default();
                 *n += 1;
@@ -169,8 +179,17 @@ impl Store {
             q.push_in(suppressed.iter().copied());
             q.build().execute(&mut *tx).await?;
         }
+        let mut count = suppressed.len();
+        for (why, ids) in withheld {
+            count += ids.len();
+            let mut q = Sql::new(&tx, "UPDATE outbox SET status = 'suppressed', last_error = ");
+            q.push_bind(why)
+                .push(", claim_token = NULL, lease_until = NULL WHERE id");
+            q.push_in(ids);
+            q.build().execute(&mut *tx).await?;
+        }
         self.commit(tx).await?;
-        Ok((claimed, suppressed.len()))
+        Ok((claimed, count))
     }
 
     /// Records the relay's answers in one transaction.
@@ -341,6 +360,28 @@ impl Store {
 
 /// The first key of the per-ticket advisory locks of the loop guard.
 const TICKET_LOCKS: i32 = 0x6f75_7462; // "outb"
+
+/// The contacts of `due` that must not be mailed any more, with why.
+async fn barred_contacts(tx: &mut super::Tx, due: &[Claimed]) -> Result<HashMap<i64, &'static str>> {
+    let mut ids: Vec<i64> = due.iter().filter_map(|r| r.contact_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut barred = HashMap::new();
+    if ids.is_empty() {
+        return Ok(barred);
+    }
+    let mut q = Sql::new(tx, "SELECT id, ignore, undeliverable FROM contacts WHERE id");
+    q.push_in(ids);
+    for r in q.build().fetch_all(&mut **tx).await? {
+        let id: i64 = r.try_get("id")?;
+        if flag(&r, "ignore")? {
+            barred.insert(id, "the contact is set to be ignored");
+        } else if flag(&r, "undeliverable")? {
+            barred.insert(id, "the contact is undeliverable (hard bounces)");
+        }
+    }
+    Ok(barred)
+}
 
 /// Notifications each (ticket, recipient) of `due` got in the loop window:
 /// sent, or handed to a live sender.
