@@ -135,12 +135,25 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
     }) {
         return true;
     }
-    let local = msg.from.address.split('@').next().unwrap_or("");
-    let local = local.replace(['-', '_', '.'], "");
-    matches!(
-        local.as_str(),
-        "mailerdaemon" | "postmaster" | "noreply" | "donotreply" | "noreplies"
-    )
+    is_unanswerable_address(&msg.from.address)
+}
+
+/// Addresses nobody reads answers at: the mail system's own, and the
+/// `noreply` family in its many spellings (`no-reply@`,
+/// `noreply-dmarc-support@`, `billing_noreply@`, `alerts+noreply@`,
+/// `do.not.reply@`).
+fn is_unanswerable_address(address: &str) -> bool {
+    let local = address.split('@').next().unwrap_or("").to_ascii_lowercase();
+    let (base, tag) = local.split_once('+').unwrap_or((&local, ""));
+    let squeeze = |s: &str| s.replace(['-', '_', '.'], "");
+    let (base, tag) = (squeeze(base), squeeze(tag));
+    if matches!(base.as_str(), "mailerdaemon" | "postmaster") {
+        return true;
+    }
+    const NO_REPLY: [&str; 4] = ["noreply", "donotreply", "noreplies", "dontreply"];
+    [base, tag]
+        .iter()
+        .any(|part| NO_REPLY.iter().any(|n| part.starts_with(n) || part.ends_with(n)))
 }
 
 #[cfg(test)]
@@ -215,6 +228,31 @@ Click to have your address added to the recipient's allowed list.\r\n";
         assert!(suppresses_acknowledgement(&msg("Precedence: list\r\n"), Class::Normal));
         let raw = b"From: no-reply@acme.test\r\n\r\nx";
         assert!(suppresses_acknowledgement(&Message::parse(raw).unwrap(), Class::Normal));
+    }
+
+    #[test]
+    fn every_spelling_of_noreply_is_unanswerable() {
+        for a in [
+            "noreply@x.test",
+            "No-Reply@x.test",
+            "noreply-dmarc-support@google.test",
+            "billing_noreply@x.test",
+            "alerts+noreply@x.test",
+            "do.not.reply@x.test",
+            "donotreply.alerts@x.test",
+            "MAILER-DAEMON@mx.x.test",
+            "postmaster@x.test",
+        ] {
+            assert!(is_unanswerable_address(a), "{a}");
+        }
+        for a in [
+            "marie@acme.test",
+            "noreen@acme.test",
+            "replyto@acme.test",
+            "postmaster-team@acme.test",
+        ] {
+            assert!(!is_unanswerable_address(a), "{a}");
+        }
     }
 
     /// Exchange sets `X-Auto-Response-Suppress` on ordinary mail: a request
