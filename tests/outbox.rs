@@ -307,3 +307,38 @@ async fn queued_mail_to_a_contact_since_ignored_or_undeliverable_is_withheld() {
         assert!(error.as_deref().is_some_and(|e| e.contains(why)), "{to}: {error:?}");
     }
 }
+
+#[tokio::test]
+async fn history_replayed_by_its_date_headers_queues_its_notifications_now() {
+    // `replay --date-from-header`: the mail of 2 March counts as received
+    // then, but its notifications are queued now; they must not be past
+    // outbox.max_age before their first attempt.
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "")
+        .await
+        .with_clock(mailroom::pipeline::Clock::DateHeader);
+    ticket_from(&p, "ana@kovac.test", 1).await;
+    let store = p.store();
+    let before = mailroom::store::now();
+    let (created, queued, next): (i64, i64, i64) =
+        sqlx::query_as("SELECT created_at, queued_at, next_attempt_at FROM outbox")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    let march_2 = 1_772_442_000; // Mon, 2 Mar 2026 10:00:00 +0100
+    assert_eq!(created, march_2, "created when the mail says");
+    assert!(
+        queued >= before - 5 && next >= before - 5,
+        "queued now: {queued}, {next}"
+    );
+    let t0 = before + 1;
+    let (rows, _) = store.claim_outbox(claim(t0)).await.unwrap();
+    let done = store
+        .record_deliveries(
+            &[(rows[0].clone(), Delivery::Transient("421 try later".into()))],
+            record(t0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.deferred, 1, "retried, not given up: {done:?}");
+}

@@ -293,12 +293,13 @@ impl Batch {
                 at,
             });
         }
-        applied.notifications = self.queue(rows, at);
+        applied.notifications = self.queue(rows, at, receipt.processed_at);
         Ok(applied)
     }
 
-    /// Adds rendered rows to the outbox (once per Message-ID); returns how many.
-    fn queue(&mut self, rows: Vec<OutboxRow>, at: i64) -> usize {
+    /// Adds rendered rows to the outbox (once per Message-ID), created `at`
+    /// and queued `now`; returns how many.
+    fn queue(&mut self, rows: Vec<OutboxRow>, at: i64, now: i64) -> usize {
         let mut queued = 0;
         for row in rows {
             if self.snapshot.thread_ids.contains_key(&row.message_id) {
@@ -307,7 +308,7 @@ impl Batch {
             if let Some(t) = row.ticket {
                 self.snapshot.thread_ids.insert(row.message_id.clone(), t);
             }
-            self.changes.outbox.push((row, at));
+            self.changes.outbox.push((row, at, now));
             queued += 1;
         }
         queued
@@ -424,7 +425,7 @@ impl Batch {
         });
         self.snapshot.tickets.insert(number, t.clone());
         self.changes.tickets.insert(number, t);
-        Ok(self.queue(rows, at))
+        Ok(self.queue(rows, at, at))
     }
 }
 

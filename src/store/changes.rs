@@ -104,7 +104,10 @@ pub struct Changes {
     pub participants: Vec<(i64, i64)>,
     pub events: Vec<EventRow>,
     pub quarantine: Vec<QuarantineRow>,
-    pub outbox: Vec<(OutboxRow, i64)>,
+    /// With when the row was created (the cause's time: a mail's `Date:`
+    /// when history is replayed) and when it was queued (now: it falls due
+    /// and ages from then).
+    pub outbox: Vec<(OutboxRow, i64, i64)>,
     /// Contacts a delivery report named as failed for good, with the
     /// hard-bounce limit in force.
     pub hard_bounces: Vec<(i64, u32)>,
@@ -316,7 +319,7 @@ impl Changes {
             &self.outbox,
             13,
             " ON CONFLICT (message_id) DO NOTHING",
-            |b, (r, at)| {
+            |b, (r, created, queued)| {
                 b.push_bind(r.ticket)
                     .push_bind(r.event.as_str())
                     .push_bind(r.contact_id)
@@ -327,9 +330,9 @@ impl Changes {
                     .push_bind(r.message_id.clone())
                     .push_bind(r.in_reply_to.clone())
                     .push_bind(r.references.join(" "))
-                    .push_bind(*at)
-                    .push_bind(*at)
-                    .push_bind(*at);
+                    .push_bind(*queued)
+                    .push_bind(*created)
+                    .push_bind(*queued);
             },
         )
         .await?;
