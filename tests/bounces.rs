@@ -147,3 +147,56 @@ async fn a_report_naming_seventy_thousand_recipients_counts_against_the_contact_
         .remove(0);
     assert_eq!(ana.hard_bounces, 1);
 }
+
+/// A DSN for a mail addressed to `original` that the receiving side
+/// delivered on to `last` (an alias, a list), where it failed.
+fn dsn_via(returned_id: &str, original: &str, last: &str, n: u32) -> Vec<u8> {
+    String::from_utf8(dsn(returned_id, last, "5.1.1"))
+        .unwrap()
+        .replace("<bounce-5.1.1@", &format!("<bounce-via-{n}@"))
+        .replace(
+            &format!("Final-Recipient: rfc822; {last}"),
+            &format!("Original-Recipient: rfc822; {original}\r\nFinal-Recipient: rfc822; {last}"),
+        )
+        .into_bytes()
+}
+
+#[tokio::test]
+async fn a_team_address_is_not_charged_for_one_dead_member_but_a_rewritten_address_is() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    let request = String::from_utf8(REQUEST.to_vec())
+        .unwrap()
+        .replace("ana@kovac.test", "noc@kovac.test");
+    p.process_batch(&[Incoming::new(request.into_bytes(), "a")])
+        .await
+        .unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let ack = views::outbox(&mut conn).await.unwrap().remove(0);
+    // A person's address rewritten (noc@ → bob@, bob unknown): charged.
+    p.process_batch(&[Incoming::new(
+        dsn_via(&ack.message_id, "noc@kovac.test", "bob@kovac.test", 1),
+        "b",
+    )])
+    .await
+    .unwrap();
+    assert_eq!(hard_bounces(&mut conn, "noc@kovac.test").await, 1);
+
+    // The same as a team address (a group contact) expanding to a dead
+    // member: the others still get the mail, noc@ is not charged.
+    sqlx::query("UPDATE contacts SET is_group = TRUE WHERE email = 'noc@kovac.test'")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    p.process_batch(&[Incoming::new(
+        dsn_via(&ack.message_id, "noc@kovac.test", "bob@kovac.test", 2),
+        "c",
+    )])
+    .await
+    .unwrap();
+    assert_eq!(hard_bounces(&mut conn, "noc@kovac.test").await, 1);
+}
+
+async fn hard_bounces(conn: &mut sqlx::AnyConnection, email: &str) -> i64 {
+    views::contacts(conn, Some(email)).await.unwrap().remove(0).hard_bounces
+}

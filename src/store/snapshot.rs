@@ -115,7 +115,12 @@ impl Snapshot {
 
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
         // Delivery reports name the contacts whose mailboxes failed.
-        let failed: HashSet<&str> = msgs.iter().flat_map(|m| bounced_addresses(m)).collect();
+        let failed: HashSet<&str> = msgs
+            .iter()
+            .flat_map(|m| bounced_addresses(m))
+            .flat_map(|(a, o)| std::iter::once(a).chain(o))
+            .filter(|a| !a.is_empty())
+            .collect();
         s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
             .await?;
         let window = since - RATE_WINDOW_SECS;
@@ -441,9 +446,7 @@ impl Snapshot {
             .and_then(|id| self.thread_ids.get(id))
             .and_then(|n| self.tickets.get(n))
             .map(TicketRecord::facts);
-        let bounced_contacts = bounced_addresses(msg)
-            .filter_map(|a| self.contacts.get(a).cloned())
-            .collect();
+        let bounced_contacts = self.bounced_contacts(msg);
         Facts {
             duplicate: false,
             bounced,
@@ -461,21 +464,52 @@ impl Snapshot {
     }
 }
 
+impl Snapshot {
+    /// The contacts a delivery report says failed for good, once each.
+    ///
+    /// The final recipient is the mailbox that failed. The original one is
+    /// charged only when the final one is nobody we know and the original
+    /// is a person's address rewritten (marie@ → marie.dupont@): a team
+    /// address (a group contact) that expanded to one dead member still
+    /// reaches the others.
+    fn bounced_contacts(&self, msg: &Message) -> Vec<Contact> {
+        let mut found: Vec<Contact> = Vec::new();
+        for (address, original) in bounced_addresses(msg) {
+            let contact = self
+                .contacts
+                .get(address)
+                .or_else(|| original.and_then(|o| self.contacts.get(o)).filter(|c| !c.group));
+            if let Some(c) = contact
+                && !found.iter().any(|f| f.id == c.id)
+            {
+                found.push(c.clone());
+            }
+        }
+        found
+    }
+}
+
 /// The Message-ID of the mail a delivery report returns.
 fn returned_id(msg: &Message) -> Option<&String> {
     msg.delivery_report.as_ref()?.original_message_id.as_ref()
 }
 
-/// Addresses a delivery report says failed for good.
-fn bounced_addresses(msg: &Message) -> impl Iterator<Item = &str> {
+/// Addresses a delivery report says failed for good: each final recipient
+/// with the original one it was addressed as, if the report says.
+fn bounced_addresses(msg: &Message) -> impl Iterator<Item = (&str, Option<&str>)> {
     // An abuse or opt-out feedback report says the mail was unwanted, not
     // that the address does not work.
     msg.delivery_report
         .iter()
         .filter(|r| r.kind != crate::message::ReportKind::Feedback)
         .flat_map(|r| r.permanent_failures())
-        .flat_map(|f| std::iter::once(f.address.as_str()).chain(f.original_address.as_deref()))
-        .filter(|a| !a.is_empty())
+        .map(|f| {
+            (
+                f.address.as_str(),
+                f.original_address.as_deref().filter(|a| !a.is_empty()),
+            )
+        })
+        .filter(|(a, o)| !a.is_empty() || o.is_some())
 }
 
 /// Columns of a contact as a notification recipient (language falls back
