@@ -169,6 +169,11 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         return Plan::ended(class, Outcome::Ignored, "our own mail came back");
     }
     let address = msg.from.address.as_str();
+    if is_our_own_address(address, policy.config) {
+        // An agent answering from the shared support mailbox with it in
+        // copy, a rule copying sent mail to the inbox: not a customer.
+        return Plan::ended(Class::Loop, Outcome::Ignored, "sent from our own support address");
+    }
     if policy.ignore_rules.iter().any(|r| r.matches(address)) {
         return Plan::ended(class, Outcome::Ignored, "sender matches an ignore rule");
     }
@@ -342,6 +347,21 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         notes,
         hard_bounces: Vec::new(),
     }
+}
+
+/// Whether `address` is one mailroom sends from (`smtp.from`, `mail.from`).
+fn is_our_own_address(address: &str, config: &Config) -> bool {
+    let bare = |a: &str| -> String {
+        let a = a.trim();
+        match (a.rfind('<'), a.rfind('>')) {
+            (Some(l), Some(r)) if l < r => a[l + 1..r].trim().to_string(),
+            _ => a.to_string(),
+        }
+    };
+    !address.is_empty()
+        && [config.support_address(), config.mail.from.as_str()]
+            .iter()
+            .any(|a| bare(a).eq_ignore_ascii_case(address))
 }
 
 /// A delivery report: never a ticket, never a notification. Its permanent

@@ -29,6 +29,23 @@ fn own_mail_coming_back_is_ignored() {
 }
 
 #[test]
+fn mail_from_our_own_support_address_is_not_a_customer() {
+    let mut cfg = Config::default();
+    cfg.mail.from = "Provider Support <support@provider.test>".into();
+    let f = Facts {
+        account: Some(account(ACME, IntakePolicy::Open)),
+        ..Facts::default()
+    };
+    let m = simple("Support@Provider.test", "RE: Panne");
+    let p = plan_with(&cfg, &m, Class::Normal, &f);
+    assert_nothing_happens(&p, Outcome::Ignored);
+    assert_eq!(p.class, Class::Loop);
+    // Control: a customer's mail still opens a ticket.
+    let p = plan_with(&cfg, &simple("marie@acme.test", "Panne"), Class::Normal, &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+}
+
+#[test]
 fn every_ignore_rule_form_ignores_without_creating_a_contact() {
     let cases = [
         ("spam@bad.test", "spam@bad.test"),
