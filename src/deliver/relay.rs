@@ -141,7 +141,7 @@ impl Relay {
                 error: e,
                 bounce: false,
             },
-            Ok(Err(Failure::Connect(e) | Failure::Sender(e))) => Delivery::Transient(e),
+            Ok(Err(Failure::Connect(e) | Failure::Sender(e) | Failure::Dropped(e))) => Delivery::Transient(e),
             Err(_) => Delivery::Transient(format!("no answer from the relay within {timeout:?}")),
         }
     }
@@ -155,8 +155,18 @@ impl Relay {
     }
 
     async fn transmit(&self, envelope: &Envelope, bytes: &[u8]) -> std::result::Result<String, Failure> {
-        let mut conn = self.connection().await?;
-        let reply = mail_transaction(&mut conn, envelope, bytes).await?;
+        let (mut conn, reused) = self.connection().await?;
+        let reply = match mail_transaction(&mut conn, envelope, bytes).await {
+            // A pooled connection the relay closed meanwhile (its idle
+            // timeout, a restart) fails at MAIL FROM with no reply at all:
+            // nothing was sent, so the mail goes at once on a new one.
+            Err(Failure::Dropped(e)) if reused => {
+                tracing::debug!(error = %e, "a pooled SMTP connection was closed by the relay; opening another");
+                conn = self.open().await?;
+                mail_transaction(&mut conn, envelope, bytes).await?
+            }
+            done => done?,
+        };
         if self.inner.config.pool && !conn.has_broken() {
             self.lock_idle().push((conn, Instant::now()));
         } else {
@@ -166,8 +176,8 @@ impl Relay {
         Ok(header_text(&format!("{} {}", reply.code(), lines.join(" "))))
     }
 
-    /// An idle connection that still works, else a new one.
-    async fn connection(&self) -> std::result::Result<AsyncSmtpConnection, Failure> {
+    /// An idle connection that still works (true: reused), else a new one.
+    async fn connection(&self) -> std::result::Result<(AsyncSmtpConnection, bool), Failure> {
         loop {
             let Some((mut conn, since)) = self.lock_idle().pop() else {
                 break;
@@ -176,10 +186,10 @@ impl Relay {
                 continue;
             }
             if since.elapsed() < FRESH || conn.test_connected().await {
-                return Ok(conn);
+                return Ok((conn, true));
             }
         }
-        self.open().await
+        Ok((self.open().await?, false))
     }
 
     async fn open(&self) -> std::result::Result<AsyncSmtpConnection, Failure> {
@@ -251,6 +261,9 @@ enum Failure {
     /// `MAIL FROM` refused: our sender address, not the recipient's; the
     /// mail stays queued until the configuration is fixed.
     Sender(String),
+    /// The connection was gone at `MAIL FROM`, before any reply: nothing
+    /// of the mail was sent.
+    Dropped(String),
     /// `RCPT TO` refused, or the connection broke there.
     Recipient(lettre::transport::smtp::Error),
     /// `DATA` or the message refused, or the connection broke there.
@@ -284,7 +297,12 @@ async fn mail_transaction(
     let sent = async {
         conn.command(Mail::new(envelope.from().cloned(), parameters))
             .await
-            .map_err(|e| Failure::Sender(header_text(&format!("sender refused: {e}"))))?;
+            .map_err(|e| match e.status() {
+                Some(_) => Failure::Sender(header_text(&format!("sender refused: {e}"))),
+                None => Failure::Dropped(header_text(&format!(
+                    "connection lost before MAIL FROM was answered: {e}"
+                ))),
+            })?;
         for to in envelope.to() {
             conn.command(Rcpt::new(to.clone(), Vec::new()))
                 .await
@@ -372,210 +390,5 @@ impl AsyncWrite for Tls {
 }
 
 #[cfg(test)]
-mod tests {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    use tokio::net::TcpListener;
-
-    use super::*;
-
-    /// A relay on loopback that answers each command from `script` (by
-    /// verb; `.` is the end of the message), else as a relay that takes
-    /// everything would. Returns its port and the commands it received.
-    async fn scripted_relay(
-        script: &'static [(&'static str, &'static str)],
-    ) -> (u16, tokio::task::JoinHandle<Vec<String>>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let peer = tokio::spawn(async move {
-            let (socket, _) = listener.accept().await.unwrap();
-            let (read, mut write) = socket.into_split();
-            let mut lines = BufReader::new(read).lines();
-            let mut seen = Vec::new();
-            let mut in_data = false;
-            write.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if in_data && line != "." {
-                    continue;
-                }
-                in_data = false;
-                let verb = line.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase();
-                seen.push(verb.clone());
-                let reply = match script.iter().find(|(v, _)| *v == verb) {
-                    Some((_, reply)) => reply.to_string(),
-                    None => match verb.as_str() {
-                        "EHLO" => "250-relay.test\r\n250-8BITMIME\r\n250 AUTH PLAIN LOGIN".into(),
-                        "DATA" => {
-                            in_data = true;
-                            "354 go ahead".into()
-                        }
-                        "QUIT" => "221 bye".into(),
-                        _ => "250 ok".into(),
-                    },
-                };
-                write.write_all(format!("{reply}\r\n").as_bytes()).await.unwrap();
-                if verb == "QUIT" {
-                    break;
-                }
-            }
-            seen
-        });
-        (port, peer)
-    }
-
-    fn notification() -> Claimed {
-        Claimed {
-            id: 1,
-            ticket: Some(7),
-            event: "new_ticket".into(),
-            contact_id: Some(3),
-            to: "marie@acme.test".into(),
-            subject: "[#7] Link down".into(),
-            body: "Hello".into(),
-            message_id: "<mailroom.7.abc@provider.test>".into(),
-            in_reply_to: None,
-            references_ids: String::new(),
-            attempts: 1,
-            queued_at: 0,
-            token: String::new(),
-        }
-    }
-
-    /// Sends one notification through a scripted relay; what came of it and
-    /// the commands the relay saw.
-    async fn send_through(script: &'static [(&'static str, &'static str)], login: bool) -> (Delivery, Vec<String>) {
-        let (port, peer) = scripted_relay(script).await;
-        let mut config = format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n");
-        if login {
-            config.push_str("username = \"desk\"\npassword = \"s3cret-pw\"\n");
-        }
-        let config: SmtpConfig = toml::from_str(&config).unwrap();
-        let relay = Relay::new(&config, "support@provider.test").unwrap();
-        let outcome = relay.send(&notification()).await;
-        relay.close().await;
-        (outcome, peer.await.unwrap())
-    }
-
-    /// A refused login is the relay's answer about us, not about the
-    /// recipient: the notification stays queued and no contact is charged
-    /// a hard bounce (every recipient would be, with a wrong password).
-    #[tokio::test]
-    async fn a_refused_login_defers_the_notification_instead_of_bouncing_its_recipient() {
-        let (outcome, seen) = send_through(&[("AUTH", "535 5.7.8 Authentication credentials invalid")], true).await;
-        let Delivery::Transient(error) = outcome else {
-            panic!("a refused login must defer, got {outcome:?}");
-        };
-        assert!(
-            error.starts_with("AUTH with 127.0.0.1: ") && error.contains("535"),
-            "{error}"
-        );
-        assert!(!error.contains("s3cret-pw"), "{error}");
-        assert!(seen.contains(&"AUTH".to_string()), "{seen:?}");
-        assert!(!seen.contains(&"MAIL".to_string()), "{seen:?}");
-    }
-
-    /// A refused sender is our configuration (`mail.from`), not the
-    /// recipient: deferred, and the recipient is never even named.
-    #[tokio::test]
-    async fn a_refused_sender_defers_without_naming_the_recipient() {
-        let (outcome, seen) = send_through(
-            &[("MAIL", "553 5.7.1 Sender address rejected: not owned by user")],
-            false,
-        )
-        .await;
-        let Delivery::Transient(error) = outcome else {
-            panic!("a refused sender must defer, got {outcome:?}");
-        };
-        assert!(
-            error.starts_with("sender refused: ") && error.contains("553"),
-            "{error}"
-        );
-        assert!(!seen.contains(&"RCPT".to_string()), "{seen:?}");
-    }
-
-    /// The recipient's own 5xx is the one bounce.
-    #[tokio::test]
-    async fn a_refused_recipient_is_a_bounce() {
-        let (outcome, seen) = send_through(&[("RCPT", "550 5.1.1 No such user")], false).await;
-        assert!(
-            matches!(&outcome, Delivery::Permanent { bounce: true, error } if error.contains("550")),
-            "{outcome:?}"
-        );
-        assert!(!seen.contains(&"DATA".to_string()), "{seen:?}");
-    }
-
-    /// A relay that will not relay for us (5.7.x at RCPT TO: no login, a
-    /// sender it does not accept) defers the mail and charges nobody.
-    #[tokio::test]
-    async fn a_relay_refusing_to_relay_defers_instead_of_bouncing() {
-        let (outcome, _) = send_through(&[("RCPT", "554 5.7.1 <anna@acme.test>: Relay access denied")], false).await;
-        let Delivery::Transient(error) = outcome else {
-            panic!("a relay refusal must defer, got {outcome:?}");
-        };
-        assert!(
-            error.starts_with("the relay refused to take mail from us: ") && error.contains("Relay access denied"),
-            "{error}"
-        );
-    }
-
-    #[test]
-    fn only_a_5_7_status_is_the_relay_refusing_us() {
-        for reply in [
-            "permanent error (554): 5.7.1 <a@b.test>: Relay access denied",
-            "permanent error (530): 5.7.0 Authentication required",
-            "5.7.27 Sender address has null MX",
-        ] {
-            assert!(refuses_the_sender(reply), "{reply}");
-        }
-        for reply in [
-            "permanent error (550): 5.1.1 <a@b.test>: Recipient address rejected: User unknown",
-            "permanent error (552): 5.2.2 Mailbox full",
-            "permanent error (550): mailbox unavailable",
-            "permanent error (550): 5.7. broken",
-            "permanent error (550): see 15.7.1 of the policy",
-        ] {
-            assert!(!refuses_the_sender(reply), "{reply}");
-        }
-    }
-
-    /// A relay refusing the content fails that mail for good, without
-    /// charging the address.
-    #[tokio::test]
-    async fn refused_content_fails_the_mail_without_a_bounce() {
-        let (outcome, _) = send_through(&[(".", "554 5.7.1 Message rejected as spam")], false).await;
-        assert!(
-            matches!(&outcome, Delivery::Permanent { bounce: false, error } if error.starts_with("message refused: ") && error.contains("554")),
-            "{outcome:?}"
-        );
-    }
-
-    /// A recipient address the relay cannot carry (no SMTPUTF8) fails that
-    /// mail before any command, without a bounce and on a working session.
-    #[tokio::test]
-    async fn an_address_the_relay_cannot_carry_fails_before_any_command() {
-        let (port, peer) = scripted_relay(&[("EHLO", "250 relay.test")]).await;
-        let config: SmtpConfig =
-            toml::from_str(&format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")).unwrap();
-        let relay = Relay::new(&config, "support@provider.test").unwrap();
-        let mut row = notification();
-        row.to = "zoé@acme.test".into();
-        let outcome = relay.send(&row).await;
-        relay.close().await;
-        let seen = peer.await.unwrap();
-        assert!(
-            matches!(&outcome, Delivery::Permanent { bounce: false, error } if error.contains("SMTPUTF8")),
-            "{outcome:?}"
-        );
-        assert!(!seen.contains(&"MAIL".to_string()), "{seen:?}");
-    }
-
-    /// And the whole transaction, accepted: the relay's reply is recorded.
-    #[tokio::test]
-    async fn an_accepted_mail_records_the_reply() {
-        let (outcome, seen) = send_through(&[(".", "250 2.0.0 queued as ABC123")], false).await;
-        assert!(
-            matches!(&outcome, Delivery::Sent(reply) if reply.contains("ABC123")),
-            "{outcome:?}"
-        );
-        assert_eq!(seen[..4], ["EHLO", "MAIL", "RCPT", "DATA"], "{seen:?}");
-    }
-}
+#[path = "relay_tests.rs"]
+mod tests;
