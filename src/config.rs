@@ -119,6 +119,11 @@ pub struct IntakeConfig {
     /// New tickets one sender may open per hour; further mail that would
     /// open one is quarantined as `rate_limited` (0: no limit).
     pub max_new_tickets_per_hour: u32,
+    /// Mails one sender may add to one ticket within 10 minutes that notify
+    /// anyone; further ones are attached without notifying (two
+    /// auto-responders answering each other without saying so, a script
+    /// gone wrong). 0: no limit.
+    pub max_replies_per_ticket: u32,
     /// Larger files given to `replay` are quarantined as `too_large` with
     /// their headers (each `[[mailbox]]` has its own `max_message_bytes`).
     pub max_message_bytes: u64,
@@ -129,6 +134,7 @@ impl Default for IntakeConfig {
         IntakeConfig {
             ignore: Vec::new(),
             max_new_tickets_per_hour: 20,
+            max_replies_per_ticket: 5,
             max_message_bytes: 25_000_000,
         }
     }

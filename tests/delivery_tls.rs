@@ -181,6 +181,17 @@ fn implicit_tls_to_the_smtps_port_delivers_into_the_mailbox() {
     );
 }
 
+/// An `outbox send` report where both rows were deferred, none sent or
+/// failed. The desk retries after 1 s (`outbox.retry_min`): on a loaded
+/// machine a drain may outlast that and try a row twice, deferred again.
+fn only_deferred(report: &str) -> bool {
+    let deferred: Option<u64> = report
+        .strip_prefix("sent 0, deferred ")
+        .and_then(|r| r.split(',').next())
+        .and_then(|n| n.parse().ok());
+    deferred.is_some_and(|n| n >= 2) && report.contains(", failed 0,")
+}
+
 /// With `ca_file` naming a CA that did not sign the relay's certificate: nothing is sent,
 /// every row stays queued with a TLS error, and Postfix accepted no mail.
 fn wrong_ca_defers_and_sends_nothing(tls: Tls) {
@@ -189,11 +200,11 @@ fn wrong_ca_defers_and_sends_nothing(tls: Tls) {
     };
     queue_notifications(&desk);
     let report = desk.send_outbox();
-    assert!(report.starts_with("sent 0, deferred 2, failed 0"), "{tls:?}: {report}");
+    assert!(only_deferred(&report), "{tls:?}: {report}");
     let queued = desk.outbox("queued");
     assert_eq!(queued.len(), 2, "{queued:?}");
     for row in &queued {
-        assert_eq!(row["attempts"], 1, "{row}");
+        assert!(row["attempts"].as_u64().is_some_and(|a| a >= 1), "{row}");
         // "TLS with 127.0.0.1: invalid peer certificate: UnknownIssuer" (implicit),
         // "STARTTLS with 127.0.0.1: invalid peer certificate: UnknownIssuer" (STARTTLS).
         let error = row["last_error"].as_str().unwrap_or_default();
@@ -275,7 +286,7 @@ fn a_wrong_relay_password_defers_without_charging_recipients_or_showing_it() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     // The relay refused us, not the recipients: every row waits for a retry.
-    assert!(stdout.starts_with("sent 0, deferred 2, failed 0"), "{stdout}\n{stderr}");
+    assert!(only_deferred(&stdout), "{stdout}\n{stderr}");
     let queued = desk.outbox("queued");
     assert_eq!(queued.len(), 2, "{queued:?}");
     for row in &queued {

@@ -154,3 +154,80 @@ Date: Mon, 2 Mar 2026 11:00:00 +0100\r\n\r\nHello.\r\n"
     let (again, _) = p.process_batch(&batch).await.unwrap();
     assert_eq!((again.new_tickets, again.notifications), (0, 0));
 }
+
+/// Reply `n` on the thread of <loop-0@kovac.test>, from `from`, `n` × 20 s
+/// after 10:00, without any auto-reply marker.
+fn loop_reply(n: usize, from: &str) -> Incoming {
+    let raw = format!(
+        "From: {from}\r\nSubject: Re: Linka nefunguje\r\nMessage-ID: <loop-{n}@kovac.test>\r\n\
+In-Reply-To: <loop-{}@kovac.test>\r\nReferences: <loop-0@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:{:02}:{:02} +0000\r\n\r\nThank you for your message. I will answer soon.\r\n",
+        n - 1,
+        n * 20 / 60,
+        n * 20 % 60
+    );
+    Incoming::new(raw.into_bytes(), format!("loop/{n}"))
+}
+
+#[tokio::test]
+async fn two_responders_answering_each_other_through_a_ticket_stop_notifying() {
+    // Neither marks its answers as automatic: each reply notifies the other,
+    // whose responder answers, and so on. Past intake.max_replies_per_ticket
+    // (5) mails from one sender on one ticket in 10 minutes, the mails are
+    // still attached but notify nobody; a later mail notifies again.
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "")
+        .await
+        .with_clock(mailroom::pipeline::Clock::DateHeader);
+    let open = "From: Ana <ana@kovac.test>\r\nSubject: Linka nefunguje\r\nMessage-ID: <loop-0@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nDobry den, linka nefunguje.\r\n";
+    p.process_batch(&[Incoming::new(open.as_bytes().to_vec(), "loop/0")])
+        .await
+        .unwrap();
+    let replies: Vec<Incoming> = (1..=16)
+        .map(|n| {
+            loop_reply(
+                n,
+                if n % 2 == 1 {
+                    "Ivo <ivo@kovac.test>"
+                } else {
+                    "Ana <ana@kovac.test>"
+                },
+            )
+        })
+        .collect();
+    // Across batches and within one.
+    let mut notified = 0;
+    for chunk in replies.chunks(3) {
+        let (s, outcomes) = p.process_batch(chunk).await.unwrap();
+        assert!(outcomes.iter().all(|o| *o == Outcome::Update), "{outcomes:?}");
+        notified += s.notifications;
+    }
+    // Each of Ivo's 8 replies notifies Ana, the requester (whose own
+    // responder would answer it): the first 5 do. Ana's notify nobody here
+    // (no subscribers; she is their author).
+    assert_eq!(notified, 5);
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let detail = views::ticket_detail(&mut conn, 1).await.unwrap();
+    assert_eq!(
+        detail.messages.iter().filter(|m| m.direction == "in").count(),
+        17,
+        "every mail kept"
+    );
+    assert!(
+        detail
+            .events
+            .iter()
+            .any(|e| e.detail.contains("attached without notifying")),
+        "{:?}",
+        detail.events
+    );
+    // Twenty minutes on, a reply notifies again.
+    let later = "From: Ivo <ivo@kovac.test>\r\nSubject: Re: Linka nefunguje\r\nMessage-ID: <loop-late@kovac.test>\r\n\
+In-Reply-To: <loop-16@kovac.test>\r\nDate: Mon, 2 Mar 2026 10:30:00 +0000\r\n\r\nIt works again.\r\n";
+    let (s, _) = p
+        .process_batch(&[Incoming::new(later.as_bytes().to_vec(), "late")])
+        .await
+        .unwrap();
+    assert_eq!(s.notifications, 1);
+}

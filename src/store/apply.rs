@@ -240,6 +240,13 @@ impl Batch {
                 .or_default()
                 .push(at);
         }
+        if let Some(t) = applied.ticket {
+            self.snapshot
+                .ticket_mail
+                .entry(t)
+                .or_default()
+                .push((msg.from.address.clone(), at));
+        }
         if plan.notices.iter().any(|n| n.event == crate::notify::Event::Refusal) {
             self.snapshot
                 .refused

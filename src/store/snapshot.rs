@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::notify::Recipient;
 use crate::notify::audience::{Subscription, TicketScope};
-use crate::tickets::plan::Facts;
+use crate::tickets::plan::{Facts, REPLY_WINDOW_SECS};
 use crate::tickets::tag::TagFormat;
 use crate::tickets::{TicketFacts, TicketStatus};
 
@@ -83,6 +83,9 @@ pub struct Snapshot {
     /// When each sender of the batch was sent a refusal (`not_authorised`),
     /// over the same window: a refusal goes out at most once an hour.
     pub refused: HashMap<String, Vec<i64>>,
+    /// Mails on each loaded ticket since an hour before the batch's
+    /// earliest mail: sender and time (for the per-ticket reply limit).
+    pub ticket_mail: HashMap<i64, Vec<(String, i64)>>,
 }
 
 impl Snapshot {
@@ -190,6 +193,7 @@ impl Snapshot {
         let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
         numbers.extend(msgs.iter().filter_map(|m| tag.find(&m.subject)));
         s.load_tickets(conn, numbers.into_iter().collect()).await?;
+        s.ticket_mail = ticket_mail(conn, s.tickets.keys().copied().collect(), window).await?;
 
         let mut accounts: HashSet<i64> = s.contacts.values().filter_map(|c| c.account_id).collect();
         accounts.extend(s.domain_accounts.values().copied());
@@ -442,6 +446,22 @@ impl Snapshot {
         };
         let recent_new_tickets = within_the_hour(self.opened.get(&msg.from.address));
         let recent_refusals = within_the_hour(self.refused.get(&msg.from.address));
+        let recent_replies = [threaded.as_ref(), tagged.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                let n = match self.ticket_mail.get(&t.number) {
+                    Some(mails) if !reprocessing => mails
+                        .iter()
+                        .filter(|(from, when)| {
+                            *from == msg.from.address && *when > at - REPLY_WINDOW_SECS && *when <= at
+                        })
+                        .count(),
+                    _ => 0,
+                };
+                (t.number, n)
+            })
+            .collect();
         let bounced = returned_id(msg)
             .and_then(|id| self.thread_ids.get(id))
             .and_then(|n| self.tickets.get(n))
@@ -460,6 +480,7 @@ impl Snapshot {
             primaries,
             recent_new_tickets,
             recent_refusals,
+            recent_replies,
         }
     }
 }
@@ -552,6 +573,29 @@ async fn senders_times(
         times.entry(from).or_default().push(at);
     }
     Ok(times)
+}
+
+/// Mails on `tickets` received since `since`: sender and time, by ticket.
+async fn ticket_mail(
+    conn: &mut AnyConnection,
+    tickets: Vec<i64>,
+    since: i64,
+) -> Result<HashMap<i64, Vec<(String, i64)>>> {
+    let rows: Vec<(i64, Option<String>, i64)> = fetch_in(conn, tickets, |style, slice| {
+        let mut qb = Sql::styled(
+            style,
+            "SELECT ticket, from_addr, received_at FROM messages WHERE received_at >= ",
+        );
+        qb.push_bind(since).push(" AND ticket");
+        qb.push_in(slice);
+        qb
+    })
+    .await?;
+    let mut mail: HashMap<i64, Vec<(String, i64)>> = HashMap::new();
+    for (ticket, from, at) in rows {
+        mail.entry(ticket).or_default().push((from.unwrap_or_default(), at));
+    }
+    Ok(mail)
 }
 
 /// Has a mail with this key been processed (not counting duplicate rows)?

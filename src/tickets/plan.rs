@@ -43,6 +43,9 @@ pub struct Facts {
     pub recent_new_tickets: usize,
     /// Refusals (`not_authorised`) sent to the sender in that hour.
     pub recent_refusals: usize,
+    /// Mails the sender added to each candidate ticket (threaded, tagged)
+    /// in the 10 minutes up to this mail.
+    pub recent_replies: Vec<(i64, usize)>,
     /// For a delivery report: the ticket of the notification it returns.
     pub bounced: Option<TicketFacts>,
     /// For a delivery report: contacts among its permanent failures.
@@ -266,7 +269,11 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
                     number: t.number,
                     reopen,
                 },
-                notices: update_notices(t, &sender, facts, policy, class),
+                notices: if replies_flood(t.number, facts, policy, &mut notes) {
+                    Vec::new()
+                } else {
+                    update_notices(t, &sender, facts, policy, class)
+                },
                 notes,
                 hard_bounces: Vec::new(),
             };
@@ -347,6 +354,32 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         notes,
         hard_bounces: Vec::new(),
     }
+}
+
+/// The window of the per-ticket reply limit.
+pub const REPLY_WINDOW_SECS: i64 = 600;
+
+/// Whether the sender is over `intake.max_replies_per_ticket` on ticket
+/// `number`: the mail is attached, but notifies nobody, and the ticket says
+/// why. Two responders that do not mark their answers would otherwise mail
+/// each other through the ticket for ever (the outbox's loop guard only
+/// slows them down).
+fn replies_flood(number: i64, facts: &Facts, policy: &Policy, notes: &mut Vec<String>) -> bool {
+    let limit = policy.config.intake.max_replies_per_ticket as usize;
+    let recent = facts
+        .recent_replies
+        .iter()
+        .find(|(n, _)| *n == number)
+        .map_or(0, |(_, c)| *c);
+    let flood = limit > 0 && recent >= limit;
+    if flood {
+        notes.push(format!(
+            "{} mails from this sender on the ticket within {} minutes: attached without notifying anyone (intake.max_replies_per_ticket)",
+            recent + 1,
+            REPLY_WINDOW_SECS / 60
+        ));
+    }
+    flood
 }
 
 /// Whether `address` is one mailroom sends from (`smtp.from`, `mail.from`).
