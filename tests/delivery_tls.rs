@@ -189,7 +189,7 @@ fn only_deferred(report: &str) -> bool {
         .strip_prefix("sent 0, deferred ")
         .and_then(|r| r.split(',').next())
         .and_then(|n| n.parse().ok());
-    deferred.is_some_and(|n| n >= 2) && report.contains(", failed 0,")
+    deferred.is_some_and(|n| n >= 2) && report.contains(", failed 0, suppressed 0,")
 }
 
 /// With `ca_file` naming a CA that did not sign the relay's certificate: nothing is sent,

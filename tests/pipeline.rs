@@ -231,3 +231,21 @@ In-Reply-To: <loop-16@kovac.test>\r\nDate: Mon, 2 Mar 2026 10:30:00 +0000\r\n\r\
         .unwrap();
     assert_eq!(s.notifications, 1);
 }
+
+#[tokio::test]
+async fn one_person_sending_many_mails_in_a_row_is_not_muted() {
+    // Screenshots one at a time, a forgotten attachment: nobody answers in
+    // between, so it is no loop and every mail notifies.
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "")
+        .await
+        .with_clock(mailroom::pipeline::Clock::DateHeader);
+    let open = "From: Ana <ana@kovac.test>\r\nSubject: Linka nefunguje\r\nMessage-ID: <loop-0@kovac.test>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nDobry den, linka nefunguje.\r\n";
+    p.process_batch(&[Incoming::new(open.as_bytes().to_vec(), "loop/0")])
+        .await
+        .unwrap();
+    let replies: Vec<Incoming> = (1..=8).map(|n| loop_reply(n, "Ivo <ivo@kovac.test>")).collect();
+    let (s, _) = p.process_batch(&replies).await.unwrap();
+    assert_eq!(s.notifications, 8, "each of Ivo's mails notifies Ana");
+}

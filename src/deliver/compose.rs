@@ -129,6 +129,7 @@ mod tests {
             references_ids: "root@acme.test cause@acme.test".into(),
             attempts: 1,
             queued_at: 0,
+            status: "queued".into(),
             token: "t".into(),
         }
     }

@@ -127,6 +127,7 @@ fn notification() -> Claimed {
         references_ids: String::new(),
         attempts: 1,
         queued_at: 0,
+        status: "queued".into(),
         token: String::new(),
     }
 }

@@ -455,7 +455,10 @@ fn contact_from_insert(c: &ContactInsert) -> crate::directory::Contact {
 
 /// The whole text of a mail that opens a ticket: a forward's content, a
 /// monitoring alarm under a `=====` line, a log pasted after `-----` are
-/// the request itself, which reply trimming would cut. None for the rest.
+/// the request itself, which reply trimming would cut. None for the rest,
+/// and for a new ticket opened by a reply (to a ticket closed too long ago,
+/// to mail we never saw): its quoted thread is not the request.
 fn first_text<'m>(msg: &'m Message, plan: &Plan) -> Option<&'m str> {
-    (plan.outcome == Outcome::NewTicket).then_some(msg.text.as_str())
+    let a_reply = !msg.in_reply_to.is_empty() || !msg.references.is_empty();
+    (plan.outcome == Outcome::NewTicket && !a_reply).then_some(msg.text.as_str())
 }

@@ -39,6 +39,9 @@ pub struct Claimed {
     /// Attempts including this one.
     pub attempts: i64,
     pub queued_at: i64,
+    /// `queued`, or `sending` when taken over from a sender whose lease ran
+    /// out (it may have sent the mail).
+    pub status: String,
     #[sqlx(skip)]
     pub token: String,
 }
@@ -119,7 +122,7 @@ impl Store {
         let mut tx = self.begin_outbox().await?;
         let due: Vec<Claimed> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT id, ticket, event, contact_id, to_addr, subject, body, message_id, in_reply_to, references_ids,
-                    attempts + 1 AS attempts, COALESCE(queued_at, created_at) AS queued_at
+                    attempts + 1 AS attempts, COALESCE(queued_at, created_at) AS queued_at, status
              FROM outbox
              WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)
              ORDER BY id LIMIT $2{}",
@@ -137,13 +140,16 @@ impl Store {
         let barred = barred_contacts(&mut tx, &due).await?;
         let token = new_token(rules.now);
         let (mut claimed, mut suppressed) = (Vec::new(), Vec::new());
-        let mut withheld: HashMap<&'static str, Vec<i64>> = HashMap::new();
+        let mut withheld: HashMap<(&'static str, bool), Vec<i64>> = HashMap::new();
         for mut row in due {
             // Queued before the contact was set to be ignored or became
             // undeliverable (a retry that waited, one fan-out of several
             // tickets): what the operator or the bounces said holds now.
             if let Some(why) = row.contact_id.and_then(|c| barred.get(&c)) {
-                withheld.entry(why).or_default().push(row.id);
+                // A row taken over from a lapsed lease may have gone out
+                // meanwhile: its error says so rather than "never sent".
+                let lapsed = row.status == "sending";
+                withheld.entry((*why, lapsed)).or_default().push(row.id);
                 continue;
             }
             if let Some(ticket) = row.ticket {
@@ -180,8 +186,13 @@ impl Store {
             q.build().execute(&mut *tx).await?;
         }
         let mut count = suppressed.len();
-        for (why, ids) in withheld {
+        for ((why, lapsed), ids) in withheld {
             count += ids.len();
+            let why = if lapsed {
+                format!("{why}; an earlier attempt whose answer was never recorded may have sent it")
+            } else {
+                why.to_string()
+            };
             let mut q = Sql::new(&tx, "UPDATE outbox SET status = 'suppressed', last_error = ");
             q.push_bind(why)
                 .push(", claim_token = NULL, lease_until = NULL WHERE id");

@@ -83,7 +83,7 @@ pub struct Snapshot {
     /// When each sender of the batch was sent a refusal (`not_authorised`),
     /// over the same window: a refusal goes out at most once an hour.
     pub refused: HashMap<String, Vec<i64>>,
-    /// Mails on each loaded ticket since an hour before the batch's
+    /// Mails on each loaded ticket since 10 minutes before the batch's
     /// earliest mail: sender and time (for the per-ticket reply limit).
     pub ticket_mail: HashMap<i64, Vec<(String, i64)>>,
 }
@@ -193,7 +193,7 @@ impl Snapshot {
         let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
         numbers.extend(msgs.iter().filter_map(|m| tag.find(&m.subject)));
         s.load_tickets(conn, numbers.into_iter().collect()).await?;
-        s.ticket_mail = ticket_mail(conn, s.tickets.keys().copied().collect(), window).await?;
+        s.ticket_mail = ticket_mail(conn, s.tickets.keys().copied().collect(), since - REPLY_WINDOW_SECS).await?;
 
         let mut accounts: HashSet<i64> = s.contacts.values().filter_map(|c| c.account_id).collect();
         accounts.extend(s.domain_accounts.values().copied());
@@ -450,16 +450,17 @@ impl Snapshot {
             .into_iter()
             .flatten()
             .map(|t| {
-                let n = match self.ticket_mail.get(&t.number) {
-                    Some(mails) if !reprocessing => mails
-                        .iter()
-                        .filter(|(from, when)| {
-                            *from == msg.from.address && *when > at - REPLY_WINDOW_SECS && *when <= at
-                        })
-                        .count(),
-                    _ => 0,
-                };
-                (t.number, n)
+                let mut by_sender: HashMap<&str, usize> = HashMap::new();
+                if let Some(mails) = self.ticket_mail.get(&t.number).filter(|_| !reprocessing) {
+                    for (from, when) in mails {
+                        if *when > at - REPLY_WINDOW_SECS && *when <= at {
+                            *by_sender.entry(from.as_str()).or_default() += 1;
+                        }
+                    }
+                }
+                let mine = by_sender.remove(msg.from.address.as_str()).unwrap_or(0);
+                let other = by_sender.into_values().max().unwrap_or(0);
+                (t.number, mine, other)
             })
             .collect();
         let bounced = returned_id(msg)

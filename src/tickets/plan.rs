@@ -43,9 +43,10 @@ pub struct Facts {
     pub recent_new_tickets: usize,
     /// Refusals (`not_authorised`) sent to the sender in that hour.
     pub recent_refusals: usize,
-    /// Mails the sender added to each candidate ticket (threaded, tagged)
-    /// in the 10 minutes up to this mail.
-    pub recent_replies: Vec<(i64, usize)>,
+    /// Mails added to each candidate ticket (threaded, tagged) in the 10
+    /// minutes up to this mail: by the sender, and by the busiest other
+    /// sender.
+    pub recent_replies: Vec<(i64, usize, usize)>,
     /// For a delivery report: the ticket of the notification it returns.
     pub bounced: Option<TicketFacts>,
     /// For a delivery report: contacts among its permanent failures.
@@ -359,19 +360,21 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
 /// The window of the per-ticket reply limit.
 pub const REPLY_WINDOW_SECS: i64 = 600;
 
-/// Whether the sender is over `intake.max_replies_per_ticket` on ticket
-/// `number`: the mail is attached, but notifies nobody, and the ticket says
-/// why. Two responders that do not mark their answers would otherwise mail
-/// each other through the ticket for ever (the outbox's loop guard only
-/// slows them down).
+/// Whether the sender and someone else are answering each other on ticket
+/// `number` past `intake.max_replies_per_ticket` (both near the limit in
+/// 10 minutes): the mail is attached, but notifies nobody, and the ticket
+/// says why. Two responders that do not mark their answers would otherwise
+/// mail each other through the ticket for ever (the outbox's loop guard
+/// only slows them down). One person sending many mails in a row is not
+/// muted.
 fn replies_flood(number: i64, facts: &Facts, policy: &Policy, notes: &mut Vec<String>) -> bool {
     let limit = policy.config.intake.max_replies_per_ticket as usize;
-    let recent = facts
+    let (recent, other) = facts
         .recent_replies
         .iter()
-        .find(|(n, _)| *n == number)
-        .map_or(0, |(_, c)| *c);
-    let flood = limit > 0 && recent >= limit;
+        .find(|(n, _, _)| *n == number)
+        .map_or((0, 0), |(_, mine, other)| (*mine, *other));
+    let flood = limit > 0 && recent >= limit && other + 1 >= limit;
     if flood {
         notes.push(format!(
             "{} mails from this sender on the ticket within {} minutes: attached without notifying anyone (intake.max_replies_per_ticket)",
