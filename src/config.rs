@@ -119,10 +119,10 @@ pub struct IntakeConfig {
     /// New tickets one sender may open per hour; further mail that would
     /// open one is quarantined as `rate_limited` (0: no limit).
     pub max_new_tickets_per_hour: u32,
-    /// Mails one sender may add to one ticket within 10 minutes that notify
-    /// anyone; further ones are attached without notifying (two
-    /// auto-responders answering each other without saying so, a script
-    /// gone wrong). 0: no limit.
+    /// Mails one sender may add to one ticket within 10 minutes, while
+    /// another sender answers about as often, that notify anyone; further
+    /// ones are attached without notifying (two auto-responders answering
+    /// each other without saying so). 0: no limit.
     pub max_replies_per_ticket: u32,
     /// Larger files given to `replay` are quarantined as `too_large` with
     /// their headers (each `[[mailbox]]` has its own `max_message_bytes`).
