@@ -204,7 +204,9 @@ imap.login(user, password)
 lat, floor, polls, poll_time = [], [], 0, 0.0
 for i in range(m):
     msg = EmailMessage()
-    msg["From"] = "Latency Probe <latency.probe@acme-corp.test>"
+    # A sender each: past 20 new tickets an hour one sender is quarantined
+    # (intake.max_new_tickets_per_hour), which is not the path measured.
+    msg["From"] = f"Latency Probe <latency.probe.{i + 1}@acme-corp.test>"
     msg["To"] = user
     msg["Subject"] = f"Latency probe {i + 1}"
     msg["Date"] = formatdate(localtime=False)
@@ -269,7 +271,8 @@ import sqlite3, sys
 db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
 outcomes = dict(db.execute("SELECT outcome, count(*) FROM messages GROUP BY outcome"))
 outbox = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-print(f"store: {outcomes}, outbox rows {outbox}")
+reasons = dict(db.execute("SELECT reason, count(*) FROM quarantine GROUP BY reason"))
+print(f"store: {outcomes}, outbox rows {outbox}, quarantined by reason {reasons}")
 PY
 warns=$(grep -cE ' (WARN|ERROR) ' "$work/daemon.log" || true)
 echo "daemon log: $(wc -l < "$work/daemon.log") lines, $warns WARN/ERROR"

@@ -452,6 +452,16 @@ mod tests {
             err("port = 0"),
             "m.toml: line 7: mailbox \"support\": port must be at least 1 (got 0)"
         );
+        for bad in ["idle_check_ms = 10", "idle_check_ms = 600000"] {
+            let e = err(bad);
+            assert!(
+                e.contains("line 7: mailbox \"support\": idle_check_ms must be 0 (no checks) or from 50 to 60000"),
+                "{bad}: {e}"
+            );
+        }
+        let checks = |extra: &str| Config::parse(&mailbox(extra), "m.toml").unwrap().mailboxes[0].idle_check();
+        assert_eq!(checks(""), Some(std::time::Duration::from_millis(200)), "on by default");
+        assert_eq!(checks("idle_check_ms = 0"), None);
         let e = err("poll_seconds = 86400");
         assert!(
             e.contains("line 7: mailbox \"support\": poll_seconds must be at most 900"),

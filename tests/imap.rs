@@ -253,6 +253,34 @@ fn idle_push_sigterm_and_restart_lose_and_double_nothing() {
     assert_eq!(again.terminate().0, Some(0));
 }
 
+/// With checks off (`idle_check_ms = 0`) a new mail still comes in, on
+/// Dovecot's own IDLE announcement alone; the test above runs with the
+/// default checks, which end and resume IDLE every 200 ms.
+#[test]
+fn idle_without_checks_is_pushed_by_the_server() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "support-nocheck");
+    setup.mailbox(&mailbox(
+        &d,
+        "support",
+        "support-nocheck",
+        "starttls",
+        "idle_check_ms = 0\n",
+    ));
+    let mut daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.status("support")["state"] == "idle"),
+        "{}",
+        daemon.logs()
+    );
+    let appended = Instant::now();
+    c.append("INBOX", &request(0)).unwrap();
+    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+    eprintln!("append to ticket under IDLE without checks: {:?}", appended.elapsed());
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
 #[test]
 fn a_uidvalidity_change_rescans_without_duplicates() {
     let Some(mut d) = server() else { return };

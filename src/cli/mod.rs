@@ -229,7 +229,7 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
         // Where the secret comes from, never the secret itself.
         let secret = mb.secret().describe();
         println!(
-            "mailbox {}: {}:{} tls={:?} user={} folder={} after={:?} poll={}s batch={} max_message_bytes={} secret from {secret}",
+            "mailbox {}: {}:{} tls={:?} user={} folder={} after={:?} poll={}s idle_check={} batch={} max_message_bytes={} secret from {secret}",
             mb.name,
             mb.host,
             mb.port(),
@@ -238,6 +238,8 @@ fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
             mb.folder,
             mb.after,
             mb.poll_seconds,
+            mb.idle_check()
+                .map_or_else(|| "off".to_string(), |d| format!("{}ms", d.as_millis())),
             mb.batch,
             mb.max_message_bytes
         );

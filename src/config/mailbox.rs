@@ -73,6 +73,10 @@ pub struct MailboxConfig {
     /// Poll interval when the server has no IDLE.
     #[serde(default = "default_poll")]
     pub poll_seconds: u64,
+    /// In IDLE, how often (ms) to leave and re-enter it so the server
+    /// looks at the folder now; 0: never (see [`MailboxConfig::idle_check`]).
+    #[serde(default = "default_idle_check")]
+    pub idle_check_ms: u64,
     /// Mails per fetch and per transaction.
     #[serde(default = "default_batch")]
     pub batch: usize,
@@ -90,6 +94,9 @@ fn default_after() -> After {
 fn default_poll() -> u64 {
     60
 }
+fn default_idle_check() -> u64 {
+    DEFAULT_IDLE_CHECK_MS
+}
 fn default_batch() -> usize {
     200
 }
@@ -100,6 +107,16 @@ fn default_max_bytes() -> u64 {
 /// The longest poll interval, 15 minutes: a mailbox task beats once per
 /// poll, and the daemon withholds the watchdog from a task silent for 16.
 pub const LONGEST_POLL: u64 = 900;
+
+/// How often IDLE is left and re-entered by default: Dovecot announces new
+/// mail in IDLE only after 500 ms (`NOTIFY_DELAY_MSECS`, compiled in) but
+/// at once when IDLE ends, so a check every 200 ms brings a mail in within
+/// ~0.2 s instead of ~0.5 s, for two short lines each way per check.
+pub const DEFAULT_IDLE_CHECK_MS: u64 = 200;
+
+/// The range of `idle_check_ms` besides 0: more often than every 50 ms
+/// would keep the server busy for nothing; past a minute it saves nothing.
+pub const IDLE_CHECK_MS: std::ops::RangeInclusive<u64> = 50..=60_000;
 
 /// IMAP folder names are case-sensitive, except INBOX (RFC 3501 5.1).
 fn same_folder(a: &str, b: &str) -> bool {
@@ -161,6 +178,17 @@ impl MailboxConfig {
             ("poll_seconds", self.poll_seconds),
             ("max_message_bytes", self.max_message_bytes),
         ])?;
+        if self.idle_check_ms != 0 && !IDLE_CHECK_MS.contains(&self.idle_check_ms) {
+            return Err(at.error(
+                "idle_check_ms",
+                format!(
+                    "must be 0 (no checks) or from {} to {} (got {})",
+                    IDLE_CHECK_MS.start(),
+                    IDLE_CHECK_MS.end(),
+                    self.idle_check_ms
+                ),
+            ));
+        }
         if self.poll_seconds > LONGEST_POLL {
             return Err(at.error(
                 "poll_seconds",
@@ -171,6 +199,12 @@ impl MailboxConfig {
             ));
         }
         Ok(())
+    }
+
+    /// How often IDLE is left and re-entered to make the server look at
+    /// the folder, if at all.
+    pub fn idle_check(&self) -> Option<std::time::Duration> {
+        (self.idle_check_ms > 0).then(|| std::time::Duration::from_millis(self.idle_check_ms))
     }
 
     /// Reads the password from where the config says. The error names the

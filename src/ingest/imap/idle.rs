@@ -25,12 +25,43 @@ pub enum Woken {
     Stop,
 }
 
+/// How long to wait in IDLE, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    /// Leave IDLE after this long without news (RFC 2177: under 29 min).
+    pub renew: Duration,
+    /// Leave and re-enter IDLE this often, to make the server look at the
+    /// mailbox now (`None`: never). Dovecot holds back what it notices
+    /// in IDLE by 500 ms (`NOTIFY_DELAY_MSECS`, compiled in), but reports
+    /// new mail at once in the completion of a DONE.
+    pub check: Option<Duration>,
+    /// Bounds each wait for the server's part of the exchange (the
+    /// continuation, the completion).
+    pub answer: Duration,
+}
+
 /// Waits in IDLE until the server announces something, `renew` passes or
-/// `shutdown` turns true; then leaves IDLE. `answer` bounds each wait for
-/// the server's part of the exchange (the continuation, the completion).
-pub async fn idle(
+/// `shutdown` turns true; then leaves IDLE. Every `check`, IDLE is left
+/// and, when its completion brought no news, entered again.
+pub async fn idle(s: &mut ImapSession, wait: Wait, shutdown: &mut watch::Receiver<bool>) -> Result<Woken, WatchError> {
+    let renew_at = tokio::time::Instant::now() + wait.renew;
+    loop {
+        let until = match wait.check {
+            Some(check) => renew_at.min(tokio::time::Instant::now() + check),
+            None => renew_at,
+        };
+        match idle_once(s, until, wait.answer, shutdown).await? {
+            // A check that found nothing: only the server's clock moved.
+            Woken::Renew if tokio::time::Instant::now() < renew_at => {}
+            woken => return Ok(woken),
+        }
+    }
+}
+
+/// One IDLE command, left at `until` at the latest.
+async fn idle_once(
     s: &mut ImapSession,
-    renew: Duration,
+    until: tokio::time::Instant,
     answer: Duration,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Woken, WatchError> {
@@ -48,7 +79,6 @@ pub async fn idle(
             Seen::Other => {}
         }
     }
-    let until = tokio::time::Instant::now() + renew;
     while woken.is_none() {
         tokio::select! {
             response = s.read_response() => {
@@ -81,6 +111,8 @@ pub async fn idle(
             Seen::Completed(false, text) => {
                 return Err(WatchError::Server(format!("the server refused to end IDLE: {text}")));
             }
+            // What the server noticed on leaving IDLE: a check's finding.
+            Seen::News if woken == Some(Woken::Renew) => woken = Some(Woken::News),
             Seen::Continue | Seen::News | Seen::Other => {}
         }
     }
@@ -145,6 +177,60 @@ mod tests {
 
     const SHORT: Duration = Duration::from_secs(5);
 
+    /// IDLE renewed after `renew`, without checks.
+    fn wait(renew: Duration, answer: Duration) -> Wait {
+        Wait {
+            renew,
+            check: None,
+            answer,
+        }
+    }
+
+    /// A check finds the mail the server had not announced yet: IDLE is
+    /// left and entered again until a DONE's completion brings EXISTS,
+    /// long before the renewal.
+    #[tokio::test]
+    async fn a_check_finds_mail_the_server_held_back() {
+        let mut s = session_with(&[
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+            "+ idling\r\n",
+            "* 7 EXISTS\r\n{tag} OK Idle completed.\r\n",
+        ])
+        .await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let checked = Wait {
+            renew: Duration::from_secs(60),
+            check: Some(Duration::from_millis(50)),
+            answer: SHORT,
+        };
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+            .await
+            .expect("found by a check, not at the renewal")
+            .unwrap();
+        assert_eq!(woken, Woken::News);
+        assert!(started.elapsed() >= Duration::from_millis(100), "two checks, not one");
+
+        // Without news, checks go on until the renewal, which is a renewal.
+        let mut s = session_with(&[
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+        ])
+        .await;
+        let checked = Wait {
+            renew: Duration::from_millis(120),
+            check: Some(Duration::from_millis(50)),
+            answer: SHORT,
+        };
+        let woken = idle(&mut s, checked, &mut shutdown).await.unwrap();
+        assert_eq!(woken, Woken::Renew);
+    }
+
     #[tokio::test]
     async fn a_refused_idle_is_an_error_not_a_hang() {
         const NO: &[&str] = &["{tag} NO [UNAVAILABLE] not now\r\n"];
@@ -152,7 +238,7 @@ mod tests {
         for answer in [NO, BARE_BAD] {
             let mut s = session_with(answer).await;
             let (_stop, mut shutdown) = watch::channel(false);
-            let e = tokio::time::timeout(SHORT, idle(&mut s, SHORT, SHORT, &mut shutdown))
+            let e = tokio::time::timeout(SHORT, idle(&mut s, wait(SHORT, SHORT), &mut shutdown))
                 .await
                 .expect("an answer, not a hang")
                 .unwrap_err()
@@ -171,7 +257,7 @@ mod tests {
         ])
         .await;
         let (_stop, mut shutdown) = watch::channel(false);
-        let woken = idle(&mut s, Duration::from_secs(60), SHORT, &mut shutdown)
+        let woken = idle(&mut s, wait(Duration::from_secs(60), SHORT), &mut shutdown)
             .await
             .unwrap();
         assert_eq!(woken, Woken::News);
@@ -181,7 +267,7 @@ mod tests {
     async fn silence_renews_and_shutdown_stops() {
         let mut s = session_with(&["+ idling\r\n", "{tag} OK IDLE done\r\n"]).await;
         let (_stop, mut shutdown) = watch::channel(false);
-        let woken = idle(&mut s, Duration::from_millis(200), SHORT, &mut shutdown)
+        let woken = idle(&mut s, wait(Duration::from_millis(200), SHORT), &mut shutdown)
             .await
             .unwrap();
         assert_eq!(woken, Woken::Renew);
@@ -193,7 +279,7 @@ mod tests {
             stop.send(true).unwrap();
             stop
         });
-        let woken = idle(&mut s, Duration::from_secs(60), SHORT, &mut shutdown)
+        let woken = idle(&mut s, wait(Duration::from_secs(60), SHORT), &mut shutdown)
             .await
             .unwrap();
         assert_eq!(woken, Woken::Stop);
@@ -206,8 +292,7 @@ mod tests {
         let (_stop, mut shutdown) = watch::channel(false);
         let e = idle(
             &mut s,
-            Duration::from_millis(100),
-            Duration::from_millis(300),
+            wait(Duration::from_millis(100), Duration::from_millis(300)),
             &mut shutdown,
         )
         .await

@@ -229,7 +229,12 @@ async fn session(
             store.set_mailbox_state(&mb.name, "idle", None).await?;
             // Renewed on our own clock: servers send "* OK Still here" every
             // few minutes, which must not keep one IDLE open for ever.
-            if idle::idle(&mut s, IDLE_RENEW, NOOP_TIMEOUT, shutdown).await? == Woken::Stop {
+            let wait = idle::Wait {
+                renew: IDLE_RENEW,
+                check: mb.idle_check(),
+                answer: NOOP_TIMEOUT,
+            };
+            if idle::idle(&mut s, wait, shutdown).await? == Woken::Stop {
                 log_out(&mut s).await;
                 return Ok(());
             }
