@@ -253,32 +253,41 @@ fn idle_push_sigterm_and_restart_lose_and_double_nothing() {
     assert_eq!(again.terminate().0, Some(0));
 }
 
-/// With checks off (`idle_check_ms = 0`) a new mail still comes in, on
-/// Dovecot's own IDLE announcement alone; the test above runs with the
-/// default checks, which end and resume IDLE every 200 ms.
+/// The mailbox task leaves and re-enters IDLE every `idle_check_ms` (200
+/// by default), each check logged at trace level; with `idle_check_ms = 0`
+/// it never does, and a new mail still comes in, on Dovecot's own IDLE
+/// announcement alone.
 #[test]
-fn idle_without_checks_is_pushed_by_the_server() {
+fn idle_checks_run_by_default_and_zero_turns_them_off() {
     let Some(d) = server() else { return };
-    let setup = Setup::new();
-    let mut c = user(&d, "support-nocheck");
-    setup.mailbox(&mailbox(
-        &d,
-        "support",
-        "support-nocheck",
-        "starttls",
-        "idle_check_ms = 0\n",
-    ));
-    let mut daemon = setup.start();
-    assert!(
-        wait_for(SOON, || setup.status("support")["state"] == "idle"),
-        "{}",
-        daemon.logs()
-    );
-    let appended = Instant::now();
-    c.append("INBOX", &request(0)).unwrap();
-    assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
-    eprintln!("append to ticket under IDLE without checks: {:?}", appended.elapsed());
-    assert_eq!(daemon.terminate().0, Some(0));
+    const CHECK: &str = "IDLE check: nothing new";
+    let trace = [("MAILROOM_LOG", "warn,mailroom::ingest::imap::idle=trace")];
+    let checks_in = |extra: &str, user_name: &str| {
+        let setup = Setup::new();
+        let mut c = user(&d, user_name);
+        setup.mailbox(&mailbox(&d, "support", user_name, "starttls", extra));
+        let mut daemon = setup.start_with(&trace);
+        assert!(
+            wait_for(SOON, || setup.status("support")["state"] == "idle"),
+            "{}",
+            daemon.logs()
+        );
+        // A second and a half of an idle mailbox: about seven checks.
+        std::thread::sleep(Duration::from_millis(1500));
+        let checks = daemon.full_log().matches(CHECK).count();
+        let appended = Instant::now();
+        c.append("INBOX", &request(0)).unwrap();
+        assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
+        eprintln!(
+            "{user_name}: {checks} checks, append to ticket in {:?}",
+            appended.elapsed()
+        );
+        assert_eq!(daemon.terminate().0, Some(0));
+        checks
+    };
+    let by_default = checks_in("", "support-checks");
+    assert!(by_default >= 3, "{by_default} checks in 1.5 s with idle_check_ms = 200");
+    assert_eq!(checks_in("idle_check_ms = 0\n", "support-nocheck"), 0);
 }
 
 #[test]
@@ -539,7 +548,7 @@ fn check_config_names_where_secrets_come_from_and_never_prints_them() {
     let setup = Setup::new();
     setup.mailbox("name = \"inline\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword = \"hunter2-secret\"\n");
     setup.mailbox(
-        "name = \"env\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_PW\"\n",
+        "name = \"env\"\nhost = \"imap.example.com\"\nusername = \"u\"\npassword_env = \"MAILROOM_TEST_PW\"\nidle_check_ms = 0\n",
     );
     // The secret is read: an unset variable fails here, not in `run`.
     let out = setup.cli(&["check-config"]);
@@ -560,6 +569,16 @@ fn check_config_names_where_secrets_come_from_and_never_prints_them() {
     );
     assert!(stderr.contains("warning: mailbox inline"), "{stderr}");
     assert!(stdout.contains("password_env MAILROOM_TEST_PW"), "{stdout}");
+    // IDLE checks: on by default, off where the mailbox says 0.
+    let line = |name: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("mailbox {name}:")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("inline").contains(" idle_check=200ms "), "{stdout}");
+    assert!(line("env").contains(" idle_check=off "), "{stdout}");
 
     let plain = Setup::new();
     plain

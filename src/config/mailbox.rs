@@ -110,8 +110,9 @@ pub const LONGEST_POLL: u64 = 900;
 
 /// How often IDLE is left and re-entered by default: Dovecot announces new
 /// mail in IDLE only after 500 ms (`NOTIFY_DELAY_MSECS`, compiled in) but
-/// at once when IDLE ends, so a check every 200 ms brings a mail in within
-/// ~0.2 s instead of ~0.5 s, for two short lines each way per check.
+/// at once when IDLE ends or begins, so a check every 200 ms brings a mail
+/// in within ~0.2 s instead of ~0.5 s, for two short lines each way per
+/// check.
 pub const DEFAULT_IDLE_CHECK_MS: u64 = 200;
 
 /// The range of `idle_check_ms` besides 0: more often than every 50 ms

@@ -21,6 +21,11 @@ pub enum Woken {
     News,
     /// Nothing happened for `renew`: IDLE is renewed (after a NOOP).
     Renew,
+    /// The server refused IDLE when a check entered it again, having
+    /// accepted it before: checks are off for the rest of the session (a
+    /// server limiting commands would otherwise make the mailbox log in
+    /// again every second), and IDLE is renewed as after [`Woken::Renew`].
+    ChecksRefused,
     /// Shutdown was asked for.
     Stop,
 }
@@ -32,8 +37,9 @@ pub struct Wait {
     pub renew: Duration,
     /// Leave and re-enter IDLE this often, to make the server look at the
     /// mailbox now (`None`: never). Dovecot holds back what it notices
-    /// in IDLE by 500 ms (`NOTIFY_DELAY_MSECS`, compiled in), but reports
-    /// new mail at once in the completion of a DONE.
+    /// in IDLE by 500 ms (`NOTIFY_DELAY_MSECS`, compiled in), but looks at
+    /// the mailbox at once when IDLE ends and when it begins: a new mail
+    /// comes with DONE's completion or right after the next continuation.
     pub check: Option<Duration>,
     /// Bounds each wait for the server's part of the exchange (the
     /// continuation, the completion).
@@ -42,19 +48,50 @@ pub struct Wait {
 
 /// Waits in IDLE until the server announces something, `renew` passes or
 /// `shutdown` turns true; then leaves IDLE. Every `check`, IDLE is left
-/// and, when its completion brought no news, entered again.
+/// and, unless that brought news, entered again.
 pub async fn idle(s: &mut ImapSession, wait: Wait, shutdown: &mut watch::Receiver<bool>) -> Result<Woken, WatchError> {
     let renew_at = tokio::time::Instant::now() + wait.renew;
+    let mut first = true;
     loop {
+        // A shutdown asked for while a check left IDLE: not one IDLE more.
+        if *shutdown.borrow() {
+            return Ok(Woken::Stop);
+        }
         let until = match wait.check {
             Some(check) => renew_at.min(tokio::time::Instant::now() + check),
             None => renew_at,
         };
-        match idle_once(s, until, wait.answer, shutdown).await? {
+        match idle_once(s, until, wait.answer, shutdown).await {
             // A check that found nothing: only the server's clock moved.
-            Woken::Renew if tokio::time::Instant::now() < renew_at => {}
-            woken => return Ok(woken),
+            Ok(Woken::Renew) if tokio::time::Instant::now() < renew_at => {
+                tracing::trace!("IDLE check: nothing new; entering IDLE again");
+            }
+            Ok(woken) => return Ok(woken),
+            Err(Refused::Idle(text)) if !first => {
+                tracing::warn!(
+                    "the server refused IDLE when a check entered it again ({text}); no more checks on this connection"
+                );
+                return Ok(Woken::ChecksRefused);
+            }
+            Err(Refused::Idle(text)) => {
+                return Err(WatchError::Server(format!("the server refused IDLE: {text}")));
+            }
+            Err(Refused::Other(e)) => return Err(e),
         }
+        first = false;
+    }
+}
+
+/// Why one IDLE failed: refused at its start (the tagged answer's text),
+/// or anything else.
+enum Refused {
+    Idle(String),
+    Other(WatchError),
+}
+
+impl<E: Into<WatchError>> From<E> for Refused {
+    fn from(e: E) -> Self {
+        Refused::Other(e.into())
     }
 }
 
@@ -64,7 +101,7 @@ async fn idle_once(
     until: tokio::time::Instant,
     answer: Duration,
     shutdown: &mut watch::Receiver<bool>,
-) -> Result<Woken, WatchError> {
+) -> Result<Woken, Refused> {
     let tag = s.run_command("IDLE").await?;
     // Up to the continuation; news that comes before it still counts.
     let mut woken = None;
@@ -72,9 +109,7 @@ async fn idle_once(
         match next(s, answer, "IDLE", &tag).await? {
             Seen::Continue => break,
             Seen::Completed(true, _) if woken.is_some() => return Ok(Woken::News),
-            Seen::Completed(_, text) => {
-                return Err(WatchError::Server(format!("the server refused IDLE: {text}")));
-            }
+            Seen::Completed(_, text) => return Err(Refused::Idle(text)),
             Seen::News => woken = Some(Woken::News),
             Seen::Other => {}
         }
@@ -83,13 +118,13 @@ async fn idle_once(
         tokio::select! {
             response = s.read_response() => {
                 let Some(response) = response.map_err(async_imap::error::Error::from)? else {
-                    return Err(WatchError::Imap(async_imap::error::Error::ConnectionLost));
+                    return Err(WatchError::Imap(async_imap::error::Error::ConnectionLost).into());
                 };
                 match see(response.parsed(), &tag) {
                     // The server may end IDLE itself; nothing to leave then.
                     Seen::Completed(true, _) => return Ok(Woken::News),
                     Seen::Completed(false, text) => {
-                        return Err(WatchError::Server(format!("the server ended IDLE: {text}")));
+                        return Err(WatchError::Server(format!("the server ended IDLE: {text}")).into());
                     }
                     Seen::News => woken = Some(Woken::News),
                     Seen::Continue | Seen::Other => {}
@@ -109,7 +144,7 @@ async fn idle_once(
         match next(s, answer, "DONE", &tag).await? {
             Seen::Completed(true, _) => return Ok(woken.unwrap_or(Woken::News)),
             Seen::Completed(false, text) => {
-                return Err(WatchError::Server(format!("the server refused to end IDLE: {text}")));
+                return Err(WatchError::Server(format!("the server refused to end IDLE: {text}")).into());
             }
             // What the server noticed on leaving IDLE: a check's finding.
             Seen::News if woken == Some(Woken::Renew) => woken = Some(Woken::News),
@@ -187,8 +222,8 @@ mod tests {
     }
 
     /// A check finds the mail the server had not announced yet: IDLE is
-    /// left and entered again until a DONE's completion brings EXISTS,
-    /// long before the renewal.
+    /// left and entered again until EXISTS comes, with a DONE's completion
+    /// or after the next continuation, long before the renewal.
     #[tokio::test]
     async fn a_check_finds_mail_the_server_held_back() {
         let mut s = session_with(&[
@@ -211,6 +246,25 @@ mod tests {
             .unwrap();
         assert_eq!(woken, Woken::News);
         assert!(started.elapsed() >= Duration::from_millis(100), "two checks, not one");
+
+        // Dovecot, as often, reports the mail when IDLE begins again.
+        let mut s = session_with(&[
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+            "+ idling\r\n* 8 EXISTS\r\n",
+            "{tag} OK Idle completed.\r\n",
+        ])
+        .await;
+        let checked = Wait {
+            renew: Duration::from_secs(60),
+            check: Some(Duration::from_millis(50)),
+            answer: SHORT,
+        };
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+            .await
+            .expect("found after a check, not at the renewal")
+            .unwrap();
+        assert_eq!(woken, Woken::News);
 
         // Without news, checks go on until the renewal, which is a renewal.
         let mut s = session_with(&[
@@ -284,6 +338,50 @@ mod tests {
             .unwrap();
         assert_eq!(woken, Woken::Stop);
         drop(stopper.await);
+    }
+
+    /// A server that takes IDLE once but refuses it when a check enters it
+    /// again turns the checks off instead of failing the session (which
+    /// would log in again every second); refused at once, IDLE is an error.
+    #[tokio::test]
+    async fn a_refused_check_turns_checks_off() {
+        let mut s = session_with(&[
+            "+ idling\r\n",
+            "{tag} OK Idle completed.\r\n",
+            "{tag} NO [LIMIT] too many commands\r\n",
+        ])
+        .await;
+        let (_stop, mut shutdown) = watch::channel(false);
+        let checked = Wait {
+            renew: Duration::from_secs(60),
+            check: Some(Duration::from_millis(50)),
+            answer: SHORT,
+        };
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+            .await
+            .expect("an answer, not a hang")
+            .unwrap();
+        assert_eq!(woken, Woken::ChecksRefused);
+    }
+
+    /// A shutdown asked for while a check was leaving IDLE is not followed
+    /// by another IDLE, whose continuation a stalled server might never send
+    /// (the shutdown has a deadline). Here nothing answers IDLE at all.
+    #[tokio::test]
+    async fn a_shutdown_during_a_check_stops_before_the_next_idle() {
+        let mut s = session_with(&[]).await;
+        let (stop, mut shutdown) = watch::channel(false);
+        stop.send(true).unwrap();
+        let checked = Wait {
+            renew: Duration::from_secs(60),
+            check: Some(Duration::from_millis(50)),
+            answer: SHORT,
+        };
+        let woken = tokio::time::timeout(Duration::from_secs(2), idle(&mut s, checked, &mut shutdown))
+            .await
+            .expect("stopped, not waiting for a continuation that never comes")
+            .unwrap();
+        assert_eq!(woken, Woken::Stop);
     }
 
     #[tokio::test]

@@ -212,6 +212,8 @@ async fn session(
     }
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
     let store = pipeline.store().clone();
+    // Until the server refuses IDLE on a check (`Woken::ChecksRefused`).
+    let mut check = mb.idle_check();
     loop {
         heartbeat.beat();
         let selected = within("SELECT", s.select(&mb.folder)).await?;
@@ -231,12 +233,16 @@ async fn session(
             // few minutes, which must not keep one IDLE open for ever.
             let wait = idle::Wait {
                 renew: IDLE_RENEW,
-                check: mb.idle_check(),
+                check,
                 answer: NOOP_TIMEOUT,
             };
-            if idle::idle(&mut s, wait, shutdown).await? == Woken::Stop {
-                log_out(&mut s).await;
-                return Ok(());
+            match idle::idle(&mut s, wait, shutdown).await? {
+                Woken::Stop => {
+                    log_out(&mut s).await;
+                    return Ok(());
+                }
+                Woken::ChecksRefused => check = None,
+                Woken::News | Woken::Renew => {}
             }
         } else {
             store.set_mailbox_state(&mb.name, "polling", None).await?;
