@@ -221,6 +221,14 @@ mod tests {
         }
     }
 
+    /// IDLE renewed after `renew`, checked every 50 ms.
+    fn checked(renew: Duration) -> Wait {
+        Wait {
+            check: Some(Duration::from_millis(50)),
+            ..wait(renew, SHORT)
+        }
+    }
+
     /// A check finds the mail the server had not announced yet: IDLE is
     /// left and entered again until EXISTS comes, with a DONE's completion
     /// or after the next continuation, long before the renewal.
@@ -235,12 +243,7 @@ mod tests {
         .await;
         let (_stop, mut shutdown) = watch::channel(false);
         let started = tokio::time::Instant::now();
-        let checked = Wait {
-            renew: Duration::from_secs(60),
-            check: Some(Duration::from_millis(50)),
-            answer: SHORT,
-        };
-        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked(Duration::from_secs(60)), &mut shutdown))
             .await
             .expect("found by a check, not at the renewal")
             .unwrap();
@@ -255,12 +258,7 @@ mod tests {
             "{tag} OK Idle completed.\r\n",
         ])
         .await;
-        let checked = Wait {
-            renew: Duration::from_secs(60),
-            check: Some(Duration::from_millis(50)),
-            answer: SHORT,
-        };
-        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked(Duration::from_secs(60)), &mut shutdown))
             .await
             .expect("found after a check, not at the renewal")
             .unwrap();
@@ -276,12 +274,9 @@ mod tests {
             "{tag} OK Idle completed.\r\n",
         ])
         .await;
-        let checked = Wait {
-            renew: Duration::from_millis(120),
-            check: Some(Duration::from_millis(50)),
-            answer: SHORT,
-        };
-        let woken = idle(&mut s, checked, &mut shutdown).await.unwrap();
+        let woken = idle(&mut s, checked(Duration::from_millis(120)), &mut shutdown)
+            .await
+            .unwrap();
         assert_eq!(woken, Woken::Renew);
     }
 
@@ -352,12 +347,7 @@ mod tests {
         ])
         .await;
         let (_stop, mut shutdown) = watch::channel(false);
-        let checked = Wait {
-            renew: Duration::from_secs(60),
-            check: Some(Duration::from_millis(50)),
-            answer: SHORT,
-        };
-        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked, &mut shutdown))
+        let woken = tokio::time::timeout(SHORT, idle(&mut s, checked(Duration::from_secs(60)), &mut shutdown))
             .await
             .expect("an answer, not a hang")
             .unwrap();
@@ -372,15 +362,13 @@ mod tests {
         let mut s = session_with(&[]).await;
         let (stop, mut shutdown) = watch::channel(false);
         stop.send(true).unwrap();
-        let checked = Wait {
-            renew: Duration::from_secs(60),
-            check: Some(Duration::from_millis(50)),
-            answer: SHORT,
-        };
-        let woken = tokio::time::timeout(Duration::from_secs(2), idle(&mut s, checked, &mut shutdown))
-            .await
-            .expect("stopped, not waiting for a continuation that never comes")
-            .unwrap();
+        let woken = tokio::time::timeout(
+            Duration::from_secs(2),
+            idle(&mut s, checked(Duration::from_secs(60)), &mut shutdown),
+        )
+        .await
+        .expect("stopped, not waiting for a continuation that never comes")
+        .unwrap();
         assert_eq!(woken, Woken::Stop);
     }
 
