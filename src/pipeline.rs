@@ -19,7 +19,7 @@ use crate::classify::{Class, classify};
 use crate::config::Config;
 use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
-use crate::message::{Message, ParseFailure};
+use crate::message::{FailureKind, Message, ParseFailure};
 use crate::notify::outbox::Renderer;
 use crate::notify::templates::Templates;
 use crate::store::apply::{Batch, Receipt};
@@ -386,7 +386,7 @@ impl Pipeline {
                     let reason = if mail.oversized.is_some() {
                         TOO_LARGE
                     } else {
-                        "unparseable"
+                        failure.kind.as_str()
                     };
                     batch.record_failure(failure, &receipt, reason)
                 }
@@ -522,6 +522,7 @@ fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFail
             from: Some(m.from.address),
             subject: Some(m.subject),
             reason,
+            kind: FailureKind::Unparseable,
         }),
         Err(mut f) => {
             f.reason = reason;
@@ -550,6 +551,7 @@ fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
             .filter(|a| !a.is_empty()),
         subject: parsed.map(|m| m.subject).filter(|s| !s.is_empty()),
         reason: format!("processing failed: {error}"),
+        kind: FailureKind::Unparseable,
     }
 }
 

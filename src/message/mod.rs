@@ -93,6 +93,31 @@ pub struct ParseFailure {
     pub from: Option<String>,
     pub subject: Option<String>,
     pub reason: String,
+    /// What a person looking at the quarantine must do about it.
+    pub kind: FailureKind,
+}
+
+/// The two ways a mail can fail to be understood, quarantined under
+/// different reasons because they call for different actions: a mail that
+/// is not a mail is looked at (or deleted), a mail with no usable sender
+/// (a script's report, a broken gateway) is answered by fixing its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// No header block, or the parser gave up: quarantined `unparseable`.
+    Unparseable,
+    /// A mail, but no valid From address and not a delivery report:
+    /// quarantined `no_sender`.
+    NoSender,
+}
+
+impl FailureKind {
+    /// The quarantine reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Unparseable => "unparseable",
+            FailureKind::NoSender => crate::tickets::plan::reason::NO_SENDER,
+        }
+    }
 }
 
 /// Drops NUL characters, which a broken or hostile mail may carry in any
@@ -181,6 +206,7 @@ impl Message {
                 from: None,
                 subject: None,
                 reason: "the parser failed on this mail".into(),
+                kind: FailureKind::Unparseable,
             }))
         })
     }
@@ -188,7 +214,7 @@ impl Message {
     fn parse_unguarded(raw: &[u8]) -> Result<Message, Box<ParseFailure>> {
         let raw_sha256 = sha256_hex(raw);
         let hash_key = format!("sha256:{raw_sha256}");
-        let failure = |reason: &str, mid: Option<String>, from, subject| {
+        let failure = |kind, reason: &str, mid: Option<String>, from, subject| {
             Box::new(ParseFailure {
                 key: mid.clone().unwrap_or_else(|| hash_key.clone()),
                 message_id: mid,
@@ -196,10 +222,11 @@ impl Message {
                 from,
                 subject,
                 reason: reason.to_string(),
+                kind,
             })
         };
         let Some(parsed) = MessageParser::default().parse(skip_blank_lines(raw)) else {
-            return Err(failure("no header block", None, None, None));
+            return Err(failure(FailureKind::Unparseable, "no header block", None, None, None));
         };
         let message_id = parsed.message_id().and_then(clean_id);
         let fallback_charset = body_charset(&parsed);
@@ -236,14 +263,14 @@ impl Message {
             })
         });
         let Some(from) = from.filter(|_| has_structure) else {
-            let reason = if parsed.headers().is_empty() || !has_structure {
-                "no header block"
+            let (kind, reason) = if parsed.headers().is_empty() || !has_structure {
+                (FailureKind::Unparseable, "no header block")
             } else {
-                "no valid From address"
+                (FailureKind::NoSender, "no valid From address")
             };
             let from_raw = parsed.header_raw("From").map(clean_header_text);
             let subj = (!subject.is_empty()).then_some(subject);
-            return Err(failure(reason, message_id, from_raw, subj));
+            return Err(failure(kind, reason, message_id, from_raw, subj));
         };
 
         let ids = |v: &mail_parser::HeaderValue| -> Vec<String> {
@@ -486,8 +513,10 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
         let raw = b"\x00\x01\x02 this is not a mail\n\n at all";
         let f = Message::parse(raw).unwrap_err();
         assert!(f.key.starts_with("sha256:"));
+        assert_eq!(f.kind.as_str(), "unparseable");
         let f = Message::parse(b"Subject: no sender\r\n\r\nx").unwrap_err();
         assert_eq!(f.reason, "no valid From address");
+        assert_eq!(f.kind.as_str(), "no_sender");
     }
 
     #[test]
@@ -506,6 +535,7 @@ Content-Type: message/rfc822\n\nx\n\n--b--\n";
         let f = Message::parse(raw).unwrap_err();
         assert!(f.key.starts_with("sha256:"));
         assert_eq!(f.reason, "the parser failed on this mail");
+        assert_eq!(f.kind, FailureKind::Unparseable);
     }
 
     #[test]
