@@ -249,3 +249,44 @@ Date: Mon, 2 Mar 2026 10:00:00 +0000\r\n\r\nDobry den, linka nefunguje.\r\n";
     let (s, _) = p.process_batch(&replies).await.unwrap();
     assert_eq!(s.notifications, 8, "each of Ivo's mails notifies Ana");
 }
+
+/// A reply to the first mail of `<a1@kovac.test>`'s thread, from `from`.
+fn late_reply(n: usize, from: &str) -> Incoming {
+    let raw = format!(
+        "From: {from}\r\nTo: support@provider.test\r\nSubject: Re: Linka nefunguje\r\n\
+Message-ID: <late{n}@kovac.test>\r\nIn-Reply-To: <a1@kovac.test>\r\nReferences: <a1@kovac.test>\r\n\r\nStale nefunguje.\r\n"
+    );
+    Incoming::new(raw.into_bytes(), format!("late{n}"))
+}
+
+#[tokio::test]
+async fn later_late_replies_in_later_batches_join_the_follow_up_ticket() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    // Closed a month ago: past the 14 days in which a reply reopens it.
+    let month_ago = mailroom::store::now() - 30 * 86_400;
+    p.act(1, mailroom::tickets::actions::Action::Close, month_ago)
+        .await
+        .unwrap();
+    let (_, first) = p.process_batch(&[late_reply(1, "ana@kovac.test")]).await.unwrap();
+    assert_eq!(
+        first,
+        vec![Outcome::NewTicket],
+        "the first late reply opens the follow-up"
+    );
+    // Each in a batch of its own, so the follow-up is found in the store,
+    // not in the batch's memory.
+    let (_, second) = p
+        .process_batch(&[late_reply(2, "Marko <marko@kovac.test>")])
+        .await
+        .unwrap();
+    let (_, third) = p.process_batch(&[late_reply(3, "ana@kovac.test")]).await.unwrap();
+    assert_eq!((second, third), (vec![Outcome::Update], vec![Outcome::Update]));
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let tickets = views::tickets(&mut conn, None).await.unwrap();
+    assert_eq!(tickets.len(), 2, "{tickets:?}");
+    let messages = views::messages(&mut conn).await.unwrap();
+    let on_two = messages.iter().filter(|m| m.ticket == Some(2)).count();
+    assert_eq!(on_two, 3, "{messages:?}");
+}

@@ -210,6 +210,9 @@ impl Batch {
         if let Some(mut t) = ticket {
             if matches!(plan.ticket, TicketChange::Open(_)) {
                 self.changes.take_ticket_number();
+                if let Some(old) = t.related {
+                    self.snapshot.follow_ups.insert(old, t.number);
+                }
             }
             if let Some(c) = contact_id.filter(|c| !t.participants.contains(c)) {
                 t.participants.push(c);

@@ -74,6 +74,8 @@ pub struct Snapshot {
     /// Message-ID (received or sent) → ticket.
     pub thread_ids: HashMap<String, i64>,
     pub tickets: HashMap<i64, TicketRecord>,
+    /// Closed ticket → the newest ticket opened as its follow-up.
+    pub follow_ups: HashMap<i64, i64>,
     pub services: HashMap<i64, Vec<Service>>,
     pub subscriptions: HashMap<i64, Vec<Subscription>>,
     pub primaries: HashMap<i64, Vec<Recipient>>,
@@ -193,6 +195,7 @@ impl Snapshot {
         let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
         numbers.extend(msgs.iter().filter_map(|m| tag.find(&m.subject)));
         s.load_tickets(conn, numbers.into_iter().collect()).await?;
+        s.load_follow_ups(conn).await?;
         s.ticket_mail = ticket_mail(conn, s.tickets.keys().copied().collect(), since - REPLY_WINDOW_SECS).await?;
 
         let mut accounts: HashSet<i64> = s.contacts.values().filter_map(|c| c.account_id).collect();
@@ -265,6 +268,33 @@ impl Snapshot {
             self.tickets.insert(t.number, t);
         }
         Ok(())
+    }
+
+    /// Adds, for every closed ticket loaded, its newest follow-up (with
+    /// the ticket itself), so a late reply can find it.
+    async fn load_follow_ups(&mut self, conn: &mut AnyConnection) -> Result<()> {
+        let closed: Vec<i64> = self
+            .tickets
+            .values()
+            .filter(|t| t.status == TicketStatus::Closed)
+            .map(|t| t.number)
+            .collect();
+        if closed.is_empty() {
+            return Ok(());
+        }
+        let found: Vec<(i64, i64)> = fetch_in(conn, closed, |style, slice| {
+            let mut qb = Sql::styled(
+                style,
+                "SELECT related_ticket, MAX(number) FROM tickets WHERE related_ticket",
+            );
+            qb.push_in(slice);
+            qb.push(" GROUP BY related_ticket");
+            qb
+        })
+        .await?;
+        let numbers = found.iter().map(|(_, n)| *n).collect();
+        self.follow_ups.extend(found);
+        self.load_tickets(conn, numbers).await
     }
 
     /// Adds accounts with their services, subscriptions and primary contacts.
@@ -412,11 +442,18 @@ impl Snapshot {
                 .map(TicketRecord::facts),
             Some(_) => None,
         };
+        let follow_up = threaded
+            .as_ref()
+            .or(tagged.as_ref())
+            .and_then(|t| self.follow_ups.get(&t.number))
+            .and_then(|n| self.tickets.get(n))
+            .map(TicketRecord::facts);
         let mut involved: Vec<i64> = Vec::new();
         for id in [
             account.as_ref().map(|a| a.id),
             threaded.as_ref().and_then(|t| t.scope.account),
             tagged.as_ref().and_then(|t| t.scope.account),
+            follow_up.as_ref().and_then(|t| t.scope.account),
         ]
         .into_iter()
         .flatten()
@@ -446,7 +483,7 @@ impl Snapshot {
         };
         let recent_new_tickets = within_the_hour(self.opened.get(&msg.from.address));
         let recent_refusals = within_the_hour(self.refused.get(&msg.from.address));
-        let recent_replies = [threaded.as_ref(), tagged.as_ref()]
+        let recent_replies = [threaded.as_ref(), tagged.as_ref(), follow_up.as_ref()]
             .into_iter()
             .flatten()
             .map(|t| {
@@ -476,6 +513,7 @@ impl Snapshot {
             account,
             threaded,
             tagged,
+            follow_up,
             services,
             subscriptions,
             primaries,

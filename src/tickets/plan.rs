@@ -33,6 +33,10 @@ pub struct Facts {
     pub threaded: Option<TicketFacts>,
     /// The ticket whose tag is in the subject.
     pub tagged: Option<TicketFacts>,
+    /// The newest ticket opened as a follow-up of the threaded (else the
+    /// tagged) ticket, when one was: a later reply to a thread closed too
+    /// long ago joins it instead of opening yet another ticket.
+    pub follow_up: Option<TicketFacts>,
     /// Services of `account`, for service-ID detection.
     pub services: Vec<Service>,
     /// Subscriptions of every account involved.
@@ -256,10 +260,16 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     let may_acknowledge = !suppresses_acknowledgement(msg, class);
 
     let mut related = None;
-    if let Some(t) = target {
+    if let Some(mut t) = target {
         let window = i64::from(policy.config.tickets.reopen_days) * 86_400;
-        let late = t.status == TicketStatus::Closed && t.closed_at.is_none_or(|c| now - c > window);
-        if !late {
+        let late = |t: &TicketFacts| t.status == TicketStatus::Closed && t.closed_at.is_none_or(|c| now - c > window);
+        // The first late reply opened a follow-up; the thread's next
+        // replies (a colleague answering the same old mail) belong there.
+        if let Some(f) = facts.follow_up.as_ref().filter(|_| late(t)) {
+            notes.push(format!("follows up ticket {} through ticket {}", t.number, f.number));
+            t = f;
+        }
+        if !late(t) {
             let reopen = t.status == TicketStatus::Closed;
             return Plan {
                 class,
