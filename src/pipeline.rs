@@ -534,16 +534,21 @@ fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFail
 /// Quarantine reason (and failure prefix) of mails over the size limit.
 const TOO_LARGE: &str = "too_large";
 
-/// The record of a mail whose processing failed: keyed by its bytes, so a
-/// re-delivery is recognised, with the error as the reason.
+/// The record of a mail whose processing failed, with the error as the
+/// reason. Keyed as the mail would have been (its Message-ID, else its
+/// bytes), so the same mail fetched again, from a second mailbox or after
+/// a UIDVALIDITY reset with other headers added, is a duplicate of the one
+/// in quarantine instead of a new ticket beside it.
 fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
     let sha = crate::message::sha256_hex(&mail.raw);
     // The mail parsed (it failed later), so the quarantine listing can
     // show who sent it and about what.
     let parsed = crate::message::Message::parse(&mail.raw).ok();
     ParseFailure {
-        key: format!("sha256:{sha}"),
-        message_id: None,
+        key: parsed
+            .as_ref()
+            .map_or_else(|| format!("sha256:{sha}"), |m| m.key.clone()),
+        message_id: parsed.as_ref().and_then(|m| m.message_id.clone()),
         raw_sha256: sha,
         from: parsed
             .as_ref()

@@ -110,4 +110,24 @@ fn a_mail_its_template_fails_on_is_quarantined_with_sender_and_subject() {
     assert_eq!(rows[0]["reason"], "processing_error");
     assert_eq!(rows[0]["from"], "jean@example.org");
     assert_eq!(rows[0]["subject"], "A long story");
+
+    // The same mail again, through a second mailbox (one more Received
+    // line): a duplicate of the one in quarantine, not a ticket beside it.
+    let mut again =
+        b"Received: from mx2.provider.test by imap2.provider.test; Mon, 2 Mar 2026 10:15:09 +0100\r\n".to_vec();
+    again.extend(mail(
+        "Jean Bernard <jean@example.org>",
+        "long@example.org",
+        "Mon, 2 Mar 2026 10:15:00 +0100",
+        "A long story",
+        &[],
+        &"All of it went wrong. ".repeat(20),
+    ));
+    env.write("again/1.eml", again);
+    let summary = env.replay(&["again"]);
+    assert_eq!(
+        (summary["duplicates"].clone(), summary["new_tickets"].clone()),
+        (json!(1), json!(0)),
+        "{summary}"
+    );
 }
