@@ -59,6 +59,21 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             if !(1..=5).contains(&level) {
                 return Err(Error::Usage(format!("escalation level {level} is not 1-5")));
             }
+            // Escalation subscribers must not hear of a request its account
+            // has not approved (subscribers are told on approval), nor be
+            // called to a ticket already closed.
+            match t.status {
+                TicketStatus::AwaitingApproval => {
+                    return Err(Error::Usage(format!(
+                        "ticket {} awaits its account's approval: approve it before escalating",
+                        t.number
+                    )));
+                }
+                TicketStatus::Closed => {
+                    return Err(Error::Usage(format!("ticket {} is closed", t.number)));
+                }
+                TicketStatus::Open => {}
+            }
             if level <= t.escalation_level {
                 return Err(Error::Usage(format!(
                     "ticket {} is already at escalation level {}",

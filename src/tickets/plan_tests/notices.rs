@@ -259,6 +259,21 @@ fn escalate_tells_only_the_newly_reached_levels() {
 }
 
 #[test]
+fn a_request_awaiting_approval_or_a_closed_ticket_is_not_escalated() {
+    for (status, why) in [
+        (TicketStatus::AwaitingApproval, "approve it before escalating"),
+        (TicketStatus::Closed, "is closed"),
+    ] {
+        let t = ticket(5, status, &marie());
+        let r = decide_action(&t, Action::Escalate(2), &action_subs(), &Config::default());
+        assert!(
+            matches!(&r, Err(crate::error::Error::Usage(m)) if m.contains(why)),
+            "{status:?}: {r:?}"
+        );
+    }
+}
+
+#[test]
 fn approve_opens_a_pending_ticket_and_tells_subscribers_but_not_the_requester() {
     let t = ticket(5, TicketStatus::AwaitingApproval, &marie());
     let plan = decide_action(&t, Action::Approve, &action_subs(), &Config::default()).unwrap();
