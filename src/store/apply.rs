@@ -141,6 +141,8 @@ impl Batch {
                     updated_at: at,
                     closed_at: None,
                     requester: self.requester(msg, &plan.contact, contact_id),
+                    // The ticket is on its requester's account.
+                    requester_account: t.scope.account,
                     participants: Vec::new(),
                 })
             }

@@ -40,6 +40,8 @@ pub struct TicketRecord {
     pub updated_at: i64,
     pub closed_at: Option<i64>,
     pub requester: Recipient,
+    /// The requester's account now (see [`TicketFacts::requester_account`]).
+    pub requester_account: Option<i64>,
     pub participants: Vec<i64>,
 }
 
@@ -56,6 +58,7 @@ impl TicketRecord {
             closed_at: self.closed_at,
             escalation_level: self.escalation_level,
             requester: self.requester.clone(),
+            requester_account: self.requester_account,
             participants: self.participants.clone(),
         }
     }
@@ -234,7 +237,7 @@ impl Snapshot {
                 "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
                         t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
                         (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
-                        {RECIPIENT_COLS}
+                        {RECIPIENT_COLS}, c.account_id AS requester_account
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
             ));
             qb.push_in(slice);
@@ -259,6 +262,7 @@ impl Snapshot {
                 updated_at: r.try_get("updated_at")?,
                 closed_at: r.try_get("closed_at")?,
                 requester: recipient_from_row(&r)?,
+                requester_account: r.try_get("requester_account")?,
                 participants: participants
                     .unwrap_or_default()
                     .split_whitespace()

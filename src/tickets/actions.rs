@@ -37,7 +37,9 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             if t.status == TicketStatus::Closed {
                 return Err(Error::Usage(format!("ticket {} is already closed", t.number)));
             }
-            list.add(Event::TicketClosed, &t.requester);
+            if let Some(requester) = t.requester_to_tell() {
+                list.add(Event::TicketClosed, requester);
+            }
             // Subscribers never heard of a request still awaiting approval
             // (they are told when it is approved): closing it is news to the
             // requester only.

@@ -60,6 +60,19 @@ pub struct TicketFacts {
     pub escalation_level: u8,
     /// The requester, as a possible recipient of updates.
     pub requester: Recipient,
+    /// The requester's account now: a requester the directory has since
+    /// moved to another customer is no longer told of this one's ticket.
+    pub requester_account: Option<i64>,
     /// Contact ids of everyone who wrote on the ticket (requester included).
     pub participants: Vec<i64>,
+}
+
+impl TicketFacts {
+    /// The requester, unless they now belong to another account than the
+    /// ticket's (a contact moved to another customer, or re-homed by an
+    /// MSP): that customer's staff must not read this one's news.
+    pub fn requester_to_tell(&self) -> Option<&Recipient> {
+        let moved = self.scope.account.is_some() && self.requester_account != self.scope.account;
+        (!moved).then_some(&self.requester)
+    }
 }

@@ -514,7 +514,9 @@ fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &P
     }
     let mut list = NoticeList::new();
     list.exclude(&sender.email);
-    list.add(Event::TicketUpdated, &t.requester);
+    if let Some(requester) = t.requester_to_tell() {
+        list.add(Event::TicketUpdated, requester);
+    }
     if t.status != TicketStatus::AwaitingApproval {
         for r in in_groups(&facts.subscriptions, t.scope, &policy.config.notify.ticket_updated) {
             list.add(Event::TicketUpdated, r);

@@ -159,6 +159,44 @@ fn tickets_list_show_and_close() {
     env.fail2(&["tickets", "list", "--status", "shut"]);
 }
 
+/// A requester the directory moves to another customer is told nothing
+/// more of the old one's ticket: not its updates, not its close.
+#[test]
+fn a_requester_moved_to_another_account_is_not_told_of_the_old_ticket() {
+    let env = Env::new();
+    env.import(DIRECTORY);
+    env.write("in/01-request.eml", request());
+    env.replay(&["in"]);
+    env.ok(&["contacts", "update", "marie.dupont@acme.fr", "--account", "OCN-2002"]);
+    let in_reply_to = format!("In-Reply-To: <{REQUEST_ID}>");
+    env.write(
+        "more/01-noc.eml",
+        mail(
+            "NOC <noc@acme.fr>",
+            "noc-answer-1@acme.fr",
+            "Mon, 2 Mar 2026 09:10:00 +0100",
+            "Re: Ethernet LON/ETH/000123 down since 08:00",
+            &[in_reply_to.as_str()],
+            "We see the alarm too.",
+        ),
+    );
+    let summary = env.replay(&["more"]);
+    assert_eq!(summary["updates"], json!(1), "{summary}");
+    env.ok(&["tickets", "close", "1"]);
+    let outbox = env.list(&["outbox", "list", "--json"]);
+    let to_marie: Vec<&serde_json::Value> = outbox
+        .iter()
+        .filter(|o| o["to"] == "marie.dupont@acme.fr")
+        .map(|o| &o["event"])
+        .collect();
+    // Only what she was sent while at Acme: the acknowledgement.
+    assert_eq!(to_marie, vec![&json!("acknowledgement")], "{outbox:#?}");
+    assert!(
+        outbox.iter().any(|o| o["event"] == "ticket_closed"),
+        "the ticket's subscribers are still told: {outbox:#?}"
+    );
+}
+
 // ---------------------------------------------------------------------- outbox
 
 #[test]

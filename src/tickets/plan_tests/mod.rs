@@ -146,6 +146,7 @@ pub(super) fn ticket(number: i64, status: TicketStatus, requester: &Contact) -> 
         closed_at: None,
         escalation_level: 0,
         requester,
+        requester_account: Some(ACME),
         participants,
     }
 }

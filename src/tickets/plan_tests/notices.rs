@@ -143,6 +143,30 @@ fn update_tells_requester_groups_and_reached_escalation_levels_but_not_the_autho
 }
 
 #[test]
+fn a_requester_moved_to_another_account_is_no_longer_told_of_the_ticket() {
+    let noc = contact(102, "noc@acme.test", Some(ACME));
+    let mut f = update_facts(noc, TicketStatus::Open, 0);
+    let t = f.threaded.as_mut().unwrap();
+    t.requester_account = Some(GLOBEX);
+    let p = plan(&simple("noc@acme.test", "Re: Panne"), &f);
+    assert_eq!(to(&p.notices, Event::TicketUpdated), ["key@acme.test"]);
+
+    let t = f.threaded.clone().unwrap();
+    // Her subscriptions went with the move (the directory prunes them).
+    let subs: Vec<Subscription> = action_subs()
+        .into_iter()
+        .filter(|s| s.recipient.email != "marie@acme.test")
+        .collect();
+    let closed = decide_action(&t, Action::Close, &subs, &Config::default()).unwrap();
+    assert!(
+        !to(&closed.notices, Event::TicketClosed).contains(&"marie@acme.test"),
+        "{:?}",
+        closed.notices
+    );
+    assert!(!closed.notices.is_empty(), "the account's subscribers are still told");
+}
+
+#[test]
 fn update_by_the_requester_is_not_echoed_to_them() {
     let p = plan(
         &simple("Marie@Acme.test", "Re: Panne"),
