@@ -290,3 +290,27 @@ async fn later_late_replies_in_later_batches_join_the_follow_up_ticket() {
     let on_two = messages.iter().filter(|m| m.ticket == Some(2)).count();
     assert_eq!(on_two, 3, "{messages:?}");
 }
+
+#[tokio::test]
+async fn a_second_close_in_the_same_second_after_a_reopening_reply_is_notified_too() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    let close = mailroom::tickets::actions::Action::Close;
+    let at = mailroom::store::now() + 100;
+    p.act(1, close, at).await.unwrap();
+    let (_, reopened) = p.process_batch(&[late_reply(1, "ana@kovac.test")]).await.unwrap();
+    assert_eq!(reopened, vec![Outcome::Update]);
+    assert_eq!(p.act(1, close, at).await.unwrap(), 1, "one notice planned");
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let closes = views::outbox(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.event == "ticket_closed")
+        .count();
+    assert_eq!(
+        closes, 2,
+        "the second close's notice was dropped as a repeat of the first"
+    );
+}

@@ -404,6 +404,10 @@ impl Batch {
             .get(&number)
             .cloned()
             .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
+        // What the ticket was before: a close, a reopening reply and a
+        // second close in the same second must not share a Message-ID (the
+        // outbox keeps the first row of a Message-ID and drops the rest).
+        let before = (t.status.as_str(), t.updated_at);
         t.status = plan.status;
         t.escalation_level = plan.escalation_level;
         t.updated_at = t.updated_at.max(at);
@@ -422,7 +426,10 @@ impl Batch {
             sender_name: String::new(),
             sender_email: renderer.support_address.to_string(),
             message_id: None,
-            key: format!("action:{number}:{kind}:{}:{at}", plan.escalation_level),
+            key: format!(
+                "action:{number}:{kind}:{}:{at}:{}:{}",
+                plan.escalation_level, before.0, before.1
+            ),
         };
         let rows = plan
             .notices
