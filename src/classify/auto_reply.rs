@@ -110,9 +110,29 @@ pub fn is_challenge(msg: &Message) -> bool {
     CHALLENGE_MARKERS.iter().any(|m| text.contains(m))
 }
 
-/// An automatic answer by its headers or subject.
+/// An automatic answer by its headers or its words.
 pub fn is_auto_reply(msg: &Message) -> bool {
-    if is_challenge(msg) {
+    by_headers(msg) || by_words(msg)
+}
+
+/// An automatic answer by its words alone: a challenge filter's sentence
+/// or an out-of-office subject. A person can write those too ("This
+/// account is protected by MFA", "Out of office: not working since the
+/// migration"), so on their own they never drop a mail (see
+/// [`super::machine_marked`]).
+pub fn by_words(msg: &Message) -> bool {
+    is_challenge(msg) || out_of_office_subject(&msg.subject)
+}
+
+/// An automatic answer by what only software sets: RFC 3834
+/// `Auto-Submitted`, responders' own headers, Outlook rules, `Precedence:
+/// auto_reply`, or a read receipt (RFC 8098 `disposition-notification`).
+pub fn by_headers(msg: &Message) -> bool {
+    if msg
+        .report_type
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("disposition-notification"))
+    {
         return true;
     }
     if msg
@@ -142,7 +162,7 @@ pub fn is_auto_reply(msg: &Message) -> bool {
     // the recipient not to answer automatically (MS-OXCMAIL 2.1.3.2.20).
     // Taken as one, it dropped real requests; it only suppresses the
     // acknowledgement (`classify::suppresses_acknowledgement`).
-    out_of_office_subject(&msg.subject)
+    false
 }
 
 /// `Precedence: bulk` or `junk` on a mail that is not list traffic: a

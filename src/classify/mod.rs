@@ -68,6 +68,15 @@ pub fn classify(msg: &Message, own_domain: &str) -> Class {
     Class::Normal
 }
 
+/// Whether software marked the mail as automatic (headers, a read
+/// receipt, `Precedence: bulk`), rather than only its words reading like
+/// an automatic answer. A mail classed [`Class::AutoReply`] on its words
+/// alone that answers no ticket still opens one (unacknowledged): a
+/// person may have written it, and a request must not be lost.
+pub fn machine_marked(msg: &Message) -> bool {
+    auto_reply::by_headers(msg) || auto_reply::is_bulk(msg) || msg.delivery_report.is_some()
+}
+
 /// Headers only list software sets (RFC 2369, RFC 2919, older ezmlm and
 /// majordomo conventions).
 const LIST_HEADERS: &[&str] = &[
@@ -83,7 +92,9 @@ const LIST_HEADERS: &[&str] = &[
 ];
 
 /// Mailing-list traffic: list headers, or a `Sender` that is a list's owner
-/// or bounce address (majordomo, Mailman). `Precedence: list` alone is not
+/// or bounce address (majordomo, Mailman). Not `-request`: that is a list's
+/// command address, never a Sender, and a shared mailbox such as
+/// `it-request@` sending for a person is. `Precedence: list` alone is not
 /// enough (some people's clients set it); it only suppresses the
 /// acknowledgement.
 fn is_list(msg: &Message) -> bool {
@@ -94,15 +105,13 @@ fn is_list(msg: &Message) -> bool {
         let s = s.to_ascii_lowercase();
         let local = s.rsplit_once('@').map_or("", |(l, _)| l);
         let local = local.rsplit(['<', ' ', '"']).next().unwrap_or(local);
-        local.starts_with("owner-")
-            || local.ends_with("-owner")
-            || local.ends_with("-bounces")
-            || local.ends_with("-request")
+        local.starts_with("owner-") || local.ends_with("-owner") || local.ends_with("-bounces")
     })
 }
 
 /// Our Message-IDs are `mailroom.…@<own domain>`; our notifications also
-/// carry `X-Mailroom-Ticket`.
+/// carry `X-Mailroom-Ticket` (which counts when a relay replaced the
+/// Message-ID, not under another domain's).
 fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
     let own_id = msg.message_id.as_deref().is_some_and(|id| {
         id.starts_with("mailroom.")
@@ -110,7 +119,13 @@ fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
                 .rsplit_once('@')
                 .is_some_and(|(_, d)| d.eq_ignore_ascii_case(own_domain))
     });
-    own_id || msg.header("x-mailroom-ticket").is_some()
+    // The header alone, under another domain's Message-ID, is a partner
+    // running mailroom too: its notifications are mail to handle.
+    let foreign_id = msg.message_id.as_deref().is_some_and(|id| {
+        id.rsplit_once('@')
+            .is_some_and(|(_, d)| !d.eq_ignore_ascii_case(own_domain))
+    });
+    own_id || (msg.header("x-mailroom-ticket").is_some() && !foreign_id)
 }
 
 /// True when a machine sent the mail or asked not to be answered: such a
@@ -125,6 +140,11 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
             "bulk" | "junk" | "list" | "auto_reply"
         )
     }) {
+        return true;
+    }
+    // A null envelope sender (`Return-Path: <>`): whoever sent it takes no
+    // answers (RFC 3834 §2).
+    if msg.header("return-path").is_some_and(|p| p.trim() == "<>") {
         return true;
     }
     // Exchange's request not to answer automatically (out-of-office,
@@ -196,6 +216,41 @@ mod tests {
         // An auto-reply from a list member is still an auto-reply.
         let ooo = msg("List-Id: <dev.lists.test>\r\nAuto-Submitted: auto-replied\r\n");
         assert_eq!(classify(&ooo, "d.test"), Class::AutoReply);
+    }
+
+    /// Found by a review: each of these dropped or answered the wrong mail.
+    #[test]
+    fn read_receipts_partners_shared_mailboxes_and_null_senders() {
+        // A read receipt (RFC 8098) is a machine's: never a ticket, never answered.
+        let mdn = msg(
+            "MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=disposition-notification; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nRead.\r\n--b--\r\n",
+        );
+        assert_eq!(classify(&mdn, "d.test"), Class::AutoReply);
+        assert!(machine_marked(&mdn));
+        // A partner running mailroom too: its notifications are mail to handle.
+        let partner = msg("Message-ID: <mailroom.7.ab@partner.test>\r\nX-Mailroom-Ticket: 7\r\n");
+        assert_eq!(classify(&partner, "d.test"), Class::Normal);
+        let ours = msg("X-Mailroom-Ticket: 7\r\n");
+        assert_eq!(
+            classify(&ours, "d.test"),
+            Class::Loop,
+            "no Message-ID of another domain"
+        );
+        // A shared mailbox sending for a person is not a list.
+        let shared = msg("Sender: it-request@acme.test\r\n");
+        assert_eq!(classify(&shared, "d.test"), Class::Normal);
+        // A null envelope sender takes no answer, whatever the mail says.
+        let null = msg("Return-Path: <>\r\n");
+        assert_eq!(classify(&null, "d.test"), Class::Normal);
+        assert!(suppresses_acknowledgement(&null, Class::Normal));
+        assert!(!suppresses_acknowledgement(
+            &msg("Return-Path: <a@acme.test>\r\n"),
+            Class::Normal
+        ));
+        // Words alone are not a machine's mark.
+        let words = msg("Subject: Out of office: VPN down\r\n");
+        assert!(!machine_marked(&words));
+        assert!(machine_marked(&msg("Auto-Submitted: auto-replied\r\n")));
     }
 
     #[test]

@@ -236,7 +236,13 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
             };
         }
         if !policy.config.tickets.ticket_from_auto_replies {
-            return Plan::ended(class, Outcome::Ignored, "auto-reply to no ticket");
+            if crate::classify::machine_marked(msg) {
+                return Plan::ended(class, Outcome::Ignored, "auto-reply to no ticket");
+            }
+            // Only its subject or wording reads like an automatic answer:
+            // a person may have written it, so it opens a ticket, but gets
+            // no acknowledgement (a responder answered would loop).
+            notes.push("reads like an automatic answer by its words only: opened, not acknowledged".to_string());
         }
     }
 

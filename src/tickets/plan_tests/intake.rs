@@ -222,7 +222,8 @@ fn threaded_auto_reply_updates_without_notices_and_never_reopens() {
 fn unthreaded_auto_reply_is_ignored_unless_enabled() {
     let mut f = known(marie(), IntakePolicy::Open);
     f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
-    let m = simple("marie@acme.test", "Out of office");
+    let mut m = simple("marie@acme.test", "Out of office");
+    m.headers.push(("auto-submitted".into(), "auto-replied".into()));
     assert_nothing_happens(
         &plan_with(&Config::default(), &m, Class::AutoReply, &f),
         Outcome::Ignored,
@@ -237,6 +238,21 @@ fn unthreaded_auto_reply_is_ignored_unless_enabled() {
         "a machine is never answered"
     );
     assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+}
+
+/// Read like an automatic answer, but nothing software sets says so: a
+/// person may have written it ("Out of office: not working since the
+/// migration"), so it is not dropped; it is never acknowledged.
+#[test]
+fn an_auto_reply_by_its_words_only_opens_a_ticket_unacknowledged() {
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.subscriptions = vec![on_acme("key@acme.test", KeyContact)];
+    let m = simple("marie@acme.test", "Out of office: not working since the migration");
+    let p = plan_with(&Config::default(), &m, Class::AutoReply, &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    assert!(to(&p.notices, Event::Acknowledgement).is_empty(), "{:?}", p.notices);
+    assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
+    assert!(p.notes.iter().any(|n| n.contains("by its words only")), "{:?}", p.notes);
 }
 
 // ---- unknown senders ------------------------------------------------------
