@@ -66,6 +66,10 @@ static QUOTE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*([A-Za-z]{1,3}
 /// Lines that only separate (`--`, `-- `, `____`, `====`, `***`).
 static DELIMITER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*(--\s*|[-_=~*+#]{3,}\s*|—)$").unwrap());
 
+/// A run of `=`/`-` (and the like) that can underline the line above it;
+/// `--` (RFC 3676's signature separator) and `___` (Outlook's) cannot.
+static UNDERLINE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^\s*([=~*+#]{3,}|-{3,})\s*$").unwrap());
+
 /// "Sent from my iPhone" and the other lines mobile clients append.
 static MOBILE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
@@ -203,7 +207,14 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
         } else if QUOTE.is_match(line) {
             Kind::Quote
         } else if DELIMITER.is_match(line) {
-            Kind::Delimiter
+            // `Site A` over `======` is a heading's underline, not a
+            // signature's separator: cutting there lost the rest of the
+            // message from update notices.
+            if kinds.last() == Some(&Kind::Text) && UNDERLINE.is_match(line) {
+                Kind::Text
+            } else {
+                Kind::Delimiter
+            }
         } else if line.len() < 140 && MOBILE.is_match(line.trim()) {
             Kind::Mobile
         } else {

@@ -74,3 +74,15 @@ fn ordinary_text_is_untouched() {
     assert_eq!(new_part("\r\n\r\nHello\r\n\r\n"), "Hello");
     assert_eq!(new_part(""), "");
 }
+
+/// Found by a review: a heading's underline cut the rest of the message
+/// out of what update notices quote.
+#[test]
+fn an_underlined_heading_is_text_not_a_separator() {
+    let text = "Update on the Lyon outage:\n\nSite A\n==========\nRouter replaced, link up.\n\nSite B\n----------\nStill down, please send a technician.\n\n-- \nJean";
+    let new = new_part(text);
+    assert!(new.contains("Still down, please send a technician."), "{new}");
+    assert!(!new.contains("Jean"), "the signature still goes: {new}");
+    // A separator after a blank line is still one.
+    assert_eq!(new_part("Link is down.\n\n=====\nAcme SA, 1 rue X"), "Link is down.");
+}
