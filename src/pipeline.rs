@@ -342,7 +342,17 @@ impl Pipeline {
         let settings = self.settings();
         let mut tx = self.store.begin_write().await?;
         let mut rules = settings.config_rules.clone();
-        rules.extend(directory::ignore_rules(&mut tx).await?.into_iter().map(|(_, r)| r));
+        for (pattern, rule) in directory::ignore_rules(&mut tx).await? {
+            match rule {
+                Ok(rule) => rules.push(rule),
+                Err(e) if first_sighting(&pattern) => tracing::warn!(
+                    pattern = %pattern,
+                    error = %e,
+                    "stored ignore rule skipped (it can match nothing); remove it with `mailroom ignore remove`"
+                ),
+                Err(_) => {}
+            }
+        }
         let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok().map(|(m, _)| m)).collect();
         let keys: Vec<&str> = parsed
             .iter()
@@ -529,6 +539,18 @@ fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFail
             f
         }
     })
+}
+
+/// Whether this process has not warned of `pattern` yet: a bad stored
+/// rule is named once, not with every batch.
+fn first_sighting(pattern: &str) -> bool {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if warned.iter().any(|p| p == pattern) {
+        return false;
+    }
+    warned.push(pattern.to_string());
+    true
 }
 
 /// Quarantine reason (and failure prefix) of mails over the size limit.

@@ -314,3 +314,19 @@ async fn a_second_close_in_the_same_second_after_a_reopening_reply_is_notified_t
         "the second close's notice was dropped as a repeat of the first"
     );
 }
+
+/// A rule an older release stored that no longer parses (it never matched)
+/// is skipped with a warning: mail goes on being processed, not quarantined.
+#[tokio::test]
+async fn a_stored_ignore_rule_that_no_longer_parses_does_not_stop_intake() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    sqlx::query("INSERT INTO ignore_rules (pattern) VALUES ('Spam <spam@x.test>')")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let (_, outcomes) = p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    assert_eq!(outcomes, vec![Outcome::NewTicket]);
+}

@@ -50,9 +50,13 @@ pub async fn ignore(cmd: IgnoreCmd, config: &Config, store: &Store) -> Result<()
                 dir::ignore_rules(&mut conn)
                     .await?
                     .into_iter()
-                    .map(|(pattern, _)| RuleView {
+                    .map(|(pattern, rule)| RuleView {
                         pattern,
-                        source: "directory",
+                        source: if rule.is_ok() {
+                            "directory"
+                        } else {
+                            "directory (invalid: skipped)"
+                        },
                     }),
             );
             print_list(&rows, json, &["pattern", "source"])

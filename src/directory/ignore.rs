@@ -43,6 +43,20 @@ impl IgnoreRule {
         if user.is_empty() || domain.is_empty() || domain.contains('@') {
             return Err(format!("{pattern:?} is not a rule: empty user or domain"));
         }
+        // `Spam <spam@x.test>` parsed as an address nobody has: the rule
+        // was taken and silently never matched.
+        if let Some(c) = p.chars().find(|c| c.is_whitespace() || "<>\"(),;[]".contains(*c)) {
+            return Err(format!(
+                "{pattern:?} is not a rule: {c:?} is not part of an address (write the bare address, e.g. spam@x.test)"
+            ));
+        }
+        // The fully qualified `acme.test.` is the same domain; mail never
+        // names it so, so the dot would make the rule match nothing.
+        let domain = domain.strip_suffix('.').unwrap_or(domain);
+        if domain.is_empty() || domain.starts_with('.') || domain.contains("..") {
+            return Err(format!("{pattern:?} is not a rule: {domain:?} is not a domain"));
+        }
+        let p = format!("{user}@{domain}");
         match (user, domain) {
             ("*", "*") => Err(format!("{pattern:?} would ignore every sender")),
             ("*", d) if d.starts_with("*.") => Ok(IgnoreRule::Subdomain(d[2..].to_string())),
@@ -104,5 +118,13 @@ mod tests {
         assert!(IgnoreRule::parse("*@*").unwrap_err().contains("every sender"));
         assert!(IgnoreRule::parse("regex:(").unwrap_err().contains("bad regex"));
         assert!(IgnoreRule::parse("a*b@x.test").is_err());
+        // A display name, or a typo, is refused and named, not taken as a
+        // rule that never matches.
+        let e = IgnoreRule::parse("Spam <spam@x.test>").unwrap_err();
+        assert!(e.contains("not part of an address"), "{e}");
+        assert!(IgnoreRule::parse("a@x..test").unwrap_err().contains("not a domain"));
+        // A fully qualified domain is the same domain.
+        assert!(m("*@acme.test.", "a@acme.test"));
+        assert!(m("a@acme.test.", "a@acme.test"));
     }
 }

@@ -147,17 +147,22 @@ pub async fn services_of(conn: &mut AnyConnection, account_id: i64) -> Result<Ve
 }
 
 /// Every ignore rule of the directory.
-pub async fn ignore_rules(conn: &mut AnyConnection) -> Result<Vec<(String, IgnoreRule)>> {
+///
+/// A stored pattern that no longer parses (one an older release took, such
+/// as `Spam <spam@x.test>`, which never matched) comes with its error
+/// instead of failing the caller: mail must go on being processed, and the
+/// operator must be able to list and remove it.
+pub async fn ignore_rules(conn: &mut AnyConnection) -> Result<Vec<(String, std::result::Result<IgnoreRule, String>)>> {
     let patterns: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules ORDER BY id")
         .fetch_all(conn)
         .await?;
-    patterns
+    Ok(patterns
         .into_iter()
         .map(|p| {
-            let rule = IgnoreRule::parse(&p).map_err(Error::Directory)?;
-            Ok((p, rule))
+            let rule = IgnoreRule::parse(&p);
+            (p, rule)
         })
-        .collect()
+        .collect())
 }
 
 /// Imports a directory file, upserting by identity. Run inside one
