@@ -11,10 +11,16 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
         .map(|d| d.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string())
         .filter(|d| !d.is_empty() && !d.contains('@'));
     if let Some(name) = cleaned {
-        if let Some((last, first)) = name.split_once(',') {
-            let (first, last) = (first.trim(), last.trim());
-            if !first.is_empty() && !last.is_empty() {
-                return (first.to_string(), last.to_string());
+        let mut name = name.as_str();
+        if let Some((before, after)) = name.split_once(',') {
+            let (before, after) = (before.trim(), after.trim());
+            if !before.is_empty() && !after.is_empty() && is_surname(before) {
+                return (after.to_string(), before.to_string());
+            }
+            // `Marie Dupont, ACME`, `Jean Martin, CTO`: a name, then the
+            // company or the title, which is no first name to greet with.
+            if !before.is_empty() {
+                name = before;
             }
         }
         let mut words = name.split_whitespace();
@@ -32,6 +38,18 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
         return (capitalise(parts[0]), capitalise(parts[1]));
     }
     (String::new(), String::new())
+}
+
+/// Whether the part before a comma reads as a surname (Outlook's `Dupont,
+/// Marie`): one word, or words opened by a particle (`de la Fontaine`,
+/// `van der Berg`). Anything else before a comma is a whole name.
+fn is_surname(s: &str) -> bool {
+    const PARTICLES: &[&str] = &[
+        "de", "del", "della", "der", "den", "di", "da", "dos", "das", "du", "la", "le", "van", "von", "zu", "af",
+    ];
+    let mut words = s.split_whitespace();
+    let first = words.next().unwrap_or("");
+    words.next().is_none() || PARTICLES.contains(&first.to_lowercase().as_str())
 }
 
 fn capitalise(s: &str) -> String {
@@ -54,6 +72,10 @@ mod tests {
     fn forms() {
         assert_eq!(split_name(Some("Marie Dupont"), "x@y"), s("Marie", "Dupont"));
         assert_eq!(split_name(Some("Dupont, Marie"), "x@y"), s("Marie", "Dupont"));
+        assert_eq!(split_name(Some("van der Berg, Jan"), "x@y"), s("Jan", "van der Berg"));
+        // A company or title after the name is no first name.
+        assert_eq!(split_name(Some("Marie Dupont, ACME"), "x@y"), s("Marie", "Dupont"));
+        assert_eq!(split_name(Some("Jean Martin, CTO"), "x@y"), s("Jean", "Martin"));
         assert_eq!(
             split_name(Some("'Jean de la Fontaine'"), "x@y"),
             s("Jean", "de la Fontaine")
