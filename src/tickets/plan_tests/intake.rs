@@ -92,6 +92,28 @@ fn bounce_is_ignored_even_when_it_threads() {
     assert_nothing_happens(&p, Outcome::Ignored);
 }
 
+/// A customer's postmaster is a person at an ISP's desk: a known contact
+/// writing in a bounce's words, with a real envelope sender and no report
+/// part, opens a ticket. The same from the null sender stays a bounce.
+#[test]
+fn a_known_postmaster_writing_about_a_bounce_opens_a_ticket() {
+    let body = "Hello,\n\nour mail to your customers could not be delivered: your relay answers\n\
+                550 5.7.1 relay denied.\n\nThe postmaster team";
+    let head =
+        "From: Postmaster <postmaster@acme.test>\nSubject: Your relay rejects our mail\nMessage-ID: <pm1@acme.test>";
+    let about = mail(&format!("Return-Path: <postmaster@acme.test>\n{head}"), body);
+    let class = classify(&about, &Config::default().mail.domain);
+    assert_eq!(class, Class::Bounce, "it reads like one");
+    let f = known(contact(105, "postmaster@acme.test", Some(ACME)), IntakePolicy::Open);
+    let p = plan_with(&Config::default(), &about, class, &f);
+    assert_eq!((p.outcome, p.class), (Outcome::NewTicket, Class::Normal));
+
+    let bounce = mail(&format!("Return-Path: <>\n{head}"), body);
+    let class = classify(&bounce, &Config::default().mail.domain);
+    let p = plan_with(&Config::default(), &bounce, class, &f);
+    assert_eq!(p.outcome, Outcome::Ignored);
+}
+
 /// A customer writing about a failed delivery uses a bounce's subject, words
 /// and status code: from a known contact and no mail system, it is a
 /// request, and the address it names is not charged a hard bounce. The same
