@@ -420,8 +420,25 @@ pub(crate) fn decoded_subject(top_raw: &[u8], parsed: &mail_parser::Message, fal
 }
 
 /// The display name of a raw `Name <address>` value.
+/// The display name of a From value: before the `<` that opens the
+/// address (not one inside the quoted name: `"René <Support>" <r@x>`), or,
+/// in the old comment form `rene@x (René Dupont)`, the comment.
 fn display_name(value: &str) -> String {
-    let name = value.split('<').next().unwrap_or("");
+    let value = value.trim();
+    let mut quoted = false;
+    let mut opens = None;
+    for (i, c) in value.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => opens = Some(i),
+            _ => {}
+        }
+    }
+    let name = match (opens, value.find('('), value.rfind(')')) {
+        (Some(i), _, _) => &value[..i],
+        (None, Some(l), Some(r)) if l < r => &value[l + 1..r],
+        _ => value,
+    };
     name.trim().trim_matches('"').trim().to_string()
 }
 
@@ -499,6 +516,19 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
         assert_eq!(m.references[0], "r0@x");
         assert_eq!(m.references[1], format!("r{}@x", 100 - (MAX_THREAD_IDS - 1)));
         assert_eq!(m.references.last().unwrap(), "r99@x");
+    }
+
+    /// Found by a review: a Latin-1 From in the comment form became the
+    /// name `rene@acme.test (René Dupont)`, and the contact got no name.
+    #[test]
+    fn an_8bit_display_name_in_comment_form_or_with_brackets_is_the_name() {
+        let raw = b"From: rene@acme.test (Ren\xe9 Dupont)\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nx\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.from.address, "rene@acme.test");
+        assert_eq!(m.from.name.as_deref(), Some("Ren\u{e9} Dupont"));
+        let raw = b"From: \"Ren\xe9 <Support>\" <r@acme.test>\r\nSubject: x\r\nContent-Type: text/plain; charset=iso-8859-1\r\n\r\nx\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.from.name.as_deref(), Some("Ren\u{e9} <Support>"));
     }
 
     #[test]
