@@ -70,12 +70,19 @@ impl IgnoreRule {
     }
 
     /// Does the (lower-case) address match?
+    ///
+    /// `noreply+x@acme.fr` is `noreply@acme.fr`'s mailbox (sub-addressing,
+    /// RFC 5233), so a rule naming the user matches it too, unless the rule
+    /// names a `+` part itself.
     pub fn matches(&self, address: &str) -> bool {
         let (user, domain) = address.rsplit_once('@').unwrap_or((address, ""));
+        let mailbox = user.split_once('+').map_or(user, |(base, _)| base);
         match self {
-            IgnoreRule::Exact(a) => a == address,
+            IgnoreRule::Exact(a) => {
+                a == address || a.rsplit_once('@').is_some_and(|(u, d)| u == mailbox && d == domain)
+            }
             IgnoreRule::Domain(d) => d == domain,
-            IgnoreRule::User(u) => u == user,
+            IgnoreRule::User(u) => u == user || u == mailbox,
             IgnoreRule::Subdomain(d) => domain.len() > d.len() && domain.ends_with(&format!(".{d}")),
             IgnoreRule::Regex(re) => re.is_match(address),
         }
@@ -123,6 +130,11 @@ mod tests {
         let e = IgnoreRule::parse("Spam <spam@x.test>").unwrap_err();
         assert!(e.contains("not part of an address"), "{e}");
         assert!(IgnoreRule::parse("a@x..test").unwrap_err().contains("not a domain"));
+        // Sub-addressing is the same mailbox.
+        assert!(m("noreply@*", "noreply+alerts@x.test"));
+        assert!(m("bot@acme.test", "bot+1@acme.test"));
+        assert!(!m("bot+1@acme.test", "bot+2@acme.test"));
+        assert!(!m("bot@acme.test", "bot+1@other.test"));
         // A fully qualified domain is the same domain.
         assert!(m("*@acme.test.", "a@acme.test"));
         assert!(m("a@acme.test.", "a@acme.test"));
