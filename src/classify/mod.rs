@@ -113,19 +113,12 @@ fn is_list(msg: &Message) -> bool {
 /// carry `X-Mailroom-Ticket` (which counts when a relay replaced the
 /// Message-ID, not under another domain's).
 fn is_own_mail(msg: &Message, own_domain: &str) -> bool {
-    let own_id = msg.message_id.as_deref().is_some_and(|id| {
-        id.starts_with("mailroom.")
-            && id
-                .rsplit_once('@')
-                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(own_domain))
-    });
+    let id = msg.message_id.as_deref().and_then(|id| id.rsplit_once('@'));
+    let ours = id.map(|(_, domain)| domain.eq_ignore_ascii_case(own_domain));
     // The header alone, under another domain's Message-ID, is a partner
     // running mailroom too: its notifications are mail to handle.
-    let foreign_id = msg.message_id.as_deref().is_some_and(|id| {
-        id.rsplit_once('@')
-            .is_some_and(|(_, d)| !d.eq_ignore_ascii_case(own_domain))
-    });
-    own_id || (msg.header("x-mailroom-ticket").is_some() && !foreign_id)
+    (id.is_some_and(|(local, _)| local.starts_with("mailroom.")) && ours == Some(true))
+        || (msg.header("x-mailroom-ticket").is_some() && ours != Some(false))
 }
 
 /// True when a machine sent the mail or asked not to be answered: such a
@@ -144,7 +137,10 @@ pub fn suppresses_acknowledgement(msg: &Message, class: Class) -> bool {
     }
     // A null envelope sender (`Return-Path: <>`): whoever sent it takes no
     // answers (RFC 3834 §2).
-    if msg.header("return-path").is_some_and(|p| p.trim() == "<>") {
+    if msg
+        .header("return-path")
+        .is_some_and(crate::message::bounce::is_null_path)
+    {
         return true;
     }
     // Exchange's request not to answer automatically (out-of-office,

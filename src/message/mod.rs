@@ -419,7 +419,6 @@ pub(crate) fn decoded_subject(top_raw: &[u8], parsed: &mail_parser::Message, fal
     repaired_header(top_raw, parsed, HeaderName::Subject, fallback).or_else(|| parsed.subject().map(clean_header_text))
 }
 
-/// The display name of a raw `Name <address>` value.
 /// The display name of a From value: before the `<` that opens the
 /// address (not one inside the quoted name: `"René <Support>" <r@x>`), or,
 /// in the old comment form `rene@x (René Dupont)`, the comment.

@@ -193,22 +193,10 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     // is a request, and the addresses it names are not charged. A customer
     // is a known contact, or someone new from a customer's domain (a new
     // colleague's first mail must not vanish as a bounce).
-    // A known contact whose only bounce marks are its words and its
-    // address (`postmaster@customer` is a person at an ISP's customer):
-    // no report part, no X-Failed-Recipients, a real envelope sender.
-    let local = address.split('@').next().unwrap_or("");
-    let known_writer = facts
-        .sender
-        .as_ref()
-        .is_some_and(|c| c.email.eq_ignore_ascii_case(address))
-        && !(local.starts_with("mailer") && local.contains("daemon"))
-        && msg.header("x-failed-recipients").is_none()
-        && msg
-            .header("return-path")
-            .is_none_or(|p| !p.trim().trim_matches(['<', '>']).trim().is_empty());
     let person_about_a_bounce = msg.delivery_report.as_ref().is_some_and(|r| {
         (!r.by_mail_system && (facts.sender.is_some() || facts.account.is_some()))
-            || (r.kind == crate::message::bounce::ReportKind::Text && known_writer)
+            // `postmaster@customer` known as a contact is a person there.
+            || (r.by_address_only && facts.sender.is_some())
     });
     let class = if class == Class::Bounce && person_about_a_bounce {
         Class::Normal

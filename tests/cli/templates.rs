@@ -78,17 +78,15 @@ fn a_mail_its_template_fails_on_is_quarantined_with_sender_and_subject() {
         "Subject: {{ ticket.tag }} {{ ticket.subject }}\n\n{% if message.text | length > 200 %}{{ message.nothing }}{% endif %}Thanks.\n",
     )]);
     env.ok(&["check-config"]);
-    env.write(
-        "in/1.eml",
-        mail(
-            "Jean Bernard <jean@example.org>",
-            "long@example.org",
-            "Mon, 2 Mar 2026 10:15:00 +0100",
-            "A long story",
-            &[],
-            &"All of it went wrong. ".repeat(20),
-        ),
+    let long = mail(
+        "Jean Bernard <jean@example.org>",
+        "long@example.org",
+        "Mon, 2 Mar 2026 10:15:00 +0100",
+        "A long story",
+        &[],
+        &"All of it went wrong. ".repeat(20),
     );
+    env.write("in/1.eml", &long);
     env.write(
         "in/2.eml",
         mail(
@@ -115,14 +113,7 @@ fn a_mail_its_template_fails_on_is_quarantined_with_sender_and_subject() {
     // line): a duplicate of the one in quarantine, not a ticket beside it.
     let mut again =
         b"Received: from mx2.provider.test by imap2.provider.test; Mon, 2 Mar 2026 10:15:09 +0100\r\n".to_vec();
-    again.extend(mail(
-        "Jean Bernard <jean@example.org>",
-        "long@example.org",
-        "Mon, 2 Mar 2026 10:15:00 +0100",
-        "A long story",
-        &[],
-        &"All of it went wrong. ".repeat(20),
-    ));
+    again.extend(&long);
     env.write("again/1.eml", again);
     let summary = env.replay(&["again"]);
     assert_eq!(

@@ -44,6 +44,11 @@ pub struct DeliveryReport {
     /// bounce's subject, failure phrases and a status code, which a person
     /// writing *about* a delivery problem uses too.
     pub by_mail_system: bool,
+    /// A mail system only by its sender's address (`postmaster@`): nothing
+    /// in its form (a report part, `X-Failed-Recipients`, the null sender,
+    /// a mailer-daemon) says so, and a person reading that mailbox at a
+    /// customer writes about delivery problems the same way.
+    pub by_address_only: bool,
 }
 
 /// Where the facts of a [`DeliveryReport`] came from.
@@ -102,6 +107,13 @@ pub(super) static ADDRESS: LazyLock<Regex> = LazyLock::new(|| {
 static MESSAGE_ID_LINE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"(?im)^[ \t>]*message-id:[ \t]*(?:\r?\n[ \t]+)?<?([^\s<>]+@[^\s<>]+)>?").unwrap());
 
+/// Whether a `Return-Path` value is the null reverse path (`<>`): the
+/// envelope sender of bounces and of anything that takes no answer (RFC
+/// 5321 §4.5.5, RFC 3834 §2).
+pub fn is_null_path(value: &str) -> bool {
+    value.trim().trim_matches(['<', '>']).trim().is_empty()
+}
+
 /// The facts of a bounce, if `parsed` is one. `from` is the sender address
 /// (lower-case, possibly empty), `own_id` the bounce's own Message-ID.
 pub fn report(
@@ -131,6 +143,7 @@ pub fn report(
     }
     let dsn_declared = root_type == "multipart/report" && report_type.as_deref() == Some("delivery-status");
     let mut by_mail_system = true;
+    let mut by_address_only = false;
     let (kind, mut recipients, reporting_mta) = if let Some(body) = dsn_body {
         let (mta, recipients) = parse_dsn(&body);
         (ReportKind::Dsn, recipients, mta)
@@ -150,6 +163,7 @@ pub fn report(
             return None;
         }
         by_mail_system = certain || signals.sent_by_mail_system();
+        by_address_only = !certain && signals.by_address_only();
         let recipients = scrape_recipients(parsed, from, subject, failed_header.as_deref(), &text);
         (
             if dsn_declared {
@@ -172,6 +186,7 @@ pub fn report(
         recipients,
         original_message_id: original_message_id(parsed, own_id),
         by_mail_system,
+        by_address_only,
     })
 }
 

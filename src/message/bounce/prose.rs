@@ -205,9 +205,7 @@ impl Signals {
                 || (from.is_empty() && (from_raw.is_empty() || from_raw.contains("mailer-daemon")))
                 || from_raw.contains("mail delivery s"),
             // The envelope sender of bounces is empty (RFC 5321 §4.5.5).
-            null_sender: parsed
-                .header_raw("Return-Path")
-                .is_some_and(|r| r.trim().trim_matches(['<', '>']).trim().is_empty()),
+            null_sender: parsed.header_raw("Return-Path").is_some_and(super::is_null_path),
             bounce_subject: BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s)),
         }
     }
@@ -215,6 +213,12 @@ impl Signals {
     /// Sent by a mail system, not a person.
     pub(super) fn sent_by_mail_system(&self) -> bool {
         self.daemon || self.system_sender || self.null_sender
+    }
+
+    /// A mail system by the sender's address alone: not a mailer-daemon,
+    /// not the null sender.
+    pub(super) fn by_address_only(&self) -> bool {
+        self.system_sender && !self.daemon && !self.null_sender
     }
 
     /// Worth reading the body for.
