@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use futures_util::TryStreamExt;
 use mailroom::config::mailbox::MailboxConfig;
+use mailroom::ingest::imap::chunk::uid_set;
 use mailroom::ingest::imap::connect;
-use mailroom::ingest::imap::watch::uid_set;
 
 const CHUNK: usize = 200;
 

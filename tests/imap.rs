@@ -414,6 +414,12 @@ fn a_refused_fetch_deletes_nothing_and_passes_nothing_over() {
     );
     let outcomes: Vec<Value> = setup.messages().iter().map(|m| m["outcome"].clone()).collect();
     assert_eq!(outcomes, ["new_ticket", "new_ticket", "new_ticket"], "{outcomes:?}");
+    // Caught up, the mailbox no longer shows the error it recovered from.
+    assert!(
+        wait_for(SOON, || setup.status("flaky")["last_error"].is_null()),
+        "{}",
+        setup.status("flaky")
+    );
 }
 
 /// Tracing at its most verbose (MAILROOM_LOG=trace) logs IMAP traffic but never the LOGIN
@@ -486,6 +492,14 @@ fn a_kill_during_ingestion_loses_and_doubles_nothing() {
     subjects.sort();
     subjects.dedup();
     assert_eq!(subjects.len(), total, "one ticket per mail");
+    // The count moves with the position, in one statement: the chunk fetched again after
+    // the kill is not counted twice.
+    assert!(
+        wait_for(SOON, || setup.status("crash")["last_uid"] == total as u64),
+        "{}",
+        again.logs()
+    );
+    assert_eq!(setup.status("crash")["ingested"], total as u64);
     assert_eq!(again.terminate().0, Some(0));
 }
 
@@ -541,6 +555,47 @@ fn an_oversized_mail_is_quarantined_with_its_headers() {
         .stdout;
     assert!(raw.starts_with(b"From: Customer 1"), "the headers are kept");
     assert!(raw.len() < 2_000, "only the headers were fetched ({} bytes)", raw.len());
+}
+
+/// Under `after = "delete"`, a mail kept as its headers only is not expunged: the quarantine
+/// holds only its headers, so the whole mail stays on the server, flagged for a person; the
+/// mail fetched whole beside it is deleted as usual.
+#[test]
+fn delete_leaves_a_mail_kept_as_headers_only_on_the_server() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    let mut c = user(&d, "bigdel");
+    let mut huge = request(1);
+    huge.extend(std::iter::repeat_n(b'x', 20_000));
+    huge.extend(b"\r\n");
+    c.append("INBOX", &huge).unwrap();
+    c.append("INBOX", &request(2)).unwrap();
+    setup.mailbox(&mailbox(
+        &d,
+        "bigdel",
+        "bigdel",
+        "none",
+        "after = \"delete\"\nmax_message_bytes = 5000\n",
+    ));
+    let daemon = setup.start();
+    assert!(
+        wait_for(SOON, || setup.status("bigdel")["last_uid"] == 2),
+        "{}",
+        daemon.logs()
+    );
+    assert!(
+        wait_for(SOON, || user(&d, "bigdel").count("INBOX").unwrap() == 1),
+        "{}",
+        daemon.logs()
+    );
+    let mut c = user(&d, "bigdel");
+    assert_eq!(c.fetch_body("INBOX", 1).unwrap(), huge, "the whole mail is still there");
+    assert!(c.flags("INBOX", 1).unwrap().iter().any(|f| f == "\\Flagged"));
+    assert!(c.flags("INBOX", 2).is_err(), "the mail fetched whole was deleted");
+    let q = setup.json(&["quarantine", "list"]);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["reason"], "too_large");
+    assert_eq!(setup.tickets().len(), 1);
 }
 
 #[test]

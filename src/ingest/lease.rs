@@ -134,6 +134,16 @@ impl Fleet {
     }
 }
 
+/// Why [`MailboxLease::keep`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Taken over, or not renewed in time: no longer this instance's.
+    Lost,
+    /// Still held, but more than this instance's share: stop the work under
+    /// it, then [`MailboxLease::hand_over`].
+    Surplus,
+}
+
 /// This instance's claim on one mailbox.
 #[derive(Debug, Clone)]
 pub struct MailboxLease {
@@ -203,18 +213,17 @@ impl MailboxLease {
     }
 
     /// Renews the lease; returns only once it is lost (taken by another
-    /// instance, not renewed for half its expiry, or handed back because
-    /// this instance holds more than its share). Run it beside the work the
+    /// instance, not renewed for half its expiry) or is surplus (this
+    /// instance holds more than its share). Run it beside the work the
     /// lease covers, which stops when this returns.
-    pub async fn keep(&self) {
+    pub async fn keep(&self) -> Ended {
         let mut renewed = Instant::now();
         loop {
             // Surplus is looked for every P, renewals happen every L/5.
             tokio::time::sleep(self.timing.poll_every).await;
             if self.fleet.shed() {
                 tracing::info!(mailbox = %self.name, "more mailboxes here than this instance's share; handing this one over");
-                let _ = self.store.release_mailbox(&self.name, instance_id()).await;
-                return;
+                return Ended::Surplus;
             }
             if renewed.elapsed() < self.timing.renew_every {
                 continue;
@@ -228,12 +237,12 @@ impl MailboxLease {
                 Ok(false) => {
                     tracing::warn!(mailbox = %self.name, "the mailbox's lease was taken over; stopping");
                     self.fleet.unreserve();
-                    return;
+                    return Ended::Lost;
                 }
                 Err(e) if renewed.elapsed() >= self.timing.expiry / 2 => {
                     tracing::warn!(mailbox = %self.name, error = %e, "cannot renew the mailbox's lease; stopping before it runs out");
                     self.fleet.unreserve();
-                    return;
+                    return Ended::Lost;
                 }
                 Err(e) => {
                     tracing::warn!(mailbox = %self.name, error = %e, "renewing the mailbox's lease failed; retrying")
@@ -245,6 +254,13 @@ impl MailboxLease {
     /// Hands the mailbox to a standby at once (on shutdown).
     pub async fn release(&self) {
         self.fleet.unreserve();
+        self.hand_over().await;
+    }
+
+    /// Hands a surplus mailbox (see [`Ended::Surplus`]) to a standby, once
+    /// the session under it has stopped: released earlier, the next holder
+    /// would work the mailbox beside the session still ending its chunk.
+    pub async fn hand_over(&self) {
         if let Err(e) = self.store.release_mailbox(&self.name, instance_id()).await {
             tracing::warn!(mailbox = %self.name, error = %e, "could not release the mailbox's lease; it runs out by itself");
         }

@@ -140,6 +140,22 @@ pub async fn uid_expunge(s: &mut ImapSession, set: &str) -> Result<(), WatchErro
     checked(s, &format!("UID EXPUNGE {set}"), |_| {}).await
 }
 
+/// Runs one of async-imap's own commands with the same deadline as ours: a
+/// server that stalls while keeping the connection up must not hold the
+/// mailbox (and its lease) forever.
+pub async fn within<T>(
+    verb: &str,
+    run: impl std::future::Future<Output = async_imap::error::Result<T>>,
+) -> Result<T, WatchError> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(WatchError::Server(format!(
+            "no answer to {verb} within {:?}",
+            COMMAND_TIMEOUT
+        ))),
+    }
+}
+
 #[cfg(test)]
 pub(super) mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -151,8 +167,18 @@ pub(super) mod tests {
     /// A logged-in session to a loopback peer that answers each command
     /// line with the next of `answers` (its `{tag}` filled in).
     pub(in crate::ingest::imap) async fn session_with(answers: &'static [&'static str]) -> ImapSession {
+        recorded_session(answers).await.0
+    }
+
+    /// [`session_with`], and the command lines the peer received after
+    /// LOGIN.
+    pub(in crate::ingest::imap) async fn recorded_session(
+        answers: &'static [&'static str],
+    ) -> (ImapSession, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
         tokio::spawn(async move {
             let (socket, _) = listener.accept().await.unwrap();
             let (read, mut write) = socket.into_split();
@@ -160,11 +186,17 @@ pub(super) mod tests {
             write.write_all(b"* OK ready\r\n").await.unwrap();
             let mut answers = std::iter::once("{tag} OK logged in\r\n").chain(answers.iter().copied());
             let mut tag = String::new();
+            let mut logged_in = false;
             while let Ok(Some(line)) = lines.next_line().await {
                 // IDLE's DONE has no tag of its own: it ends IDLE's.
                 if line != "DONE" {
                     tag = line.split(' ').next().unwrap_or_default().to_string();
                 }
+                if logged_in {
+                    let command = line.split_once(' ').map_or(line.as_str(), |(_, c)| c);
+                    log.lock().unwrap().push(command.to_string());
+                }
+                logged_in = true;
                 // Out of answers: silent, the connection left open.
                 let Some(answer) = answers.next() else { continue };
                 write.write_all(answer.replace("{tag}", &tag).as_bytes()).await.unwrap();
@@ -173,7 +205,7 @@ pub(super) mod tests {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
         let mut client = async_imap::Client::new(ImapStream::Plain(tcp));
         client.read_response().await.unwrap();
-        client.login("u", "p").await.map_err(|(e, _)| e).unwrap()
+        (client.login("u", "p").await.map_err(|(e, _)| e).unwrap(), received)
     }
 
     /// The server hands over one mail of two, then says NO: an error, not

@@ -16,13 +16,14 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::command;
+use super::chunk::{self, Fetched};
+use super::command::{self, within};
 use super::connect::{self, ConnectError, ImapSession};
 use super::idle::{self, Woken};
 use crate::config::mailbox::{After, MailboxConfig};
-use crate::ingest::lease::{Fleet, MailboxLease};
+use crate::ingest::lease::{Ended, Fleet, MailboxLease};
 use crate::liveness::Heartbeat;
-use crate::pipeline::{Incoming, Pipeline, Prepared};
+use crate::pipeline::{Pipeline, Prepared};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
 const IDLE_RENEW: Duration = Duration::from_secs(5 * 60);
@@ -126,6 +127,9 @@ async fn watch_while_held(
     let keeper = lease.keep();
     tokio::pin!(keeper);
     let mut backoff = Backoff::default();
+    // Whether the lease ended as surplus (still ours, to hand over once the
+    // session has stopped) rather than lost.
+    let mut surplus = false;
     loop {
         heartbeat.beat();
         if *shutdown.borrow() {
@@ -140,9 +144,10 @@ async fn watch_while_held(
             let outcome = loop {
                 tokio::select! {
                     outcome = &mut run => break Some(outcome),
-                    () = &mut keeper, if handover.is_none() => {
+                    ended = &mut keeper, if handover.is_none() => {
                         let _ = halt.send(true);
                         handover = Some(tokio::time::Instant::now() + HANDOVER_GRACE);
+                        surplus = ended == Ended::Surplus;
                     }
                     r = shutdown.changed(), if !*halt.borrow() => {
                         if r.is_err() || *shutdown.borrow() {
@@ -157,6 +162,9 @@ async fn watch_while_held(
         if lost {
             if outcome.is_none() {
                 tracing::warn!(mailbox = %mb.name, "the session did not stop within {HANDOVER_GRACE:?} of losing the lease; its chunk is fetched again by the new holder");
+            }
+            if surplus {
+                lease.hand_over().await;
             }
             return true;
         }
@@ -174,7 +182,12 @@ async fn watch_while_held(
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = shutdown.changed() => {}
-                    () = &mut keeper => return true,
+                    ended = &mut keeper => {
+                        if ended == Ended::Surplus {
+                            lease.hand_over().await;
+                        }
+                        return true;
+                    }
                 }
             }
         }
@@ -320,19 +333,22 @@ async fn drain(
             .filter(|(uid, _)| *uid > last)
             .collect();
         sized.sort_unstable();
-        tracing::trace!("sized");
-        let chunks = chunks_within(&sized, mb.batch, CHUNK_BYTES, mb.max_message_bytes);
-        if chunks.is_empty() {
-            // Every mail found was expunged before its size was asked.
-            let top = *uids.last().unwrap_or(&last);
-            store.advance_mailbox(&mb.name, uidvalidity, top, 0).await?;
-            last = top;
-            continue;
+        sized.dedup_by_key(|(uid, _)| *uid);
+        // A UID found whose size did not come back is still fetched (its
+        // size taken as 0): the fetch tells whether it was expunged
+        // meanwhile or is there, and only then may it be passed.
+        for uid in uids {
+            if sized.binary_search_by_key(&uid, |(u, _)| *u).is_err() {
+                sized.push((uid, 0));
+            }
         }
+        sized.sort_unstable();
+        tracing::trace!("sized");
+        let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes);
         let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
-        for (i, chunk) in chunks.iter().enumerate() {
+        for i in 0..chunks.len() {
             // Only a shutdown leaves a chunk unfetched before its turn.
-            let Some(batch) = next.take().filter(|_| !*shutdown.borrow()) else {
+            let Some((batch, current)) = next.take().filter(|_| !*shutdown.borrow()) else {
                 return Ok(());
             };
             // The next chunk is fetched and parsed while this one commits:
@@ -362,9 +378,8 @@ async fn drain(
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
             }
-            let chunk: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
-            handle_on_server(s, mb, &chunk, can_move).await?;
-            let top = *chunk.last().unwrap_or(&last);
+            chunk::settle(s, mb, &current, can_move).await?;
+            let top = current.top.max(last);
             store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
             tracing::debug!(mailbox = %mb.name, mails = count, last_uid = top, "chunk committed");
             heartbeat.beat();
@@ -374,206 +389,28 @@ async fn drain(
     }
 }
 
-/// Fetches a chunk and parses it on a blocking thread.
+/// Fetches a chunk and parses it on a blocking thread; with what to settle
+/// on the server once it commits (its mails moved into the batch).
 async fn fetch_prepared(
     s: &mut ImapSession,
     mb: &MailboxConfig,
     pipeline: &Pipeline,
     uidvalidity: u32,
     chunk: &[(u32, u32)],
-) -> Result<Prepared, WatchError> {
-    let mails = fetch_chunk(s, mb, uidvalidity, chunk).await?;
+) -> Result<(Prepared, Fetched), WatchError> {
+    let mut fetched = chunk::fetch(s, mb, uidvalidity, chunk).await?;
+    let mails = std::mem::take(&mut fetched.mails);
     tracing::trace!(mails = mails.len(), "fetched");
     let parser = pipeline.clone();
-    tokio::task::spawn_blocking(move || parser.prepare(mails))
+    let batch = tokio::task::spawn_blocking(move || parser.prepare(mails))
         .await
-        .map_err(|e| WatchError::Server(format!("parsing a fetched chunk failed: {e}")))
-}
-
-/// Fetches one chunk in UID order; mails over `max_message_bytes` come as
-/// their headers only, marked oversized.
-async fn fetch_chunk(
-    s: &mut ImapSession,
-    mb: &MailboxConfig,
-    uidvalidity: u32,
-    chunk: &[(u32, u32)],
-) -> Result<Vec<Incoming>, WatchError> {
-    // A UID of the chunk that does not come back from an accepted FETCH
-    // was expunged by someone else since the SEARCH: there is nothing left
-    // to store, and passing it is right. A refused FETCH is an error.
-    // (uid, size) pairs: over the limit, only the headers are fetched.
-    type Sized = Vec<(u32, u32)>;
-    let (big, small): (Sized, Sized) = chunk
-        .iter()
-        .copied()
-        .partition(|(_, size)| u64::from(*size) > mb.max_message_bytes);
-    let mut mails: Vec<(u32, Incoming)> = Vec::with_capacity(chunk.len());
-    let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
-    if !small.is_empty() {
-        let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
-        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[])").await? {
-            if let (Some(uid), Some(body)) = (f.uid, f.body) {
-                mails.push((
-                    uid,
-                    Incoming {
-                        raw: body,
-                        source: source(uid),
-                        oversized: None,
-                    },
-                ));
-            }
-        }
-    }
-    if !big.is_empty() {
-        let set = uid_set(&big.iter().map(|(u, _)| *u).collect::<Vec<_>>());
-        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[HEADER])").await? {
-            if let (Some(uid), Some(header)) = (f.uid, f.header) {
-                let size = big.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| u64::from(*s));
-                mails.push((
-                    uid,
-                    Incoming {
-                        raw: header,
-                        source: source(uid),
-                        oversized: Some(size),
-                    },
-                ));
-            }
-        }
-    }
-    mails.sort_by_key(|(uid, _)| *uid);
-    Ok(mails.into_iter().map(|(_, m)| m).collect())
-}
-
-/// Runs one of async-imap's own commands with the same deadline as ours: a
-/// server that stalls while keeping the connection up must not hold the
-/// mailbox (and its lease) forever.
-async fn within<T>(
-    verb: &str,
-    run: impl std::future::Future<Output = async_imap::error::Result<T>>,
-) -> Result<T, WatchError> {
-    match tokio::time::timeout(command::COMMAND_TIMEOUT, run).await {
-        Ok(r) => Ok(r?),
-        Err(_) => Err(WatchError::Server(format!(
-            "no answer to {verb} within {:?}",
-            command::COMMAND_TIMEOUT
-        ))),
-    }
-}
-
-/// Most bytes of mail one chunk fetches (a single larger mail goes alone):
-/// with the next chunk prefetched while one commits, a backlog of 25 MB
-/// mails in chunks of 200 would otherwise need gigabytes.
-const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Header bytes counted for a mail over `max_message_bytes` (only its
-/// header block, at most 64 KiB, is fetched).
-const HEADER_BYTES: u64 = 64 * 1024;
-
-/// Cuts `sized` (uid, size), in UID order, into chunks of at most `batch`
-/// mails and `budget` bytes; a mail larger than the budget is a chunk of
-/// its own.
-fn chunks_within(sized: &[(u32, u32)], batch: usize, budget: u64, max_message_bytes: u64) -> Vec<Vec<(u32, u32)>> {
-    let mut chunks: Vec<Vec<(u32, u32)>> = Vec::new();
-    let mut bytes = 0u64;
-    for &(uid, size) in sized {
-        let size64 = u64::from(size);
-        let cost = if size64 > max_message_bytes {
-            HEADER_BYTES.min(size64)
-        } else {
-            size64
-        };
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() < batch && bytes + cost <= budget => {
-                chunk.push((uid, size));
-                bytes += cost;
-            }
-            _ => {
-                chunks.push(vec![(uid, size)]);
-                bytes = cost;
-            }
-        }
-    }
-    chunks
-}
-
-/// Applies the `after` action to a committed chunk.
-async fn handle_on_server(
-    s: &mut ImapSession,
-    mb: &MailboxConfig,
-    chunk: &[u32],
-    can_move: bool,
-) -> Result<(), WatchError> {
-    let set = uid_set(chunk);
-    match &mb.after {
-        After::Keep => {}
-        After::Seen => command::uid_store(s, &set, "+FLAGS.SILENT (\\Seen)").await?,
-        After::Delete => {
-            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
-            command::uid_expunge(s, &set).await?;
-        }
-        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder)).await?,
-        After::Move(folder) => {
-            within("UID COPY", s.uid_copy(&set, folder)).await?;
-            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
-            command::uid_expunge(s, &set).await?;
-        }
-    }
-    Ok(())
-}
-
-/// A compact UID set: `1:5,7,9:12`.
-pub fn uid_set(uids: &[u32]) -> String {
-    let mut out = String::new();
-    let mut i = 0;
-    while i < uids.len() {
-        let start = uids[i];
-        let mut end = start;
-        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
-            i += 1;
-            end = uids[i];
-        }
-        if !out.is_empty() {
-            out.push(',');
-        }
-        if start == end {
-            out.push_str(&start.to_string());
-        } else {
-            out.push_str(&format!("{start}:{end}"));
-        }
-        i += 1;
-    }
-    out
+        .map_err(|e| WatchError::Server(format!("parsing a fetched chunk failed: {e}")))?;
+    Ok((batch, fetched))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn uid_sets_are_compact() {
-        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
-        assert_eq!(uid_set(&[42]), "42");
-        assert_eq!(uid_set(&[]), "");
-    }
-
-    #[test]
-    fn chunks_are_cut_by_count_and_by_bytes() {
-        let small: Vec<(u32, u32)> = (1..=5).map(|u| (u, 1_000)).collect();
-        let cut = chunks_within(&small, 2, 10_000, 50_000);
-        assert_eq!(cut.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
-        // 4 KB each against a 10 KB budget: two a chunk; a 30 KB mail alone.
-        let sized = [(1, 4_000), (2, 4_000), (3, 4_000), (4, 30_000), (5, 4_000)];
-        let uids = |c: &Vec<(u32, u32)>| c.iter().map(|(u, _)| *u).collect::<Vec<_>>();
-        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000).iter().map(uids).collect();
-        assert_eq!(cut, [vec![1, 2], vec![3], vec![4], vec![5]]);
-        // Over max_message_bytes only the headers come: it counts as 64 KiB at most.
-        let cut: Vec<Vec<u32>> = chunks_within(&[(1, 900_000_000), (2, 1_000)], 200, 1 << 20, 1 << 20)
-            .iter()
-            .map(uids)
-            .collect();
-        assert_eq!(cut, [vec![1, 2]]);
-        assert!(chunks_within(&[], 200, 1, 1).is_empty());
-    }
 
     #[test]
     fn backoff_doubles_to_five_minutes_with_jitter() {

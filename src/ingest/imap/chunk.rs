@@ -1,0 +1,306 @@
+//! A chunk of a mailbox's backlog: cut by count and bytes, fetched, and,
+//! once committed, settled on the server by the mailbox's `after` action.
+//!
+//! Only what was stored is settled. A mail fetched as its headers only
+//! (over `max_message_bytes`) is never expunged, since the quarantine holds
+//! only its headers; and a planned UID that an accepted FETCH did not hand
+//! over is checked for: if it is still in the folder, the chunk fails and is
+//! fetched again later, instead of being passed over (and, under `delete`,
+//! expunged) without ever being stored.
+
+use super::command::{self, within};
+use super::connect::ImapSession;
+use super::watch::WatchError;
+use crate::config::mailbox::{After, MailboxConfig};
+use crate::pipeline::Incoming;
+
+/// Most bytes of mail one chunk fetches (a single larger mail goes alone):
+/// with the next chunk prefetched while one commits, a backlog of 25 MB
+/// mails in chunks of 200 would otherwise need gigabytes.
+pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Header bytes counted for a mail over `max_message_bytes` (only its
+/// header block, at most 64 KiB, is fetched).
+const HEADER_BYTES: u64 = 64 * 1024;
+
+/// A chunk as fetched, in UID order.
+#[derive(Debug)]
+pub struct Fetched {
+    pub mails: Vec<Incoming>,
+    /// The UIDs fetched whole: the `after` action applies to these.
+    pub whole: Vec<u32>,
+    /// The UIDs fetched as their headers only (over `max_message_bytes`).
+    pub oversized: Vec<u32>,
+    /// The chunk's highest UID: the mailbox's position once it commits.
+    pub top: u32,
+}
+
+/// Cuts `sized` (uid, size), in UID order, into chunks of at most `batch`
+/// mails and `budget` bytes; a mail larger than the budget is a chunk of
+/// its own.
+pub fn chunks_within(sized: &[(u32, u32)], batch: usize, budget: u64, max_message_bytes: u64) -> Vec<Vec<(u32, u32)>> {
+    let mut chunks: Vec<Vec<(u32, u32)>> = Vec::new();
+    let mut bytes = 0u64;
+    for &(uid, size) in sized {
+        let size64 = u64::from(size);
+        let cost = if size64 > max_message_bytes {
+            HEADER_BYTES.min(size64)
+        } else {
+            size64
+        };
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < batch && bytes + cost <= budget => {
+                chunk.push((uid, size));
+                bytes += cost;
+            }
+            _ => {
+                chunks.push(vec![(uid, size)]);
+                bytes = cost;
+            }
+        }
+    }
+    chunks
+}
+
+/// Fetches one chunk; mails over `max_message_bytes` come as their headers
+/// only, marked oversized. A refused FETCH is an error, and so is a mail of
+/// the chunk that the server left out of an accepted one but still has.
+pub async fn fetch(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    uidvalidity: u32,
+    chunk: &[(u32, u32)],
+) -> Result<Fetched, WatchError> {
+    type Sized = Vec<(u32, u32)>;
+    let (big, small): (Sized, Sized) = chunk
+        .iter()
+        .copied()
+        .partition(|(_, size)| u64::from(*size) > mb.max_message_bytes);
+    let mut mails: Vec<(u32, Incoming)> = Vec::with_capacity(chunk.len());
+    let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
+    if !small.is_empty() {
+        let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[])").await? {
+            if let (Some(uid), Some(body)) = (f.uid, f.body) {
+                mails.push((uid, Incoming::new(body, source(uid))));
+            }
+        }
+    }
+    if !big.is_empty() {
+        let set = uid_set(&big.iter().map(|(u, _)| *u).collect::<Vec<_>>());
+        for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[HEADER])").await? {
+            if let (Some(uid), Some(header)) = (f.uid, f.header) {
+                let size = big.iter().find(|(u, _)| *u == uid).map_or(0, |(_, s)| u64::from(*s));
+                mails.push((
+                    uid,
+                    Incoming {
+                        raw: header,
+                        source: source(uid),
+                        oversized: Some(size),
+                    },
+                ));
+            }
+        }
+    }
+    mails.sort_by_key(|(uid, _)| *uid);
+    mails.dedup_by_key(|(uid, _)| *uid);
+    let missing: Vec<u32> = chunk
+        .iter()
+        .map(|(uid, _)| *uid)
+        .filter(|uid| mails.binary_search_by_key(uid, |(u, _)| *u).is_err())
+        .collect();
+    if !missing.is_empty() {
+        // Expunged by someone else since the SEARCH: nothing is left to
+        // store, and passing it is right. Still there: the server answered
+        // without the mail (a response with no UID or `BODY[] NIL`, as some
+        // servers send for a mail they cannot read at the moment).
+        let still = command::uid_search(s, &format!("UID {}", uid_set(&missing)))
+            .await?
+            .uids;
+        if !still.is_empty() {
+            let mut still = still;
+            still.sort_unstable();
+            return Err(WatchError::Server(format!(
+                "the server answered FETCH without the mail for UID {} of folder {}, which is still there; \
+                 nothing of the chunk was stored and it is fetched again later (if this persists, \
+                 move that mail out of the folder to let the rest through)",
+                uid_set(&still),
+                mb.folder
+            )));
+        }
+    }
+    let (oversized, whole): (Vec<u32>, Vec<u32>) = mails.iter().map(|(uid, _)| *uid).partition(|uid| {
+        mails
+            .binary_search_by_key(uid, |(u, _)| *u)
+            .is_ok_and(|i| mails[i].1.oversized.is_some())
+    });
+    Ok(Fetched {
+        mails: mails.into_iter().map(|(_, m)| m).collect(),
+        whole,
+        oversized,
+        top: chunk.last().map_or(0, |(uid, _)| *uid),
+    })
+}
+
+/// Applies the `after` action to a committed chunk. A mail kept as its
+/// headers only stays on the server under `delete` (flagged, so a person
+/// finds it); every other action keeps it anyway.
+pub async fn settle(
+    s: &mut ImapSession,
+    mb: &MailboxConfig,
+    chunk: &Fetched,
+    can_move: bool,
+) -> Result<(), WatchError> {
+    let mut all: Vec<u32> = chunk.whole.iter().chain(&chunk.oversized).copied().collect();
+    all.sort_unstable();
+    let (set, whole) = (uid_set(&all), uid_set(&chunk.whole));
+    match &mb.after {
+        After::Keep => {}
+        After::Seen if all.is_empty() => {}
+        After::Seen => command::uid_store(s, &set, "+FLAGS.SILENT (\\Seen)").await?,
+        After::Delete => {
+            if !chunk.oversized.is_empty() {
+                command::uid_store(s, &uid_set(&chunk.oversized), "+FLAGS.SILENT (\\Flagged)").await?;
+            }
+            if !whole.is_empty() {
+                command::uid_store(s, &whole, "+FLAGS.SILENT (\\Deleted)").await?;
+                command::uid_expunge(s, &whole).await?;
+            }
+        }
+        After::Move(_) if all.is_empty() => {}
+        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder)).await?,
+        After::Move(folder) => {
+            within("UID COPY", s.uid_copy(&set, folder)).await?;
+            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
+            command::uid_expunge(s, &set).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A compact UID set: `1:5,7,9:12`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] == end + 1 {
+            i += 1;
+            end = uids[i];
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if start == end {
+            out.push_str(&start.to_string());
+        } else {
+            out.push_str(&format!("{start}:{end}"));
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::command::tests::{recorded_session, session_with};
+    use super::*;
+
+    fn mailbox(after: &str) -> MailboxConfig {
+        toml::from_str(&format!(
+            "name = 'm'\nhost = '127.0.0.1'\nusername = 'u'\nafter = '{after}'\nmax_message_bytes = 100\n"
+        ))
+        .unwrap()
+    }
+
+    /// `BODY[] NIL` for a mail still in the folder: the chunk fails (to be
+    /// fetched again), so the mail is neither passed over nor settled.
+    #[tokio::test]
+    async fn a_mail_left_out_of_a_fetch_but_still_there_fails_the_chunk() {
+        let mut s = session_with(&[
+            "* 1 FETCH (UID 1 BODY[] NIL)\r\n* 2 FETCH (UID 2 BODY[] {3}\r\nabc)\r\n{tag} OK done\r\n",
+            "* SEARCH 1\r\n{tag} OK done\r\n",
+        ])
+        .await;
+        let e = fetch(&mut s, &mailbox("delete"), 7, &[(1, 10), (2, 10)])
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("without the mail for UID 1 of folder INBOX"),
+            "{e}"
+        );
+    }
+
+    /// Left out because it was expunged meanwhile: the rest goes on, and
+    /// the chunk's position still passes it.
+    #[tokio::test]
+    async fn a_mail_expunged_since_the_search_is_passed() {
+        let mut s = session_with(&[
+            "* 1 FETCH (UID 2 BODY[] {3}\r\nabc)\r\n{tag} OK done\r\n",
+            "* SEARCH\r\n{tag} OK done\r\n",
+        ])
+        .await;
+        let got = fetch(&mut s, &mailbox("delete"), 7, &[(1, 10), (2, 10)]).await.unwrap();
+        assert_eq!((got.whole, got.oversized, got.top), (vec![2], vec![], 2));
+        assert_eq!(got.mails.len(), 1);
+        assert_eq!(got.mails[0].source, "m/7/2");
+    }
+
+    /// Under `delete`, a mail kept as its headers only is flagged, not
+    /// expunged: only its headers are stored, the rest is on the server.
+    #[tokio::test]
+    async fn delete_leaves_an_oversized_mail_on_the_server() {
+        let (mut s, sent) = recorded_session(&[
+            "* 1 FETCH (UID 1 BODY[] {3}\r\nabc)\r\n{tag} OK done\r\n",
+            "* 2 FETCH (UID 2 BODY[HEADER] {5}\r\nA: b\n)\r\n{tag} OK done\r\n",
+            "{tag} OK done\r\n",
+            "{tag} OK done\r\n",
+            "{tag} OK done\r\n",
+        ])
+        .await;
+        let mb = mailbox("delete");
+        let got = fetch(&mut s, &mb, 7, &[(1, 10), (2, 500)]).await.unwrap();
+        assert_eq!(
+            (got.whole.clone(), got.oversized.clone(), got.top),
+            (vec![1], vec![2], 2)
+        );
+        assert_eq!(got.mails[1].oversized, Some(500));
+        settle(&mut s, &mb, &got, true).await.unwrap();
+        let sent = sent.lock().unwrap().clone();
+        assert_eq!(
+            sent[2..],
+            [
+                "UID STORE 2 +FLAGS.SILENT (\\Flagged)",
+                "UID STORE 1 +FLAGS.SILENT (\\Deleted)",
+                "UID EXPUNGE 1"
+            ]
+        );
+    }
+
+    #[test]
+    fn uid_sets_are_compact() {
+        assert_eq!(uid_set(&[1, 2, 3, 5, 7, 8]), "1:3,5,7:8");
+        assert_eq!(uid_set(&[42]), "42");
+        assert_eq!(uid_set(&[]), "");
+    }
+
+    #[test]
+    fn chunks_are_cut_by_count_and_by_bytes() {
+        let small: Vec<(u32, u32)> = (1..=5).map(|u| (u, 1_000)).collect();
+        let cut = chunks_within(&small, 2, 10_000, 50_000);
+        assert_eq!(cut.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+        // 4 KB each against a 10 KB budget: two a chunk; a 30 KB mail alone.
+        let sized = [(1, 4_000), (2, 4_000), (3, 4_000), (4, 30_000), (5, 4_000)];
+        let uids = |c: &Vec<(u32, u32)>| c.iter().map(|(u, _)| *u).collect::<Vec<_>>();
+        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000).iter().map(uids).collect();
+        assert_eq!(cut, [vec![1, 2], vec![3], vec![4], vec![5]]);
+        // Over max_message_bytes only the headers come: it counts as 64 KiB at most.
+        let cut: Vec<Vec<u32>> = chunks_within(&[(1, 900_000_000), (2, 1_000)], 200, 1 << 20, 1 << 20)
+            .iter()
+            .map(uids)
+            .collect();
+        assert_eq!(cut, [vec![1, 2]]);
+        assert!(chunks_within(&[], 200, 1, 1).is_empty());
+    }
+}
