@@ -226,12 +226,13 @@ impl Config {
         }
         if let Some(smtp) = &self.smtp {
             smtp.validate(&at.section(&[Seg::Key("smtp")], "smtp", "."))?;
-            if self.outbox.lease <= smtp.timeout {
+            if self.outbox.send_window(smtp.timeout).is_zero() {
                 return Err(Error::Config(format!(
-                    "{} ({:?}) must be longer than smtp.timeout ({:?}): a claimed notification must be sent before its lease runs out",
+                    "{} ({:?}) must be longer than smtp.timeout ({:?}) plus {:?}: a claimed notification must be sent, and its answer recorded, before its lease runs out",
                     at.key("outbox.lease"),
                     self.outbox.lease,
-                    smtp.timeout
+                    smtp.timeout,
+                    crate::config::smtp::OutboxConfig::RECORD_MARGIN
                 )));
             }
         }
@@ -590,6 +591,15 @@ mod tests {
             )
             .is_ok()
         );
+        // The answer of a send that takes the whole timeout needs time to
+        // be recorded within the lease too.
+        let err = Config::parse(
+            "[smtp]\nhost = \"127.0.0.1\"\ntimeout = \"30s\"\n[outbox]\nlease = \"32s\"\n",
+            "m",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("plus 2s"), "{err}");
     }
 
     #[test]

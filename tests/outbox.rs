@@ -118,14 +118,17 @@ async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
     let store = p.store();
     let t0 = mailroom::store::now() + 1;
     let (first, _) = store.claim_outbox(claim(t0)).await.unwrap();
-    // The claimer "dies": after the lease the row is due again.
-    let (second, _) = store.claim_outbox(claim(t0 + 120)).await.unwrap();
+    // The claimer "dies": after the lease the row is due again; not a
+    // second before its end (the clock's whole second is rounded up).
+    let (early, _) = store.claim_outbox(claim(t0 + 120)).await.unwrap();
+    assert!(early.is_empty(), "taken over before the lease ran out");
+    let (second, _) = store.claim_outbox(claim(t0 + 121)).await.unwrap();
     assert_eq!(second.len(), 1);
     assert_ne!(first[0].token, second[0].token);
     let late = store
         .record_deliveries(
             &[(first[0].clone(), Delivery::Sent("250 late".into()))],
-            record(t0 + 121),
+            record(t0 + 122),
         )
         .await
         .unwrap();
@@ -133,7 +136,7 @@ async fn a_dead_claimers_rows_are_taken_over_and_its_late_answers_ignored() {
     let done = store
         .record_deliveries(
             &[(second[0].clone(), Delivery::Sent("250 ok".into()))],
-            record(t0 + 121),
+            record(t0 + 122),
         )
         .await
         .unwrap();

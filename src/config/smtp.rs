@@ -161,6 +161,21 @@ impl Default for OutboxConfig {
 }
 
 impl OutboxConfig {
+    /// What a claim's lease keeps after its last send's answer, for that
+    /// answer to be recorded: the wait to group answers into one commit, the
+    /// record's retries (0.3 s) and the commit itself, with room. Without
+    /// it, a relay answering at the very end of `smtp.timeout` would leave
+    /// the row to another sender, which sends it again.
+    pub const RECORD_MARGIN: Duration = Duration::from_secs(2);
+
+    /// How long after a claim its sends may still start: its lease less
+    /// the longest a send may take and [`Self::RECORD_MARGIN`].
+    pub fn send_window(&self, smtp_timeout: Duration) -> Duration {
+        self.lease
+            .saturating_sub(smtp_timeout)
+            .saturating_sub(Self::RECORD_MARGIN)
+    }
+
     /// Checks the rules serde cannot; `at` names the section and its keys
     /// in errors, one key each.
     pub fn validate(&self, at: &Locator<'_>) -> Result<()> {

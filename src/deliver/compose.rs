@@ -57,10 +57,53 @@ fn angle(id: &str) -> String {
 
 /// Whether `id` (from an incoming mail) can name a parent in `In-Reply-To`
 /// or `References`: a non-ASCII id would be sent as an encoded word, which
-/// no mail client matches against the parent's `Message-ID`, so it is left
-/// out rather than sent in a form that threads nothing.
+/// no mail client matches against the parent's `Message-ID`, and one too
+/// long for a header line (998 octets, RFC 5322) would be cut by a relay
+/// or refuse the mail, so either is left out rather than sent in a form
+/// that threads nothing.
 fn usable_id(id: &&str) -> bool {
-    !id.is_empty() && id.is_ascii()
+    !id.is_empty() && id.is_ascii() && id.len() <= MAX_PARENT_ID
+}
+
+/// The longest parent Message-ID sent on: with `In-Reply-To: <` and `>`
+/// it still fits a header line.
+const MAX_PARENT_ID: usize = 900;
+
+/// The longest word a subject keeps whole (in characters). Headers are
+/// folded only between words, so a longer one (a pasted URL or log line)
+/// would make a header line over 998 octets, which strict relays refuse
+/// and others cut in the middle; such a word is cut short with "…".
+const MAX_SUBJECT_WORD: usize = 200;
+
+/// A subject as it goes out: [`header_text`], each word at most
+/// [`MAX_SUBJECT_WORD`] characters.
+fn subject_text(s: &str) -> String {
+    let words: Vec<String> = header_text(s)
+        .split(' ')
+        .map(|w| match w.char_indices().nth(MAX_SUBJECT_WORD) {
+            Some((cut, _)) => format!("{}…", &w[..cut]),
+            None => w.to_string(),
+        })
+        .collect();
+    words.join(" ")
+}
+
+/// A body as it may go out: LF line ends (lettre sends them as CRLF), and
+/// no other control character but tab. A lone CR (old Mac line ends, `=0D`
+/// in a customer's quoted-printable) or a NUL quoted from a customer's
+/// mail is forbidden on the wire (RFC 5321 2.3.8): relays hardened against
+/// SMTP smuggling refuse such a mail at DATA, which would fail it for every
+/// subscriber. A lone CR becomes a line end, the others go.
+fn body_text(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .chars()
+        .filter_map(|c| match c {
+            '\r' => Some('\n'),
+            '\n' | '\t' => Some(c),
+            c if c.is_control() => None,
+            c => Some(c),
+        })
+        .collect()
 }
 
 /// Builds the mail for `row` from `from` (also `Reply-To`).
@@ -73,7 +116,7 @@ pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
         .from(from.clone())
         .reply_to(from.clone())
         .to(to)
-        .subject(header_text(&row.subject))
+        .subject(subject_text(&row.subject))
         .message_id(Some(angle(&row.message_id)))
         .raw_header(raw("Auto-Submitted", auto_submitted))
         .raw_header(raw("X-Auto-Response-Suppress", "All"));
@@ -97,7 +140,7 @@ pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
     // more), else quoted-printable. Naming 7bit for a text that breaks its
     // line limit makes lettre panic, and a panicking send never answers:
     // the row would be claimed and lost again at every lease.
-    let text = row.body.replace("\r\n", "\n");
+    let text = body_text(&row.body);
     let body = Body::new_with_encoding(text.clone(), ContentTransferEncoding::SevenBit)
         .or_else(|_| Body::new_with_encoding(text, ContentTransferEncoding::QuotedPrintable))
         .map_err(|_| "cannot encode the body as quoted-printable".to_string())?;
@@ -218,6 +261,45 @@ mod tests {
             "{headers}"
         );
         assert!(headers.contains("References: <root@acme.test>\r\n"), "{headers}");
+    }
+
+    /// A lone CR or a NUL quoted from a customer's mail never reaches the
+    /// wire: the CR ends its line, the NUL goes.
+    #[test]
+    fn a_lone_cr_or_nul_in_the_body_is_not_sent() {
+        let mut r = row("x");
+        r.body = "Hello,\n  line one\rline two\0end\r\nbye\x0c\n".into();
+        let text = formatted(&r);
+        let body = text.split_once("\r\n\r\n").unwrap().1;
+        assert!(
+            body.starts_with("Hello,\r\n  line one\r\nline twoend\r\nbye\r\n"),
+            "{body:?}"
+        );
+        assert!(
+            !body.contains('\0') && !body.replace("\r\n", "").contains('\r'),
+            "{body:?}"
+        );
+        assert!(text.contains("Content-Transfer-Encoding: 7bit"), "{text}");
+    }
+
+    /// No header line over 998 octets: a subject's overlong word is cut
+    /// short, an overlong parent id left out.
+    #[test]
+    fn every_header_line_fits_the_line_limit() {
+        let mut r = row(&format!("[#42] Panne é {}", "x".repeat(1_500)));
+        r.in_reply_to = Some(format!("{}@acme.test", "a".repeat(1_200)));
+        r.references_ids = format!("root@acme.test {}@acme.test", "b".repeat(1_200));
+        let text = formatted(&r);
+        let headers = text.split("\r\n\r\n").next().unwrap();
+        assert!(headers.lines().all(|l| l.len() <= 998), "{headers}");
+        assert!(!headers.contains("In-Reply-To:"), "{headers}");
+        assert!(headers.contains("References: <root@acme.test>\r\n"), "{headers}");
+        assert!(headers.contains("Subject: [#42] Panne"), "{headers}");
+        assert_eq!(
+            subject_text(&format!("[#1] {}", "y".repeat(300))),
+            format!("[#1] {}…", "y".repeat(200))
+        );
+        assert_eq!(subject_text("[#1] short words stay"), "[#1] short words stay");
     }
 
     #[test]

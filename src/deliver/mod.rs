@@ -209,10 +209,11 @@ impl Courier {
     fn send_all(&self, rows: Vec<Claimed>, answers: mpsc::UnboundedSender<Answer>, claimed_at: tokio::time::Instant) {
         let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
         let slots = Arc::new(Semaphore::new(smtp.connections as usize));
-        // A send must end before the claim's lease does, or another sender
-        // could take the row over while it is still in flight: one that
-        // could not start in time is handed back instead.
-        let last_start = claimed_at + self.config.outbox.lease.saturating_sub(smtp.timeout);
+        // A send must end, and its answer be recorded, before the claim's
+        // lease does, or another sender could take the row over while it is
+        // still in flight: one that could not start in time is handed back
+        // instead.
+        let last_start = claimed_at + self.config.outbox.send_window(smtp.timeout);
         for row in rows {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
@@ -345,7 +346,7 @@ impl Courier {
         let by_connections = smtp.connections as usize * ROWS_PER_CONNECTION;
         match smtp.max_per_minute {
             Some(per_minute) => {
-                let usable = self.config.outbox.lease.saturating_sub(smtp.timeout).as_secs();
+                let usable = self.config.outbox.send_window(smtp.timeout).as_secs();
                 let by_pace = (usable * u64::from(per_minute)).div_ceil(60).max(1);
                 by_connections.min(by_pace as usize)
             }

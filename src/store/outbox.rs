@@ -169,7 +169,9 @@ impl Store {
                 .push(", claimed_at = ")
                 .push_bind(rules.now)
                 .push(", lease_until = ")
-                .push_bind(rules.now + rules.lease_secs)
+                // `now` is the clock's whole second, up to a second before
+                // the claim: rounded up, the lease never ends early.
+                .push_bind(rules.now + rules.lease_secs + 1)
                 .push(", attempts = attempts + 1 WHERE id");
             q.push_in(claimed.iter().map(|r| r.id));
             q.build().execute(&mut *tx).await?;

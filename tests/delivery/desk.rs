@@ -50,7 +50,7 @@ impl Desk {
     pub fn write_config_for(&self, port: u16, tls: &str, ca: &Path, extra: &str) {
         let text = format!(
             "{db}[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
-[outbox]\nretry_min = \"1s\"\nlease = \"5s\"\n\
+[outbox]\nretry_min = \"1s\"\nlease = \"6s\"\n\
 [smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"{tls}\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\n\
 {extra}\n\
 [[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {imap}\ntls = \"none\"\nusername = \"{DEFAULT_USER}\"\n\
