@@ -238,6 +238,8 @@ impl Config {
         }
         self.outbox
             .validate(&at.section(&[Seg::Key("outbox")], "outbox", "."))?;
+        at.section(&[Seg::Key("intake")], "intake", ".")
+            .at_least_one(&[("max_message_bytes", self.intake.max_message_bytes)])?;
         if self.database.mailbox_lease < std::time::Duration::from_secs(1) {
             return Err(at.error(
                 "database.mailbox_lease",
@@ -271,12 +273,8 @@ impl Config {
                 LANGUAGES.join(", ")
             )));
         }
-        if !self.mail.from.contains('@') {
-            return Err(Error::Config(format!(
-                "{}: {:?} is not an email address",
-                at.key("mail.from"),
-                self.mail.from
-            )));
+        if let Err(e) = sender_address(&self.mail.from) {
+            return Err(Error::Config(format!("{}: {e}", at.key("mail.from"))));
         }
         if self.mail.domain.is_empty() || self.mail.domain.contains(['@', ' ', '<', '>']) {
             return Err(Error::Config(format!(
@@ -323,6 +321,16 @@ impl Config {
             .attachments
             .clone()
             .unwrap_or_else(|| path.parent().unwrap_or(Path::new("")).join("attachments")))
+    }
+}
+
+/// Checks a sender address (`mail.from`, `smtp.from`) the way the relay
+/// reads it when it starts: found here, a typo fails `check-config`
+/// instead of the daemon's start, in a restart loop.
+pub fn sender_address(from: &str) -> std::result::Result<(), String> {
+    match from.parse::<lettre::message::Mailbox>() {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("{from:?} is not an email address ({e})")),
     }
 }
 

@@ -50,6 +50,11 @@ pub enum Error {
     #[error("migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 
+    /// The database server could not be reached (refused, unknown host,
+    /// no answer): a failure of the moment, not of the config.
+    #[error("{0}")]
+    Unreachable(String),
+
     /// The daemon stopped because one of its tasks died; systemd restarts it.
     #[error("{0}")]
     Daemon(String),

@@ -498,8 +498,9 @@ impl Pipeline {
     }
 
     /// Gives a quarantined mail a second chance (after the directory or
-    /// config changed); returns its new outcome.
-    pub async fn reprocess(&self, quarantine_id: i64) -> Result<Outcome> {
+    /// config changed); returns its new outcome, and the quarantine entry
+    /// it is in now if it was quarantined again.
+    pub async fn reprocess(&self, quarantine_id: i64) -> Result<(Outcome, Option<i64>)> {
         let mut conn = self.store.pool().acquire().await?;
         let row = store::views::quarantined_mail(&mut conn, quarantine_id)
             .await?
@@ -513,7 +514,9 @@ impl Pipeline {
         }
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
         let (_, outcomes) = self.try_batch(&mail, Some(message_row), Some(quarantine_id)).await?;
-        Ok(outcomes[0])
+        let mut conn = self.store.pool().acquire().await?;
+        let again = store::views::open_quarantine_of(&mut conn, message_row).await?;
+        Ok((outcomes[0], again))
     }
 }
 

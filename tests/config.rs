@@ -152,6 +152,161 @@ fn an_out_of_range_setting_is_named_with_its_line() {
     );
 }
 
+/// A zero that would quarantine every mail, or give up every notice at
+/// its first transient failure, is refused by name.
+#[test]
+fn a_zero_that_would_stop_the_work_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (config, key) in [
+        (
+            "[intake]\nmax_message_bytes = 0\n",
+            "intake.max_message_bytes must be at least 1",
+        ),
+        ("[outbox]\nmax_age = \"0s\"\n", "outbox.max_age must be at least 1"),
+    ] {
+        let out = check_config(dir.path(), config, &[]);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{config}: {stderr}");
+        assert!(stderr.contains(key), "{stderr}");
+    }
+}
+
+/// What `run` would refuse at its start (in a restart loop under systemd,
+/// whose `ExecStartPre=` check passed) or retry for ever fails
+/// `check-config` instead, naming the key or the file.
+#[test]
+fn check_config_refuses_what_run_would_refuse_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-ca.pem");
+    for (config, says) in [
+        (
+            "[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nfrom = \"sup port@@x\"\n".to_string(),
+            "smtp.from \"sup port@@x\" is not an email address".to_string(),
+        ),
+        (
+            "[mail]\nfrom = \"Support <support@@x.test>\"\n".to_string(),
+            "mail.from: \"Support <support@@x.test>\" is not an email address".to_string(),
+        ),
+        (
+            "[smtp]\nhost = \"127.0.0.1\"\nhello_name = \"my host\"\n".to_string(),
+            "smtp.hello_name \"my host\" is not a host name".to_string(),
+        ),
+        (
+            format!(
+                "[smtp]\nhost = \"smtp.example.com\"\nca_file = \"{}\"\n",
+                missing.display()
+            ),
+            format!("{}", missing.display()),
+        ),
+        (
+            mailbox(
+                "support",
+                &format!("password = \"x\"\nca_file = \"{}\"", missing.display()),
+            ),
+            format!("mailbox support: ca_file {}", missing.display()),
+        ),
+    ] {
+        let out = check_config(dir.path(), &config, &[]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{config}: {stdout}{stderr}");
+        assert!(stderr.contains(&says), "{config}: {stderr}");
+    }
+    // Well-formed values pass.
+    let ok = "[mail]\nfrom = \"Support <support@x.test>\"\n[smtp]\nhost = \"127.0.0.1\"\ntls = \"none\"\nhello_name = \"mx1.provider.test\"\n";
+    let out = check_config(dir.path(), ok, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+}
+
+/// `mailroom ARGS` with `config` as the file, run in `dir`.
+fn mailroom(dir: &Path, config: &str, args: &[&str]) -> Output {
+    let path = dir.join("mailroom.toml");
+    std::fs::write(&path, config).unwrap();
+    Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(&path)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MAILROOM_CONFIG")
+        .env_remove("MAILROOM_LOG")
+        .output()
+        .unwrap()
+}
+
+/// A command that only reads a store, pointed at one that is not there (a
+/// typo in `database.url`, the wrong directory), says so instead of
+/// creating an empty store and reporting nothing; one that fills a store
+/// may start it.
+#[test]
+fn a_read_command_names_a_missing_store_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[database]\nurl = \"sqlite:typo/dir/mailroom.db\"\n";
+    for args in [
+        &["tickets", "list"][..],
+        &["status"],
+        &["outbox", "list"],
+        &["quarantine", "list"],
+    ] {
+        let out = mailroom(dir.path(), config, args);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("no store at typo/dir/mailroom.db") && stderr.contains("mailroom migrate"),
+            "{stderr}"
+        );
+        assert!(
+            !dir.path().join("typo").exists(),
+            "{args:?} created the store's directory"
+        );
+    }
+    let out = mailroom(dir.path(), config, &["migrate"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+    let out = mailroom(dir.path(), config, &["tickets", "list"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+/// Input the operator named that is not there is a usage error (exit 2)
+/// naming it; a missing templates directory names its key.
+#[test]
+fn a_missing_input_is_a_usage_error_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["replay", "/nonexistent/mail.eml"][..],
+        &["directory", "import", "/nonexistent/dir.toml"],
+    ] {
+        let out = mailroom(dir.path(), "", args);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(args[args.len() - 1]), "{stderr}");
+    }
+    let out = check_config(dir.path(), "[templates]\ndir = \"no-such-dir\"\n", &[]);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("templates.dir no-such-dir"), "{stderr}");
+}
+
+/// A PostgreSQL server that is not there fails at once with the cause (not
+/// a pool timeout after 30 s), as a failure of the moment (exit 1), and
+/// the password stays out of the message.
+#[test]
+fn an_unreachable_database_is_named_at_once_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!("[database]\nurl = \"postgres://u:{SECRET}@127.0.0.1:1/m\"\n");
+    let started = std::time::Instant::now();
+    let out = mailroom(dir.path(), &config, &["migrate"]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("cannot connect") && stderr.contains("refused"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("S3cr3t") && !stdout.contains("S3cr3t"), "{stderr}");
+}
+
 /// The unit starts without any credential file in place (the
 /// `LoadCredential=` lines are examples), and systemd finds nothing to say
 /// about it.

@@ -383,6 +383,10 @@ Date: Mon, 2 Mar 2026 08:31:00 +0100\r\n\r\ncolumn\0separated\r\n"
 #[test]
 fn a_missing_source_is_named_and_not_created() {
     let env = Env::on_sqlite();
+    // The test environment starts with a store; this test needs none.
+    for file in ["m.db", "m.db-wal", "m.db-shm"] {
+        let _ = std::fs::remove_file(env.path(file));
+    }
     let out = env.run(&["db", "copy", "--to", "postgres://postgres@127.0.0.1:1/none"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -20,7 +20,9 @@ pub enum DirectoryCmd {
 pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
     match cmd {
         DirectoryCmd::Import { file } => {
-            let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
+            // A file the operator named that cannot be read is their input
+            // to fix (exit 2), not a failure of the run.
+            let text = std::fs::read_to_string(&file).map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
             let parsed = DirectoryFile::parse(&text, &file.display().to_string())?;
             let mut tx = store.begin_write().await?;
             let s = dir::import(&mut tx, &parsed).await?;

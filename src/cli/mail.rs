@@ -155,8 +155,15 @@ pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
         }
         QuarantineCmd::Reprocess { id } => {
             drop(conn);
-            let outcome = pipeline.reprocess(id).await?;
-            println!("quarantined mail {id}: {}", outcome.as_str());
+            let (outcome, again) = pipeline.reprocess(id).await?;
+            match again {
+                // It is in the quarantine again, under a new id (this one
+                // is released): the operator's next command needs that id.
+                Some(new) if new != id => {
+                    println!("quarantined mail {id}: {}, again as {new}", outcome.as_str())
+                }
+                _ => println!("quarantined mail {id}: {}", outcome.as_str()),
+            }
             Ok(())
         }
     }

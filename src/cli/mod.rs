@@ -112,6 +112,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Db(cmd) => return db::db(cmd, &config).await,
         command => command,
     };
+    if reads_existing_store(&command) && !config.database.is_postgres() {
+        let path = config.sqlite_path()?;
+        if !path.exists() {
+            return Err(crate::error::Error::Usage(format!(
+                "no store at {} (database.url; relative to the working directory {}): \
+                 `mailroom migrate` creates an empty one, and `run`, `replay` and `directory import` fill it",
+                path.display(),
+                std::env::current_dir().map_or_else(|_| "?".into(), |d| d.display().to_string())
+            )));
+        }
+    }
     let store = Store::open(&config).await?;
     let result = match command {
         Command::Run => run::run(&config, origin, &store, pipeline(&config, &store)?).await,
@@ -119,6 +130,22 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     store.close().await;
     result
+}
+
+/// Whether `command` only acts on what a store already holds (tickets,
+/// mails, notifications, mailbox state): pointed at a store that does not
+/// exist (a typo in `database.url`, the wrong working directory), it must
+/// say so rather than create an empty one and report nothing. Commands
+/// that build the directory or ingest mail may start a store.
+fn reads_existing_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Tickets(_)
+            | Command::Outbox(_)
+            | Command::Quarantine(_)
+            | Command::Messages(_)
+            | Command::Status { .. }
+    )
 }
 
 async fn dispatch(command: Command, config: &Config, store: &Store) -> Result<()> {
@@ -150,19 +177,31 @@ fn pipeline(config: &Config, store: &Store) -> Result<Pipeline> {
     Pipeline::new(store.clone(), Arc::new(config.clone()), Arc::new(templates))
 }
 
+/// What `run` would otherwise find wrong only once it uses it: each secret
+/// is read (and dropped), each mailbox's CA file loaded, and the relay
+/// built (its From address, CA file, credentials). `check-config` and `run`
+/// both do it, so a unit's `ExecStartPre` check catches what would
+/// otherwise fail at start in a restart loop, or in a mailbox's retries.
+pub(crate) fn preflight(config: &Config) -> Result<()> {
+    for mb in &config.mailboxes {
+        mb.password()?;
+        if mb.tls != crate::config::secret::TlsMode::None {
+            crate::tls::client_config(mb.ca_file.as_deref())
+                .map_err(|e| crate::error::Error::Config(format!("mailbox {}: {e}", mb.name)))?;
+        }
+    }
+    if let Some(smtp) = &config.smtp {
+        crate::deliver::relay::Relay::new(smtp, config.support_address())?;
+    }
+    Ok(())
+}
+
 /// Validates the config (parsing already did) and the templates, then
 /// prints the effective settings, naming where secrets come from, never
 /// the secrets.
 fn check_config(config: &Config, origin: Option<PathBuf>) -> Result<()> {
     Templates::load(config.templates.dir.as_deref())?;
-    // Each secret is read (and dropped): a missing file or variable fails
-    // here, before `run` does it in a restart loop.
-    for mb in &config.mailboxes {
-        mb.password()?;
-    }
-    if let Some(smtp) = config.smtp.as_ref().filter(|s| s.username.is_some()) {
-        smtp.secret().read("smtp")?;
-    }
+    preflight(config)?;
     match origin {
         Some(p) => println!("{}: ok", p.display()),
         None => println!("no config file: built-in defaults"),

@@ -48,10 +48,9 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     if courier.is_none() {
         tracing::warn!("no [smtp] in the config: notifications stay queued (see `mailroom outbox list`)");
     }
-    for mb in &config.mailboxes {
-        // Fail at start, not in a retry loop, when a secret is missing.
-        mb.password()?;
-    }
+    // Fail at start, not in a retry loop, when a secret or a CA file is
+    // missing.
+    super::preflight(config)?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;
@@ -120,7 +119,8 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
 }
 
 /// Sections read only at start: a change to them waits for a restart.
-const RESTART_SECTIONS: &str = "[database], [[mailbox]], [smtp], [outbox]";
+const RESTART_SECTIONS: &str =
+    "[database], [[mailbox]], [smtp], [outbox], and the sender address and hard-bounce limit delivery uses";
 
 /// SIGHUP: a valid new config, with its templates, replaces the old one for
 /// every batch from now on: ignore rules, intake, tickets, contacts,
@@ -170,6 +170,14 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     }
     if running.outbox != new.outbox {
         out.push("[outbox]");
+    }
+    // Delivery builds its relay, with its From address, and its bounce
+    // rule at start; batches take the new values at once.
+    if running.support_address() != new.support_address() {
+        out.push("mail.from (the From of notifications sent)");
+    }
+    if running.contacts.hard_bounce_limit != new.contacts.hard_bounce_limit {
+        out.push("contacts.hard_bounce_limit (for refusals by the relay)");
     }
     out
 }
@@ -273,5 +281,16 @@ mod tests {
         let mut tickets_only = running.clone();
         tickets_only.tickets.reopen_days = 3;
         assert!(restart_needed(&running, &tickets_only).is_empty());
+        // Delivery's sender and bounce rule are fixed at start too.
+        let mut mail = running.clone();
+        mail.mail.from = "desk@provider.test".into();
+        mail.contacts.hard_bounce_limit += 1;
+        assert_eq!(
+            restart_needed(&running, &mail),
+            vec![
+                "mail.from (the From of notifications sent)",
+                "contacts.hard_bounce_limit (for refusals by the relay)"
+            ]
+        );
     }
 }

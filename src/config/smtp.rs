@@ -109,9 +109,19 @@ impl SmtpConfig {
             return Err(at.error("username", "is empty"));
         }
         if let Some(from) = &self.from
-            && !from.contains('@')
+            && let Err(e) = super::sender_address(from)
         {
-            return Err(at.error("from", format!("{from:?} is not an email address")));
+            return Err(at.error("from", e));
+        }
+        if let Some(name) = &self.hello_name
+            && !is_hello_name(name)
+        {
+            return Err(at.error(
+                "hello_name",
+                format!(
+                    "{name:?} is not a host name (letters, digits, '-' and '.') or an address literal ([192.0.2.1])"
+                ),
+            ));
         }
         let mut positive = vec![
             ("connections", u64::from(self.connections)),
@@ -123,6 +133,21 @@ impl SmtpConfig {
         }
         at.at_least_one(&positive)
     }
+}
+
+/// Whether `name` can follow EHLO (RFC 5321 4.1.1.1): a host name, or an
+/// address literal in brackets.
+fn is_hello_name(name: &str) -> bool {
+    let literal = name.len() > 2 && name.starts_with('[') && name.ends_with(']');
+    let host = !name.is_empty()
+        && name.len() <= 255
+        && name
+            .split('.')
+            .all(|l| !l.is_empty() && !l.starts_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+    host || (literal
+        && name[1..name.len() - 1]
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".:".contains(c)))
 }
 
 /// Delivery policy for queued notifications.
@@ -180,6 +205,7 @@ impl OutboxConfig {
     /// in errors, one key each.
     pub fn validate(&self, at: &Locator<'_>) -> Result<()> {
         at.at_least_one(&[
+            ("max_age", self.max_age.as_secs()),
             ("retry_min", self.retry_min.as_secs()),
             ("per_ticket_limit", u64::from(self.per_ticket_limit)),
             ("lease", self.lease.as_secs()),

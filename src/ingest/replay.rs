@@ -20,7 +20,9 @@ const NOT_MAIL: &[&str] = &[
 pub fn mail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
-        let meta = std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+        // A path the operator named that is not there is their input to
+        // fix (exit 2), not a failure of the run.
+        let meta = std::fs::metadata(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
         if meta.is_dir() {
             collect_dir(p, &mut out)?;
         } else {

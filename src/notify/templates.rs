@@ -55,7 +55,8 @@ impl Templates {
             .map(|(n, t)| (n.to_string(), t.to_string()))
             .collect();
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| Error::Config(format!("templates.dir {}: {e}", dir.display())))?;
             for entry in entries {
                 let path = entry.map_err(|e| Error::io(dir, e))?.path();
                 if path.extension().is_some_and(|x| x == "txt") {

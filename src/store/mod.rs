@@ -63,6 +63,9 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
+/// How long connecting to PostgreSQL may take before the command fails.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The key of the advisory lock that makes PostgreSQL writers take turns, as
 /// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
 const WRITE_LOCK: i64 = 0x6d61_696c_726f_6f6d;
@@ -172,9 +175,35 @@ impl Store {
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| Error::Config(format!("database.url {shown}: {e}")))?;
+        // One connection first: a pool that cannot connect says only "timed
+        // out" after its acquire timeout, and the cause (refused, unknown
+        // host, wrong password, no such database) is what the operator
+        // needs, at once.
+        let first = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
+        )
+        .await;
+        match first {
+            Err(_) => {
+                return Err(Error::Unreachable(format!(
+                    "database {shown}: no answer within {CONNECT_TIMEOUT:?}"
+                )));
+            }
+            Ok(Err(e)) => {
+                let text = redact_in(&e.to_string(), url);
+                return Err(match e {
+                    sqlx::Error::Io(_) => Error::Unreachable(format!("database {shown}: cannot connect: {text}")),
+                    _ => Error::Config(format!("database {shown}: {text}")),
+                });
+            }
+            Ok(Ok(conn)) => {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(config.database.connections)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(|e| Error::Config(format!("database {shown}: {}", redact_in(&e.to_string(), url))))?;

@@ -395,6 +395,17 @@ pub async fn quarantined_mail(
     .await?)
 }
 
+/// The quarantine entry a mail is in now, if any: where a reprocessed mail
+/// that is quarantined again can be found.
+pub async fn open_quarantine_of(conn: &mut AnyConnection, message_row: i64) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MAX(id) FROM quarantine WHERE message_row = $1 AND released_at IS NULL")
+            .bind(message_row)
+            .fetch_one(conn)
+            .await?,
+    )
+}
+
 /// Marks a quarantined mail as reprocessed; false when it already was.
 pub async fn release_quarantined(conn: &mut AnyConnection, id: i64, at: i64) -> Result<bool> {
     let done = sqlx::query("UPDATE quarantine SET released_at = $2 WHERE id = $1 AND released_at IS NULL")

@@ -343,6 +343,22 @@ fn quarantine_reprocess_after_adding_the_sender() {
     env.fail2(&["quarantine", "reprocess", &id]);
 }
 
+/// Reprocessed before its cause is fixed, the mail goes back to the
+/// quarantine under a new id, which the command names.
+#[test]
+fn a_mail_quarantined_again_is_named_by_its_new_id() {
+    let (env, _raw, id) = quarantined_stranger();
+    let out = env.ok(&["quarantine", "reprocess", &id]);
+    let open = env.list(&["quarantine", "list", "--json"]);
+    assert_eq!(open.len(), 1, "{open:?}");
+    let new = open[0]["id"].to_string();
+    assert_ne!(new, id);
+    assert_eq!(
+        out.trim(),
+        format!("quarantined mail {id}: quarantined, again as {new}")
+    );
+}
+
 /// Two operators releasing the same mail at the same moment: one of them
 /// opens the ticket, the other is told it was already reprocessed (the
 /// release is marked in the batch's own transaction).

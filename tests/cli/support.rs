@@ -53,7 +53,13 @@ impl Env {
 
     fn in_scratch(dir: Scratch, extra: &str) -> Env {
         std::fs::write(dir.path().join("mailroom.toml"), base_config(&dir, extra)).expect("write config");
-        Env { dir }
+        let env = Env { dir };
+        // The store exists from the start, as after installing: read
+        // commands refuse a store that does not exist.
+        // (A config a test makes broken on purpose fails here too: the test
+        // itself looks at that.)
+        let _ = env.run(&["migrate"]);
+        env
     }
 
     /// Writes a file under the temp dir (parents created); returns its path.

@@ -28,7 +28,13 @@ impl Setup {
             ),
         )
         .unwrap();
-        Setup { dir }
+        let setup = Setup { dir };
+        // The store exists from the start, as after installing: read
+        // commands refuse a store that does not exist.
+        // (A config a test makes broken on purpose fails here too: the test
+        // itself looks at that.)
+        let _ = setup.cli(&["migrate"]);
+        setup
     }
 
     pub fn config(&self) -> PathBuf {
