@@ -13,8 +13,6 @@
 
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use crate::classify::{Class, classify};
 use crate::config::Config;
 use crate::directory::IgnoreRule;
@@ -29,50 +27,11 @@ use crate::store::{self, Store, directory};
 use crate::tickets::plan::{Outcome, Policy, decide};
 use crate::tickets::tag::TagFormat;
 
-/// One raw mail handed to the pipeline.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    pub raw: Vec<u8>,
-    /// Where it came from: a file path, or `mailbox/UIDVALIDITY/UID`.
-    pub source: String,
-    /// Set when only the headers were fetched because the mail is larger
-    /// than allowed (its size): it is quarantined as `too_large`.
-    pub oversized: Option<u64>,
-}
+mod incoming;
+mod summary;
 
-impl Incoming {
-    /// A whole mail.
-    pub fn new(raw: Vec<u8>, source: impl Into<String>) -> Incoming {
-        Incoming {
-            raw,
-            source: source.into(),
-            oversized: None,
-        }
-    }
-
-    /// The mail, or only its header block marked oversized when it is
-    /// larger than `max` bytes (quarantined as `too_large`; the full mail
-    /// stays where it came from).
-    pub fn limited(self, max: u64) -> Incoming {
-        let size = self.raw.len() as u64;
-        if size <= max {
-            return self;
-        }
-        let raw = &self.raw;
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|p| p + 4)
-            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
-            .unwrap_or(raw.len())
-            .min(64 * 1024);
-        Incoming {
-            raw: raw[..end].to_vec(),
-            source: self.source,
-            oversized: Some(size),
-        }
-    }
-}
+pub use incoming::Incoming;
+pub use summary::Summary;
 
 /// A mail parsed and classified, or why it could not be parsed.
 type Parsed = std::result::Result<(Message, Class), Box<ParseFailure>>;
@@ -113,61 +72,6 @@ impl Clock {
             Clock::DateHeader => msg.date.unwrap_or(wall),
             Clock::Wall => wall,
         }
-    }
-}
-
-/// Counts of what a batch did; `replay` prints it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
-    pub processed: usize,
-    pub new_tickets: usize,
-    pub updates: usize,
-    pub contacts_created: usize,
-    pub ignored: usize,
-    pub duplicates: usize,
-    pub quarantined: usize,
-    pub notifications: usize,
-}
-
-impl Summary {
-    /// Adds another batch's counts.
-    pub fn add(&mut self, o: &Summary) {
-        self.processed += o.processed;
-        self.new_tickets += o.new_tickets;
-        self.updates += o.updates;
-        self.contacts_created += o.contacts_created;
-        self.ignored += o.ignored;
-        self.duplicates += o.duplicates;
-        self.quarantined += o.quarantined;
-        self.notifications += o.notifications;
-    }
-
-    fn count(&mut self, outcome: Outcome) {
-        self.processed += 1;
-        match outcome {
-            Outcome::NewTicket => self.new_tickets += 1,
-            Outcome::Update => self.updates += 1,
-            Outcome::Ignored => self.ignored += 1,
-            Outcome::Duplicate => self.duplicates += 1,
-            Outcome::Quarantined => self.quarantined += 1,
-        }
-    }
-}
-
-impl std::fmt::Display for Summary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "processed {}, new tickets {}, updates {}, contacts created {}, ignored {}, duplicates {}, quarantined {}, notifications queued {}",
-            self.processed,
-            self.new_tickets,
-            self.updates,
-            self.contacts_created,
-            self.ignored,
-            self.duplicates,
-            self.quarantined,
-            self.notifications
-        )
     }
 }
 
@@ -300,8 +204,18 @@ impl Pipeline {
     /// error: if the batch's writes are refused, each mail is retried on
     /// its own so one bad mail cannot hold back the others.
     pub async fn process(&self, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
+        use futures_util::FutureExt;
         let mails = batch.mails();
-        match self.try_batch(batch, None, None).await {
+        // A panic is a bug, but one mail must not stop every mailbox: the
+        // daemon would restart, fetch the same mail and panic again, for
+        // ever. Caught, it fails the batch like a refused write (its
+        // transaction rolls back as it is dropped), so the mails are tried
+        // one by one and only the mail that panics is quarantined.
+        let attempt = std::panic::AssertUnwindSafe(self.try_batch(batch, None, None))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(Error::Daemon(format!("processing panicked: {}", panic_text(&*panic)))));
+        match attempt {
             Ok(done) => Ok(done),
             // Not the mails' fault: the whole batch is tried again later
             // (the daemon backs off and fetches it again; a replay can be
@@ -407,6 +321,8 @@ impl Pipeline {
                         .snapshot
                         .facts(msg, &settings.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
+                    #[cfg(test)]
+                    tests::panic_if_asked(msg);
                     let receipt = Receipt {
                         raw: &mail.raw,
                         source: &mail.source,
@@ -520,6 +436,15 @@ impl Pipeline {
     }
 }
 
+/// What a panic said, for the log and the quarantine.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
 /// Parses a mail; an oversized one (headers only) becomes a failure that
 /// keeps its identity, so it is quarantined and recognised if re-fetched.
 fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFailure>> {
@@ -620,3 +545,6 @@ impl Pipeline {
         Ok(queued)
     }
 }
+
+#[cfg(test)]
+mod tests;
