@@ -246,6 +246,9 @@ impl Config {
                 "must be at least 1s (renewals happen several times per lease)",
             ));
         }
+        if self.database.connect_timeout < std::time::Duration::from_secs(1) {
+            return Err(at.error("database.connect_timeout", "must be at least 1s"));
+        }
         if self.database.connections == 0 {
             return Err(at.error("database.connections", "must be at least 1 (got 0)"));
         }

@@ -174,7 +174,7 @@ fn restart_needed(running: &Config, new: &Config) -> Vec<&'static str> {
     // Delivery builds its relay, with its From address, and its bounce
     // rule at start; batches take the new values at once.
     if running.support_address() != new.support_address() {
-        out.push("mail.from (the From of notifications sent)");
+        out.push("smtp.from / mail.from (the From of notifications sent)");
     }
     if running.contacts.hard_bounce_limit != new.contacts.hard_bounce_limit {
         out.push("contacts.hard_bounce_limit (for refusals by the relay)");
@@ -288,7 +288,7 @@ mod tests {
         assert_eq!(
             restart_needed(&running, &mail),
             vec![
-                "mail.from (the From of notifications sent)",
+                "smtp.from / mail.from (the From of notifications sent)",
                 "contacts.hard_bounce_limit (for refusals by the relay)"
             ]
         );

@@ -27,6 +27,11 @@ pub struct DatabaseConfig {
     /// over within this time.
     #[serde(deserialize_with = "super::smtp::duration")]
     pub mailbox_lease: std::time::Duration,
+    /// How long a start waits for PostgreSQL to accept connections (a
+    /// server still starting, restarting or full is waited for; then the
+    /// last cause is reported).
+    #[serde(deserialize_with = "super::smtp::duration")]
+    pub connect_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for DatabaseConfig {
@@ -36,6 +41,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("attachments", &self.attachments)
             .field("connections", &self.connections)
             .field("mailbox_lease", &self.mailbox_lease)
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }
@@ -47,6 +53,7 @@ impl Default for DatabaseConfig {
             attachments: None,
             connections: 8,
             mailbox_lease: std::time::Duration::from_secs(30),
+            connect_timeout: std::time::Duration::from_secs(30),
         }
     }
 }

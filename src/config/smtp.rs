@@ -118,9 +118,7 @@ impl SmtpConfig {
         {
             return Err(at.error(
                 "hello_name",
-                format!(
-                    "{name:?} is not a host name (letters, digits, '-' and '.') or an address literal ([192.0.2.1])"
-                ),
+                format!("{name:?} is not a host name or an address literal: EHLO sends it as one word"),
             ));
         }
         let mut positive = vec![
@@ -135,19 +133,11 @@ impl SmtpConfig {
     }
 }
 
-/// Whether `name` can follow EHLO (RFC 5321 4.1.1.1): a host name, or an
-/// address literal in brackets.
+/// Whether `name` can follow EHLO as one word: a host name (underscores,
+/// a trailing dot and IDN labels included, as relays take them) or an
+/// address literal. Only what would break the command line is refused.
 fn is_hello_name(name: &str) -> bool {
-    let literal = name.len() > 2 && name.starts_with('[') && name.ends_with(']');
-    let host = !name.is_empty()
-        && name.len() <= 255
-        && name
-            .split('.')
-            .all(|l| !l.is_empty() && !l.starts_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-    host || (literal
-        && name[1..name.len() - 1]
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".:".contains(c)))
+    !name.is_empty() && name.len() <= 255 && !name.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 /// Delivery policy for queued notifications.

@@ -108,6 +108,9 @@ pub enum FailureKind {
     /// A mail, but no valid From address and not a delivery report:
     /// quarantined `no_sender`.
     NoSender,
+    /// Parsed, but processing it failed (a bug): quarantined
+    /// `processing_error`.
+    Processing,
 }
 
 impl FailureKind {
@@ -116,6 +119,7 @@ impl FailureKind {
         match self {
             FailureKind::Unparseable => "unparseable",
             FailureKind::NoSender => crate::tickets::plan::reason::NO_SENDER,
+            FailureKind::Processing => "processing_error",
         }
     }
 }

@@ -181,10 +181,20 @@ impl Pipeline {
         let parsed = mails
             .iter()
             .map(|mail| {
-                parse_incoming(mail).map(|msg| {
-                    let class = classify(&msg, &settings.config.mail.domain);
-                    (msg, class)
-                })
+                let msg = parse_incoming(mail)?;
+                // Parsing guards itself; a panic in classifying (a bug)
+                // quarantines this mail instead of failing the whole chunk
+                // at every fetch.
+                let class = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    #[cfg(test)]
+                    tests::panic_if_asked(&msg, tests::PANICS_CLASSIFYING);
+                    classify(&msg, &settings.config.mail.domain)
+                }))
+                .map_err(|panic| {
+                    let error = Error::Daemon(format!("classifying panicked: {}", panic_text(&*panic)));
+                    Box::new(processing_failure(mail, &error))
+                })?;
+                Ok((msg, class))
             })
             .collect();
         Prepared {
@@ -322,7 +332,7 @@ impl Pipeline {
                         .facts(msg, &settings.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
                     #[cfg(test)]
-                    tests::panic_if_asked(msg);
+                    tests::panic_if_asked(msg, tests::PANICS);
                     let receipt = Receipt {
                         raw: &mail.raw,
                         source: &mail.source,
@@ -506,7 +516,7 @@ fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
             .filter(|a| !a.is_empty()),
         subject: parsed.map(|m| m.subject).filter(|s| !s.is_empty()),
         reason: format!("processing failed: {error}"),
-        kind: FailureKind::Unparseable,
+        kind: FailureKind::Processing,
     }
 }
 

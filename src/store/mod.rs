@@ -63,8 +63,17 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 static SQLITE_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
-/// How long connecting to PostgreSQL may take before the command fails.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Whether a connection failed because the PostgreSQL server is not up
+/// yet (not listening, starting up, out of connection slots), which a
+/// start waits out, rather than refusing us for good (password, database).
+fn not_up_yet(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        // cannot_connect_now, too_many_connections
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P03" | "53300")),
+        _ => false,
+    }
+}
 
 /// The key of the advisory lock that makes PostgreSQL writers take turns, as
 /// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
@@ -176,34 +185,47 @@ impl Store {
             .parse()
             .map_err(|e| Error::Config(format!("database.url {shown}: {e}")))?;
         // One connection first: a pool that cannot connect says only "timed
-        // out" after its acquire timeout, and the cause (refused, unknown
-        // host, wrong password, no such database) is what the operator
-        // needs, at once.
-        let first = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
-        )
-        .await;
-        match first {
-            Err(_) => {
+        // out", and the cause (refused, unknown host, wrong password, no
+        // such database) is what the operator needs. A server that is not
+        // up yet (refusing connections, starting, full) is waited for, as
+        // at boot or during its restart; anything else fails at once.
+        let timeout = config.database.connect_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options),
+            )
+            .await;
+            let e = match attempt {
+                Ok(Ok(conn)) => {
+                    let _ = sqlx::Connection::close(conn).await;
+                    break;
+                }
+                Ok(Err(e)) => e,
+                Err(_) => {
+                    return Err(Error::Unreachable(format!(
+                        "database {shown}: no connection within {timeout:?} (database.connect_timeout)"
+                    )));
+                }
+            };
+            let text = redact_in(&e.to_string(), url);
+            if !not_up_yet(&e) {
+                return Err(Error::Config(format!("database {shown}: {text}")));
+            }
+            if tokio::time::Instant::now() + pause >= deadline {
                 return Err(Error::Unreachable(format!(
-                    "database {shown}: no answer within {CONNECT_TIMEOUT:?}"
+                    "database {shown}: cannot connect within {timeout:?} (database.connect_timeout): {text}"
                 )));
             }
-            Ok(Err(e)) => {
-                let text = redact_in(&e.to_string(), url);
-                return Err(match e {
-                    sqlx::Error::Io(_) => Error::Unreachable(format!("database {shown}: cannot connect: {text}")),
-                    _ => Error::Config(format!("database {shown}: {text}")),
-                });
-            }
-            Ok(Ok(conn)) => {
-                let _ = sqlx::Connection::close(conn).await;
-            }
+            tracing::warn!("database {shown} is not accepting connections yet ({text}); retrying");
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
         }
         let pool = AnyPoolOptions::new()
             .max_connections(config.database.connections)
-            .acquire_timeout(CONNECT_TIMEOUT)
+            .acquire_timeout(timeout)
             .connect_with(options)
             .await
             .map_err(|e| Error::Config(format!("database {shown}: {}", redact_in(&e.to_string(), url))))?;

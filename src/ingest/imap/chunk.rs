@@ -35,6 +35,18 @@ pub struct Fetched {
     pub top: u32,
 }
 
+/// The backlog to fetch, as (uid, size) in UID order, each UID once: the
+/// sizes the server gave, and every UID the SEARCH found whose size did
+/// not come back, taken as 0. It is still fetched: the fetch tells whether
+/// it was expunged meanwhile or is there, and only then may it be passed.
+pub fn backlog(mut sizes: Vec<(u32, u32)>, found: &[u32]) -> Vec<(u32, u32)> {
+    let known: std::collections::HashSet<u32> = sizes.iter().map(|(uid, _)| *uid).collect();
+    sizes.extend(found.iter().filter(|uid| !known.contains(uid)).map(|uid| (*uid, 0)));
+    sizes.sort_unstable();
+    sizes.dedup_by_key(|(uid, _)| *uid);
+    sizes
+}
+
 /// Cuts `sized` (uid, size), in UID order, into chunks of at most `batch`
 /// mails and `budget` bytes; a mail larger than the budget is a chunk of
 /// its own.
@@ -276,6 +288,19 @@ mod tests {
                 "UID EXPUNGE 1"
             ]
         );
+    }
+
+    /// Each UID once, sized where the server said, found-only ones as 0.
+    #[test]
+    fn the_backlog_holds_every_uid_found_once() {
+        let sizes = vec![(8, 800), (4, 400), (5, 500), (6, 600), (7, 700), (8, 800)];
+        let found: Vec<u32> = (1..=8).rev().collect();
+        assert_eq!(
+            backlog(sizes, &found),
+            [(1, 0), (2, 0), (3, 0), (4, 400), (5, 500), (6, 600), (7, 700), (8, 800)]
+        );
+        // A mail that arrived after the SEARCH comes with its size.
+        assert_eq!(backlog(vec![(9, 90)], &[]), [(9, 90)]);
     }
 
     #[test]

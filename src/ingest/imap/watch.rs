@@ -305,7 +305,7 @@ async fn drain(
     loop {
         let found = command::uid_search(s, &format!("UID {}:*", last + 1)).await?;
         tracing::trace!(found = found.uids.len(), "searched");
-        let mut uids: Vec<u32> = found.uids.into_iter().filter(|u| *u > last).collect();
+        let uids: Vec<u32> = found.uids.into_iter().filter(|u| *u > last).collect();
         if uids.is_empty() {
             if found.grew && regrown < 3 {
                 regrown += 1;
@@ -319,30 +319,19 @@ async fn drain(
             return Ok(());
         }
         regrown = 0;
-        uids.sort_unstable();
         store.set_mailbox_state(&mb.name, "fetching", None).await?;
         // Sizes first, for the whole backlog (a line per mail): chunks are
         // cut by bytes as well as by count, so a backlog of large mails is
         // never held in memory 200 at a time.
         // By range, not by list: a backlog with many gaps would make a list
         // longer than the server takes on one line.
-        let mut sized: Vec<(u32, u32)> = command::uid_fetch(s, &format!("{}:*", last + 1), "(UID RFC822.SIZE)")
+        let sizes: Vec<(u32, u32)> = command::uid_fetch(s, &format!("{}:*", last + 1), "(UID RFC822.SIZE)")
             .await?
             .into_iter()
             .filter_map(|f| f.uid.zip(f.size))
             .filter(|(uid, _)| *uid > last)
             .collect();
-        sized.sort_unstable();
-        sized.dedup_by_key(|(uid, _)| *uid);
-        // A UID found whose size did not come back is still fetched (its
-        // size taken as 0): the fetch tells whether it was expunged
-        // meanwhile or is there, and only then may it be passed.
-        for uid in uids {
-            if sized.binary_search_by_key(&uid, |(u, _)| *u).is_err() {
-                sized.push((uid, 0));
-            }
-        }
-        sized.sort_unstable();
+        let sized = chunk::backlog(sizes, &uids);
         tracing::trace!("sized");
         let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes);
         let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
@@ -373,8 +362,9 @@ async fn drain(
             };
             match processing.await {
                 Ok(done) => done?,
-                // A panic is a bug: it ends this mailbox's task as it did
-                // when processing ran on it, so the daemon stops and says so.
+                // Processing catches a panic in a mail's own handling and
+                // quarantines that mail (Pipeline::process); one that gets
+                // here is elsewhere, a bug that stops the daemon, which says so.
                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
                 Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
             }
