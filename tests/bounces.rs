@@ -200,3 +200,27 @@ async fn a_team_address_is_not_charged_for_one_dead_member_but_a_rewritten_addre
 async fn hard_bounces(conn: &mut sqlx::AnyConnection, email: &str) -> i64 {
     views::contacts(conn, Some(email)).await.unwrap().remove(0).hard_bounces
 }
+
+/// A bounce in the same batch as the mail that created its contact counts
+/// too: the batch writes its new contacts before it counts bounces (the
+/// count once found no row and was lost).
+#[tokio::test]
+async fn a_bounce_naming_a_contact_created_earlier_in_its_batch_counts() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    let (summary, outcomes) = p
+        .process_batch(&[
+            Incoming::new(REQUEST.to_vec(), "a"),
+            Incoming::new(dsn("elsewhere-1@other.test", "ana@kovac.test", "5.1.1"), "b"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(outcomes, vec![Outcome::NewTicket, Outcome::Ignored]);
+    assert_eq!(summary.contacts_created, 1);
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    assert_eq!(
+        hard_bounces(&mut conn, "ana@kovac.test").await,
+        1,
+        "the hard bounce was lost"
+    );
+}

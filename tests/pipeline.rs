@@ -330,3 +330,54 @@ async fn a_stored_ignore_rule_that_no_longer_parses_does_not_stop_intake() {
     let (_, outcomes) = p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
     assert_eq!(outcomes, vec![Outcome::NewTicket]);
 }
+
+/// Ticket 1 closed a month ago; its follow-up 2, opened by a late reply,
+/// closed 20 days ago.
+async fn closed_with_a_closed_follow_up(p: &mailroom::pipeline::Pipeline) {
+    p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    let now = mailroom::store::now();
+    let close = mailroom::tickets::actions::Action::Close;
+    p.act(1, close, now - 30 * 86_400).await.unwrap();
+    let (_, o) = p.process_batch(&[late_reply(1, "ana@kovac.test")]).await.unwrap();
+    assert_eq!(o, vec![Outcome::NewTicket]);
+    p.act(2, close, now - 20 * 86_400).await.unwrap();
+}
+
+/// Late replies to the old thread after the follow-up closed long ago too:
+/// the first opens ticket 3 (following 2), the next joins 3 instead of
+/// opening a ticket of its own, in one batch or in two (the chain of
+/// follow-ups is followed in memory and when loaded from the store).
+#[tokio::test]
+async fn late_replies_follow_a_chain_of_closed_follow_ups_to_the_newest() {
+    for one_batch in [true, false] {
+        let dir = Scratch::new();
+        let p = pipeline(&dir, "").await;
+        closed_with_a_closed_follow_up(&p).await;
+        let replies = [
+            late_reply(2, "ana@kovac.test"),
+            late_reply(3, "Marko <marko@kovac.test>"),
+        ];
+        let outcomes = if one_batch {
+            p.process_batch(&replies).await.unwrap().1
+        } else {
+            let mut all = p.process_batch(&replies[..1]).await.unwrap().1;
+            all.extend(p.process_batch(&replies[1..]).await.unwrap().1);
+            all
+        };
+        assert_eq!(
+            outcomes,
+            vec![Outcome::NewTicket, Outcome::Update],
+            "one batch: {one_batch}"
+        );
+        let mut conn = p.store().pool().acquire().await.unwrap();
+        let tickets = views::tickets(&mut conn, None).await.unwrap();
+        assert_eq!(tickets.len(), 3, "{tickets:?}");
+        let on_three = views::messages(&mut conn)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.ticket == Some(3))
+            .count();
+        assert_eq!(on_three, 2, "one batch: {one_batch}");
+    }
+}

@@ -160,13 +160,6 @@ impl Changes {
 
     /// Writes everything, parents before children (foreign keys).
     pub async fn write(self, conn: &mut AnyConnection) -> Result<()> {
-        // In contact order, as the outbox's answers are counted: two writers
-        // locking the same contacts in different orders could deadlock.
-        let mut bounced = self.hard_bounces.clone();
-        bounced.sort_unstable();
-        for (contact, limit) in &bounced {
-            super::directory::count_hard_bounce(conn, *contact, *limit).await?;
-        }
         insert_rows(
             conn,
             "INSERT INTO contacts (id, email, first_name, last_name, account_id, created_by, created_at) ",
@@ -184,6 +177,15 @@ impl Changes {
             },
         )
         .await?;
+        // After the contacts: a bounce may name a contact this batch
+        // created. In contact order, as the outbox's answers are counted:
+        // two writers locking the same contacts in different orders could
+        // deadlock.
+        let mut bounced = self.hard_bounces.clone();
+        bounced.sort_unstable();
+        for (contact, limit) in &bounced {
+            super::directory::count_hard_bounce(conn, *contact, *limit).await?;
+        }
         let tickets: Vec<&TicketRecord> = self.tickets.values().collect();
         insert_rows(
             conn,

@@ -24,6 +24,11 @@ use crate::tickets::plan::{Facts, REPLY_WINDOW_SECS};
 use crate::tickets::tag::TagFormat;
 use crate::tickets::{TicketFacts, TicketStatus};
 
+/// How far a chain of follow-ups is followed (a ticket closed long ago, its
+/// follow-up closed long ago too, ...): far past any real chain, and a
+/// bound on a malformed one.
+const FOLLOW_UP_DEPTH: usize = 16;
+
 /// A ticket row as stored, with what the core needs about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketRecord {
@@ -275,30 +280,53 @@ impl Snapshot {
     }
 
     /// Adds, for every closed ticket loaded, its newest follow-up (with
-    /// the ticket itself), so a late reply can find it.
+    /// the ticket itself), and so on down the chain while a follow-up is
+    /// closed too (it may have a follow-up of its own), so a late reply to
+    /// the oldest thread finds the newest ticket.
     async fn load_follow_ups(&mut self, conn: &mut AnyConnection) -> Result<()> {
-        let closed: Vec<i64> = self
+        let mut closed: Vec<i64> = self
             .tickets
             .values()
             .filter(|t| t.status == TicketStatus::Closed)
             .map(|t| t.number)
             .collect();
-        if closed.is_empty() {
-            return Ok(());
+        for _ in 0..FOLLOW_UP_DEPTH {
+            closed.retain(|n| !self.follow_ups.contains_key(n));
+            if closed.is_empty() {
+                break;
+            }
+            let found: Vec<(i64, i64)> = fetch_in(conn, closed, |style, slice| {
+                let mut qb = Sql::styled(
+                    style,
+                    "SELECT related_ticket, MAX(number) FROM tickets WHERE related_ticket",
+                );
+                qb.push_in(slice);
+                qb.push(" GROUP BY related_ticket");
+                qb
+            })
+            .await?;
+            let numbers: Vec<i64> = found.iter().map(|(_, n)| *n).collect();
+            self.follow_ups.extend(found);
+            self.load_tickets(conn, numbers.clone()).await?;
+            closed = numbers
+                .into_iter()
+                .filter(|n| self.tickets.get(n).is_some_and(|t| t.status == TicketStatus::Closed))
+                .collect();
         }
-        let found: Vec<(i64, i64)> = fetch_in(conn, closed, |style, slice| {
-            let mut qb = Sql::styled(
-                style,
-                "SELECT related_ticket, MAX(number) FROM tickets WHERE related_ticket",
-            );
-            qb.push_in(slice);
-            qb.push(" GROUP BY related_ticket");
-            qb
-        })
-        .await?;
-        let numbers = found.iter().map(|(_, n)| *n).collect();
-        self.follow_ups.extend(found);
-        self.load_tickets(conn, numbers).await
+        Ok(())
+    }
+
+    /// The newest ticket down `number`'s chain of follow-ups, if it has
+    /// one: a late reply to the oldest thread belongs there.
+    fn newest_follow_up(&self, number: i64) -> Option<&TicketRecord> {
+        let mut newest = *self.follow_ups.get(&number)?;
+        for _ in 0..FOLLOW_UP_DEPTH {
+            match self.follow_ups.get(&newest) {
+                Some(&next) if next != newest && next != number => newest = next,
+                _ => break,
+            }
+        }
+        self.tickets.get(&newest)
     }
 
     /// Adds accounts with their services, subscriptions and primary contacts.
@@ -449,8 +477,7 @@ impl Snapshot {
         let follow_up = threaded
             .as_ref()
             .or(tagged.as_ref())
-            .and_then(|t| self.follow_ups.get(&t.number))
-            .and_then(|n| self.tickets.get(n))
+            .and_then(|t| self.newest_follow_up(t.number))
             .map(TicketRecord::facts);
         let mut involved: Vec<i64> = Vec::new();
         for id in [
