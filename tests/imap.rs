@@ -533,16 +533,23 @@ fn sigterm_in_the_middle_of_a_backlog_exits_0_and_a_restart_finishes_it_exactly_
     assert_eq!(again.terminate().0, Some(0));
 }
 
-#[test]
-fn an_oversized_mail_is_quarantined_with_its_headers() {
-    let Some(d) = server() else { return };
-    let setup = Setup::new();
-    let mut c = user(&d, "big");
+/// Appends a 20 KB mail (UID 1) and a normal one (UID 2) to `name`'s
+/// INBOX; returns the large one.
+fn oversized_and_normal(d: &Dovecot, name: &str) -> Vec<u8> {
+    let mut c = user(d, name);
     let mut huge = request(1);
     huge.extend(std::iter::repeat_n(b'x', 20_000));
     huge.extend(b"\r\n");
     c.append("INBOX", &huge).unwrap();
     c.append("INBOX", &request(2)).unwrap();
+    huge
+}
+
+#[test]
+fn an_oversized_mail_is_quarantined_with_its_headers() {
+    let Some(d) = server() else { return };
+    let setup = Setup::new();
+    oversized_and_normal(&d, "big");
     setup.mailbox(&mailbox(&d, "big", "big", "none", "max_message_bytes = 5000\n"));
     let daemon = setup.start();
     assert!(wait_for(SOON, || setup.tickets().len() == 1), "{}", daemon.logs());
@@ -564,12 +571,7 @@ fn an_oversized_mail_is_quarantined_with_its_headers() {
 fn delete_leaves_a_mail_kept_as_headers_only_on_the_server() {
     let Some(d) = server() else { return };
     let setup = Setup::new();
-    let mut c = user(&d, "bigdel");
-    let mut huge = request(1);
-    huge.extend(std::iter::repeat_n(b'x', 20_000));
-    huge.extend(b"\r\n");
-    c.append("INBOX", &huge).unwrap();
-    c.append("INBOX", &request(2)).unwrap();
+    let huge = oversized_and_normal(&d, "bigdel");
     setup.mailbox(&mailbox(
         &d,
         "bigdel",

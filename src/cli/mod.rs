@@ -182,16 +182,22 @@ fn pipeline(config: &Config, store: &Store) -> Result<Pipeline> {
 /// built (its From address, CA file, credentials). `check-config` and `run`
 /// both do it, so a unit's `ExecStartPre` check catches what would
 /// otherwise fail at start in a restart loop, or in a mailbox's retries.
-pub(crate) fn preflight(config: &Config) -> Result<()> {
+fn preflight(config: &Config) -> Result<()> {
+    preflight_mailboxes(config)?;
+    if let Some(smtp) = &config.smtp {
+        crate::deliver::relay::Relay::new(smtp, config.support_address())?;
+    }
+    Ok(())
+}
+
+/// The mailboxes' part of [`preflight`]: `run` builds its relay anyway.
+pub(crate) fn preflight_mailboxes(config: &Config) -> Result<()> {
     for mb in &config.mailboxes {
         mb.password()?;
         if mb.tls != crate::config::secret::TlsMode::None {
             crate::tls::client_config(mb.ca_file.as_deref())
                 .map_err(|e| crate::error::Error::Config(format!("mailbox {}: {e}", mb.name)))?;
         }
-    }
-    if let Some(smtp) = &config.smtp {
-        crate::deliver::relay::Relay::new(smtp, config.support_address())?;
     }
     Ok(())
 }

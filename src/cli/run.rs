@@ -49,8 +49,8 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
         tracing::warn!("no [smtp] in the config: notifications stay queued (see `mailroom outbox list`)");
     }
     // Fail at start, not in a retry loop, when a secret or a CA file is
-    // missing.
-    super::preflight(config)?;
+    // missing (the relay was checked as the courier built it).
+    super::preflight_mailboxes(config)?;
     let mut term = signal(SignalKind::terminate()).map_err(|e| Error::io("SIGTERM handler", e))?;
     let mut int = signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let mut hup = signal(SignalKind::hangup()).map_err(|e| Error::io("SIGHUP handler", e))?;

@@ -24,6 +24,17 @@ async fn pipeline(dir: &tempfile::TempDir) -> Pipeline {
     Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
 }
 
+/// The one quarantined mail is a processing error whose detail says `what`.
+async fn assert_processing_error(pipeline: &Pipeline, what: &str) {
+    let mut conn = pipeline.store().pool().acquire().await.unwrap();
+    let (reason, detail): (String, Option<String>) = sqlx::query_as("SELECT reason, detail FROM quarantine")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(reason, "processing_error");
+    assert!(detail.unwrap_or_default().contains(what));
+}
+
 fn mail(n: u32, subject: &str) -> Incoming {
     Incoming::new(
         format!(
@@ -46,14 +57,7 @@ async fn a_panic_quarantines_its_mail_and_spares_the_batch() {
     let (summary, outcomes) = pipeline.process_batch(&batch).await.unwrap();
     assert_eq!((summary.new_tickets, summary.quarantined), (2, 1), "{outcomes:?}");
     assert_eq!(outcomes[1], Outcome::Quarantined);
-    let mut conn = pipeline.store().pool().acquire().await.unwrap();
-    let (reason, detail): (String, Option<String>) = sqlx::query_as("SELECT reason, detail FROM quarantine")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(reason, "processing_error");
-    assert!(detail.unwrap_or_default().contains("processing panicked: a bug met"));
-    drop(conn);
+    assert_processing_error(&pipeline, "processing panicked: a bug met").await;
     // The next batch goes through as usual.
     let (summary, _) = pipeline.process_batch(&[mail(4, "Line 4 down")]).await.unwrap();
     assert_eq!(summary.new_tickets, 1);
@@ -68,11 +72,5 @@ async fn a_panic_in_classifying_quarantines_its_mail() {
     let batch = [mail(1, "Line 1 down"), mail(2, PANICS_CLASSIFYING)];
     let (summary, outcomes) = pipeline.process_batch(&batch).await.unwrap();
     assert_eq!((summary.new_tickets, summary.quarantined), (1, 1), "{outcomes:?}");
-    let mut conn = pipeline.store().pool().acquire().await.unwrap();
-    let (reason, detail): (String, Option<String>) = sqlx::query_as("SELECT reason, detail FROM quarantine")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    assert_eq!(reason, "processing_error");
-    assert!(detail.unwrap_or_default().contains("classifying panicked: a bug met"));
+    assert_processing_error(&pipeline, "classifying panicked: a bug met").await;
 }

@@ -126,11 +126,10 @@ pub async fn fetch(
         // store, and passing it is right. Still there: the server answered
         // without the mail (a response with no UID or `BODY[] NIL`, as some
         // servers send for a mail they cannot read at the moment).
-        let still = command::uid_search(s, &format!("UID {}", uid_set(&missing)))
+        let mut still = command::uid_search(s, &format!("UID {}", uid_set(&missing)))
             .await?
             .uids;
         if !still.is_empty() {
-            let mut still = still;
             still.sort_unstable();
             return Err(WatchError::Server(format!(
                 "the server answered FETCH without the mail for UID {} of folder {}, which is still there; \
@@ -141,11 +140,14 @@ pub async fn fetch(
             )));
         }
     }
-    let (oversized, whole): (Vec<u32>, Vec<u32>) = mails.iter().map(|(uid, _)| *uid).partition(|uid| {
-        mails
-            .binary_search_by_key(uid, |(u, _)| *u)
-            .is_ok_and(|i| mails[i].1.oversized.is_some())
-    });
+    let (mut whole, mut oversized) = (Vec::new(), Vec::new());
+    for (uid, mail) in &mails {
+        if mail.oversized.is_some() {
+            oversized.push(*uid);
+        } else {
+            whole.push(*uid);
+        }
+    }
     Ok(Fetched {
         mails: mails.into_iter().map(|(_, m)| m).collect(),
         whole,
@@ -164,11 +166,13 @@ pub async fn settle(
     can_move: bool,
 ) -> Result<(), WatchError> {
     let mut all: Vec<u32> = chunk.whole.iter().chain(&chunk.oversized).copied().collect();
+    if all.is_empty() {
+        return Ok(());
+    }
     all.sort_unstable();
     let (set, whole) = (uid_set(&all), uid_set(&chunk.whole));
     match &mb.after {
         After::Keep => {}
-        After::Seen if all.is_empty() => {}
         After::Seen => command::uid_store(s, &set, "+FLAGS.SILENT (\\Seen)").await?,
         After::Delete => {
             if !chunk.oversized.is_empty() {
@@ -179,7 +183,6 @@ pub async fn settle(
                 command::uid_expunge(s, &whole).await?;
             }
         }
-        After::Move(_) if all.is_empty() => {}
         After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder)).await?,
         After::Move(folder) => {
             within("UID COPY", s.uid_copy(&set, folder)).await?;
