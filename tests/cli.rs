@@ -120,6 +120,8 @@ fn mailroom_config_env_var_is_read() {
 mod directory;
 #[path = "cli/mail.rs"]
 mod mail;
+#[path = "cli/moves.rs"]
+mod moves;
 #[path = "cli/templates.rs"]
 mod templates;
 

@@ -4,6 +4,10 @@
 //! the ticket's account (which covers all the account's services), or a
 //! billing account of the ticket's account. Escalation subscribers are
 //! reached only once the ticket's level has come up to theirs.
+//!
+//! Only subscriptions of the ticket's own account reach it: a service that
+//! moved to another customer leaves its old tickets with the old one, whose
+//! news the new customer's staff must not read.
 
 use crate::directory::{ContactGroup, SubscriptionTarget};
 use crate::notify::Recipient;
@@ -21,6 +25,8 @@ pub struct Subscription {
     pub recipient: Recipient,
     pub group: ContactGroup,
     pub target: SubscriptionTarget,
+    /// The account whose staff subscribed: the target's account now.
+    pub account: i64,
     /// Escalation level (1-5), only for the escalation group.
     pub level: Option<u8>,
 }
@@ -28,11 +34,12 @@ pub struct Subscription {
 impl Subscription {
     /// Does this subscription's target cover the ticket?
     pub fn covers(&self, scope: TicketScope) -> bool {
-        match self.target {
-            SubscriptionTarget::Service(s) => scope.service == Some(s),
-            SubscriptionTarget::Account(a) => scope.account == Some(a),
-            SubscriptionTarget::Billing { account, .. } => scope.account == Some(account),
-        }
+        scope.account == Some(self.account)
+            && match self.target {
+                SubscriptionTarget::Service(s) => scope.service == Some(s),
+                SubscriptionTarget::Account(a) => a == self.account,
+                SubscriptionTarget::Billing { account, .. } => account == self.account,
+            }
     }
 }
 
@@ -67,7 +74,18 @@ mod tests {
     use super::*;
 
     fn sub(email: &str, group: ContactGroup, target: SubscriptionTarget, level: Option<u8>) -> Subscription {
+        sub_of(1, email, group, target, level)
+    }
+
+    fn sub_of(
+        account: i64,
+        email: &str,
+        group: ContactGroup,
+        target: SubscriptionTarget,
+        level: Option<u8>,
+    ) -> Subscription {
         Subscription {
+            account,
             recipient: Recipient {
                 contact_id: Some(1),
                 email: email.into(),
@@ -107,5 +125,25 @@ mod tests {
         assert_eq!(got, ["e1@a"]);
         let got: Vec<_> = escalated(&subs, scope, 1, 3).map(|r| r.email.as_str()).collect();
         assert_eq!(got, ["e3@a"]);
+    }
+
+    /// Service 10 moved from account 1 to account 2: its subscribers at
+    /// account 2 hear of its new tickets, not of account 1's old ones.
+    #[test]
+    fn a_moved_service_keeps_its_old_tickets_with_the_old_account() {
+        use ContactGroup::*;
+        use SubscriptionTarget::*;
+        let subs = vec![sub_of(2, "new-owner@b", ReactiveServiceOutage, Service(10), None)];
+        let groups = [ReactiveServiceOutage];
+        let old = TicketScope {
+            account: Some(1),
+            service: Some(10),
+        };
+        assert_eq!(in_groups(&subs, old, &groups).count(), 0);
+        let new = TicketScope {
+            account: Some(2),
+            service: Some(10),
+        };
+        assert_eq!(in_groups(&subs, new, &groups).count(), 1);
     }
 }

@@ -70,9 +70,13 @@ pub struct TicketFacts {
 impl TicketFacts {
     /// The requester, unless they now belong to another account than the
     /// ticket's (a contact moved to another customer, or re-homed by an
-    /// MSP): that customer's staff must not read this one's news.
+    /// MSP): that customer's staff must not read this one's news. A
+    /// requester with no account at all (whose ticket went to their
+    /// domain's account) has moved nowhere.
     pub fn requester_to_tell(&self) -> Option<&Recipient> {
-        let moved = self.scope.account.is_some() && self.requester_account != self.scope.account;
+        let moved = self.scope.account.is_some()
+            && self.requester_account.is_some()
+            && self.requester_account != self.scope.account;
         (!moved).then_some(&self.requester)
     }
 }

@@ -323,6 +323,7 @@ impl Snapshot {
             };
             let level: Option<i64> = r.try_get("level")?;
             self.subscriptions.entry(owner).or_default().push(Subscription {
+                account: owner,
                 recipient: recipient_from_row(&r)?,
                 group: group.parse::<ContactGroup>().map_err(Error::Directory)?,
                 target,

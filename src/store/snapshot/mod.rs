@@ -109,14 +109,17 @@ impl Snapshot {
         self.tickets.get(&newest)
     }
 
-    /// The sender's account: their contact's, or by domain for a stranger.
+    /// The sender's account: their contact's, else by the address's domain.
+    /// A contact without an account (created from mail before the directory
+    /// named its domain, or imported without one) falls under its domain's
+    /// account as a stranger would: its mail must meet that account's intake
+    /// policy and reach its subscribers.
     fn account_of(&self, sender: Option<&Contact>, address: &str) -> Option<&Account> {
-        let id = match sender {
-            Some(c) => c.account_id?,
-            None => domain_candidates(domain_of(address))
+        let id = sender.and_then(|c| c.account_id).or_else(|| {
+            domain_candidates(domain_of(address))
                 .into_iter()
-                .find_map(|d| self.domain_accounts.get(d).copied())?,
-        };
+                .find_map(|d| self.domain_accounts.get(d).copied())
+        })?;
         self.accounts.get(&id)
     }
 

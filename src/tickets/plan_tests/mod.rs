@@ -88,6 +88,7 @@ pub(super) fn sub(r: Recipient, group: ContactGroup, target: SubscriptionTarget)
         recipient: r,
         group,
         target,
+        account: ACME,
         level: None,
     }
 }

@@ -166,6 +166,21 @@ fn a_requester_moved_to_another_account_is_no_longer_told_of_the_ticket() {
     assert!(!closed.notices.is_empty(), "the account's subscribers are still told");
 }
 
+/// A requester with no account (their ticket went to their domain's
+/// account) has moved nowhere: they are still told.
+#[test]
+fn a_requester_without_an_account_is_told_of_their_ticket() {
+    let noc = contact(102, "noc@acme.test", Some(ACME));
+    let mut f = update_facts(noc, TicketStatus::Open, 0);
+    f.threaded.as_mut().unwrap().requester_account = None;
+    let p = plan(&simple("noc@acme.test", "Re: Panne"), &f);
+    assert!(
+        to(&p.notices, Event::TicketUpdated).contains(&"marie@acme.test"),
+        "{:?}",
+        p.notices
+    );
+}
+
 #[test]
 fn update_by_the_requester_is_not_echoed_to_them() {
     let p = plan(

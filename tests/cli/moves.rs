@@ -1,0 +1,182 @@
+//! Who hears about what after the directory changes under existing
+//! tickets and contacts: services and contacts moved between accounts,
+//! contacts created from mail before their account was imported.
+
+use super::*;
+
+/// Two customers: Acme (with service S-1) and Beta.
+const TWO_CUSTOMERS: &str = r#"
+[[account]]
+number = "OCN-1"
+name = "Acme"
+domains = ["acme.fr"]
+
+[[account]]
+number = "OCN-2"
+name = "Beta"
+domains = ["beta.fr"]
+
+[[service]]
+id = "S-1"
+account = "OCN-1"
+
+[[contact]]
+email = "paul@acme.fr"
+account = "OCN-1"
+
+[[contact]]
+email = "marie@acme.fr"
+account = "OCN-1"
+
+[[contact]]
+email = "bob@beta.fr"
+account = "OCN-2"
+
+[[contact]]
+email = "zoe@beta.fr"
+account = "OCN-2"
+"#;
+
+/// Recipients of the outbox rows of ticket `n`.
+fn told_about(env: &Env, n: i64) -> Vec<String> {
+    env.list(&["outbox", "list", "--json"])
+        .iter()
+        .filter(|r| r["ticket"] == n)
+        .map(|r| r["to"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A service handed over to another customer keeps its old tickets with
+/// the old customer: the new owner's subscribers hear of none of them,
+/// whoever writes on the ticket.
+#[test]
+fn a_moved_service_tells_the_new_owner_nothing_of_the_old_tickets() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.write(
+        "m1.eml",
+        mail(
+            "Paul <paul@acme.fr>",
+            "root1@acme.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "S-1 down",
+            &[],
+            "S-1 is down",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    env.ok(&["services", "add", "S-1", "--account", "OCN-2"]);
+    env.ok(&[
+        "subscriptions",
+        "add",
+        "--contact",
+        "bob@beta.fr",
+        "--group",
+        "reactive_service_outage",
+        "--service",
+        "S-1",
+    ]);
+    let irt = "In-Reply-To: <root1@acme.fr>";
+    env.write(
+        "m2.eml",
+        mail(
+            "Zoe <zoe@beta.fr>",
+            "r2@beta.fr",
+            "Mon, 2 Mar 2026 09:00:00 +0100",
+            "Re: S-1 down",
+            &[irt],
+            "Same here",
+        ),
+    );
+    env.replay(&["m2.eml"]);
+    env.ok(&["tickets", "close", "1"]);
+    let told = told_about(&env, 1);
+    assert!(told.iter().any(|t| t == "paul@acme.fr"), "{told:?}");
+    assert!(
+        !told.iter().any(|t| t == "bob@beta.fr"),
+        "Beta's staff read Acme's ticket: {told:?}"
+    );
+    // A new ticket on the service is the new owner's, and reaches Bob.
+    env.write(
+        "m3.eml",
+        mail(
+            "Zoe <zoe@beta.fr>",
+            "new3@beta.fr",
+            "Mon, 2 Mar 2026 10:00:00 +0100",
+            "S-1 down again",
+            &[],
+            "S-1 is down",
+        ),
+    );
+    env.replay(&["m3.eml"]);
+    assert!(told_about(&env, 2).iter().any(|t| t == "bob@beta.fr"));
+}
+
+/// Acme, `primary_only`, with Marie as primary and Keith as key contact.
+const ACME_PRIMARY_ONLY: &str = r#"
+[[account]]
+number = "OCN-1"
+name = "Acme"
+domains = ["acme.fr"]
+intake = "primary_only"
+
+[[contact]]
+email = "marie@acme.fr"
+account = "OCN-1"
+primary = true
+
+[[contact]]
+email = "keith@acme.fr"
+account = "OCN-1"
+
+[[subscription]]
+contact = "keith@acme.fr"
+group = "key_contact"
+account = "OCN-1"
+"#;
+
+/// A contact created from mail before the directory named its domain
+/// falls under the domain's account from then on: its intake policy
+/// applies, and its subscribers are told.
+#[test]
+fn a_contact_created_before_its_account_falls_under_the_domains_account() {
+    let env = Env::new();
+    let early = |name: &str, id: &str, subject: &str| {
+        env.write(
+            name,
+            mail(
+                "Paul Martin <paul@acme.fr>",
+                id,
+                "Mon, 2 Mar 2026 08:00:00 +0100",
+                subject,
+                &[],
+                "Hello",
+            ),
+        )
+    };
+    early("m0.eml", "m0@acme.fr", "before the directory");
+    let first = env.replay(&["m0.eml"]);
+    assert_eq!(first["new_tickets"], 1, "{first}");
+    env.import(ACME_PRIMARY_ONLY);
+    early("m1.eml", "m1@acme.fr", "after the directory");
+    let second = env.replay(&["m1.eml"]);
+    assert_eq!(second["quarantined"], 1, "Paul is not Acme's primary contact: {second}");
+    let held = env.list(&["quarantine", "list", "--json"]);
+    assert_eq!(find(&held, "from", "paul@acme.fr")["reason"], "not_authorised");
+
+    // The policy is the account's, not a rule against Paul: Marie's
+    // request opens a ticket that reaches Keith.
+    env.write(
+        "m2.eml",
+        mail(
+            "Marie <marie@acme.fr>",
+            "m2@acme.fr",
+            "Mon, 2 Mar 2026 09:00:00 +0100",
+            "Line down",
+            &[],
+            "Down",
+        ),
+    );
+    env.replay(&["m2.eml"]);
+    assert!(told_about(&env, 2).iter().any(|t| t == "keith@acme.fr"));
+}
