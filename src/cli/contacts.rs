@@ -166,6 +166,16 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
             if new_email.is_some_and(|n| n.trim().to_lowercase() != current.email) {
                 return Err(Error::ContactEmailImmutable(current.email));
             }
+            // Being a customer's primary contact (who approves its requests,
+            // who may open tickets under `primary_only`) is a role at that
+            // customer, like a subscription: a move to another account does
+            // not take it along unless `--primary` says so.
+            let moved_primary = match (&fields.account, &current.account) {
+                (Some(to), Some(from)) if current.primary && fields.primary.is_none() && to != from => {
+                    Some(from.clone())
+                }
+                _ => None,
+            };
             let row = ContactRow {
                 email: current.email.clone(),
                 first_name: current.first_name,
@@ -175,12 +185,18 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
                 phone: current.phone,
                 job_title: current.job_title,
                 timezone: current.timezone,
-                primary: current.primary,
+                primary: current.primary && moved_primary.is_none(),
                 group: current.group,
                 ignore: current.ignore,
             };
             let removed = save_contact(conn, apply_fields(row, fields), CreatedBy::Cli).await?;
-            Ok(saved(format!("contact {} updated", current.email), removed))
+            let mut done = format!("contact {} updated", current.email);
+            if let Some(from) = moved_primary {
+                done.push_str(&format!(
+                    "\nno longer the primary contact of account {from}: give the new account's role with --primary"
+                ));
+            }
+            Ok(saved(done, removed))
         }
         ContactsCmd::Ignore { email, off } => {
             dir::set_contact_ignore(conn, &email, !off).await?;

@@ -180,3 +180,32 @@ fn a_contact_created_before_its_account_falls_under_the_domains_account() {
     env.replay(&["m2.eml"]);
     assert!(told_about(&env, 2).iter().any(|t| t == "keith@acme.fr"));
 }
+
+/// A primary contact moved to another customer is not that customer's
+/// approver: the role stays behind, and the command says so.
+#[test]
+fn a_primary_contact_moved_to_another_account_is_no_longer_primary() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.ok(&["contacts", "update", "marie@acme.fr", "--primary", "true"]);
+    let out = env.ok(&["contacts", "update", "marie@acme.fr", "--account", "OCN-2"]);
+    assert!(out.contains("no longer the primary contact of account OCN-1"), "{out}");
+    let marie = env.json(&["contacts", "show", "marie@acme.fr", "--json"]);
+    assert_eq!(
+        (marie["account"].clone(), marie["primary"].clone()),
+        (json!("OCN-2"), json!(false))
+    );
+    // Said explicitly, the move keeps the role.
+    env.ok(&["contacts", "update", "paul@acme.fr", "--primary", "true"]);
+    env.ok(&[
+        "contacts",
+        "update",
+        "paul@acme.fr",
+        "--account",
+        "OCN-2",
+        "--primary",
+        "true",
+    ]);
+    let paul = env.json(&["contacts", "show", "paul@acme.fr", "--json"]);
+    assert_eq!(paul["primary"], true);
+}
