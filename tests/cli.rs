@@ -122,6 +122,8 @@ mod directory;
 mod mail;
 #[path = "cli/moves.rs"]
 mod moves;
+#[path = "cli/spellings.rs"]
+mod spellings;
 #[path = "cli/templates.rs"]
 mod templates;
 

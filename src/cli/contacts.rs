@@ -146,7 +146,7 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
             }
             let row = apply_fields(
                 ContactRow {
-                    email: email.trim().to_lowercase(),
+                    email: crate::directory::normalise_email(&email),
                     ..empty_contact()
                 },
                 fields,
@@ -163,7 +163,7 @@ async fn contact_command(cmd: ContactsCmd, conn: &mut sqlx::AnyConnection) -> Re
                 .await?
                 .pop()
                 .ok_or_else(|| Error::NotFound(format!("contact {email}")))?;
-            if new_email.is_some_and(|n| n.trim().to_lowercase() != current.email) {
+            if new_email.is_some_and(|n| crate::directory::normalise_email(&n) != current.email) {
                 return Err(Error::ContactEmailImmutable(current.email));
             }
             // Being a customer's primary contact (who approves its requests,

@@ -30,7 +30,7 @@ pub struct SubscriptionArgs {
 impl SubscriptionArgs {
     fn row(self) -> Result<SubscriptionRow> {
         Ok(SubscriptionRow {
-            contact: self.contact.trim().to_lowercase(),
+            contact: crate::directory::normalise_email(&self.contact),
             group: self.group.parse::<ContactGroup>().map_err(Error::Usage)?,
             account: self.account,
             service: self.service,

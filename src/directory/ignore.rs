@@ -56,6 +56,13 @@ impl IgnoreRule {
         if domain.is_empty() || domain.starts_with('.') || domain.contains("..") {
             return Err(format!("{pattern:?} is not a rule: {domain:?} is not a domain"));
         }
+        // `*@bücher.de` is `*@xn--bcher-kva.de`, the form mail names it in.
+        let domain = match domain.strip_prefix("*.") {
+            Some(parent) => format!("*.{}", super::normalise_domain(parent)),
+            None if domain == "*" => domain.to_string(),
+            None => super::normalise_domain(domain),
+        };
+        let domain = domain.as_str();
         let p = format!("{user}@{domain}");
         match (user, domain) {
             ("*", "*") => Err(format!("{pattern:?} would ignore every sender")),
@@ -67,6 +74,18 @@ impl IgnoreRule {
                 "{pattern:?}: '*' may only stand for the whole user, the whole domain, or '*.' before a domain"
             )),
         }
+    }
+
+    /// The rule's one spelling, as stored: `*@Spam.test.` and `*@spam.test`
+    /// are one rule, added once and removed by either spelling.
+    pub fn canonical(pattern: &str) -> Result<String, String> {
+        Ok(match IgnoreRule::parse(pattern)? {
+            IgnoreRule::Exact(a) => a,
+            IgnoreRule::Domain(d) => format!("*@{d}"),
+            IgnoreRule::User(u) => format!("{u}@*"),
+            IgnoreRule::Subdomain(d) => format!("*@*.{d}"),
+            IgnoreRule::Regex(_) => pattern.trim().to_string(),
+        })
     }
 
     /// Does the (lower-case) address match?
@@ -138,5 +157,20 @@ mod tests {
         // A fully qualified domain is the same domain.
         assert!(m("*@acme.test.", "a@acme.test"));
         assert!(m("a@acme.test.", "a@acme.test"));
+    }
+
+    /// A domain in Unicode matches mail naming it in ASCII (A-labels), and
+    /// every spelling of a rule is stored as one.
+    #[test]
+    fn idn_domains_and_one_spelling_per_rule() {
+        assert!(m("*@Bücher.de", "hans@xn--bcher-kva.de"));
+        assert!(m("*@*.exämple.com", "x@mail.xn--exmple-cua.com"));
+        assert!(m("hans@bücher.de.", "hans@xn--bcher-kva.de"));
+        for spelling in ["*@Spam.test", " *@spam.test. "] {
+            assert_eq!(IgnoreRule::canonical(spelling).unwrap(), "*@spam.test");
+        }
+        assert_eq!(IgnoreRule::canonical("NoReply@*").unwrap(), "noreply@*");
+        assert_eq!(IgnoreRule::canonical("*@*.Bücher.de").unwrap(), "*@*.xn--bcher-kva.de");
+        assert_eq!(IgnoreRule::canonical(" regex:a+@x ").unwrap(), "regex:a+@x");
     }
 }

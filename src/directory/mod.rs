@@ -214,9 +214,29 @@ pub struct Service {
     pub name: Option<String>,
 }
 
-/// Lower-cases and trims an address or domain: the directory's identity rule.
+/// The one form of an address or a domain, the directory's identity rule:
+/// trimmed and lower-case, the domain in its ASCII form (IDNA A-labels)
+/// without a trailing dot. Mail headers name `bücher.de` as
+/// `xn--bcher-kva.de`, an admin types it either way, and a fully qualified
+/// `acme.fr.` is `acme.fr`: each spelling must find the same account and
+/// the same contact.
 pub fn normalise_email(s: &str) -> String {
-    s.trim().to_lowercase()
+    let s = s.trim();
+    match s.rsplit_once('@') {
+        Some((local, domain)) => format!("{}@{}", local.to_lowercase(), normalise_domain(domain)),
+        None => normalise_domain(s),
+    }
+}
+
+/// A domain in its one form (see [`normalise_email`]); one that IDNA
+/// refuses is kept lower-case, to be refused or matched as written.
+pub fn normalise_domain(d: &str) -> String {
+    let d = d.trim();
+    let d = d.strip_suffix('.').unwrap_or(d);
+    if d.is_ascii() {
+        return d.to_ascii_lowercase();
+    }
+    idna::domain_to_ascii(d).unwrap_or_else(|_| d.to_lowercase())
 }
 
 /// The domain part of an address.
@@ -249,6 +269,14 @@ mod tests {
             assert_eq!(g.as_str().parse::<ContactGroup>().unwrap(), g);
         }
         assert!("vip".parse::<ContactGroup>().unwrap_err().contains("key_contact"));
+    }
+
+    #[test]
+    fn one_form_per_address_and_domain() {
+        assert_eq!(normalise_email(" Hans@Bücher.DE. "), "hans@xn--bcher-kva.de");
+        assert_eq!(normalise_email("hans@xn--bcher-kva.de"), "hans@xn--bcher-kva.de");
+        assert_eq!(normalise_email("Acme.FR."), "acme.fr");
+        assert_eq!(normalise_email("Jürgen@acme.fr"), "jürgen@acme.fr", "the local part is the mailbox's own");
     }
 
     #[test]

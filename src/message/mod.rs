@@ -350,7 +350,7 @@ fn skip_blank_lines(raw: &[u8]) -> &[u8] {
 /// `Return-Path` (the envelope sender), which is empty for bounces.
 fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
     let mailbox = |addr: &mail_parser::Addr| {
-        let address = addr.address.as_deref()?.trim().to_lowercase();
+        let address = crate::directory::normalise_email(addr.address.as_deref()?);
         valid_address(&address).then(|| Mailbox {
             address,
             name: addr.name.as_deref().map(clean_header_text).filter(|n| !n.is_empty()),
@@ -358,7 +358,7 @@ fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
     };
     let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.iter().find_map(mailbox));
     first(parsed.from()).or_else(|| first(parsed.sender())).or_else(|| {
-        let address = parsed.return_address()?.trim().to_lowercase();
+        let address = crate::directory::normalise_email(parsed.return_address()?);
         valid_address(&address).then_some(Mailbox { address, name: None })
     })
 }

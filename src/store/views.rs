@@ -225,7 +225,7 @@ pub async fn contacts(conn: &mut AnyConnection, email: Option<&str>) -> Result<V
          FROM contacts c LEFT JOIN accounts a ON a.id = c.account_id
          WHERE $1 IS NULL OR c.email = $1 ORDER BY c.email",
     )
-    .bind(email.map(|e| e.trim().to_lowercase()))
+    .bind(email.map(crate::directory::normalise_email))
     .fetch_all(conn)
     .await?)
 }

@@ -122,7 +122,7 @@ pub async fn subscription_rows(conn: &mut AnyConnection, email: Option<&str>) ->
          WHERE $1 IS NULL OR c.email = $1
          ORDER BY c.email, s.contact_group, s.id",
     )
-    .bind(email.map(|e| e.trim().to_lowercase()))
+    .bind(email.map(crate::directory::normalise_email))
     .fetch_all(conn)
     .await?;
     rows.iter()

@@ -122,7 +122,7 @@ pub async fn accounts(conn: &mut AnyConnection) -> Result<Vec<Account>> {
 pub async fn contact_by_email(conn: &mut AnyConnection, email: &str) -> Result<Option<Contact>> {
     let sql = format!("SELECT {CONTACT_COLS} FROM contacts c WHERE c.email = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(email.trim().to_lowercase())
+        .bind(crate::directory::normalise_email(email))
         .fetch_optional(conn)
         .await?;
     row.as_ref().map(contact_from_row).transpose()
@@ -491,9 +491,9 @@ async fn resolve_target(
 
 /// Adds an ignore rule (no-op if present).
 pub async fn add_ignore_rule(conn: &mut AnyConnection, pattern: &str) -> Result<()> {
-    IgnoreRule::parse(pattern).map_err(Error::Directory)?;
+    let pattern = IgnoreRule::canonical(pattern).map_err(Error::Directory)?;
     sqlx::query("INSERT INTO ignore_rules (pattern) VALUES ($1) ON CONFLICT DO NOTHING")
-        .bind(pattern.trim())
+        .bind(pattern)
         .execute(conn)
         .await?;
     Ok(())
@@ -502,7 +502,7 @@ pub async fn add_ignore_rule(conn: &mut AnyConnection, pattern: &str) -> Result<
 /// Sets or clears a contact's ignore flag.
 pub async fn set_contact_ignore(conn: &mut AnyConnection, email: &str, ignore: bool) -> Result<()> {
     let done = sqlx::query("UPDATE contacts SET ignore = $2 WHERE email = $1")
-        .bind(email.trim().to_lowercase())
+        .bind(crate::directory::normalise_email(email))
         .bind(ignore)
         .execute(conn)
         .await?;
@@ -535,7 +535,7 @@ pub async fn count_hard_bounce(conn: &mut AnyConnection, contact: i64, limit: u3
 /// customer fixed their mailbox).
 pub async fn set_contact_deliverable(conn: &mut AnyConnection, email: &str) -> Result<()> {
     let done = sqlx::query("UPDATE contacts SET undeliverable = FALSE, hard_bounces = 0 WHERE email = $1")
-        .bind(email.trim().to_lowercase())
+        .bind(crate::directory::normalise_email(email))
         .execute(conn)
         .await?;
     if done.rows_affected() == 0 {

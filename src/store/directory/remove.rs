@@ -7,6 +7,7 @@
 use sqlx::AnyConnection;
 
 use super::account_id;
+use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
 
 /// Removes an account with its domains, services, billing accounts and
@@ -61,7 +62,7 @@ pub async fn remove_service(conn: &mut AnyConnection, service_id: &str) -> Resul
 /// Removes a contact and their subscriptions; refused while tickets or
 /// mails refer to them.
 pub async fn remove_contact(conn: &mut AnyConnection, email: &str) -> Result<()> {
-    let email = email.trim().to_lowercase();
+    let email = crate::directory::normalise_email(email);
     let id: i64 = sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1")
         .bind(&email)
         .fetch_optional(&mut *conn)
@@ -119,12 +120,26 @@ pub async fn remove_billing(conn: &mut AnyConnection, number: &str) -> Result<()
 }
 
 /// Removes a directory ignore rule (rules in the config file stay).
+///
+/// Any spelling of the rule removes it, also where it was stored as typed
+/// (`*@Spam.test.`, before rules were stored in one form): otherwise the
+/// command said "removed" and the sender stayed ignored by another row.
 pub async fn remove_ignore_rule(conn: &mut AnyConnection, pattern: &str) -> Result<()> {
-    let done = sqlx::query("DELETE FROM ignore_rules WHERE pattern = $1")
-        .bind(pattern.trim())
-        .execute(conn)
+    let wanted = IgnoreRule::canonical(pattern).ok();
+    let stored: Vec<String> = sqlx::query_scalar("SELECT pattern FROM ignore_rules")
+        .fetch_all(&mut *conn)
         .await?;
-    if done.rows_affected() == 0 {
+    let mut removed = 0;
+    for p in stored {
+        if p.trim() == pattern.trim() || (wanted.is_some() && IgnoreRule::canonical(&p).ok() == wanted) {
+            removed += sqlx::query("DELETE FROM ignore_rules WHERE pattern = $1")
+                .bind(p)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+        }
+    }
+    if removed == 0 {
         return Err(Error::NotFound(format!(
             "ignore rule {:?} in the directory (rules in the config file are changed there)",
             pattern.trim()
