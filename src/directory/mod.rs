@@ -276,7 +276,11 @@ mod tests {
         assert_eq!(normalise_email(" Hans@Bücher.DE. "), "hans@xn--bcher-kva.de");
         assert_eq!(normalise_email("hans@xn--bcher-kva.de"), "hans@xn--bcher-kva.de");
         assert_eq!(normalise_email("Acme.FR."), "acme.fr");
-        assert_eq!(normalise_email("Jürgen@acme.fr"), "jürgen@acme.fr", "the local part is the mailbox's own");
+        assert_eq!(
+            normalise_email("Jürgen@acme.fr"),
+            "jürgen@acme.fr",
+            "the local part is the mailbox's own"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! the caller quarantines it with its raw bytes.
 
 pub mod attachments;
+mod body;
 pub mod bounce;
 pub mod charset;
 pub mod reply;
@@ -303,7 +304,7 @@ impl Message {
             .filter_map(|p| attachments::decoded_name(parsed.raw_message(), p, fallback))
             .map(|n| clean_header_text(&n))
             .collect();
-        let text = readable_text(&parsed, fallback);
+        let text = body::readable_text(&parsed, fallback);
         Ok(Message {
             key: message_id.clone().unwrap_or(hash_key),
             message_id,
@@ -363,30 +364,6 @@ fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
     })
 }
 
-/// The body a person would read: text/plain if the mail has one, otherwise
-/// its HTML rendered as text (mail-parser's own conversion drops links).
-fn readable_text(parsed: &mail_parser::Message, fallback: Option<&str>) -> String {
-    let raw = parsed.raw_message();
-    let plain = parsed.text_bodies().find(|p| !p.is_text_html());
-    if let Some((part, text)) = plain.and_then(|p| Some((p, p.text_contents()?))) {
-        return normalise_newlines(&charset::part_text(raw, part, text, fallback));
-    }
-    let html = parsed.html_bodies().find(|p| p.is_text_html());
-    if let Some((part, html)) = html.and_then(|p| Some((p, p.text_contents()?))) {
-        let html = charset::part_text(raw, part, html, fallback);
-        if let Ok(text) = html2text::config::plain().string_from_read(html.as_bytes(), 100) {
-            return normalise_newlines(&text);
-        }
-    }
-    if let Some(text) = parsed
-        .body_html(0)
-        .and_then(|html| html2text::config::plain().string_from_read(html.as_bytes(), 100).ok())
-    {
-        return normalise_newlines(&text);
-    }
-    parsed.body_text(0).map(|t| normalise_newlines(&t)).unwrap_or_default()
-}
-
 /// The charset the sender's client wrote in, for raw 8-bit headers, which
 /// have no label of their own: the first multi-byte charset declared on a
 /// part (a Latin-1 label decodes GB2312 bytes without error, into
@@ -443,10 +420,6 @@ fn display_name(value: &str) -> String {
         _ => value,
     };
     name.trim().trim_matches('"').trim().to_string()
-}
-
-fn normalise_newlines(s: &str) -> String {
-    s.replace("\r\n", "\n").trim_end().to_string()
 }
 
 /// Message-IDs compare without brackets and surrounding space; an empty or

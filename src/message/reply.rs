@@ -232,7 +232,28 @@ fn classify_lines(lines: &[&str]) -> Vec<Kind> {
         }
     }
     kinds.truncate(lines.len());
+    // "Sent from my iPhone" ends what its author wrote; a line in those
+    // words with the author's text after it ("Sent by DHL on Monday,
+    // tracking 1Z99…") is text.
+    let mut text_follows = false;
+    for kind in kinds.iter_mut().rev() {
+        match *kind {
+            Kind::Mobile if text_follows => *kind = Kind::Text,
+            Kind::Text => text_follows = true,
+            Kind::Empty | Kind::Mobile => {}
+            _ => text_follows = false,
+        }
+    }
     kinds
+}
+
+/// Whether the first non-blank line from `from` on is quoted (`>`).
+fn quote_follows(lines: &[&str], from: usize) -> bool {
+    lines
+        .iter()
+        .skip(from)
+        .find(|l| !is_blank(l))
+        .is_some_and(|l| QUOTE.is_match(l))
 }
 
 /// If an embedded mail starts at line `i`, how many lines its marker spans.
@@ -278,7 +299,12 @@ fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
         // Cheap test first: an attribution ends with a colon (or dashes).
         let end = window.trim_end();
         if (end.ends_with([':', '：']) || end.ends_with("--")) && ATTRIBUTION.is_match(&window) {
-            let credible = opens || window.contains('@') || window.chars().any(|c| c.is_ascii_digit());
+            // Clients write a date or an address into an attribution. An
+            // opener alone ("Le", "Il" are also articles) makes one only
+            // when a quote follows: "Le technicien a écrit :" in the
+            // middle of a reply is the customer's own sentence.
+            let dated = window.contains('@') || window.chars().any(|c| c.is_ascii_digit());
+            let credible = dated || (opens && quote_follows(lines, i + span));
             return (credible && (span == 1 || starts)).then_some(span);
         }
         if window.len() > 300 || (span > 1 && !starts) {

@@ -86,3 +86,28 @@ fn an_underlined_heading_is_text_not_a_separator() {
     // A separator after a blank line is still one.
     assert_eq!(new_part("Link is down.\n\n=====\nAcme SA, 1 rue X"), "Link is down.");
 }
+
+/// Found by a review: a sentence in the words of an attribution ("Le
+/// technicien a écrit :") cut the French and Italian replies down to their
+/// greeting; it is one only with a date, an address or a quote after it.
+#[test]
+fn a_sentence_reading_like_an_attribution_is_text() {
+    let fr = "Bonjour,\n\nLe technicien sur place a écrit :\n\"le port 24 du switch est HS\"\n\nPouvez-vous envoyer le module demain ?\n\nMerci,\nMarie";
+    assert_eq!(new_part(fr), fr);
+    let it =
+        "Buongiorno,\n\nIl cliente ha scritto:\nla linea cade ogni sera alle 22\n\nPotete mandare un tecnico domani?";
+    assert!(new_part(it).contains("Potete mandare un tecnico domani?"));
+    // With a quote after it, the same words are an attribution.
+    let quoted = "Oui, c'est réparé.\n\nLe technicien a écrit :\n> le port 24 est HS\n> merci";
+    assert_eq!(new_part(quoted), "Oui, c'est réparé.");
+}
+
+/// Found by a review: a line like a mobile signature with the author's
+/// text after it is the author's text.
+#[test]
+fn a_sent_by_line_in_the_middle_is_text() {
+    let text = "Hello,\n\nThe replacement router arrived broken.\nSent by DHL on Monday, tracking number 1Z999AA10123456784.\nThe box was crushed; photos are attached.\n\nThanks";
+    assert_eq!(new_part(text), text);
+    assert_eq!(new_part("Done.\n\nSent from my iPhone\n\n> earlier"), "Done.");
+    assert_eq!(new_part("Done.\n\nSent from my iPhone"), "Done.");
+}
