@@ -381,3 +381,55 @@ async fn late_replies_follow_a_chain_of_closed_follow_ups_to_the_newest() {
         assert_eq!(on_three, 2, "one batch: {one_batch}");
     }
 }
+
+/// Found by a review: a Message-ID (or sender address) longer than
+/// PostgreSQL indexes take stopped its intake at that mail (the batch, the
+/// mail alone and its quarantine all refused), while SQLite took it. Such
+/// an id is no id (the mail is keyed by its bytes), such an address no
+/// address, on both engines.
+#[tokio::test]
+async fn an_overlong_message_id_or_sender_stops_nothing() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    // Random-looking, so PostgreSQL cannot compress it under its limit.
+    let mut seed: u64 = 42;
+    let long: String = (0..350)
+        .map(|_| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            format!("{:08x}", seed >> 32)
+        })
+        .collect();
+    let with_id = |id: &str, from: &str, subject: &str| {
+        format!(
+            "From: {from}\r\nTo: support@provider.test\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nhello\r\n"
+        )
+        .into_bytes()
+    };
+    let batch = [
+        mail(&with_id("ok1@x.test", "ok@acme.test", "before"), "1"),
+        mail(&with_id(&format!("{long}@x.test"), "lm@acme.test", "long id"), "2"),
+        mail(&with_id("ok3@x.test", &format!("{long}@acme.test"), "long sender"), "3"),
+        mail(&with_id("ok4@x.test", "ok4@acme.test", "after"), "4"),
+    ];
+    let (_, outcomes) = p.process_batch(&batch).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            Outcome::NewTicket,
+            Outcome::NewTicket,
+            Outcome::Quarantined,
+            Outcome::NewTicket
+        ]
+    );
+    // Fetched again (a chunk after a crash): the long-id mail is known by
+    // its bytes.
+    let (_, again) = p.process_batch(&batch[1..2]).await.unwrap();
+    assert_eq!(again, vec![Outcome::Duplicate]);
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let held = views::quarantine(&mut conn, None, true).await.unwrap();
+    assert_eq!(held.len(), 1, "{held:?}");
+    assert_eq!(held[0].reason, "no_sender");
+}

@@ -423,11 +423,18 @@ fn display_name(value: &str) -> String {
 }
 
 /// Message-IDs compare without brackets and surrounding space; an empty or
-/// space-containing id is garbage, not an identity.
+/// space-containing id is garbage, not an identity, and so is one longer
+/// than [`MAX_ID_BYTES`]: a mail with such an id is keyed by its bytes.
 pub(crate) fn clean_id(s: &str) -> Option<String> {
     let s = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
-    (!s.is_empty() && !s.contains(char::is_whitespace)).then(|| s.to_string())
+    (!s.is_empty() && s.len() <= MAX_ID_BYTES && !s.contains(char::is_whitespace)).then(|| s.to_string())
 }
+
+/// The longest Message-ID taken as one. Real ids are under 250 bytes; the
+/// ids are indexed, and PostgreSQL refuses an index entry over 2,704 bytes:
+/// a 2,800-byte id stopped a PostgreSQL store's intake at that mail, while
+/// SQLite took it.
+pub const MAX_ID_BYTES: usize = 512;
 
 /// Header text with control characters (CR/LF included) removed and runs of
 /// white space collapsed: such text ends up in outgoing headers and logs.
@@ -438,8 +445,14 @@ pub fn clean_header_text(s: &str) -> String {
         .join(" ")
 }
 
-/// A usable mailbox address: one `@`, something on each side, no spaces.
+/// A usable mailbox address: one `@`, something on each side, no spaces,
+/// and as SMTP can carry it: RFC 5321 limits a path to 254 bytes, so a
+/// longer one is no one's (and would overflow PostgreSQL's index on
+/// contact emails).
 pub fn valid_address(a: &str) -> bool {
+    if a.len() > 254 {
+        return false;
+    }
     match a.split_once('@') {
         Some((local, domain)) => {
             !local.is_empty()

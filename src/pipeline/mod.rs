@@ -243,8 +243,21 @@ impl Pipeline {
                 Ok((total, outcomes))
             }
             Err(e) => {
-                tracing::warn!(source = %mails[0].source, error = %e, "mail could not be stored; quarantined");
-                self.quarantine_alone(&mails[0], &e).await
+                let mail = &mails[0];
+                let kept = match self.quarantine_alone(mail, &e, false).await {
+                    // Its own headers may be what the store refuses (a value
+                    // over an index's limit): then it is kept under the hash
+                    // of its bytes alone, so one mail never stops the rest.
+                    Err(again) if !again.is_transient() => {
+                        tracing::warn!(source = %mail.source, error = %again, "quarantine with the mail's headers refused; keeping it by its bytes");
+                        self.quarantine_alone(mail, &e, true).await
+                    }
+                    done => done,
+                };
+                if kept.is_ok() {
+                    tracing::warn!(source = %mail.source, error = %e, "mail could not be stored; quarantined");
+                }
+                kept
             }
         }
     }
@@ -396,11 +409,18 @@ impl Pipeline {
     }
 
     /// Last resort for a mail whose writes the store refused: keep its raw
-    /// bytes in quarantine, in a transaction of its own.
-    async fn quarantine_alone(&self, mail: &Incoming, error: &Error) -> Result<(Summary, Vec<Outcome>)> {
+    /// bytes in quarantine, in a transaction of its own. `bare`: under the
+    /// hash of its bytes, without what its headers say.
+    async fn quarantine_alone(&self, mail: &Incoming, error: &Error, bare: bool) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let mut tx = self.store.begin_write().await?;
-        let failure = processing_failure(mail, error);
+        let mut failure = processing_failure(mail, error);
+        if bare {
+            failure.key = format!("sha256:{}", failure.raw_sha256);
+            failure.message_id = None;
+            failure.from = None;
+            failure.subject = None;
+        }
         let mut snapshot = Snapshot::default();
         if crate::store::snapshot::key_is_known(&mut tx, &failure.key).await? {
             snapshot.known_keys.insert(failure.key.clone());
