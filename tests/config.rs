@@ -334,7 +334,15 @@ fn the_systemd_unit_loads_no_credential_by_default_and_verifies() {
         "the example names credentials, not systemd's paths"
     );
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
-        eprintln!("systemd-analyze not found: unit not verified");
+        // CI installs it (package systemd) and requires it.
+        assert!(
+            std::env::var_os("MAILROOM_REQUIRE_SYSTEMD").is_none(),
+            "MAILROOM_REQUIRE_SYSTEMD is set but systemd-analyze is not installed"
+        );
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"SKIPPED: systemd-analyze not found; the unit was not verified\n",
+        );
         return;
     }
     let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/systemd/verify.sh"))

@@ -281,6 +281,39 @@ fn missing_dovecot_fails_when_required() {
     assert!(err.contains("MAILROOM_REQUIRE_DOVECOT"), "{err}");
 }
 
+/// The requirement reaches `start()` itself: with the binary missing and
+/// MAILROOM_REQUIRE_DOVECOT set (a CI machine whose install went wrong), a test that
+/// starts Dovecot fails; without it, the same test skips visibly.
+#[test]
+fn a_missing_dovecot_fails_a_starting_test_only_when_required() {
+    let run = |required: bool| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args([
+                "--exact",
+                "append_three_then_uids_count_and_bodies",
+                "--test-threads",
+                "1",
+            ])
+            .env("MAILROOM_DOVECOT_BIN", "/nonexistent/dovecot")
+            .env_remove("MAILROOM_REQUIRE_DOVECOT");
+        if required {
+            child.env("MAILROOM_REQUIRE_DOVECOT", "1");
+        }
+        child.output().unwrap()
+    };
+    let required = run(true);
+    let report = String::from_utf8_lossy(&required.stdout);
+    assert!(!required.status.success() && report.contains("1 failed"), "{report}");
+    let optional = run(false);
+    let (report, skipped) = (
+        String::from_utf8_lossy(&optional.stdout),
+        String::from_utf8_lossy(&optional.stderr),
+    );
+    assert!(optional.status.success() && report.contains("1 passed"), "{report}");
+    assert!(skipped.contains("SKIPPED"), "{skipped}");
+}
+
 #[test]
 fn lmtp_delivers_to_known_users_and_rejects_unknown_ones() {
     let Some(server) = Dovecot::start_with_lmtp().unwrap_or_else(|e| panic!("{e}")) else {

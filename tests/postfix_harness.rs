@@ -509,3 +509,31 @@ fn missing_postfix_fails_when_required() {
         .expect("must fail when required");
     assert!(err.contains("MAILROOM_REQUIRE_POSTFIX"), "{err}");
 }
+
+/// The requirement reaches `start()` itself: with the binary missing and
+/// MAILROOM_REQUIRE_POSTFIX set (a CI machine whose install went wrong), a test that
+/// starts Postfix fails; without it, the same test skips visibly.
+#[test]
+fn a_missing_postfix_fails_a_starting_test_only_when_required() {
+    let run = |required: bool| {
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
+        child
+            .args(["--exact", "bare_newline_is_rejected", "--test-threads", "1"])
+            .env("MAILROOM_POSTFIX_BIN", "/nonexistent/postfix")
+            .env_remove("MAILROOM_REQUIRE_POSTFIX");
+        if required {
+            child.env("MAILROOM_REQUIRE_POSTFIX", "1");
+        }
+        child.output().unwrap()
+    };
+    let required = run(true);
+    let report = String::from_utf8_lossy(&required.stdout);
+    assert!(!required.status.success() && report.contains("1 failed"), "{report}");
+    let optional = run(false);
+    let (report, skipped) = (
+        String::from_utf8_lossy(&optional.stdout),
+        String::from_utf8_lossy(&optional.stderr),
+    );
+    assert!(optional.status.success() && report.contains("1 passed"), "{report}");
+    assert!(skipped.contains("SKIPPED"), "{skipped}");
+}

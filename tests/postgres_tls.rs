@@ -8,8 +8,6 @@
 #[path = "support/postgres.rs"]
 mod postgres;
 
-use std::io::Write as _;
-
 use mailroom::config::Config;
 use mailroom::store::Store;
 use postgres::TestDb;
@@ -32,7 +30,7 @@ async fn the_servers_certificate_is_verified() {
         .await
         .unwrap();
     if ssl.as_deref() != Some("on") {
-        let _ = writeln!(std::io::stderr(), "SKIPPED: the PostgreSQL server does not speak TLS");
+        postgres::lacking("the PostgreSQL server does not speak TLS");
         return;
     }
     let sep = if db.url().contains('?') { '&' } else { '?' };
@@ -41,7 +39,7 @@ async fn the_servers_certificate_is_verified() {
     assert!(refused.to_lowercase().contains("certificate"), "{refused}");
 
     if !std::path::Path::new(SNAKEOIL).is_file() {
-        let _ = writeln!(std::io::stderr(), "SKIPPED: no {SNAKEOIL} to trust");
+        postgres::lacking(&format!("there is no {SNAKEOIL} to trust"));
         return;
     }
     // Trusting the server's own (self-signed) certificate as the CA; the

@@ -31,6 +31,32 @@ use sqlx::{Connection, Executor, PgConnection};
 pub const URL_ENV: &str = "MAILROOM_TEST_POSTGRES_URL";
 pub const REQUIRE_ENV: &str = "MAILROOM_REQUIRE_POSTGRES";
 
+/// A URL as a message may show it: CI may put a password in
+/// MAILROOM_TEST_POSTGRES_URL, and test output ends up in its logs.
+pub fn shown(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A PostgreSQL feature the server lacks: skipped visibly, or a failure
+/// when PostgreSQL tests are required (CI), so a test of it cannot pass
+/// without having run.
+pub fn lacking(what: &str) {
+    assert!(
+        std::env::var_os(REQUIRE_ENV).is_none(),
+        "{REQUIRE_ENV} is set but {what}: the test cannot run"
+    );
+    let _ = std::io::Write::write_all(
+        &mut std::io::stderr(),
+        format!("SKIPPED: {what}; the test did not run\n").as_bytes(),
+    );
+}
+
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A database of its own, dropped with this value.
@@ -59,7 +85,7 @@ impl TestDb {
         let url = with_database(&admin_url, &name)?;
         let mut admin = PgConnection::connect(&admin_url)
             .await
-            .map_err(|e| format!("{URL_ENV}={admin_url}: cannot connect: {e}"))?;
+            .map_err(|e| format!("{URL_ENV}={}: cannot connect: {e}", shown(&admin_url)))?;
         // A leftover of a killed run with the same pid (no live process has it).
         admin
             .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
@@ -70,7 +96,7 @@ impl TestDb {
         admin
             .execute(sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))))
             .await
-            .map_err(|e| format!("CREATE DATABASE {name} on {admin_url}: {e}"))?;
+            .map_err(|e| format!("CREATE DATABASE {name} on {}: {e}", shown(&admin_url)))?;
         let _ = admin.close().await;
         Ok(Some(TestDb { admin_url, name, url }))
     }
@@ -103,7 +129,7 @@ impl TestDb {
     pub async fn connect(&self) -> PgConnection {
         PgConnection::connect(&self.url)
             .await
-            .unwrap_or_else(|e| panic!("connecting to {}: {e}", self.url))
+            .unwrap_or_else(|e| panic!("connecting to {}: {e}", shown(&self.url)))
     }
 }
 
@@ -159,7 +185,16 @@ pub fn with_database(url: &str, name: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::with_database;
+    use super::{shown, with_database};
+
+    /// Messages quote the URL without its password (CI logs keep them).
+    #[test]
+    fn a_url_is_shown_without_its_password() {
+        let url = shown("postgres://postgres:Hunter2-CI-secret@127.0.0.1:5432/test");
+        assert!(!url.contains("Hunter2"), "{url}");
+        assert_eq!(url, "postgres://postgres:***@127.0.0.1:5432/test");
+        assert_eq!(shown("postgres://postgres@h/test"), "postgres://postgres@h/test");
+    }
 
     #[test]
     fn database_is_replaced_in_the_url() {
