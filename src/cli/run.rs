@@ -58,9 +58,10 @@ pub async fn run(config: &Config, origin: Option<PathBuf>, store: &Store, pipeli
     let mut tasks = Tasks::default();
     let names: Vec<&str> = config.mailboxes.iter().map(|m| m.name.as_str()).collect();
     let fleet = Fleet::new(store.clone(), &names, config.database.mailbox_lease);
-    if !config.mailboxes.is_empty() {
-        tasks.spawn("mailbox leases", |beat| fleet.clone().run(stopped.clone(), beat));
-    }
+    // Every daemon says it runs, a sender without mailboxes too: `db copy`
+    // refuses a store in use by one (a copy made while it sends would send
+    // the same notifications again from the copy).
+    tasks.spawn("instance heartbeat", |beat| fleet.clone().run(stopped.clone(), beat));
     for mb in &config.mailboxes {
         let (mb, pipeline, fleet, stopped) = (mb.clone(), pipeline.clone(), fleet.clone(), stopped.clone());
         tasks.spawn(&format!("mailbox {}", mb.name), |beat| {

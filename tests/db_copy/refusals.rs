@@ -186,3 +186,45 @@ async fn a_store_in_use_by_a_running_daemon_is_refused() {
     let err = env.fail2(&["db", "copy", "--to", unreachable]);
     assert!(err.contains("cannot connect") && !err.contains("in use"), "{err}");
 }
+
+/// Found by a review: a daemon that only sends notifications (no
+/// mailboxes) wrote no instance row, so a copy was taken while it sent,
+/// and what it sent afterwards went out again from the copy.
+#[tokio::test]
+async fn a_store_in_use_by_a_daemon_without_mailboxes_is_refused() {
+    let env = Env::on_sqlite();
+    // A relay nobody listens on: the daemon starts and retries, sending nothing.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = std::fs::read_to_string(env.dir.path().join("mailroom.toml")).unwrap();
+    env.write(
+        "mailroom.toml",
+        format!("{config}\n[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n"),
+    );
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_mailroom"))
+        .arg("--config")
+        .arg(env.dir.path().join("mailroom.toml"))
+        .arg("run")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let unreachable = "postgres://postgres@127.0.0.1:1/none";
+    let started = std::time::Instant::now();
+    let err = loop {
+        let err = env.fail2(&["db", "copy", "--to", unreachable]);
+        if err.contains("in use") || started.elapsed() > std::time::Duration::from_secs(20) {
+            break err;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        err.contains("is in use by a running mailroom")
+            && err.contains("(no mailboxes: sending notifications) is running"),
+        "{err}"
+    );
+}

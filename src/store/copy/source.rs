@@ -84,7 +84,8 @@ pub(super) async fn refuse_if_in_use(source: &SqlitePool, path: &Path) -> Result
         "SELECT 'mailbox ' || name || ' is held by instance ' || holder, expires_at - {SQLITE_NOW_MS}
          FROM mailbox_leases WHERE expires_at > {SQLITE_NOW_MS}
          UNION ALL
-         SELECT 'instance ' || id || ' (mailboxes ' || REPLACE(mailboxes, char(10), ', ') || ') is running',
+         SELECT 'instance ' || id || CASE WHEN mailboxes = '' THEN ' (no mailboxes: sending notifications)'
+                ELSE ' (mailboxes ' || REPLACE(mailboxes, char(10), ', ') || ')' END || ' is running',
                 expires_at - {SQLITE_NOW_MS}
          FROM instances WHERE expires_at > {SQLITE_NOW_MS}
          ORDER BY 1"
