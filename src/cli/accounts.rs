@@ -64,7 +64,7 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
                 (None, Some(name)) => AccountRow {
                     number: number.clone(),
                     name,
-                    domains: Vec::new(),
+                    domains: None,
                     language: None,
                     intake: IntakePolicy::default(),
                     health: None,
@@ -79,7 +79,7 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
                 }
             };
             if !domains.is_empty() {
-                row.domains = domains;
+                row.domains = Some(domains);
             }
             row.language = language.or(row.language);
             row.intake = intake.unwrap_or(row.intake);

@@ -37,8 +37,11 @@ pub struct DirectoryFile {
 pub struct AccountRow {
     pub number: String,
     pub name: String,
-    #[serde(default)]
-    pub domains: Vec<String>,
+    /// The account's domains, replacing those it had; left out, they stay
+    /// as they are (a row that only renames an account or changes its
+    /// policy must not take its mail away from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domains: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub language: Option<String>,
     #[serde(default)]
@@ -160,7 +163,9 @@ impl DirectoryFile {
 
     fn normalise(&mut self) {
         for a in &mut self.accounts {
-            a.domains = a.domains.iter().map(|d| normalise_email(d)).collect();
+            if let Some(domains) = &mut a.domains {
+                *domains = domains.iter().map(|d| normalise_email(d)).collect();
+            }
         }
         for c in &mut self.contacts {
             c.email = normalise_email(&c.email);
@@ -199,10 +204,15 @@ impl DirectoryFile {
                 return bad(format!("{row}: name is empty"));
             }
             seen.once("account number", &a.number, &row)?;
-            if let Some(d) = a.domains.iter().find(|d| d.is_empty() || d.contains(['@', ' ', '*'])) {
+            if let Some(d) = a
+                .domains
+                .iter()
+                .flatten()
+                .find(|d| d.is_empty() || d.contains(['@', ' ', '*']))
+            {
                 return bad(format!("{row}: {d:?} is not a domain"));
             }
-            for d in &a.domains {
+            for d in a.domains.iter().flatten() {
                 seen.once("domain", d, &row)?;
             }
             if let Some(h) = a.health.as_deref().filter(|h| !HEALTH.contains(h)) {
@@ -335,7 +345,7 @@ level = 2
     #[test]
     fn parses_and_normalises() {
         let f = DirectoryFile::parse(GOOD, "d.toml").unwrap();
-        assert_eq!(f.accounts[0].domains, vec!["acme.fr"]);
+        assert_eq!(f.accounts[0].domains, Some(vec!["acme.fr".to_string()]));
         assert_eq!(f.accounts[0].intake, IntakePolicy::PrimaryOnly);
         assert_eq!(f.contacts[0].email, "marie.dupont@acme.fr");
     }

@@ -209,3 +209,49 @@ fn a_primary_contact_moved_to_another_account_is_no_longer_primary() {
     let paul = env.json(&["contacts", "show", "paul@acme.fr", "--json"]);
     assert_eq!(paul["primary"], true);
 }
+
+/// An account row without `domains` (a rename, a policy change) keeps the
+/// account's domains; `domains = []` clears them.
+#[test]
+fn a_row_without_domains_keeps_the_accounts_domains() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.import("[[account]]\nnumber = \"OCN-1\"\nname = \"Acme SA\"\nintake = \"primary_only\"\n");
+    let acme = find(&env.list(&["accounts", "list", "--json"]), "number", "OCN-1").clone();
+    assert_eq!(
+        (acme["name"].clone(), acme["domains"].clone()),
+        (json!("Acme SA"), json!(["acme.fr"]))
+    );
+    env.import("[[account]]\nnumber = \"OCN-1\"\nname = \"Acme SA\"\ndomains = []\n");
+    let acme = find(&env.list(&["accounts", "list", "--json"]), "number", "OCN-1").clone();
+    assert_eq!(acme["domains"], json!([]));
+}
+
+/// Removing an account whose service carries another account's tickets
+/// (a service it took over) is refused naming the service, not by a
+/// foreign-key error.
+#[test]
+fn an_account_whose_service_carries_others_tickets_is_not_removed() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.write(
+        "m1.eml",
+        mail(
+            "Paul <paul@acme.fr>",
+            "root1@acme.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "S-1 down",
+            &[],
+            "S-1 is down",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    env.ok(&["accounts", "add", "OCN-3", "--name", "Gamma"]);
+    env.ok(&["services", "add", "S-1", "--account", "OCN-3"]);
+    let err = env.fail2(&["accounts", "remove", "OCN-3"]);
+    assert!(err.contains("service S-1 (1 tickets)"), "{err}");
+    assert_eq!(
+        find(&env.list(&["services", "list", "--json"]), "id", "S-1")["account"],
+        "OCN-3"
+    );
+}

@@ -59,7 +59,7 @@ pub async fn account_rows(conn: &mut AnyConnection, number: Option<&str>) -> Res
             Ok(AccountRow {
                 number: account.number,
                 name: account.name,
-                domains: account.domains,
+                domains: Some(account.domains),
                 language: account.language,
                 intake: account.intake,
                 health: r.try_get("health")?,

@@ -181,15 +181,18 @@ pub async fn import(conn: &mut AnyConnection, file: &DirectoryFile) -> Result<Im
     }
     // Every listed account lets go of its domains before any is given
     // again, so a domain moves between two accounts of one file whatever
-    // the order of their rows.
-    for id in &ids {
+    // the order of their rows. A row without `domains` keeps its own.
+    for (a, id) in file.accounts.iter().zip(&ids) {
+        if a.domains.is_none() {
+            continue;
+        }
         sqlx::query("DELETE FROM account_domains WHERE account_id = $1")
             .bind(id)
             .execute(&mut *conn)
             .await?;
     }
     for (i, (a, id)) in file.accounts.iter().zip(&ids).enumerate() {
-        add_domains(conn, *id, &a.domains)
+        add_domains(conn, *id, a.domains.as_deref().unwrap_or_default())
             .await
             .map_err(|e| name_row(e, &account_row(i, a)))?;
     }

@@ -29,6 +29,25 @@ pub async fn remove_account(conn: &mut AnyConnection, number: &str) -> Result<()
             "account {number} still has {tickets} tickets and {contacts} contacts; it cannot be removed (history would be lost)"
         )));
     }
+    // Its services go with it: one that carries another account's tickets
+    // (it moved here from that customer) must stay for that history.
+    let carried: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.service_id, COUNT(*) FROM tickets t JOIN services s ON s.id = t.service_id
+         WHERE s.account_id = $1 GROUP BY s.service_id ORDER BY s.service_id",
+    )
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?;
+    if !carried.is_empty() {
+        let named: Vec<String> = carried
+            .iter()
+            .map(|(s, n)| format!("service {s} ({n} tickets)"))
+            .collect();
+        return Err(Error::Directory(format!(
+            "account {number} cannot be removed: its {} still carry tickets of other accounts (history would be lost); move them to another account first",
+            named.join(", ")
+        )));
+    }
     sqlx::query("DELETE FROM accounts WHERE id = $1")
         .bind(id)
         .execute(conn)
