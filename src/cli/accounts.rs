@@ -3,7 +3,7 @@
 
 use clap::Subcommand;
 
-use super::directory::{import_in, import_one, report_removed};
+use super::directory::{import_in, import_one, report_policies, report_removed};
 use super::output::print_list;
 use crate::directory::IntakePolicy;
 use crate::directory::file::{AccountRow, BillingRow, DirectoryFile, ServiceRow};
@@ -88,9 +88,11 @@ pub async fn accounts(cmd: AccountsCmd, store: &Store) -> Result<()> {
                 ..DirectoryFile::default()
             };
             let removed = import_in(&mut tx, file).await?;
+            let lacking = dir::policies_without_primary(&mut tx).await?;
             store.commit(tx).await?;
             println!("account {number} saved");
             report_removed(&removed);
+            report_policies(&lacking);
             Ok(())
         }
         AccountsCmd::Remove { number } => {

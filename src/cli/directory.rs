@@ -26,12 +26,14 @@ pub async fn directory(cmd: DirectoryCmd, store: &Store) -> Result<()> {
             let parsed = DirectoryFile::parse(&text, &file.display().to_string())?;
             let mut tx = store.begin_write().await?;
             let s = dir::import(&mut tx, &parsed).await?;
+            let lacking = dir::policies_without_primary(&mut tx).await?;
             store.commit(tx).await?;
             println!(
                 "imported {} accounts, {} billing accounts, {} services, {} contacts, {} subscriptions, {} ignore rules",
                 s.accounts, s.billing_accounts, s.services, s.contacts, s.subscriptions, s.ignore_rules
             );
             report_removed(&s.removed_subscriptions);
+            report_policies(&lacking);
             Ok(())
         }
         DirectoryCmd::Export => {
@@ -63,6 +65,22 @@ pub(super) async fn import_in(conn: &mut sqlx::AnyConnection, file: DirectoryFil
 
 /// Says which subscriptions a move took away, so an operator who moved a
 /// contact or service by mistake sees what to restore.
+/// Says which accounts' intake policy has nobody to rely on (see
+/// [`dir::policies_without_primary`]); the change is saved all the same
+/// (the primary may be imported next).
+pub(super) fn report_policies(lacking: &[(String, String)]) {
+    for (number, intake) in lacking {
+        let effect = if intake == "approval" {
+            "its requests wait for approval with nobody asked"
+        } else {
+            "every mail to it is refused"
+        };
+        println!(
+            "warning: account {number} has intake {intake} but no primary contact who can be mailed: {effect} (set one with contacts update EMAIL --primary true)"
+        );
+    }
+}
+
 pub(super) fn report_removed(removed: &[String]) {
     if !removed.is_empty() {
         println!("{}", removed_note(removed));

@@ -349,8 +349,19 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     }
     list.exclude(&sender.email);
     if status == TicketStatus::AwaitingApproval {
+        let mut asked = false;
         for p in &facts.primaries {
-            list.add(Event::ApprovalRequest, p);
+            asked |= list.add(Event::ApprovalRequest, p);
+        }
+        // Nobody to approve (no primary contact, or only ignored or
+        // undeliverable ones): the request would wait unseen while its
+        // sender is told approval is coming. The note puts it in front of
+        // the desk.
+        if !asked {
+            notes.push(
+                "awaits approval, but the account has no primary contact who can be asked: approve or close it by hand (mailroom tickets approve)"
+                    .to_string(),
+            );
         }
     } else {
         for r in in_groups(&facts.subscriptions, scope, &policy.config.notify.new_ticket) {

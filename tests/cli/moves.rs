@@ -255,3 +255,37 @@ fn an_account_whose_service_carries_others_tickets_is_not_removed() {
         "OCN-3"
     );
 }
+
+/// An approval account with nobody to approve is saved with a warning, and
+/// a request to it says so on the ticket.
+#[test]
+fn an_approval_account_without_a_primary_is_pointed_out() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    let out = env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    assert!(
+        out.contains("warning: account OCN-2 has intake approval but no primary contact"),
+        "{out}"
+    );
+    env.write(
+        "m1.eml",
+        mail(
+            "Bob <bob@beta.fr>",
+            "b1@beta.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "New line",
+            &[],
+            "Please",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    let ticket = env.json(&["tickets", "show", "1", "--json"]);
+    assert_eq!(ticket["status"], "awaiting_approval");
+    assert!(
+        ticket.to_string().contains("no primary contact who can be asked"),
+        "{ticket}"
+    );
+    env.ok(&["contacts", "update", "zoe@beta.fr", "--primary", "true"]);
+    let out = env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    assert!(!out.contains("warning"), "{out}");
+}

@@ -492,6 +492,20 @@ async fn resolve_target(
     ))
 }
 
+/// Accounts whose intake policy needs a primary contact (`approval` asks
+/// one, `primary_only` lets only them in) but that have none who can be
+/// mailed: number and policy. Their requests would wait with nobody asked,
+/// or be refused for good.
+pub async fn policies_without_primary(conn: &mut AnyConnection) -> Result<Vec<(String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT a.number, a.intake FROM accounts a WHERE a.intake <> 'open' AND NOT EXISTS
+           (SELECT 1 FROM contacts c WHERE c.account_id = a.id AND c.is_primary AND NOT c.ignore AND NOT c.undeliverable)
+         ORDER BY a.number",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
 /// Adds an ignore rule (no-op if present).
 pub async fn add_ignore_rule(conn: &mut AnyConnection, pattern: &str) -> Result<()> {
     let pattern = IgnoreRule::canonical(pattern).map_err(Error::Directory)?;

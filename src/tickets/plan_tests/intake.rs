@@ -443,6 +443,35 @@ fn approval_holds_non_primary_requests_and_asks_every_primary() {
     assert_eq!(to(&p.notices, Event::NewTicket), ["key@acme.test"]);
 }
 
+/// Found by a review: with no primary to ask (none, or only an ignored
+/// one), a request waited unseen; the ticket now says so.
+#[test]
+fn approval_with_nobody_to_ask_says_so_on_the_ticket() {
+    let mut f = known(marie(), IntakePolicy::Approval);
+    let p = plan(&simple("marie@acme.test", "New port please"), &f);
+    assert_eq!(opened(&p).status, TicketStatus::AwaitingApproval);
+    assert!(
+        p.notes
+            .iter()
+            .any(|n| n.contains("no primary contact who can be asked")),
+        "{:?}",
+        p.notes
+    );
+    f.primaries = vec![Recipient {
+        ignore: true,
+        ..rcpt("boss@acme.test")
+    }];
+    let p = plan(&simple("marie@acme.test", "New port please"), &f);
+    assert!(
+        p.notes.iter().any(|n| n.contains("no primary contact")),
+        "{:?}",
+        p.notes
+    );
+    f.primaries = vec![rcpt("boss@acme.test")];
+    let p = plan(&simple("marie@acme.test", "New port please"), &f);
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+}
+
 // ---- per-sender rate limit ------------------------------------------------
 
 #[test]
