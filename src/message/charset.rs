@@ -110,6 +110,91 @@ pub fn part_text<'a>(raw: &[u8], part: &'a MessagePart, text: &'a str, fallback:
     }
 }
 
+/// A header value's RFC 2047 encoded words decoded, adjacent words of one
+/// charset joined as bytes before decoding.
+///
+/// Mailers that cut encoded words at a byte count split a character over
+/// two words (`=?UTF-8?Q?Ren=C3?= =?UTF-8?Q?=A9?=`); decoded word by word,
+/// each half is invalid and "René" became "Ren��". Readers (Thunderbird,
+/// Gmail, Python's `email.header`) join the bytes first, as here.
+pub fn joined_encoded_words(value: &str) -> String {
+    static WORD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=").unwrap());
+    let mut out = String::new();
+    let mut pending: Option<(String, Vec<u8>)> = None;
+    let mut last = 0;
+    let flush = |out: &mut String, pending: &mut Option<(String, Vec<u8>)>| {
+        if let Some((charset, bytes)) = pending.take() {
+            out.push_str(&decode_word_bytes(&bytes, &charset));
+        }
+    };
+    for m in WORD.captures_iter(value) {
+        let whole = m.get(0).expect("whole match");
+        let between = &value[last..whole.start()];
+        // RFC 2047: white space between two encoded words is not text.
+        let adjacent = pending.is_some() && between.trim().is_empty();
+        // `charset*language` (RFC 2231) names the same charset.
+        let charset = m[1].split('*').next().unwrap_or("").to_ascii_lowercase();
+        let bytes = if m[2].eq_ignore_ascii_case("b") {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(m[3].trim_end_matches('='))
+                .unwrap_or_else(|_| m[3].as_bytes().to_vec())
+        } else {
+            q_decoded(&m[3])
+        };
+        match pending.as_mut() {
+            Some((c, held)) if adjacent && *c == charset => held.extend(bytes),
+            _ => {
+                flush(&mut out, &mut pending);
+                if !adjacent {
+                    out.push_str(between);
+                }
+                pending = Some((charset, bytes));
+            }
+        }
+        last = whole.end();
+    }
+    flush(&mut out, &mut pending);
+    out.push_str(&value[last..]);
+    out
+}
+
+/// The bytes of a `Q` encoded word: `_` a space, `=XX` a byte.
+fn q_decoded(text: &str) -> Vec<u8> {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'_', _) => out.push(b' '),
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 2;
+            }
+            (c, _) => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}
+
+/// Joined word bytes in their declared charset (ISO-2022-JP included),
+/// else as any other header bytes.
+fn decode_word_bytes(bytes: &[u8], charset: &str) -> String {
+    if let Some(enc) = Encoding::for_label(charset.as_bytes()) {
+        let (text, had_errors) = enc.decode_without_bom_handling(bytes);
+        if !had_errors {
+            return text.into_owned();
+        }
+    }
+    decode_bytes(bytes, Some(charset))
+}
+
 /// The raw bytes of a header's value in `headers`.
 pub fn raw_header<'r>(raw: &'r [u8], headers: &[mail_parser::Header], name: HeaderName) -> Option<&'r [u8]> {
     let h = headers.iter().find(|h| h.name == name)?;

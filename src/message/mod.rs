@@ -245,7 +245,13 @@ impl Message {
         });
         let mut from = sender(&parsed);
         if let Some(f) = from.as_mut().filter(|f| f.name.is_some()) {
-            let repaired = repaired_header(parsed.raw_message(), &parsed, HeaderName::From, fallback);
+            let repaired = repaired_header(
+                parsed.raw_message(),
+                &parsed,
+                HeaderName::From,
+                fallback,
+                f.name.as_deref(),
+            );
             if let Some(name) = repaired.map(|v| display_name(&v)) {
                 f.name = Some(name);
             }
@@ -385,19 +391,30 @@ fn repaired_header(
     parsed: &mail_parser::Message,
     name: HeaderName,
     fallback: Option<&str>,
+    decoded: Option<&str>,
 ) -> Option<String> {
     let raw = charset::raw_header(top_raw, parsed.headers(), name)?;
-    if std::str::from_utf8(raw).is_ok() {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        return charset::header_text(raw, fallback).map(|t| clean_header_text(&t));
+    };
+    // Encoded words decoded one by one gave U+FFFD: a character split
+    // over two words, joined again here.
+    let garbled = |t: &str| t.matches('\u{FFFD}').count();
+    let before = garbled(decoded?);
+    if before == 0 || !text.contains("=?") {
         return None;
     }
-    charset::header_text(raw, fallback).map(|t| clean_header_text(&t))
+    let unfolded = text.replace("\r\n", "").replace('\n', "");
+    let joined = charset::joined_encoded_words(&unfolded);
+    (garbled(&joined) < before).then(|| clean_header_text(&joined))
 }
 
 /// The subject, decoded again from raw 8-bit bytes when needed. `top_raw`
 /// is the whole mail's bytes: header offsets of nested messages count from
 /// its start.
 pub(crate) fn decoded_subject(top_raw: &[u8], parsed: &mail_parser::Message, fallback: Option<&str>) -> Option<String> {
-    repaired_header(top_raw, parsed, HeaderName::Subject, fallback).or_else(|| parsed.subject().map(clean_header_text))
+    repaired_header(top_raw, parsed, HeaderName::Subject, fallback, parsed.subject())
+        .or_else(|| parsed.subject().map(clean_header_text))
 }
 
 /// The display name of a From value: before the `<` that opens the
@@ -494,6 +511,20 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nBonjour\r\n";
         assert_eq!(m.references, vec!["a@b", "x@y"]);
         assert_eq!(m.text, "Bonjour");
         assert!(m.date.is_some());
+    }
+
+    /// Found by a review: a character split over two encoded words (a
+    /// mailer cutting them at a byte count) became U+FFFD in the subject
+    /// and the sender's name.
+    #[test]
+    fn a_character_split_over_two_encoded_words_is_joined() {
+        let raw = b"From: =?UTF-8?Q?Ren=C3?= =?UTF-8?Q?=A9_Dupont?= <rd@acme.fr>\r\n\
+Subject: =?UTF-8?Q?Panne_r=C3?=\r\n =?UTF-8?Q?=A9seau_Paris?=\r\nMessage-ID: <sp1@x>\r\n\r\nx\r\n";
+        let m = Message::parse(raw).unwrap();
+        assert_eq!(m.subject, "Panne réseau Paris");
+        assert_eq!(m.from.name.as_deref(), Some("René Dupont"));
+        let b64 = b"From: a@b.test\r\nSubject: =?utf-8?B?UGFubmUgcsOp?= =?utf-8?B?c2VhdQ==?=\r\n\r\nx\r\n";
+        assert_eq!(Message::parse(b64).unwrap().subject, "Panne réseau");
     }
 
     #[test]
