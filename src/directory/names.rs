@@ -8,7 +8,7 @@
 /// first and last name.
 pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
     let cleaned = display
-        .map(|d| d.trim().trim_matches(|c| c == '"' || c == '\'').trim().to_string())
+        .map(|d| without_decoration(d.trim().trim_matches(|c| c == '"' || c == '\'').trim()))
         .filter(|d| !d.is_empty() && !d.contains('@'));
     if let Some(name) = cleaned {
         let mut name = name.as_str();
@@ -23,9 +23,18 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
                 name = before;
             }
         }
-        let mut words = name.split_whitespace();
-        let first = words.next().unwrap_or("").to_string();
-        let last = words.collect::<Vec<_>>().join(" ");
+        let mut words: Vec<&str> = name.split_whitespace().collect();
+        // Academic and professional titles (`Ing. Peter Novák`, `Mgr. Jana
+        // Kováčová PhD.`, `Dr. Hans Müller`), common in SK and DE
+        // signatures, are no first name to greet with ("Hello Ing.,").
+        while words.len() > 1 && is_title(words[0]) {
+            words.remove(0);
+        }
+        while words.len() > 1 && is_title(words[words.len() - 1]) {
+            words.pop();
+        }
+        let first = words.first().copied().unwrap_or("").to_string();
+        let last = words.get(1..).unwrap_or_default().join(" ");
         return (first, last);
     }
     let local = address.split('@').next().unwrap_or("");
@@ -38,6 +47,37 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
         return (capitalise(parts[0]), capitalise(parts[1]));
     }
     (String::new(), String::new())
+}
+
+/// The name in a display name that says more: Google Groups'
+/// `'Marie Dupont' via Support` and a trailing `(ACME)`.
+fn without_decoration(display: &str) -> String {
+    let mut name = display;
+    if let Some((quoted, _group)) = name.split_once(" via ") {
+        let inner = quoted.trim().trim_matches(|c| c == '"' || c == '\'');
+        if quoted.trim().len() > inner.len() && !inner.is_empty() {
+            name = inner;
+        }
+    }
+    if let Some(open) = name.rfind(" (").filter(|_| name.ends_with(')')) {
+        name = &name[..open];
+    }
+    name.trim().to_string()
+}
+
+/// A title rather than a name: a civility (`Herr`, `Frau`, `Mme`), or an
+/// abbreviation of two letters or more ending in a dot (`Ing.`, `Dr.`,
+/// `Prof.`, `JUDr.`, `Dipl.-Ing.`, `PhD.`). An initial (`J.`) is part of
+/// the name.
+fn is_title(word: &str) -> bool {
+    const CIVILITIES: &[&str] = &["herr", "frau", "mme", "mlle", "mr", "mrs", "ms", "sig.ra", "sig"];
+    if CIVILITIES.contains(&word.to_lowercase().as_str()) {
+        return true;
+    }
+    word.strip_suffix('.').is_some_and(|w| {
+        w.chars().filter(|c| c.is_alphabetic()).count() >= 2
+            && w.chars().all(|c| c.is_alphabetic() || c == '.' || c == '-')
+    })
 }
 
 /// Whether the part before a comma reads as a surname (Outlook's `Dupont,
@@ -84,5 +124,32 @@ mod tests {
         assert_eq!(split_name(None, "marie.dupont@acme.fr"), s("Marie", "Dupont"));
         assert_eq!(split_name(None, "noc@acme.fr"), s("", ""));
         assert_eq!(split_name(Some("noc@acme.fr"), "noc@acme.fr"), s("", ""));
+    }
+
+    /// Found by a review: titles, Google Groups' "via" and a company in
+    /// brackets made the greeting "Hello Ing.," or the surname "Dupont'
+    /// via Support".
+    #[test]
+    fn titles_and_decorations_are_not_names() {
+        assert_eq!(split_name(Some("Ing. Peter Novák"), "x@y"), s("Peter", "Novák"));
+        assert_eq!(
+            split_name(Some("Mgr. Jana Kováčová, PhD."), "x@y"),
+            s("Jana", "Kováčová")
+        );
+        assert_eq!(split_name(Some("Prof. Dr. Anna Schmidt"), "x@y"), s("Anna", "Schmidt"));
+        assert_eq!(
+            split_name(Some("Dipl.-Ing. Hans Müller MBA."), "x@y"),
+            s("Hans", "Müller")
+        );
+        assert_eq!(split_name(Some("Herr Hans Müller"), "x@y"), s("Hans", "Müller"));
+        assert_eq!(
+            split_name(Some("'Marie Dupont' via Support"), "x@y"),
+            s("Marie", "Dupont")
+        );
+        assert_eq!(split_name(Some("Marie Dupont (ACME)"), "x@y"), s("Marie", "Dupont"));
+        // An initial is part of the name; a title alone is kept.
+        assert_eq!(split_name(Some("J. Dupont"), "x@y"), s("J.", "Dupont"));
+        assert_eq!(split_name(Some("Dr."), "x@y"), s("Dr.", ""));
+        assert_eq!(split_name(Some("Support via Web"), "x@y"), s("Support", "via Web"));
     }
 }
