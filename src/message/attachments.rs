@@ -108,6 +108,7 @@ pub(crate) fn collect(parsed: &mail_parser::Message, fallback_charset: Option<&s
                 _ => part.contents().to_vec(),
             };
             let name = decoded_name(raw, part, fallback_charset)
+                .or_else(|| content_id.as_deref().and_then(file_name_in_content_id))
                 .unwrap_or_else(|| generated_name(raw, part, &content_type, fallback_charset));
             Attachment {
                 file_name: sanitise_file_name(&name),
@@ -118,7 +119,45 @@ pub(crate) fn collect(parsed: &mail_parser::Message, fallback_charset: Option<&s
                 data,
             }
         })
-        .collect()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(Vec::new(), numbered)
+}
+
+/// Adds `a` to `done`, numbered (`image-2.jpg`) when an earlier file of
+/// the mail has its name but other bytes: two files saved side by side
+/// must not overwrite each other.
+fn numbered(mut done: Vec<Attachment>, mut a: Attachment) -> Vec<Attachment> {
+    let clash = |name: &str, done: &[Attachment]| done.iter().any(|d| d.file_name == name && d.data != a.data);
+    if clash(&a.file_name, &done) {
+        let (stem, ext) = match a.file_name.rsplit_once('.') {
+            Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
+            _ => (a.file_name.clone(), String::new()),
+        };
+        let mut n = 2;
+        while clash(&format!("{stem}-{n}{ext}"), &done)
+            || done.iter().any(|d| d.file_name == format!("{stem}-{n}{ext}"))
+        {
+            n += 1;
+        }
+        a.file_name = format!("{stem}-{n}{ext}");
+    }
+    done.push(a);
+    done
+}
+
+/// Outlook names inline pictures only in their Content-ID
+/// (`<image001.jpg@01D2A3B4.C5D6E7F0>`): its local part, when it reads as
+/// a file name.
+fn file_name_in_content_id(id: &str) -> Option<String> {
+    let local = id.split('@').next()?;
+    let (stem, ext) = local.rsplit_once('.')?;
+    let plausible = !stem.is_empty()
+        && (1..=5).contains(&ext.len())
+        && ext.chars().all(|c| c.is_ascii_alphanumeric())
+        && ext.chars().any(|c| c.is_ascii_alphabetic())
+        && !local.contains(char::is_whitespace);
+    plausible.then(|| local.to_string())
 }
 
 /// The part's own file name, unsanitised (RFC 2231/2047 decoded by
@@ -149,7 +188,9 @@ fn generated_name(raw: &[u8], part: &MessagePart, content_type: &str, fallback_c
         "text/calendar" => ("invite", "ics"),
         "application/pdf" => ("document", "pdf"),
         t if t.starts_with("image/") => ("image", image_extension(t)),
-        _ => ("attachment", "bin"),
+        t if t.starts_with("video/") => ("video", media_extension(t).unwrap_or("bin")),
+        t if t.starts_with("audio/") => ("audio", media_extension(t).unwrap_or("bin")),
+        t => ("attachment", media_extension(t).unwrap_or("bin")),
     };
     let stem = match &part.body {
         PartType::Message(m) => super::decoded_subject(raw, m, fallback_charset),
@@ -159,6 +200,40 @@ fn generated_name(raw: &[u8], part: &MessagePart, content_type: &str, fallback_c
     .filter(|s| !s.is_empty())
     .unwrap_or_else(|| kind.into());
     format!("{stem}.{ext}")
+}
+
+/// The usual extension of a type that is no image, so a generated name
+/// opens with the right program (`video.mov`, not `attachment.bin`).
+fn media_extension(content_type: &str) -> Option<&'static str> {
+    Some(match content_type {
+        "video/quicktime" => "mov",
+        "video/mp4" => "mp4",
+        "video/mpeg" => "mpg",
+        "video/x-msvideo" => "avi",
+        "video/webm" => "webm",
+        "audio/mpeg" => "mp3",
+        "audio/wav" | "audio/x-wav" => "wav",
+        "audio/ogg" => "ogg",
+        "audio/mp4" => "m4a",
+        "application/zip" | "application/x-zip-compressed" => "zip",
+        "application/gzip" | "application/x-gzip" => "gz",
+        "application/msword" => "doc",
+        "application/vnd.ms-excel" => "xls",
+        "application/vnd.ms-powerpoint" => "ppt",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => "docx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => "xlsx",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => "pptx",
+        "application/vnd.oasis.opendocument.text" => "odt",
+        "application/vnd.oasis.opendocument.spreadsheet" => "ods",
+        "application/vnd.ms-outlook" => "msg",
+        "application/json" => "json",
+        "application/xml" | "text/xml" => "xml",
+        "text/csv" => "csv",
+        "text/vcard" | "text/x-vcard" => "vcf",
+        "application/pkcs7-signature" | "application/x-pkcs7-signature" => "p7s",
+        "application/pgp-signature" => "asc",
+        _ => return None,
+    })
 }
 
 fn image_extension(content_type: &str) -> &'static str {

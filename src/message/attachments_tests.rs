@@ -103,3 +103,23 @@ Content-Disposition: attachment; filename=\"Hasen und Fr"
     assert_eq!(m.files[0].file_name, "Hasen und Frösche.txt");
     assert_eq!(m.attachments, vec!["Hasen und Frösche.txt"]);
 }
+
+/// Found by a review (Zammad's mail062): unnamed parts got `attachment.bin`
+/// and colliding names; Outlook's inline pictures are named in their
+/// Content-ID only.
+#[test]
+fn unnamed_parts_get_a_usable_distinct_name() {
+    let raw = "From: a@acme.test\nSubject: x\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\n\
+Content-Type: text/plain\n\nhi\n--B\nContent-Type: video/quicktime\nContent-Disposition: attachment\n\nmov-one\n\
+--B\nContent-Type: video/quicktime\nContent-Disposition: attachment\n\nmov-two\n\
+--B\nContent-Type: image/jpeg\nContent-ID: <image001.jpg@01D2A3B4.C5D6E7F0>\n\njpeg\n\
+--B\nContent-Type: image/jpeg\nContent-Disposition: inline\n\njpeg-a\n\
+--B\nContent-Type: image/jpeg\nContent-Disposition: inline\n\njpeg-b\n--B--\n"
+        .replace('\n', "\r\n");
+    let m = Message::parse(raw.as_bytes()).unwrap();
+    let names: Vec<&str> = m.files.iter().map(|f| f.file_name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["video.mov", "video-2.mov", "image001.jpg", "image.jpg", "image-2.jpg"]
+    );
+}
