@@ -286,32 +286,11 @@ fn missing_dovecot_fails_when_required() {
 /// starts Dovecot fails; without it, the same test skips visibly.
 #[test]
 fn a_missing_dovecot_fails_a_starting_test_only_when_required() {
-    let run = |required: bool| {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child
-            .args([
-                "--exact",
-                "append_three_then_uids_count_and_bodies",
-                "--test-threads",
-                "1",
-            ])
-            .env("MAILROOM_DOVECOT_BIN", "/nonexistent/dovecot")
-            .env_remove("MAILROOM_REQUIRE_DOVECOT");
-        if required {
-            child.env("MAILROOM_REQUIRE_DOVECOT", "1");
-        }
-        child.output().unwrap()
-    };
-    let required = run(true);
-    let report = String::from_utf8_lossy(&required.stdout);
-    assert!(!required.status.success() && report.contains("1 failed"), "{report}");
-    let optional = run(false);
-    let (report, skipped) = (
-        String::from_utf8_lossy(&optional.stdout),
-        String::from_utf8_lossy(&optional.stderr),
+    dovecot::server_util::assert_missing_binary_fails_only_when_required(
+        "append_three_then_uids_count_and_bodies",
+        "MAILROOM_DOVECOT_BIN",
+        "MAILROOM_REQUIRE_DOVECOT",
     );
-    assert!(optional.status.success() && report.contains("1 passed"), "{report}");
-    assert!(skipped.contains("SKIPPED"), "{skipped}");
 }
 
 #[test]

@@ -515,25 +515,9 @@ fn missing_postfix_fails_when_required() {
 /// starts Postfix fails; without it, the same test skips visibly.
 #[test]
 fn a_missing_postfix_fails_a_starting_test_only_when_required() {
-    let run = |required: bool| {
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap());
-        child
-            .args(["--exact", "bare_newline_is_rejected", "--test-threads", "1"])
-            .env("MAILROOM_POSTFIX_BIN", "/nonexistent/postfix")
-            .env_remove("MAILROOM_REQUIRE_POSTFIX");
-        if required {
-            child.env("MAILROOM_REQUIRE_POSTFIX", "1");
-        }
-        child.output().unwrap()
-    };
-    let required = run(true);
-    let report = String::from_utf8_lossy(&required.stdout);
-    assert!(!required.status.success() && report.contains("1 failed"), "{report}");
-    let optional = run(false);
-    let (report, skipped) = (
-        String::from_utf8_lossy(&optional.stdout),
-        String::from_utf8_lossy(&optional.stderr),
+    dovecot::server_util::assert_missing_binary_fails_only_when_required(
+        "bare_newline_is_rejected",
+        "MAILROOM_POSTFIX_BIN",
+        "MAILROOM_REQUIRE_POSTFIX",
     );
-    assert!(optional.status.success() && report.contains("1 passed"), "{report}");
-    assert!(skipped.contains("SKIPPED"), "{skipped}");
 }

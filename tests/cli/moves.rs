@@ -46,13 +46,9 @@ fn told_about(env: &Env, n: i64) -> Vec<String> {
         .collect()
 }
 
-/// A service handed over to another customer keeps its old tickets with
-/// the old customer: the new owner's subscribers hear of none of them,
-/// whoever writes on the ticket.
-#[test]
-fn a_moved_service_tells_the_new_owner_nothing_of_the_old_tickets() {
-    let env = Env::new();
-    env.import(TWO_CUSTOMERS);
+/// Ticket 1: Paul of Acme reports service S-1 down (Message-ID
+/// `root1@acme.fr`).
+fn acme_ticket_on_s1(env: &Env) {
     env.write(
         "m1.eml",
         mail(
@@ -65,6 +61,16 @@ fn a_moved_service_tells_the_new_owner_nothing_of_the_old_tickets() {
         ),
     );
     env.replay(&["m1.eml"]);
+}
+
+/// A service handed over to another customer keeps its old tickets with
+/// the old customer: the new owner's subscribers hear of none of them,
+/// whoever writes on the ticket.
+#[test]
+fn a_moved_service_tells_the_new_owner_nothing_of_the_old_tickets() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    acme_ticket_on_s1(&env);
     env.ok(&["services", "add", "S-1", "--account", "OCN-2"]);
     env.ok(&[
         "subscriptions",
@@ -234,18 +240,7 @@ fn a_row_without_domains_keeps_the_accounts_domains() {
 fn an_account_whose_service_carries_others_tickets_is_not_removed() {
     let env = Env::new();
     env.import(TWO_CUSTOMERS);
-    env.write(
-        "m1.eml",
-        mail(
-            "Paul <paul@acme.fr>",
-            "root1@acme.fr",
-            "Mon, 2 Mar 2026 08:00:00 +0100",
-            "S-1 down",
-            &[],
-            "S-1 is down",
-        ),
-    );
-    env.replay(&["m1.eml"]);
+    acme_ticket_on_s1(&env);
     env.ok(&["accounts", "add", "OCN-3", "--name", "Gamma"]);
     env.ok(&["services", "add", "S-1", "--account", "OCN-3"]);
     let err = env.fail2(&["accounts", "remove", "OCN-3"]);

@@ -163,3 +163,32 @@ pub fn s_client(port: u16, ca: &Path, extra: &[&str]) -> (bool, String) {
         text,
     )
 }
+
+/// Runs test `test` of this test binary in a child with the server's
+/// binary (`bin_env`) missing, with or without `require_env` set, and
+/// asserts what a CI machine whose install went wrong must see: the test
+/// fails when required, and passes after a visible SKIPPED line when not.
+/// The harness tests prove with it that `start()` reads the requirement.
+pub fn assert_missing_binary_fails_only_when_required(test: &str, bin_env: &str, require_env: &str) {
+    let run = |required: bool| {
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"));
+        child
+            .args(["--exact", test, "--test-threads", "1"])
+            .env(bin_env, "/nonexistent/server")
+            .env_remove(require_env);
+        if required {
+            child.env(require_env, "1");
+        }
+        child.output().expect("run the test binary")
+    };
+    let required = run(true);
+    let report = String::from_utf8_lossy(&required.stdout);
+    assert!(!required.status.success() && report.contains("1 failed"), "{report}");
+    let optional = run(false);
+    let (report, skipped) = (
+        String::from_utf8_lossy(&optional.stdout),
+        String::from_utf8_lossy(&optional.stderr),
+    );
+    assert!(optional.status.success() && report.contains("1 passed"), "{report}");
+    assert!(skipped.contains("SKIPPED"), "{skipped}");
+}
