@@ -14,14 +14,68 @@ pub(super) fn panic_if_asked(msg: &Message, subject: &str) {
     }
 }
 
-async fn pipeline(dir: &tempfile::TempDir) -> Pipeline {
-    let text = format!(
-        "[database]\nurl = \"sqlite:{}/m.db\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
-        dir.path().display()
-    );
-    let config = Config::parse(&text, "test").unwrap();
-    let store = Store::open(&config).await.unwrap();
-    Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap()
+/// The test's store: SQLite in `dir`, or in CI's PostgreSQL pass
+/// (`MAILROOM_TEST_STORE=postgres`) a fresh database on
+/// `MAILROOM_TEST_POSTGRES_URL`, as the integration tests get from
+/// tests/support/store.rs (which a unit test cannot reach): the fallback
+/// after a panic rolls back and retries, and the engines roll back apart.
+struct TestStore {
+    pipeline: Pipeline,
+    /// PostgreSQL: the server's URL and the database to drop.
+    drop: Option<(String, String)>,
+}
+
+impl TestStore {
+    async fn new(dir: &tempfile::TempDir, name: &str) -> TestStore {
+        let server = std::env::var("MAILROOM_TEST_POSTGRES_URL").ok();
+        let on_postgres = std::env::var("MAILROOM_TEST_STORE").as_deref() == Ok("postgres");
+        let (url, drop) = match server.filter(|_| on_postgres) {
+            Some(server) => {
+                let db = format!("mailroom_unit_{name}_{}", std::process::id());
+                let admin = |sql: String| {
+                    let server = server.clone();
+                    async move {
+                        let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                            .await
+                            .unwrap();
+                        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                            .execute(&mut conn)
+                            .await
+                            .unwrap();
+                    }
+                };
+                admin(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
+                admin(format!("CREATE DATABASE {db}")).await;
+                let mut url = url::Url::parse(&server).unwrap();
+                url.set_path(&db);
+                (url.to_string(), Some((server, db)))
+            }
+            None => (format!("sqlite:{}/m.db", dir.path().display()), None),
+        };
+        let text = format!(
+            "[database]\nurl = \"{url}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n"
+        );
+        let config = Config::parse(&text, "test").unwrap();
+        let store = Store::open(&config).await.unwrap();
+        let pipeline = Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap();
+        TestStore { pipeline, drop }
+    }
+
+    /// Closes the store and drops its PostgreSQL database.
+    async fn end(self) {
+        self.pipeline.store().close().await;
+        if let Some((server, db)) = self.drop {
+            let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                .await
+                .unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {db} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        }
+    }
 }
 
 /// The one quarantined mail is a processing error whose detail says `what`.
@@ -52,15 +106,17 @@ fn mail(n: u32, subject: &str) -> Incoming {
 #[tokio::test]
 async fn a_panic_quarantines_its_mail_and_spares_the_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline(&dir).await;
+    let store = TestStore::new(&dir, "panic").await;
+    let pipeline = &store.pipeline;
     let batch = [mail(1, "Line 1 down"), mail(2, PANICS), mail(3, "Line 3 down")];
     let (summary, outcomes) = pipeline.process_batch(&batch).await.unwrap();
     assert_eq!((summary.new_tickets, summary.quarantined), (2, 1), "{outcomes:?}");
     assert_eq!(outcomes[1], Outcome::Quarantined);
-    assert_processing_error(&pipeline, "processing panicked: a bug met").await;
+    assert_processing_error(pipeline, "processing panicked: a bug met").await;
     // The next batch goes through as usual.
     let (summary, _) = pipeline.process_batch(&[mail(4, "Line 4 down")]).await.unwrap();
     assert_eq!(summary.new_tickets, 1);
+    store.end().await;
 }
 
 /// A panic while classifying (before the transaction) quarantines that
@@ -68,9 +124,11 @@ async fn a_panic_quarantines_its_mail_and_spares_the_batch() {
 #[tokio::test]
 async fn a_panic_in_classifying_quarantines_its_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = pipeline(&dir).await;
+    let store = TestStore::new(&dir, "classify").await;
+    let pipeline = &store.pipeline;
     let batch = [mail(1, "Line 1 down"), mail(2, PANICS_CLASSIFYING)];
     let (summary, outcomes) = pipeline.process_batch(&batch).await.unwrap();
     assert_eq!((summary.new_tickets, summary.quarantined), (1, 1), "{outcomes:?}");
-    assert_processing_error(&pipeline, "classifying panicked: a bug met").await;
+    assert_processing_error(pipeline, "classifying panicked: a bug met").await;
+    store.end().await;
 }
