@@ -297,6 +297,16 @@ impl Config {
             .unwrap_or(&self.mail.from)
     }
 
+    /// The bare address of [`Config::support_address`] (`support@x.test`
+    /// of `Support <support@x.test>`): what templates write between `<>`
+    /// and what the intake recognises as our own.
+    pub fn support_email(&self) -> String {
+        let from = self.support_address();
+        from.parse::<lettre::message::Mailbox>()
+            .map(|m| m.email.to_string())
+            .unwrap_or_else(|_| from.trim().to_string())
+    }
+
     /// The SQLite file behind `database.url`.
     pub fn sqlite_path(&self) -> Result<PathBuf> {
         let url = self.database.url.as_str();

@@ -433,3 +433,18 @@ Date: Mon, 2 Mar 2026 10:00:00 +0100\r\n\r\nhello\r\n"
     assert_eq!(held.len(), 1, "{held:?}");
     assert_eq!(held[0].reason, "no_sender");
 }
+
+/// Found by a review: with a display name in `smtp.from`, every mail's
+/// sign-off read `<Équipe Support <support@provider.test>>`.
+#[tokio::test]
+async fn the_sign_off_names_the_bare_support_address() {
+    let dir = Scratch::new();
+    let smtp = "[smtp]\nhost = \"127.0.0.1\"\nport = 2525\ntls = \"none\"\nfrom = \"Équipe Support <support@provider.test>\"\n";
+    let p = pipeline(&dir, smtp).await;
+    p.process_batch(&[mail(GOOD, "a")]).await.unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let rows = views::outbox(&mut conn).await.unwrap();
+    let body = &rows[0].body;
+    assert!(body.contains("<support@provider.test>"), "{body}");
+    assert!(!body.contains("<Équipe"), "{body}");
+}

@@ -6,7 +6,7 @@
 //! one line of text. The headers make the mail thread back to its ticket
 //! (Message-ID on our domain, In-Reply-To, References) and tell other
 //! machines not to answer it (RFC 3834 Auto-Submitted, Microsoft's
-//! X-Auto-Response-Suppress).
+//! X-Auto-Response-Suppress, Precedence).
 
 use lettre::Message;
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
@@ -119,7 +119,10 @@ pub fn compose(row: &Claimed, from: &Mailbox) -> Result<Message, String> {
         .subject(subject_text(&row.subject))
         .message_id(Some(angle(&row.message_id)))
         .raw_header(raw("Auto-Submitted", auto_submitted))
-        .raw_header(raw("X-Auto-Response-Suppress", "All"));
+        .raw_header(raw("X-Auto-Response-Suppress", "All"))
+        // Older helpdesks (OTRS) and vacation(1)-style responders read only
+        // this: without it, a customer's NOC queue answered every notice.
+        .raw_header(raw("Precedence", "bulk"));
     if let Some(ticket) = row.ticket {
         builder = builder.raw_header(raw(TICKET_HEADER, &ticket.to_string()));
     }
@@ -191,6 +194,7 @@ mod tests {
             "References: <root@acme.test> <cause@acme.test>",
             "Auto-Submitted: auto-generated",
             "X-Auto-Response-Suppress: All",
+            "Precedence: bulk",
             "X-Mailroom-Ticket: 42",
             "Reply-To: Support <support@support.test>",
             "To: anna@acme.test",

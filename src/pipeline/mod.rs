@@ -93,6 +93,8 @@ struct Settings {
     templates: Arc<Templates>,
     tag: TagFormat,
     config_rules: Vec<IgnoreRule>,
+    /// The support address without its display name, for templates.
+    support_email: String,
 }
 
 impl Settings {
@@ -106,6 +108,7 @@ impl Settings {
             .map(|p| IgnoreRule::parse(p).map_err(Error::Config))
             .collect::<Result<Vec<_>>>()?;
         Ok(Settings {
+            support_email: config.support_email(),
             config,
             templates,
             tag,
@@ -117,7 +120,9 @@ impl Settings {
     fn renderer(&self) -> Renderer<'_> {
         Renderer {
             templates: &self.templates,
-            support_address: self.config.support_address(),
+            // Templates write it between `<>`: `Support <s@x>` there read
+            // `<Support <s@x>>` in every mail's sign-off.
+            support_address: &self.support_email,
             domain: &self.config.mail.domain,
             default_language: &self.config.notify.default_language,
         }
