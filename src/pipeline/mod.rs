@@ -571,7 +571,11 @@ impl Pipeline {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
-        let queued = batch.apply_action(number, action, &plan, at, &settings.renderer(), &settings.tag)?;
+        let opening = match action {
+            crate::tickets::actions::Action::Approve => store::views::opening_text(&mut tx, number).await?,
+            _ => None,
+        };
+        let queued = batch.apply_action(number, action, &plan, at, &settings.renderer(), &settings.tag, opening)?;
         batch.changes.write(&mut tx).await?;
         self.store.commit(tx).await?;
         if queued > 0 {

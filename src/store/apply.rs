@@ -389,6 +389,8 @@ impl Batch {
 
     /// Applies a hand action (close, escalate, approve) decided by
     /// [`crate::tickets::actions::decide_action`]; returns the rows queued.
+    /// `opening` is the text of the ticket's first mail, which an approval
+    /// quotes.
     pub fn apply_action(
         &mut self,
         number: i64,
@@ -397,6 +399,7 @@ impl Batch {
         at: i64,
         renderer: &Renderer<'_>,
         tag: &TagFormat,
+        opening: Option<String>,
     ) -> Result<usize> {
         let mut t = self
             .snapshot
@@ -420,12 +423,26 @@ impl Batch {
             Action::Approve => ("approved", "approved".to_string()),
         };
         let view = self.view(&t, tag);
+        // An approval opens the request for its subscribers: they are told
+        // of it as of any new ticket, by its requester and with its text,
+        // not as something the desk wrote.
+        let (text, sender_name, sender_email, message_id) = match (action, opening) {
+            (Action::Approve, Some(text)) => (
+                text,
+                format!("{} {}", t.requester.first_name, t.requester.last_name)
+                    .trim()
+                    .to_string(),
+                t.requester.email.clone(),
+                t.root_message_id.clone(),
+            ),
+            _ => (String::new(), String::new(), renderer.support_address.to_string(), None),
+        };
         let cause = Cause {
             subject: view.subject.clone(),
-            text: String::new(),
-            sender_name: String::new(),
-            sender_email: renderer.support_address.to_string(),
-            message_id: None,
+            text,
+            sender_name,
+            sender_email,
+            message_id,
             key: format!(
                 "action:{number}:{kind}:{}:{at}:{}:{}",
                 plan.escalation_level, before.0, before.1

@@ -415,3 +415,15 @@ pub async fn release_quarantined(conn: &mut AnyConnection, id: i64, at: i64) -> 
         .await?;
     Ok(done.rows_affected() == 1)
 }
+
+/// The text of ticket `number`'s first mail (the request itself).
+pub async fn opening_text(conn: &mut AnyConnection, number: i64) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.text FROM messages m JOIN message_content c ON c.message_row = m.id
+         WHERE m.ticket = $1 AND m.outcome = 'new_ticket' ORDER BY m.id LIMIT 1",
+    )
+    .bind(number)
+    .fetch_optional(conn)
+    .await?
+    .flatten())
+}

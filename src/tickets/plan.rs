@@ -278,6 +278,19 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         }
         if !late(t) {
             let reopen = t.status == TicketStatus::Closed;
+            // The approval request asks its primary contacts to answer by
+            // mail; their answer approves nothing by itself (it may say no,
+            // or ask), so it is put in front of the desk.
+            let approver = facts
+                .sender
+                .as_ref()
+                .is_some_and(|c| c.primary && c.account_id.is_some() && c.account_id == t.scope.account);
+            if t.status == TicketStatus::AwaitingApproval && approver {
+                notes.push(format!(
+                    "a primary contact answered the approval request: read the answer, then approve (mailroom tickets approve {}) or close the ticket",
+                    t.number
+                ));
+            }
             return Plan {
                 class,
                 outcome: Outcome::Update,

@@ -284,3 +284,42 @@ fn an_approval_account_without_a_primary_is_pointed_out() {
     let out = env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
     assert!(!out.contains("warning"), "{out}");
 }
+
+/// Found by a review: on approval, subscribers were told that the support
+/// address opened the ticket, without the request's text.
+#[test]
+fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.import(
+        "[[contact]]\nemail = \"kim@beta.fr\"\naccount = \"OCN-2\"\n\n\
+[[subscription]]\ncontact = \"kim@beta.fr\"\ngroup = \"key_contact\"\naccount = \"OCN-2\"\n",
+    );
+    env.ok(&["contacts", "update", "zoe@beta.fr", "--primary", "true"]);
+    env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    env.write(
+        "m1.eml",
+        mail(
+            "Bob Martin <bob@beta.fr>",
+            "b1@beta.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "VPN",
+            &[],
+            "Please add a VPN access for Lea.",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    env.ok(&["tickets", "approve", "1"]);
+    let ticket = env.json(&["tickets", "show", "1", "--json"]);
+    let rows = ticket["messages"].as_array().cloned().unwrap_or_default();
+    let to_kim = rows
+        .iter()
+        .find(|r| r["to"] == "kim@beta.fr" && r["event"] == "new_ticket")
+        .unwrap_or_else(|| panic!("{ticket:#?}"));
+    let body = to_kim["text"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("bob@beta.fr has opened") && body.contains("Please add a VPN access for Lea."),
+        "{body}"
+    );
+    assert!(!body.contains("support@provider.test has opened"), "{body}");
+}

@@ -217,6 +217,32 @@ fn update_while_awaiting_approval_tells_only_the_requester() {
     assert_eq!(p.notices.len(), 1);
 }
 
+/// Found by a review: the approval request asks primaries to answer by
+/// mail, and an answer approved nothing and showed nowhere; it now leaves
+/// a note for the desk (a non-primary's reply does not).
+#[test]
+fn a_primary_answering_an_approval_request_leaves_a_note() {
+    let boss = Contact {
+        primary: true,
+        ..contact(103, "boss@acme.test", Some(ACME))
+    };
+    let p = plan(
+        &simple("boss@acme.test", "Re: x"),
+        &update_facts(boss, TicketStatus::AwaitingApproval, 3),
+    );
+    assert!(
+        p.notes.iter().any(|n| n.contains("answered the approval request")),
+        "{:?}",
+        p.notes
+    );
+    let paul = contact(101, "paul@acme.test", Some(ACME));
+    let p = plan(
+        &simple("paul@acme.test", "Re: x"),
+        &update_facts(paul, TicketStatus::AwaitingApproval, 3),
+    );
+    assert!(p.notes.is_empty(), "{:?}", p.notes);
+}
+
 #[test]
 fn threaded_list_mail_updates_without_notices_when_lists_are_enabled() {
     let mut cfg = Config::default();
