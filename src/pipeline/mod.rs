@@ -575,7 +575,13 @@ impl Pipeline {
             crate::tickets::actions::Action::Approve => store::views::opening_text(&mut tx, number).await?,
             _ => None,
         };
-        let queued = batch.apply_action(number, action, &plan, at, &settings.renderer(), &settings.tag, opening)?;
+        let hand = crate::store::apply::HandAction {
+            number,
+            action,
+            at,
+            opening,
+        };
+        let queued = batch.apply_action(hand, &plan, &settings.renderer(), &settings.tag)?;
         batch.changes.write(&mut tx).await?;
         self.store.commit(tx).await?;
         if queued > 0 {

@@ -30,6 +30,16 @@ pub struct Receipt<'a> {
     pub processed_at: i64,
 }
 
+/// A hand action on a ticket, at a time.
+#[derive(Debug, Clone)]
+pub struct HandAction {
+    pub number: i64,
+    pub action: Action,
+    pub at: i64,
+    /// The text of the ticket's first mail, which an approval quotes.
+    pub opening: Option<String>,
+}
+
 /// What applying one plan did, for the summary.
 #[derive(Debug, Clone, Default)]
 pub struct Applied {
@@ -389,18 +399,19 @@ impl Batch {
 
     /// Applies a hand action (close, escalate, approve) decided by
     /// [`crate::tickets::actions::decide_action`]; returns the rows queued.
-    /// `opening` is the text of the ticket's first mail, which an approval
-    /// quotes.
     pub fn apply_action(
         &mut self,
-        number: i64,
-        action: Action,
+        hand: HandAction,
         plan: &ActionPlan,
-        at: i64,
         renderer: &Renderer<'_>,
         tag: &TagFormat,
-        opening: Option<String>,
     ) -> Result<usize> {
+        let HandAction {
+            number,
+            action,
+            at,
+            opening,
+        } = hand;
         let mut t = self
             .snapshot
             .tickets
