@@ -5,6 +5,7 @@
 //! later needs nothing but the row and a template change never alters mail
 //! already queued.
 
+use crate::tickets::subject::NO_SUBJECT;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -136,6 +137,40 @@ pub fn rehearse(templates: &Templates) -> Result<()> {
     Ok(())
 }
 
+/// "(no subject)" in `language`.
+fn no_subject(language: &str) -> &'static str {
+    match language {
+        "fr" => "(sans objet)",
+        "it" => "(nessun oggetto)",
+        "sk" => "(bez predmetu)",
+        "de" => "(kein Betreff)",
+        _ => NO_SUBJECT,
+    }
+}
+
+/// The most of a mail's text a notice quotes: the ticket holds the whole
+/// mail, and a 5,000-line log quoted to every subscriber made 290 KB
+/// notices (and a relay's size limit would refuse them).
+const QUOTE_LINES: usize = 100;
+const QUOTE_BYTES: usize = 8_000;
+
+/// `text` cut to [`QUOTE_LINES`] lines and [`QUOTE_BYTES`] bytes, with a
+/// `[…]` line where it was cut.
+fn excerpt(text: &str) -> std::borrow::Cow<'_, str> {
+    let mut end = text
+        .match_indices('\n')
+        .nth(QUOTE_LINES - 1)
+        .map_or(text.len(), |(i, _)| i)
+        .min(QUOTE_BYTES);
+    if end >= text.trim_end().len() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}\n[…]", text[..end].trim_end()))
+}
+
 /// Where rows are rendered: templates, support address, Message-ID domain
 /// and the language used when a recipient has none.
 pub struct Renderer<'a> {
@@ -154,8 +189,19 @@ impl Renderer<'_> {
             .clone()
             .filter(|l| self.templates.has(notice.event, l))
             .unwrap_or_else(|| self.default_language.to_string());
+        // A ticket without a subject is named in the recipient's language.
+        let localised = ticket.filter(|t| t.subject == NO_SUBJECT).map(|t| TicketView {
+            subject: no_subject(&language).to_string(),
+            ..t.clone()
+        });
+        let cause_subject = if cause.subject == NO_SUBJECT {
+            no_subject(&language)
+        } else {
+            cause.subject.as_str()
+        };
+        let quoted = excerpt(&cause.text);
         let ctx = Context {
-            ticket,
+            ticket: localised.as_ref().or(ticket),
             recipient: RecipientView {
                 first_name: &r.first_name,
                 last_name: &r.last_name,
@@ -166,8 +212,8 @@ impl Renderer<'_> {
                 email: &cause.sender_email,
             },
             message: MessageView {
-                subject: &cause.subject,
-                text: &cause.text,
+                subject: cause_subject,
+                text: &quoted,
             },
             support_address: self.support_address,
         };
@@ -201,5 +247,86 @@ impl Renderer<'_> {
             in_reply_to: cause.message_id.clone(),
             references,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::Recipient;
+
+    fn render(event: Event, language: &str, subject: &str, text: &str) -> OutboxRow {
+        let templates = Templates::load(None).unwrap();
+        let renderer = Renderer {
+            templates: &templates,
+            support_address: "support@provider.test",
+            domain: "provider.test",
+            default_language: "en",
+        };
+        let notice = Notice {
+            event,
+            recipient: Recipient {
+                contact_id: Some(1),
+                email: "marie@acme.test".into(),
+                first_name: "Marie".into(),
+                last_name: String::new(),
+                language: Some(language.into()),
+                ignore: false,
+                undeliverable: false,
+            },
+        };
+        let ticket = TicketView {
+            number: 7,
+            tag: "[#7]".into(),
+            subject: subject.into(),
+            status: "open".into(),
+            account_name: String::new(),
+            account_number: String::new(),
+            service_id: String::new(),
+            service_name: String::new(),
+            escalation_level: 0,
+            root_message_id: None,
+        };
+        let cause = Cause {
+            subject: subject.into(),
+            text: text.into(),
+            sender_name: "Paul".into(),
+            sender_email: "paul@acme.test".into(),
+            message_id: None,
+            key: "k".into(),
+        };
+        let ticket = (event != Event::Refusal).then_some(&ticket);
+        renderer.render(&notice, ticket, &cause).unwrap()
+    }
+
+    /// Found by a review: "(no subject)" went out in English in every
+    /// language.
+    #[test]
+    fn a_missing_subject_is_said_in_the_recipients_language() {
+        assert_eq!(
+            render(Event::NewTicket, "fr", NO_SUBJECT, "x").subject,
+            "[#7] (sans objet)"
+        );
+        assert_eq!(
+            render(Event::Refusal, "sk", NO_SUBJECT, "x").subject,
+            "Re: (bez predmetu)"
+        );
+        assert_eq!(
+            render(Event::NewTicket, "en", NO_SUBJECT, "x").subject,
+            "[#7] (no subject)"
+        );
+    }
+
+    /// Found by a review: a 5,000-line log was quoted whole to every
+    /// subscriber (a 290 KB notice).
+    #[test]
+    fn a_long_mail_is_quoted_in_part() {
+        let log: String = (0..5_000).map(|i| format!("line {i} of the log\n")).collect();
+        let body = render(Event::NewTicket, "en", "Log", &log).body;
+        assert!(body.len() < 12_000, "{} bytes", body.len());
+        assert!(body.contains("line 0 of the log") && body.contains("[…]"), "{body}");
+        assert!(!body.contains("line 4999"), "{body}");
+        let short = render(Event::NewTicket, "en", "Log", "just this\n").body;
+        assert!(short.contains("just this") && !short.contains("[…]"), "{short}");
     }
 }

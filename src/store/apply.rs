@@ -187,7 +187,8 @@ impl Batch {
         } else {
             let view = ticket.as_ref().map(|t| self.view(t, tag));
             let cause = Cause {
-                subject: msg.subject.clone(),
+                // Without "Re: Odp:": a refusal answers it with its own "Re:".
+                subject: crate::tickets::subject::ticket_subject(&msg.subject, tag),
                 // An update quotes what is new, not the whole thread; the
                 // mail that opens a ticket is the ticket, quoted whole.
                 text: first_text(msg, plan).unwrap_or(&msg.new_text).to_string(),

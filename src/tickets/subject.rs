@@ -11,7 +11,11 @@ const PREFIXES: &[&str] = &[
     "re", "fw", "fwd", "tr", "aw", "wg", "r", "rif", "i", "odp", "re", "sv", "vs", "antw", "doorst", "rv", "enc", "fyi",
 ];
 
-/// Strips reply/forward prefixes and ticket tags; "(no subject)" if nothing is left.
+/// The subject of a ticket whose mail had none; notifications say it in
+/// the recipient's language (see `notify::outbox`).
+pub const NO_SUBJECT: &str = "(no subject)";
+
+/// Strips reply/forward prefixes and ticket tags; [`NO_SUBJECT`] if nothing is left.
 pub fn ticket_subject(subject: &str, tag: &TagFormat) -> String {
     let mut s = tag.strip(subject).split_whitespace().collect::<Vec<_>>().join(" ");
     while let Some((head, rest)) = s.split_once(':') {
@@ -24,7 +28,7 @@ pub fn ticket_subject(subject: &str, tag: &TagFormat) -> String {
             break;
         }
     }
-    if s.is_empty() { "(no subject)".to_string() } else { s }
+    if s.is_empty() { NO_SUBJECT.to_string() } else { s }
 }
 
 #[cfg(test)]

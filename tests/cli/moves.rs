@@ -323,3 +323,26 @@ fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
     );
     assert!(!body.contains("support@provider.test has opened"), "{body}");
 }
+
+/// Found by a review: a refusal answered "Odp: Výpadok" with "Re: Odp:
+/// Výpadok".
+#[test]
+fn a_refusal_answers_with_one_re() {
+    let env = Env::new();
+    env.import(ACME_PRIMARY_ONLY);
+    env.write(
+        "m1.eml",
+        mail(
+            "Paul <paul@acme.fr>",
+            "p1@acme.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "Odp: RE: Výpadok",
+            &[],
+            "Down",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    let rows = env.list(&["outbox", "list", "--json"]);
+    let refusal = find(&rows, "event", "refusal");
+    assert_eq!(refusal["subject"], "Re: Výpadok", "{rows:#?}");
+}
