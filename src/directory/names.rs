@@ -33,16 +33,23 @@ pub fn split_name(display: Option<&str>, address: &str) -> (String, String) {
         while words.len() > 1 && is_title(words[words.len() - 1]) {
             words.pop();
         }
+        // "DUPONT Marie", the surname first in capitals, as French and
+        // Italian corporate directories write names.
+        let caps = words.iter().take_while(|w| is_capitals(w)).count();
+        if caps > 0 && caps < words.len() && !words[caps..].iter().any(|w| is_capitals(w)) {
+            return (words[caps..].join(" "), words[..caps].join(" "));
+        }
         let first = words.first().copied().unwrap_or("").to_string();
         let last = words.get(1..).unwrap_or_default().join(" ");
         return (first, last);
     }
     let local = address.split('@').next().unwrap_or("");
     let parts: Vec<&str> = local.split(['.', '_']).collect();
+    // Two words of two letters or more: `x.y@` is no one's name.
     if parts.len() == 2
         && parts
             .iter()
-            .all(|p| p.chars().all(char::is_alphabetic) && !p.is_empty())
+            .all(|p| p.chars().all(char::is_alphabetic) && p.chars().count() >= 2)
     {
         return (capitalise(parts[0]), capitalise(parts[1]));
     }
@@ -63,6 +70,14 @@ fn without_decoration(display: &str) -> String {
         name = &name[..open];
     }
     name.trim().to_string()
+}
+
+/// A surname written in capitals (`DUPONT`, `DE LA FONTAINE` word by
+/// word): three letters or more, so `IT` or `HR` of a team's name are not
+/// taken for one.
+fn is_capitals(word: &str) -> bool {
+    word.chars().filter(|c| c.is_alphabetic()).count() >= 3
+        && word.chars().all(|c| c.is_uppercase() || c == '-' || c == '\'')
 }
 
 /// A title rather than a name: a civility (`Herr`, `Frau`, `Mme`), or an
@@ -151,5 +166,18 @@ mod tests {
         assert_eq!(split_name(Some("J. Dupont"), "x@y"), s("J.", "Dupont"));
         assert_eq!(split_name(Some("Dr."), "x@y"), s("Dr.", ""));
         assert_eq!(split_name(Some("Support via Web"), "x@y"), s("Support", "via Web"));
+    }
+
+    /// Found by a review: "DUPONT Marie" was greeted "Bonjour DUPONT," and
+    /// `x.y@` "Buongiorno X,".
+    #[test]
+    fn a_surname_in_capitals_first_and_initials_in_the_address() {
+        assert_eq!(split_name(Some("DUPONT Marie"), "x@y"), s("Marie", "DUPONT"));
+        assert_eq!(split_name(Some("ROSSI Mario Luigi"), "x@y"), s("Mario Luigi", "ROSSI"));
+        assert_eq!(split_name(Some("Marie DUPONT"), "x@y"), s("Marie", "DUPONT"));
+        assert_eq!(split_name(Some("MARIE DUPONT"), "x@y"), s("MARIE", "DUPONT"));
+        assert_eq!(split_name(Some("IT Support"), "x@y"), s("IT", "Support"));
+        assert_eq!(split_name(None, "x.y@rossi.it"), s("", ""));
+        assert_eq!(split_name(None, "jo.li@rossi.it"), s("Jo", "Li"));
     }
 }
