@@ -52,6 +52,8 @@ struct Inner {
     from: Mailbox,
     hello: ClientId,
     credentials: Option<Credentials>,
+    /// User and password, to take out of what the relay answers.
+    login: Option<(String, String)>,
     /// STARTTLS parameters (lettre upgrades the connection itself).
     starttls: Option<TlsParameters>,
     /// Implicit TLS: we wrap the socket before the greeting.
@@ -65,13 +67,11 @@ impl Relay {
         let from: Mailbox = from
             .parse()
             .map_err(|e| Error::Config(format!("smtp.from / mail.from {from:?}: {e}")))?;
-        let credentials = match &config.username {
-            Some(user) => Some(Credentials::new(
-                user.clone(),
-                config.secret().read("smtp")?.expose().to_string(),
-            )),
+        let login = match &config.username {
+            Some(user) => Some((user.clone(), config.secret().read("smtp")?.expose().to_string())),
             None => None,
         };
+        let credentials = login.clone().map(|(user, secret)| Credentials::new(user, secret));
         let (starttls, implicit) = match config.tls {
             TlsMode::None => (None, None),
             TlsMode::Starttls => (Some(tls_parameters(config)?), None),
@@ -91,6 +91,7 @@ impl Relay {
                 from,
                 hello,
                 credentials,
+                login,
                 starttls,
                 implicit,
                 idle: Mutex::new(Vec::new()),
@@ -216,7 +217,13 @@ impl Relay {
         // (greeting, TLS, login), never the recipient's: even a 5xx here is
         // not a bounce, and the notification stays queued.
         let session = |step: &str, e: lettre::transport::smtp::Error| {
-            Failure::Connect(format!("{step} with {host}: {}", session_error(&e)))
+            let said = session_error(&e);
+            // A relay may quote the refused AUTH exchange back.
+            let said = match &inner.login {
+                Some((user, secret)) => crate::config::redact::without_secret(&said, user, secret),
+                None => said,
+            };
+            Failure::Connect(format!("{step} with {host}: {said}"))
         };
         let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &inner.hello)
             .await

@@ -107,10 +107,11 @@ async fn open_inner(mb: &MailboxConfig, password: &str, addr: &str) -> Result<Im
             Client::new(secure(mb, tcp, addr).await?)
         }
     };
-    client
-        .login(&mb.username, password)
-        .await
-        .map_err(|(e, _)| ConnectError::Login(mb.username.clone(), e.to_string()))
+    client.login(&mb.username, password).await.map_err(|(e, _)| {
+        // A server may quote the refused LOGIN line back.
+        let said = crate::config::redact::without_secret(&e.to_string(), &mb.username, password);
+        ConnectError::Login(mb.username.clone(), said)
+    })
 }
 
 async fn greeted(mut client: Client<ImapStream>) -> Result<Client<ImapStream>, ConnectError> {
