@@ -80,7 +80,9 @@ impl DatabaseConfig {
         }
         let mut url = url::Url::parse(&self.url)
             .map_err(|e| Error::Config(format!("database.url {}: {e}", redact_url(&self.url))))?;
-        if !url.query_pairs().any(|(k, _)| k == "sslmode") {
+        // The driver also reads `ssl-mode` and PGSSLMODE: an explicit
+        // choice in either must not be overridden by an added `sslmode`.
+        if !url.query_pairs().any(|(k, _)| is_ssl_mode(&k)) && std::env::var_os("PGSSLMODE").is_none() {
             let mode = if is_loopback(&url) { "disable" } else { "verify-full" };
             url.query_pairs_mut().append_pair("sslmode", mode);
         }
@@ -93,7 +95,7 @@ impl DatabaseConfig {
         let url = url::Url::parse(&self.url).ok()?;
         let mode = url
             .query_pairs()
-            .find(|(k, _)| k == "sslmode")
+            .find(|(k, _)| is_ssl_mode(k))
             .map(|(_, v)| v.into_owned())?;
         let unchecked = matches!(mode.as_str(), "disable" | "allow" | "prefer" | "require");
         (unchecked && !is_loopback(&url)).then(|| {
@@ -109,14 +111,36 @@ pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// Whether a database URL's host is this machine (or a Unix socket).
+/// A query key that sets the TLS mode.
+fn is_ssl_mode(key: &str) -> bool {
+    key == "sslmode" || key == "ssl-mode"
+}
+
+/// Whether the server a database URL reaches is this machine (or a Unix
+/// socket). The driver connects to a `host`/`hostaddr` of the query, or
+/// for a URL without a host to PGHOST/PGHOSTADDR: such a remote host was
+/// taken for a local one and got `sslmode=disable`, so the password went
+/// out in clear.
 fn is_loopback(url: &url::Url) -> bool {
+    let local = |h: &str| {
+        let h = h.trim().trim_start_matches('[').trim_end_matches(']');
+        h.is_empty()
+            || h == "localhost"
+            || h.starts_with('/')
+            || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    if url
+        .query_pairs()
+        .any(|(k, v)| (k == "host" || k == "hostaddr") && !local(&v))
+    {
+        return false;
+    }
     match url.host() {
-        None => true,
+        None => ["PGHOST", "PGHOSTADDR"]
+            .iter()
+            .all(|e| std::env::var(e).map_or(true, |h| local(&h))),
         // A postgres:// URL's host is opaque to the url crate: IPv4 comes as text.
-        Some(url::Host::Domain(d)) => {
-            d == "localhost" || d.starts_with('/') || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-        }
+        Some(url::Host::Domain(d)) => local(d),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
     }
@@ -221,6 +245,30 @@ mod tests {
             url: url.into(),
             ..DatabaseConfig::default()
         }
+    }
+
+    /// Found by a review: a remote host named in the query was taken for
+    /// a local one (`sslmode=disable` added: the password in clear), and an
+    /// explicit `ssl-mode` was overridden.
+    #[test]
+    fn a_remote_host_in_the_query_or_an_ssl_mode_spelling_is_respected() {
+        let hidden = db("postgres:///mailroom?host=db.example.com&user=u");
+        assert!(
+            hidden.postgres_url().unwrap().ends_with("sslmode=verify-full"),
+            "{}",
+            hidden.postgres_url().unwrap()
+        );
+        let addr = db("postgres://u:pw@localhost/mailroom?hostaddr=192.0.2.7");
+        assert!(addr.postgres_url().unwrap().ends_with("sslmode=verify-full"));
+        let socket = db("postgres:///mailroom?host=/run/postgresql");
+        assert!(socket.postgres_url().unwrap().ends_with("sslmode=disable"));
+        let spelled = db("postgres://u@db.example.com/x?ssl-mode=verify-full");
+        assert_eq!(spelled.postgres_url().unwrap(), spelled.url);
+        assert!(
+            db("postgres://u@db.example.com/x?ssl-mode=require")
+                .tls_warning()
+                .is_some()
+        );
     }
 
     /// Remote servers get their certificate verified unless the URL says
