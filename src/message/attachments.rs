@@ -128,16 +128,14 @@ pub(crate) fn collect(parsed: &mail_parser::Message, fallback_charset: Option<&s
 /// the mail has its name but other bytes: two files saved side by side
 /// must not overwrite each other.
 fn numbered(mut done: Vec<Attachment>, mut a: Attachment) -> Vec<Attachment> {
-    let clash = |name: &str, done: &[Attachment]| done.iter().any(|d| d.file_name == name && d.data != a.data);
-    if clash(&a.file_name, &done) {
+    let taken = |name: &str| done.iter().any(|d| d.file_name == name);
+    if done.iter().any(|d| d.file_name == a.file_name && d.data != a.data) {
         let (stem, ext) = match a.file_name.rsplit_once('.') {
             Some((stem, ext)) if !stem.is_empty() => (stem.to_string(), format!(".{ext}")),
             _ => (a.file_name.clone(), String::new()),
         };
         let mut n = 2;
-        while clash(&format!("{stem}-{n}{ext}"), &done)
-            || done.iter().any(|d| d.file_name == format!("{stem}-{n}{ext}"))
-        {
+        while taken(&format!("{stem}-{n}{ext}")) {
             n += 1;
         }
         a.file_name = format!("{stem}-{n}{ext}");
