@@ -316,7 +316,11 @@ impl Config {
             .unwrap_or(url);
         let path = path.split('?').next().unwrap_or(path);
         let foreign_scheme = path.contains("://");
-        if path.is_empty() || self.database.is_postgres() || foreign_scheme {
+        // `postgres:/...` or `postgres//...` is a mistyped server URL, not a
+        // file to create: taken as one, the store would quietly be a new
+        // local file named after the server.
+        let mistyped_server = !url.starts_with("sqlite:") && url.to_ascii_lowercase().starts_with("postgres");
+        if path.is_empty() || self.database.is_postgres() || foreign_scheme || mistyped_server {
             return Err(Error::Config(format!(
                 "database.url: {:?} is neither a SQLite location (sqlite:PATH) nor postgres://",
                 redact_url(url)

@@ -36,6 +36,29 @@ fn mailbox(name: &str, secret: &str) -> String {
     format!("[[mailbox]]\nname = \"{name}\"\nhost = \"imap.example.com\"\nusername = \"u\"\n{secret}\n")
 }
 
+/// Found by a review: a PostgreSQL URL mistyped without its `//` was
+/// taken for a SQLite file name, printed whole (password and all) and
+/// would have been created as an empty local store.
+#[test]
+fn a_mistyped_server_url_is_refused_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        format!("postgres:/u:{SECRET}@db.example/m"),
+        format!("postgres//u:{SECRET}@db.example/m"),
+        format!("postgresql:u:{SECRET}@db.example/m"),
+    ] {
+        let out = check_config(dir.path(), &format!("[database]\nurl = \"{url}\"\n"), &[]);
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{url}\n{stdout}{stderr}");
+        assert!(stderr.contains("database.url"), "{stderr}");
+        assert!(
+            !stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"),
+            "{url}\n{stdout}{stderr}"
+        );
+        assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "nothing created beside the config");
+    }
+}
+
 #[test]
 fn a_malformed_secret_is_never_printed() {
     let dir = tempfile::tempdir().unwrap();

@@ -47,9 +47,12 @@ pub fn without_secret(text: &str, user: &str, secret: &str) -> String {
 }
 
 fn redact_userinfo(url: &str) -> String {
-    // `sqlite:path` and bare paths have no user-info.
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+    // `sqlite:path` has no user-info.
+    if url.starts_with("sqlite:") {
         return url.to_string();
+    }
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return redact_mistyped_userinfo(url);
     };
     let (scheme, rest) = url.split_at(scheme_end);
     let Some(at) = rest.rfind('@') else {
@@ -57,6 +60,23 @@ fn redact_userinfo(url: &str) -> String {
     };
     match rest[..at].split_once(':') {
         Some((user, password)) if !password.is_empty() => format!("{scheme}{user}:{MASK}{}", &rest[at..]),
+        _ => url.to_string(),
+    }
+}
+
+/// `url` that is not `scheme://...` (a mistyped `postgres:/u:pw@h/db` or
+/// `postgres//u:pw@h`) with whatever may be a password masked: what stands
+/// between the last `/` before the last `@` and that `@` is taken as
+/// `user:password`, or, with no `/`, all after the first `:`. It may hide
+/// more than the password; never less.
+fn redact_mistyped_userinfo(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_string();
+    };
+    let head = &url[..at];
+    let start = head.rfind('/').map_or(0, |i| i + 1);
+    match head[start..].find(':') {
+        Some(colon) if start + colon + 1 < at => format!("{}:{MASK}{}", &url[..start + colon], &url[at..]),
         _ => url.to_string(),
     }
 }
@@ -129,6 +149,15 @@ mod tests {
             redact_url("postgresql://u:p%40ss@h/db?sslmode=require"),
             "postgresql://u:***@h/db?sslmode=require"
         );
+    }
+
+    /// Found by a review: a URL mistyped without its `//` was printed whole.
+    #[test]
+    fn a_mistyped_url_shows_no_password() {
+        assert_eq!(redact_url("postgres:/u:s3cret@db/x"), "postgres:/u:***@db/x");
+        assert_eq!(redact_url("postgres//u:s3cret@db/x"), "postgres//u:***@db/x");
+        assert_eq!(redact_url("postgres:u:s3cret@db/x"), "postgres:***@db/x");
+        assert_eq!(redact_url("postgres:/u@db/x"), "postgres:/u@db/x");
     }
 
     #[test]
