@@ -59,6 +59,12 @@ pub enum Error {
     #[error("{0}")]
     Daemon(String),
 
+    /// A batch left uncommitted because one ahead of it failed for the
+    /// moment: committing it would put it before that one. It is fetched
+    /// (or replayed) again after it, in order.
+    #[error("not committed: {0}")]
+    Deferred(String),
+
     /// `db copy` will not start: the source store or the target database is
     /// not in the state a copy needs (target not empty, source schema
     /// behind, ...). The message says what to do; no row was written.
@@ -99,6 +105,7 @@ impl Error {
     /// every retry, while a connection that breaks fails as I/O.
     pub fn is_transient(&self) -> bool {
         match self {
+            Error::Deferred(_) => true,
             Error::Database(e) => match e {
                 sqlx::Error::Io(_)
                 | sqlx::Error::Tls(_)

@@ -55,7 +55,10 @@ fn a_mistyped_server_url_is_refused_without_its_password() {
             !stdout.contains("S3cr3t") && !stderr.contains("S3cr3t"),
             "{url}\n{stdout}{stderr}"
         );
-        assert!(std::fs::read_dir(dir.path()).unwrap().count() == 1, "nothing created beside the config");
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().count() == 1,
+            "nothing created beside the config"
+        );
     }
 }
 

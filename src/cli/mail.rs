@@ -67,9 +67,23 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
             let _ = ready.blocking_send(Ok(reader.prepare(batch)));
         }
     });
+    // Each batch is processed on a task of its own once it has its turn,
+    // so the next one is decided while it is written (see Pipeline::turn).
     let mut total = Summary::default();
+    let mut in_flight: Option<tokio::task::JoinHandle<Result<Summary>>> = None;
     while let Some(batch) = batches.recv().await {
-        total.add(&pipeline.process(&batch?).await?.0);
+        let batch = batch?;
+        let turn = pipeline.turn().await;
+        let task = tokio::spawn({
+            let pipeline = pipeline.clone();
+            async move { Ok(pipeline.process_in_turn(turn, &batch).await?.0) }
+        });
+        if let Some(ahead) = in_flight.replace(task) {
+            total.add(&joined(ahead).await?);
+        }
+    }
+    if let Some(last) = in_flight {
+        total.add(&joined(last).await?);
     }
     // The reader ends on its own once the last batch is sent; a panic in
     // it is a bug, reported as such rather than as a usage error.
@@ -81,6 +95,14 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     } else {
         println!("{total}");
         Ok(())
+    }
+}
+
+/// A batch's task's result; its panic (a bug) goes on as a panic.
+async fn joined(task: tokio::task::JoinHandle<Result<Summary>>) -> Result<Summary> {
+    match task.await {
+        Ok(done) => done,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
     }
 }
 

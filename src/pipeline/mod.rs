@@ -23,13 +23,16 @@ use crate::notify::templates::Templates;
 use crate::store::apply::{Batch, Receipt};
 use crate::store::changes::Changes;
 use crate::store::snapshot::Snapshot;
-use crate::store::{self, Store, directory};
+use crate::store::{self, Store};
 use crate::tickets::plan::{Outcome, Policy, decide};
 use crate::tickets::tag::TagFormat;
 
+mod carry;
 mod incoming;
 mod summary;
 
+pub use carry::Turn;
+use carry::{BatchInput, Carry, Kept, Line, Written, ignore_rules};
 pub use incoming::Incoming;
 pub use summary::Summary;
 
@@ -85,6 +88,12 @@ pub struct Pipeline {
     /// Woken after a commit that queued notifications, so delivery starts
     /// at once instead of at its next poll.
     outbox_ready: Arc<tokio::sync::Notify>,
+    /// Held by the batch deciding now (see `carry`).
+    carry: Arc<tokio::sync::Mutex<Carry>>,
+    /// Held by the batch writing now: batches write in the order they
+    /// took their turns.
+    write_turn: Arc<tokio::sync::Mutex<()>>,
+    line: Arc<Line>,
 }
 
 /// What the pipeline reads from the config, checked and compiled once.
@@ -137,6 +146,9 @@ impl Pipeline {
             settings: Arc::new(std::sync::RwLock::new(Arc::new(Settings::new(config, templates)?))),
             clock: Clock::Wall,
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
+            carry: Default::default(),
+            write_turn: Default::default(),
+            line: Default::default(),
         })
     }
 
@@ -219,6 +231,78 @@ impl Pipeline {
     /// error: if the batch's writes are refused, each mail is retried on
     /// its own so one bad mail cannot hold back the others.
     pub async fn process(&self, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
+        let turn = self.turn().await;
+        self.process_in_turn(turn, batch).await
+    }
+
+    /// Takes the next place in line. Batches are decided and committed in
+    /// the order they take their turns; the next turn is given out as soon
+    /// as this batch is decided, so a caller that takes it and spawns
+    /// [`Pipeline::process_in_turn`] has the next batch decided while this
+    /// one is written (see `carry`).
+    pub async fn turn(&self) -> Turn {
+        Turn(self.carry.clone().lock_owned().await)
+    }
+
+    /// Processes a batch in the place `turn` holds (see [`Pipeline::process`]).
+    pub async fn process_in_turn(&self, turn: Turn, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
+        let Turn(mut carry) = turn;
+        let seq = self.line.take_number();
+        let early = self.decide_carried(&mut carry, batch).await;
+        let _writing = self.write_turn.clone().lock_owned().await;
+        // A batch decided on the carry lets the next one decide now; one to
+        // be decided under the write lock keeps it, to leave its snapshot.
+        let mut carry = match early {
+            Some(_) => {
+                drop(carry);
+                None
+            }
+            None => Some(carry),
+        };
+        if self.line.must_not_commit(seq) {
+            return Err(Error::Deferred("a batch ahead of it failed".into()));
+        }
+        if let Some(decided) = early {
+            use futures_util::FutureExt;
+            match std::panic::AssertUnwindSafe(self.write_carried(decided))
+                .catch_unwind()
+                .await
+            {
+                Ok(Ok(done)) => return Ok(done),
+                Ok(Err(carry::Unwritten::Stale(why))) => {
+                    tracing::debug!(
+                        why,
+                        "carried snapshot out of date; deciding the batch again under the write lock"
+                    )
+                }
+                Ok(Err(carry::Unwritten::Failed(e))) if e.is_transient() => {
+                    self.line.abort_in_flight();
+                    return Err(e);
+                }
+                // Refused or panicked: decided again below, where a refused
+                // batch is tried mail by mail and a panic quarantines its mail.
+                Ok(Err(carry::Unwritten::Failed(e))) => {
+                    tracing::debug!(error = %e, "batch decided on the carried snapshot refused; deciding it again")
+                }
+                Err(_) => tracing::debug!("batch decided on the carried snapshot panicked; deciding it again"),
+            }
+            // What the batches after it were decided on is wrong now.
+            self.line.reset();
+        }
+        if let Some(c) = carry.as_mut() {
+            c.kept = None;
+        }
+        let done = self.process_classic(batch, carry.as_deref_mut()).await;
+        if done.as_ref().is_err_and(Error::is_transient) {
+            self.line.abort_in_flight();
+        }
+        done
+    }
+
+    /// Processes a batch with everything loaded under the write lock; if
+    /// the store refuses its writes, mail by mail. With `carry`, a batch
+    /// that commits whole leaves its snapshot there for the next one.
+    async fn process_classic(&self, batch: &Prepared, carry: Option<&mut Carry>) -> Result<(Summary, Vec<Outcome>)> {
         use futures_util::FutureExt;
         let mails = batch.mails();
         // A panic is a bug, but one mail must not stop every mailbox: the
@@ -231,7 +315,12 @@ impl Pipeline {
             .await
             .unwrap_or_else(|panic| Err(Error::Daemon(format!("processing panicked: {}", panic_text(&*panic)))));
         match attempt {
-            Ok(done) => Ok(done),
+            Ok((summary, outcomes, kept)) => {
+                if let Some(c) = carry {
+                    c.kept = kept;
+                }
+                Ok((summary, outcomes))
+            }
             // Not the mails' fault: the whole batch is tried again later
             // (the daemon backs off and fetches it again; a replay can be
             // run again), instead of each mail ending in quarantine.
@@ -241,7 +330,8 @@ impl Pipeline {
                 let mut total = Summary::default();
                 let mut outcomes = Vec::with_capacity(mails.len());
                 for mail in mails {
-                    let (s, o) = Box::pin(self.process_batch(std::slice::from_ref(mail))).await?;
+                    let single = self.prepare(vec![mail.clone()]);
+                    let (s, o) = Box::pin(self.process_classic(&single, None)).await?;
                     total.add(&s);
                     outcomes.extend(o);
                 }
@@ -268,7 +358,8 @@ impl Pipeline {
     }
 
     /// One transaction: load the batch's snapshot, decide and apply every
-    /// mail in memory, write everything, commit.
+    /// mail in memory, write everything, commit; returns what was done and
+    /// the snapshot as the batch left it, to carry to the next one.
     /// `reprocess` is the message row of a quarantined mail run again, and
     /// `release` its quarantine entry, marked released in the same
     /// transaction.
@@ -277,49 +368,65 @@ impl Pipeline {
         batch: &Prepared,
         reprocess: Option<i64>,
         release: Option<i64>,
-    ) -> Result<(Summary, Vec<Outcome>)> {
+    ) -> Result<(Summary, Vec<Outcome>, Option<Kept>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
-        let (mails, parsed, parse_time) = (&batch.mails, &batch.parsed, batch.parse_time);
         let settings = self.settings();
         let mut tx = self.store.begin_write().await?;
-        let mut rules = settings.config_rules.clone();
-        for (pattern, rule) in directory::ignore_rules(&mut tx).await? {
-            match rule {
-                Ok(rule) => rules.push(rule),
-                Err(e) if first_sighting(&pattern) => tracing::warn!(
-                    pattern = %pattern,
-                    error = %e,
-                    "stored ignore rule skipped (it can match nothing); remove it with `mailroom ignore remove`"
-                ),
-                Err(_) => {}
-            }
-        }
-        let ok: Vec<&Message> = parsed.iter().filter_map(|p| p.as_ref().ok().map(|(m, _)| m)).collect();
-        let keys: Vec<&str> = parsed
-            .iter()
-            .map(|p| match p {
-                Ok((m, _)) => m.key.as_str(),
-                Err(f) => f.key.as_str(),
-            })
-            .collect();
-        // The earliest receipt time in the batch bounds what the rate limit needs.
-        let since = ok.iter().map(|m| self.clock.received_at(m, wall)).min().unwrap_or(wall);
-        let snapshot = Snapshot::load(&mut tx, &keys, &ok, &settings.tag, since).await?;
-        let mut batch = Batch {
+        let rules = ignore_rules(&settings, &mut tx).await?;
+        let input = BatchInput::of(batch, self.clock, wall);
+        let snapshot = Snapshot::load(&mut tx, &input.keys, &input.ok, &settings.tag, input.since).await?;
+        let mut work = Batch {
             snapshot,
             changes: Changes::start(&mut tx).await?,
         };
         let load_time = started.elapsed();
+        let (summary, outcomes) = self.decide_mails(&settings, &rules, batch, &mut work, wall, reprocess)?;
+        let decide_time = started.elapsed() - load_time;
+        let data_version = self.store.data_version(&mut tx).await?;
+        let Batch { snapshot, changes } = work;
+        let ids = changes.next_ids();
+        let carries_over = changes.carries_over();
+        let written = self
+            .write_and_commit(tx, changes, release, summary.notifications)
+            .await?;
+        written.log(batch, load_time, decide_time, "batch committed");
+        let kept = data_version
+            .filter(|_| reprocess.is_none() && carries_over)
+            .map(|data_version| Kept {
+                snapshot,
+                ids,
+                rules,
+                settings,
+                data_version,
+                since: input.since,
+                epoch: self.line.epoch(),
+                at: std::time::Instant::now(),
+            });
+        Ok((summary, outcomes, kept))
+    }
+
+    /// Runs every mail of `batch` through the core against `work`'s
+    /// snapshot, recording what to write in its changes. No I/O: the same
+    /// whether the snapshot was loaded under the write lock or carried.
+    fn decide_mails(
+        &self,
+        settings: &Settings,
+        rules: &[IgnoreRule],
+        batch: &Prepared,
+        work: &mut Batch,
+        wall: i64,
+        reprocess: Option<i64>,
+    ) -> Result<(Summary, Vec<Outcome>)> {
         let renderer = settings.renderer();
         let policy = Policy {
             config: &settings.config,
             tag: &settings.tag,
-            ignore_rules: &rules,
+            ignore_rules: rules,
         };
         let mut summary = Summary::default();
-        let mut outcomes = Vec::with_capacity(mails.len());
-        for (mail, parsed) in mails.iter().zip(parsed) {
+        let mut outcomes = Vec::with_capacity(batch.mails.len());
+        for (mail, parsed) in batch.mails.iter().zip(&batch.parsed) {
             let outcome = match parsed {
                 Err(failure) => {
                     let receipt = Receipt {
@@ -340,12 +447,12 @@ impl Pipeline {
                     } else {
                         failure.kind.as_str()
                     };
-                    batch.record_failure(failure, &receipt, reason)
+                    work.record_failure(failure, &receipt, reason)
                 }
                 Ok((msg, class)) => {
                     let class = *class;
                     let received_at = self.clock.received_at(msg, wall);
-                    let facts = batch
+                    let facts = work
                         .snapshot
                         .facts(msg, &settings.tag, reprocess.is_some(), received_at);
                     let plan = decide(msg, class, &facts, &policy, received_at);
@@ -357,7 +464,7 @@ impl Pipeline {
                         received_at,
                         processed_at: wall,
                     };
-                    match batch.apply(msg, &plan, &receipt, &renderer, &settings.tag, reprocess) {
+                    match work.apply(msg, &plan, &receipt, &renderer, &settings.tag, reprocess) {
                         Ok(applied) => {
                             summary.contacts_created += usize::from(applied.contact_created);
                             summary.notifications += applied.notifications;
@@ -366,7 +473,7 @@ impl Pipeline {
                         }
                         Err(e) => {
                             tracing::warn!(source = %mail.source, error = %e, "mail could not be processed; quarantined");
-                            batch.record_failure(&processing_failure(mail, &e), &receipt, "processing_error")
+                            work.record_failure(&processing_failure(mail, &e), &receipt, "processing_error")
                         }
                     }
                 }
@@ -374,17 +481,33 @@ impl Pipeline {
             summary.count(outcome);
             outcomes.push(outcome);
         }
-        let decide_time = started.elapsed() - load_time;
+        Ok((summary, outcomes))
+    }
+
+    /// Writes a decided batch (its files, then its rows), marks `release`
+    /// released and commits.
+    async fn write_and_commit(
+        &self,
+        mut tx: store::Tx,
+        mut changes: Changes,
+        release: Option<i64>,
+        notifications: usize,
+    ) -> Result<Written> {
+        let started = std::time::Instant::now();
         // A row must never name a file that is not there, so the files are
         // on disk, synced, before the commit; they are written on another
         // thread while the rows go in, since neither needs the other.
-        let files = std::mem::take(&mut batch.changes.files);
+        let files = std::mem::take(&mut changes.files);
         let attachments = self.store.attachments().clone();
         let written = tokio::task::spawn_blocking(move || {
-            attachments.put_all(files.iter().map(|(sha256, data)| (sha256.as_str(), data.as_slice())))
+            let started = std::time::Instant::now();
+            attachments
+                .put_all(files.iter().map(|(sha256, data)| (sha256.as_str(), data.as_slice())))
+                .map(|()| (files.len(), started.elapsed()))
         });
-        let rows = batch.changes.write(&mut tx).await;
-        written
+        let rows = changes.write(&mut tx).await;
+        let rows_time = started.elapsed();
+        let (files, files_time) = written
             .await
             .map_err(|e| Error::io(self.store.attachments().root(), std::io::Error::other(e)))??;
         rows?;
@@ -392,25 +515,23 @@ impl Pipeline {
             // In the batch's own transaction: two operators reprocessing the
             // same mail at once, or a crash between two commits, must not
             // open a second ticket for it.
-            if !store::views::release_quarantined(&mut tx, id, wall).await? {
+            if !store::views::release_quarantined(&mut tx, id, store::now()).await? {
                 return Err(Error::Usage(format!("quarantined mail {id} was already reprocessed")));
             }
         }
-        let write_time = started.elapsed() - load_time - decide_time;
-        self.store.commit(tx).await?;
-        if summary.notifications > 0 {
+        let write_time = started.elapsed();
+        let generation = self.store.commit_counted(tx).await?;
+        self.line.committed(generation);
+        if notifications > 0 {
             self.outbox_ready.notify_one();
         }
-        tracing::debug!(
-            mails = mails.len(),
-            parse = ?parse_time,
-            load = ?load_time,
-            decide = ?decide_time,
-            write = ?write_time,
-            commit = ?(started.elapsed() - load_time - decide_time - write_time),
-            "batch committed"
-        );
-        Ok((summary, outcomes))
+        Ok(Written {
+            rows: rows_time,
+            files,
+            files_time,
+            write: write_time,
+            commit: started.elapsed() - write_time,
+        })
     }
 
     /// Last resort for a mail whose writes the store refused: keep its raw
@@ -464,7 +585,13 @@ impl Pipeline {
             )));
         }
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
-        let (_, outcomes) = self.try_batch(&mail, Some(message_row), Some(quarantine_id)).await?;
+        // In line with the daemon's batches, if this process runs any, and
+        // voiding the snapshot they carry: the mail's effects are not in it.
+        let Turn(mut carry) = self.turn().await;
+        let _writing = self.write_turn.clone().lock_owned().await;
+        carry.kept = None;
+        self.line.reset();
+        let (_, outcomes, _) = self.try_batch(&mail, Some(message_row), Some(quarantine_id)).await?;
         let mut conn = self.store.pool().acquire().await?;
         let again = store::views::open_quarantine_of(&mut conn, message_row).await?;
         Ok((outcomes[0], again))

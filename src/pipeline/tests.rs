@@ -89,7 +89,7 @@ async fn assert_processing_error(pipeline: &Pipeline, what: &str) {
     assert!(detail.unwrap_or_default().contains(what));
 }
 
-fn mail(n: u32, subject: &str) -> Incoming {
+pub(super) fn mail(n: u32, subject: &str) -> Incoming {
     Incoming::new(
         format!(
             "From: Customer {n} <c{n}@acme.test>\r\nTo: support@provider.test\r\nSubject: {subject}\r\n\

@@ -91,6 +91,14 @@ pub struct EventRow {
     pub at: i64,
 }
 
+/// The next free contact id, ticket number and message row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextIds {
+    pub contact: i64,
+    pub ticket: i64,
+    pub message: i64,
+}
+
 /// The pending writes of one batch.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -131,6 +139,36 @@ impl Changes {
             next_message: message + 1,
             ..Changes::default()
         })
+    }
+
+    /// Starts a batch from the ids another batch left free
+    /// ([`Changes::next_ids`]), read under no lock: only valid while that
+    /// batch and this one are the only writers in between (see the
+    /// pipeline's carry).
+    pub fn resume(ids: NextIds) -> Changes {
+        Changes {
+            next_contact: ids.contact,
+            next_ticket: ids.ticket,
+            next_message: ids.message,
+            ..Changes::default()
+        }
+    }
+
+    /// Whether the batch's snapshot, as its decisions left it, is what the
+    /// store will hold once these changes commit. Not when it counts hard
+    /// bounces: those change contacts in the store alone (a contact may
+    /// become undeliverable), so the next batch must read them there.
+    pub fn carries_over(&self) -> bool {
+        self.hard_bounces.is_empty()
+    }
+
+    /// The ids the next batch would take.
+    pub fn next_ids(&self) -> NextIds {
+        NextIds {
+            contact: self.next_contact,
+            ticket: self.next_ticket,
+            message: self.next_message,
+        }
     }
 
     /// The id the next created contact will get.

@@ -53,6 +53,11 @@ pub struct Store {
     attachments: attachments::AttachmentDir,
     /// SQLite only: checkpoints the WAL after each commit.
     checkpoint: Option<checkpoint::Checkpointer>,
+    /// Commits made through this store (any clone) that may have changed
+    /// what a batch decides on (directory, contacts, tickets, messages).
+    /// A pipeline that keeps its snapshot from one batch to the next trusts
+    /// it only while nothing but its own batches moved this count.
+    facts_changed: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One transaction: a batch of mail or one CLI change.
@@ -134,13 +139,22 @@ impl Store {
             .create_if_missing(true)
             .to_url_lossy();
         let options = AnyConnectOptions::from_url(&url)?;
-        let pool = Store::sqlite_pool(4).connect_with(options.clone()).await?;
+        // Readers keep SQLite's default page cache: every commit of the
+        // writer empties it, so a larger one would only hold memory.
+        let pool = Store::sqlite_pool(4, 2_048).connect_with(options.clone()).await?;
         // Batches always write through the same connection. SQLite drops a
         // connection's page cache whenever another connection wrote, and the
         // pool hands its connections out in turn, so batches spread over
         // four connections each read their index pages back from disk.
-        let writer = Store::sqlite_pool(1).connect_with(options).await?;
+        // Never replaced while the store is open: a carried snapshot checks
+        // `PRAGMA data_version` on it, a count each connection keeps itself.
+        let writer = Store::sqlite_pool(1, 8_192)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_with(options)
+            .await?;
         let store = Store {
+            facts_changed: Default::default(),
             checkpoint: Some(checkpoint::Checkpointer::start(pool.clone())),
             pool,
             writer,
@@ -151,22 +165,23 @@ impl Store {
         Ok(store)
     }
 
-    /// A pool of up to `size` SQLite connections with mailroom's pragmas.
-    fn sqlite_pool(size: u32) -> AnyPoolOptions {
+    /// A pool of up to `size` SQLite connections with mailroom's pragmas,
+    /// each caching up to `cache_kib` KiB of pages.
+    fn sqlite_pool(size: u32, cache_kib: u32) -> AnyPoolOptions {
         AnyPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(Duration::from_secs(60))
-            .after_connect(|conn, _| {
+            .after_connect(move |conn, _| {
                 Box::pin(async move {
                     // WAL + synchronous FULL: a committed batch survives a
-                    // power cut. Index pages of a batch stay cached between
-                    // batches instead of being read back (the 2 MB default
-                    // holds less than one batch).
-                    conn.execute(
+                    // power cut. The writer's index pages stay cached
+                    // between batches instead of being read back (the 2 MB
+                    // default holds less than one batch).
+                    conn.execute(sqlx::AssertSqlSafe(format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
                          PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000; \
-                         PRAGMA cache_size = -16384;",
-                    )
+                         PRAGMA cache_size = -{cache_kib};"
+                    )))
                     .await?;
                     conn.execute(checkpoint::BACKSTOP).await?;
                     Ok(())
@@ -240,6 +255,7 @@ impl Store {
             backend: Backend::Postgres,
             attachments: attachments::AttachmentDir::new(attachments),
             checkpoint: None,
+            facts_changed: Default::default(),
         };
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
@@ -288,11 +304,49 @@ impl Store {
     /// then lets the WAL it wrote be checkpointed in the background
     /// (SQLite), so every writer keeps the WAL short, not only batches.
     pub async fn commit(&self, tx: Tx) -> Result<()> {
+        self.commit_counted(tx).await.map(|_| ())
+    }
+
+    /// [`Store::commit`], returning the count of fact-changing commits
+    /// ([`Store::facts_generation`]) this one brought it to.
+    pub async fn commit_counted(&self, tx: Tx) -> Result<u64> {
+        // Counted before the commit: a reader of the count may see a change
+        // that then failed (and reloads for nothing), never miss one.
+        let generation = self.facts_changed.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        self.commit_quietly(tx).await?;
+        Ok(generation)
+    }
+
+    /// Commits a transaction that changed no fact a batch decides on (the
+    /// outbox's claims and delivery results): a carried snapshot stays good.
+    pub async fn commit_outbox(&self, tx: Tx) -> Result<()> {
+        self.commit_quietly(tx).await
+    }
+
+    async fn commit_quietly(&self, tx: Tx) -> Result<()> {
         tx.commit().await?;
         if let Some(c) = &self.checkpoint {
             c.committed();
         }
         Ok(())
+    }
+
+    /// How many commits through this store may have changed facts.
+    pub fn facts_generation(&self) -> u64 {
+        self.facts_changed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// SQLite's count of commits by other connections (other processes, or
+    /// this one's other connections) as the writer sees it: unchanged means
+    /// nothing outside this process's writer changed the file. `None` on
+    /// PostgreSQL, where other instances write all the time.
+    pub async fn data_version(&self, tx: &mut Tx) -> Result<Option<i64>> {
+        match self.backend {
+            Backend::Sqlite => Ok(Some(
+                sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut **tx).await?,
+            )),
+            Backend::Postgres => Ok(None),
+        }
     }
 
     /// Where attachment files live: `database.attachments`, else

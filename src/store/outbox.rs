@@ -201,7 +201,7 @@ impl Store {
             q.push_in(ids);
             q.build().execute(&mut *tx).await?;
         }
-        self.commit(tx).await?;
+        self.commit_outbox(tx).await?;
         Ok((claimed, count))
     }
 
@@ -259,12 +259,17 @@ impl Store {
         // answers, a directory import): locked in id order, never in
         // arrival order, so two of them cannot deadlock.
         bounced.sort_unstable();
+        let contacts_changed = !bounced.is_empty();
         for contact in bounced {
             if super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await? {
                 done.undeliverable += 1;
             }
         }
-        self.commit(tx).await?;
+        if contacts_changed {
+            self.commit(tx).await?;
+        } else {
+            self.commit_outbox(tx).await?;
+        }
         Ok(done)
     }
 

@@ -335,47 +335,119 @@ async fn drain(
         tracing::trace!("sized");
         let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes);
         let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
+        // The chunk ahead: processing on its task, settled once committed.
+        let mut ahead: Option<InFlight> = None;
+        let marking = Marking {
+            store,
+            mb,
+            uidvalidity,
+            can_move,
+            heartbeat,
+        };
         for i in 0..chunks.len() {
             // Only a shutdown leaves a chunk unfetched before its turn.
             let Some((batch, current)) = next.take().filter(|_| !*shutdown.borrow()) else {
-                return Ok(());
+                break;
             };
-            // The next chunk is fetched and parsed while this one commits:
-            // the session is idle during a commit, and only after it is the
-            // chunk marked on the server. A prefetched chunk that is never
-            // committed (shutdown, error) is simply fetched again later.
-            let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
             // The chunk is processed on a task of its own, so it runs on the
-            // other core while this one reads and decodes the next chunk's
-            // FETCH response (joined on one task, the two took turns on a
-            // single thread). If this session is dropped meanwhile (lost
+            // other core while this one settles the chunk ahead and reads
+            // and decodes the next chunk's FETCH response. It takes its turn
+            // first: it is decided while the chunk ahead is written, and
+            // commits after it. If this session is dropped meanwhile (lost
             // lease, shutdown), the task still ends its transaction:
-            // committed or rolled back whole, never cut in the middle.
+            // committed or rolled back whole, never cut in the middle. A
+            // prefetched chunk that is never committed is simply fetched
+            // again later; only a committed chunk is marked on the server.
             let count = batch.mails().len();
+            let turn = pipeline.turn().await;
             let processing = tokio::spawn({
                 let pipeline = pipeline.clone();
-                async move { pipeline.process(&batch).await.map(|_| ()) }
+                async move { pipeline.process_in_turn(turn, &batch).await.map(|_| ()) }
             });
+            let settled = match ahead.take() {
+                Some(chunk) => chunk.settle(s, &marking, last).await,
+                None => Ok(last),
+            };
+            let this = InFlight {
+                processing,
+                chunk: current,
+                count,
+            };
+            last = match settled {
+                Ok(top) => top,
+                Err(e) => {
+                    // Its commit stands whatever happens to the session.
+                    let _ = this.processing.await;
+                    return Err(e);
+                }
+            };
+            let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
             let fetched = match following {
                 Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
                 None => Ok(None),
             };
-            match processing.await {
-                Ok(done) => done?,
-                // Processing catches a panic in a mail's own handling and
-                // quarantines that mail (Pipeline::process); one that gets
-                // here is elsewhere, a bug that stops the daemon, which says so.
-                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
+            match fetched {
+                Ok(f) => next = f,
+                Err(e) => {
+                    // The chunk processing now is settled if it commits: the
+                    // session may still work (the fetch failed on a mail).
+                    let _ = this.settle(s, &marking, last).await;
+                    return Err(e);
+                }
             }
-            chunk::settle(s, mb, &current, can_move).await?;
-            let top = current.top.max(last);
-            store.advance_mailbox(&mb.name, uidvalidity, top, count).await?;
-            tracing::debug!(mailbox = %mb.name, mails = count, last_uid = top, "chunk committed");
-            heartbeat.beat();
-            last = top;
-            next = fetched?;
+            ahead = Some(this);
         }
+        if let Some(chunk) = ahead {
+            last = chunk.settle(s, &marking, last).await?;
+        }
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+    }
+}
+
+/// Where and how a drain marks committed chunks.
+#[derive(Clone, Copy)]
+struct Marking<'a> {
+    store: &'a crate::store::Store,
+    mb: &'a MailboxConfig,
+    uidvalidity: u32,
+    can_move: bool,
+    heartbeat: &'a Heartbeat,
+}
+
+/// A chunk being processed, with what to mark on the server once it commits.
+struct InFlight {
+    processing: tokio::task::JoinHandle<crate::error::Result<()>>,
+    chunk: Fetched,
+    count: usize,
+}
+
+impl InFlight {
+    /// Waits for the chunk's commit, then marks its mails on the server
+    /// and records the new high-water mark, which it returns.
+    async fn settle(self, s: &mut ImapSession, to: &Marking<'_>, last: u32) -> Result<u32, WatchError> {
+        let Marking {
+            store,
+            mb,
+            uidvalidity,
+            can_move,
+            heartbeat,
+        } = *to;
+        match self.processing.await {
+            Ok(done) => done?,
+            // Processing catches a panic in a mail's own handling and
+            // quarantines that mail (Pipeline::process); one that gets
+            // here is elsewhere, a bug that stops the daemon, which says so.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
+        }
+        chunk::settle(s, mb, &self.chunk, can_move).await?;
+        let top = self.chunk.top.max(last);
+        store.advance_mailbox(&mb.name, uidvalidity, top, self.count).await?;
+        tracing::debug!(mailbox = %mb.name, mails = self.count, last_uid = top, "chunk committed");
+        heartbeat.beat();
+        Ok(top)
     }
 }
 

@@ -29,8 +29,29 @@ impl Snapshot {
         since: i64,
     ) -> Result<Snapshot> {
         let mut s = Snapshot::default();
+        s.extend(conn, keys, msgs, tag, since).await?;
+        Ok(s)
+    }
+
+    /// Adds what the batch's mails may need and the snapshot does not hold
+    /// yet, leaving what it holds as it is.
+    ///
+    /// A snapshot carried over from the previous batch holds that batch's
+    /// own effects, not yet committed; what it does not hold that batch
+    /// did not touch, so the store's last committed state is right for it.
+    /// `since` must not be earlier than any `since` the snapshot was
+    /// loaded with: the time windows loaded before must cover this batch's.
+    pub async fn extend(
+        &mut self,
+        conn: &mut AnyConnection,
+        keys: &[&str],
+        msgs: &[&Message],
+        tag: &TagFormat,
+        since: i64,
+    ) -> Result<()> {
+        let s = self;
+        let keys: HashSet<&str> = keys.iter().copied().filter(|k| !s.known_keys.contains(*k)).collect();
         if !keys.is_empty() {
-            let keys: HashSet<&str> = keys.iter().copied().collect();
             let known: Vec<(String,)> = fetch_in(conn, keys.iter().map(|k| k.to_string()).collect(), |style, slice| {
                 let mut qb = Sql::styled(
                     style,
@@ -40,10 +61,10 @@ impl Snapshot {
                 qb
             })
             .await?;
-            s.known_keys = known.into_iter().map(|(k,)| k).collect();
+            s.known_keys.extend(known.into_iter().map(|(k,)| k));
         }
         if msgs.is_empty() {
-            return Ok(s);
+            return Ok(());
         }
 
         let emails: HashSet<&str> = msgs.iter().map(|m| m.from.address.as_str()).collect();
@@ -54,27 +75,43 @@ impl Snapshot {
             .flat_map(|(a, o)| std::iter::once(a).chain(o))
             .filter(|a| !a.is_empty())
             .collect();
-        s.load_contacts(conn, emails.union(&failed).map(|e| e.to_string()).collect())
-            .await?;
+        let contacts = emails
+            .union(&failed)
+            .filter(|e| !s.contacts.contains_key(**e))
+            .map(|e| e.to_string())
+            .collect();
+        s.load_contacts(conn, contacts).await?;
         let window = since - RATE_WINDOW_SECS;
-        s.opened = senders_times(
+        let senders: HashSet<&str> = emails
+            .iter()
+            .copied()
+            .filter(|e| !s.senders_loaded.contains(*e))
+            .collect();
+        let opened = senders_times(
             conn,
             "SELECT from_addr, received_at FROM messages WHERE outcome = 'new_ticket' AND received_at >= ",
             " AND from_addr",
             window,
-            &emails,
+            &senders,
         )
         .await?;
         // Refusals that went out, not refused mails: one whose refusal was
         // held back must not hold back the next hour's.
-        s.refused = senders_times(
+        let refused = senders_times(
             conn,
             "SELECT to_addr, created_at FROM outbox WHERE ticket IS NULL AND event = 'refusal' AND created_at >= ",
             " AND to_addr",
             window,
-            &emails,
+            &senders,
         )
         .await?;
+        for (sender, times) in opened {
+            s.opened.entry(sender).or_default().extend(times);
+        }
+        for (sender, times) in refused {
+            s.refused.entry(sender).or_default().extend(times);
+        }
+        s.senders_loaded.extend(senders.into_iter().map(str::to_string));
 
         let domains: HashSet<String> = msgs
             .iter()
@@ -84,6 +121,7 @@ impl Snapshot {
                     .map(str::to_string)
                     .collect::<Vec<_>>()
             })
+            .filter(|d| !s.domain_accounts.contains_key(d))
             .collect();
         if !domains.is_empty() {
             let found: Vec<(String, i64)> = fetch_in(conn, domains.into_iter().collect(), |style, slice| {
@@ -92,7 +130,7 @@ impl Snapshot {
                 qb
             })
             .await?;
-            s.domain_accounts = found.into_iter().collect();
+            s.domain_accounts.extend(found);
         }
 
         let refs: HashSet<String> = msgs
@@ -102,6 +140,7 @@ impl Snapshot {
                     .iter()
                     .chain(m.references.iter())
                     .chain(returned_id(m))
+                    .filter(|id| !s.thread_ids.contains_key(*id))
                     .cloned()
             })
             .collect();
@@ -122,15 +161,21 @@ impl Snapshot {
 
         let mut numbers: HashSet<i64> = s.thread_ids.values().copied().collect();
         numbers.extend(msgs.iter().filter_map(|m| tag.find(&m.subject)));
+        // Tickets held already have their recent mail (the batch that
+        // loaded or opened them added every mail since).
+        let held: HashSet<i64> = s.tickets.keys().copied().collect();
         s.load_tickets(conn, numbers.into_iter().collect()).await?;
         s.load_follow_ups(conn).await?;
-        s.ticket_mail = ticket_mail(conn, s.tickets.keys().copied().collect(), since - REPLY_WINDOW_SECS).await?;
+        let added: Vec<i64> = s.tickets.keys().copied().filter(|n| !held.contains(n)).collect();
+        for (ticket, mail) in ticket_mail(conn, added, since - REPLY_WINDOW_SECS).await? {
+            s.ticket_mail.entry(ticket).or_default().extend(mail);
+        }
 
         let mut accounts: HashSet<i64> = s.contacts.values().filter_map(|c| c.account_id).collect();
         accounts.extend(s.domain_accounts.values().copied());
         accounts.extend(s.tickets.values().filter_map(|t| t.account_id));
         s.load_accounts(conn, accounts.into_iter().collect()).await?;
-        Ok(s)
+        Ok(())
     }
 
     /// Adds contacts by email.

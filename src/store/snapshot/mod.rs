@@ -93,9 +93,17 @@ pub struct Snapshot {
     /// Mails on each loaded ticket since 10 minutes before the batch's
     /// earliest mail: sender and time (for the per-ticket reply limit).
     pub ticket_mail: HashMap<i64, Vec<(String, i64)>>,
+    /// Senders whose `opened` and `refused` times are loaded (a sender
+    /// without any has no entry there).
+    pub senders_loaded: HashSet<String>,
 }
 
 impl Snapshot {
+    /// How much it holds, to bound a snapshot kept across batches.
+    pub fn size(&self) -> usize {
+        self.known_keys.len() + self.contacts.len() + self.tickets.len() + self.thread_ids.len()
+    }
+
     /// The newest ticket down `number`'s chain of follow-ups, if it has
     /// one: a late reply to the oldest thread belongs there.
     fn newest_follow_up(&self, number: i64) -> Option<&TicketRecord> {

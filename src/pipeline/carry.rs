@@ -1,0 +1,345 @@
+//! Deciding a batch while the one ahead of it is still being written.
+//!
+//! A batch's work has two halves: deciding (load what the store knows, run
+//! every mail through the core, render the notifications) and writing (the
+//! rows, the files, the commit's fsync). Done one after the other under the
+//! write lock, the writer sat idle while a batch was decided and the core
+//! deciding sat idle while it was written. Instead the next batch is
+//! decided on the snapshot the batch ahead of it left, which holds that
+//! batch's own effects, committed or not, topped up from the last committed
+//! state with what it lacks, while that batch writes.
+//!
+//! What the snapshot lacks the batch ahead did not touch, so the committed
+//! state is right for it, as long as nobody else wrote. That is checked
+//! in the batch's write turn, under the write lock:
+//! - no other connection committed (`PRAGMA data_version` on the writer:
+//!   a CLI command, another daemon on the same file);
+//! - nothing else in this process committed a change of facts (a hand
+//!   action, a hard bounce counted by delivery): [`Store::facts_generation`];
+//! - no batch in between was refused, failed or decided again (the epoch).
+//!
+//! A batch that fails the check is decided again the plain way, with
+//! everything loaded under the write lock, and leaves a fresh snapshot.
+//! SQLite only: on PostgreSQL other instances write all the time, so every
+//! batch is decided under the write lock there.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::{Pipeline, Prepared, Settings, Summary};
+use crate::directory::IgnoreRule;
+use crate::error::{Error, Result};
+use crate::message::Message;
+use crate::store::apply::Batch;
+use crate::store::changes::{Changes, NextIds};
+use crate::store::snapshot::Snapshot;
+use crate::store::{self, Backend, directory};
+use crate::tickets::plan::Outcome;
+
+/// How long a carried snapshot is trusted without a batch committing: past
+/// a pause, the next batch loads afresh.
+const MAX_IDLE: Duration = Duration::from_secs(2);
+
+/// How much a carried snapshot may hold (keys, contacts, tickets, thread
+/// ids) before the next batch starts a fresh one: a long backlog must not
+/// grow the daemon's memory.
+const MAX_SIZE: usize = 16_000;
+
+/// A place in the line of batches (see [`Pipeline::turn`]).
+pub struct Turn(pub(super) tokio::sync::OwnedMutexGuard<Carry>);
+
+/// What the last batch decided left for the next; held by the batch
+/// deciding now.
+#[derive(Default)]
+pub struct Carry {
+    pub(super) kept: Option<Kept>,
+}
+
+/// A batch's snapshot as its decisions left it, with what else the next
+/// batch needs to decide on it.
+pub(super) struct Kept {
+    pub snapshot: Snapshot,
+    pub ids: NextIds,
+    /// The ignore rules, from the config and the store.
+    pub rules: Vec<IgnoreRule>,
+    /// The settings the batch ran with: a reload starts afresh.
+    pub settings: Arc<Settings>,
+    /// The writer's `PRAGMA data_version` when the snapshot was loaded.
+    pub data_version: i64,
+    /// The earliest time the snapshot's windows (rate limits) cover.
+    pub since: i64,
+    pub epoch: u64,
+    pub at: Instant,
+}
+
+/// The order of batches in flight, shared by the pipeline's clones.
+#[derive(Debug, Default)]
+pub(super) struct Line {
+    /// Numbers given to batches, in the order they took their turns.
+    numbered: AtomicU64,
+    /// Moved whenever a carried snapshot may be wrong: a snapshot from an
+    /// earlier epoch is not used.
+    epoch: AtomicU64,
+    /// Batches numbered up to this one must not commit: one ahead of them
+    /// failed for the moment.
+    abort_through: AtomicU64,
+    /// [`Store::facts_generation`] after this pipeline's last commit.
+    own_generation: AtomicU64,
+    /// Batches committed as decided on a carried snapshot.
+    carried: AtomicU64,
+}
+
+impl Line {
+    pub fn take_number(&self) -> u64 {
+        self.numbered.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Every carried snapshot is out of date.
+    pub fn reset(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A batch failed for the moment: the batches behind it, decided
+    /// already, must not commit before it, and their snapshot is void.
+    pub fn abort_in_flight(&self) {
+        self.abort_through
+            .fetch_max(self.numbered.load(Ordering::SeqCst), Ordering::SeqCst);
+        self.reset();
+    }
+
+    pub fn must_not_commit(&self, number: u64) -> bool {
+        number <= self.abort_through.load(Ordering::SeqCst)
+    }
+
+    pub fn committed(&self, generation: u64) {
+        self.own_generation.store(generation, Ordering::SeqCst);
+    }
+}
+
+/// A batch decided on a carried snapshot, waiting for its write turn.
+pub(super) struct Decided {
+    changes: Changes,
+    summary: Summary,
+    outcomes: Vec<Outcome>,
+    epoch: u64,
+    data_version: i64,
+    load: Duration,
+    decide: Duration,
+}
+
+/// Why a batch decided on a carried snapshot was not committed.
+pub(super) enum Unwritten {
+    /// The snapshot may be out of date.
+    Stale(&'static str),
+    Failed(Error),
+}
+
+impl From<Error> for Unwritten {
+    fn from(e: Error) -> Unwritten {
+        Unwritten::Failed(e)
+    }
+}
+
+impl From<sqlx::Error> for Unwritten {
+    fn from(e: sqlx::Error) -> Unwritten {
+        Unwritten::Failed(e.into())
+    }
+}
+
+/// How long a batch's writing took, for the debug log.
+pub(super) struct Written {
+    pub rows: Duration,
+    pub files: usize,
+    pub files_time: Duration,
+    pub write: Duration,
+    pub commit: Duration,
+}
+
+impl Written {
+    pub fn log(&self, batch: &Prepared, load: Duration, decide: Duration, what: &'static str) {
+        tracing::debug!(
+            mails = batch.mails.len(),
+            parse = ?batch.parse_time,
+            load = ?load,
+            decide = ?decide,
+            write = ?self.write,
+            rows = ?self.rows,
+            files = self.files,
+            files_time = ?self.files_time,
+            commit = ?self.commit,
+            "{what}"
+        );
+    }
+}
+
+/// What a batch looks up, whichever way it is decided.
+pub(super) struct BatchInput<'a> {
+    /// The key of every mail, parsed or not.
+    pub keys: Vec<&'a str>,
+    pub ok: Vec<&'a Message>,
+    /// The earliest receipt time in the batch: it bounds what the rate
+    /// limits need.
+    pub since: i64,
+}
+
+impl<'a> BatchInput<'a> {
+    pub fn of(batch: &'a Prepared, clock: super::Clock, wall: i64) -> BatchInput<'a> {
+        let ok: Vec<&Message> = batch
+            .parsed
+            .iter()
+            .filter_map(|p| p.as_ref().ok().map(|(m, _)| m))
+            .collect();
+        let keys = batch
+            .parsed
+            .iter()
+            .map(|p| match p {
+                Ok((m, _)) => m.key.as_str(),
+                Err(f) => f.key.as_str(),
+            })
+            .collect();
+        let since = ok.iter().map(|m| clock.received_at(m, wall)).min().unwrap_or(wall);
+        BatchInput { keys, ok, since }
+    }
+}
+
+/// The config's ignore rules and the store's; a stored rule that cannot
+/// match anything is skipped and named once.
+pub(super) async fn ignore_rules(settings: &Settings, conn: &mut sqlx::AnyConnection) -> Result<Vec<IgnoreRule>> {
+    let mut rules = settings.config_rules.clone();
+    for (pattern, rule) in directory::ignore_rules(conn).await? {
+        match rule {
+            Ok(rule) => rules.push(rule),
+            Err(e) if super::first_sighting(&pattern) => tracing::warn!(
+                pattern = %pattern,
+                error = %e,
+                "stored ignore rule skipped (it can match nothing); remove it with `mailroom ignore remove`"
+            ),
+            Err(_) => {}
+        }
+    }
+    Ok(rules)
+}
+
+impl Pipeline {
+    /// Decides `batch` on the carried snapshot, if there is one it can
+    /// trust, leaving the snapshot as the batch's decisions leave it;
+    /// `None` when the batch is to be decided under the write lock.
+    pub(super) async fn decide_carried(&self, carry: &mut Carry, batch: &Prepared) -> Option<Decided> {
+        use futures_util::FutureExt;
+        let kept = carry.kept.take()?;
+        let settings = self.settings();
+        let wall = store::now();
+        let input = BatchInput::of(batch, self.clock, wall);
+        let usable = self.store.backend() == Backend::Sqlite
+            && Arc::ptr_eq(&kept.settings, &settings)
+            && kept.epoch == self.line.epoch()
+            && input.since >= kept.since
+            && kept.at.elapsed() <= MAX_IDLE
+            && kept.snapshot.size() <= MAX_SIZE;
+        if !usable {
+            return None;
+        }
+        // A failure or panic here (a query, a bug) only costs the carry:
+        // the batch is decided again under the write lock, where a panic
+        // quarantines its mail.
+        let attempt = std::panic::AssertUnwindSafe(self.decide_on(kept, batch, &input, wall))
+            .catch_unwind()
+            .await;
+        match attempt {
+            Ok(Ok((decided, kept))) => {
+                carry.kept = Some(kept).filter(|_| decided.changes.carries_over());
+                Some(decided)
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "deciding on the carried snapshot failed; deciding under the write lock");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    async fn decide_on(
+        &self,
+        mut kept: Kept,
+        batch: &Prepared,
+        input: &BatchInput<'_>,
+        wall: i64,
+    ) -> Result<(Decided, Kept)> {
+        let started = Instant::now();
+        let mut conn = self.store.pool().acquire().await?;
+        kept.snapshot
+            .extend(&mut conn, &input.keys, &input.ok, &kept.settings.tag, input.since)
+            .await?;
+        drop(conn);
+        let load = started.elapsed();
+        let mut work = Batch {
+            snapshot: std::mem::take(&mut kept.snapshot),
+            changes: Changes::resume(kept.ids),
+        };
+        let settings = kept.settings.clone();
+        let (summary, outcomes) = self.decide_mails(&settings, &kept.rules, batch, &mut work, wall, None)?;
+        let Batch { snapshot, changes } = work;
+        kept.snapshot = snapshot;
+        kept.ids = changes.next_ids();
+        kept.since = input.since;
+        kept.at = Instant::now();
+        let decided = Decided {
+            changes,
+            summary,
+            outcomes,
+            epoch: kept.epoch,
+            data_version: kept.data_version,
+            load,
+            decide: started.elapsed() - load,
+        };
+        Ok((decided, kept))
+    }
+
+    /// Writes a batch decided on a carried snapshot, if nobody else wrote
+    /// since the snapshot was loaded.
+    pub(super) async fn write_carried(
+        &self,
+        decided: Decided,
+    ) -> std::result::Result<(Summary, Vec<Outcome>), Unwritten> {
+        let mut tx = self.store.begin_write().await?;
+        if decided.epoch != self.line.epoch() {
+            return Err(Unwritten::Stale("a batch ahead of it was decided again"));
+        }
+        if self.store.facts_generation() != self.line.own_generation.load(Ordering::SeqCst) {
+            return Err(Unwritten::Stale("this process changed facts in between"));
+        }
+        if self.store.data_version(&mut tx).await? != Some(decided.data_version) {
+            return Err(Unwritten::Stale("another connection committed in between"));
+        }
+        let Decided {
+            changes,
+            summary,
+            outcomes,
+            load,
+            decide,
+            ..
+        } = decided;
+        let written = self.write_and_commit(tx, changes, None, summary.notifications).await?;
+        self.line.carried.fetch_add(1, Ordering::SeqCst);
+        tracing::debug!(
+            mails = outcomes.len(),
+            load = ?load,
+            decide = ?decide,
+            write = ?written.write,
+            rows = ?written.rows,
+            files = written.files,
+            files_time = ?written.files_time,
+            commit = ?written.commit,
+            "carried batch committed"
+        );
+        Ok((summary, outcomes))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! Batches decided on the snapshot the batch ahead left: what they decide
+//! is what they would have decided one after the other, and anything else
+//! writing in between sends them back to the store.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use crate::config::Config;
+use crate::notify::templates::Templates;
+use crate::pipeline::tests::{PANICS, mail};
+use crate::pipeline::{Incoming, Pipeline};
+use crate::store::{Store, directory};
+use crate::tickets::plan::Outcome;
+
+/// A SQLite store (the carry is SQLite's only) and its config.
+async fn sqlite(dir: &tempfile::TempDir) -> (Pipeline, Config) {
+    let text = format!(
+        "[database]\nurl = \"sqlite:{}/m.db\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
+        dir.path().display()
+    );
+    let config = Config::parse(&text, "test").unwrap();
+    let store = Store::open(&config).await.unwrap();
+    let templates = Arc::new(Templates::load(None).unwrap());
+    let pipeline = Pipeline::new(store, Arc::new(config.clone()), templates).unwrap();
+    (pipeline, config)
+}
+
+/// Customer `n`'s reply to their first mail (`<m{n}@acme.test>`).
+fn reply(n: u32, id: &str) -> Incoming {
+    Incoming::new(
+        format!(
+            "From: Customer {n} <c{n}@acme.test>\r\nTo: support@provider.test\r\nSubject: Re: Line {n} down\r\n\
+             Message-ID: <{id}@acme.test>\r\nIn-Reply-To: <m{n}@acme.test>\r\n\
+             Date: Sat, 05 Dec 2026 10:05:00 +0000\r\n\r\nStill down\r\n"
+        )
+        .into_bytes(),
+        format!("test/{id}"),
+    )
+}
+
+/// Processes batches the way replay and the daemon do: each takes its
+/// turn and runs on a task of its own, so the next is decided while the
+/// one ahead writes.
+async fn in_line(pipeline: &Pipeline, batches: Vec<Vec<Incoming>>) -> Vec<Vec<Outcome>> {
+    let mut tasks = Vec::new();
+    for mails in batches {
+        let prepared = pipeline.prepare(mails);
+        let turn = pipeline.turn().await;
+        let p = pipeline.clone();
+        tasks.push(tokio::spawn(async move { p.process_in_turn(turn, &prepared).await }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await.unwrap().unwrap().1);
+    }
+    outcomes
+}
+
+fn carried(pipeline: &Pipeline) -> u64 {
+    pipeline.line.carried.load(Ordering::SeqCst)
+}
+
+async fn tickets(pipeline: &Pipeline) -> Vec<(i64, String)> {
+    let mut conn = pipeline.store().pool().acquire().await.unwrap();
+    sqlx::query_as("SELECT t.number, c.email FROM tickets t JOIN contacts c ON c.id = t.requester_id ORDER BY t.number")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+}
+
+/// The reply in the second batch, decided while the first is written,
+/// threads onto the ticket the first opened, and the contact the first
+/// created is not created twice.
+#[tokio::test]
+async fn a_batch_decided_on_the_carry_sees_what_the_batch_ahead_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = sqlite(&dir).await;
+    let outcomes = in_line(
+        &pipeline,
+        vec![
+            vec![mail(1, "Line 1 down"), mail(2, "Line 2 down")],
+            vec![reply(1, "r1"), mail(3, "Line 3 down"), reply(2, "r2")],
+            vec![reply(3, "r3"), mail(1, "Line 1 down")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        carried(&pipeline),
+        2,
+        "the second and third batches were decided on the carry"
+    );
+    assert_eq!(outcomes[1], [Outcome::Update, Outcome::NewTicket, Outcome::Update]);
+    assert_eq!(outcomes[2], [Outcome::Update, Outcome::Duplicate]);
+    assert_eq!(
+        tickets(&pipeline).await,
+        [
+            (1, "c1@acme.test".into()),
+            (2, "c2@acme.test".into()),
+            (3, "c3@acme.test".into())
+        ]
+    );
+    let mut conn = pipeline.store().pool().acquire().await.unwrap();
+    let rows: Vec<(i64, Option<i64>)> = sqlx::query_as("SELECT id, ticket FROM messages ORDER BY id")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, Some(1)),
+            (2, Some(2)),
+            (3, Some(1)),
+            (4, Some(3)),
+            (5, Some(2)),
+            (6, Some(3)),
+            (7, None)
+        ]
+    );
+}
+
+/// Another process (here another connection) changing the directory
+/// between two batches: the second, decided on the carry, is decided again
+/// with the change, instead of by the rules carried over.
+#[tokio::test]
+async fn another_connection_committing_voids_the_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, config) = sqlite(&dir).await;
+    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let other = Store::open(&config).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    directory::add_ignore_rule(&mut tx, "c2@acme.test").await.unwrap();
+    other.commit(tx).await.unwrap();
+    other.close().await;
+    let outcomes = in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+    assert_eq!(outcomes[0], [Outcome::Ignored]);
+    assert_eq!(carried(&pipeline), 0);
+}
+
+/// The same through this process's own writer connection (a hand action,
+/// a hard bounce counted by delivery), which SQLite's data_version does not
+/// see.
+#[tokio::test]
+async fn a_change_through_this_process_voids_the_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = sqlite(&dir).await;
+    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let store = pipeline.store();
+    let mut tx = store.begin_write().await.unwrap();
+    directory::add_ignore_rule(&mut tx, "c2@acme.test").await.unwrap();
+    store.commit(tx).await.unwrap();
+    let outcomes = in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+    assert_eq!(outcomes[0], [Outcome::Ignored]);
+    assert_eq!(carried(&pipeline), 0);
+}
+
+/// A mail panicking in a batch decided on the carry: the batch is decided
+/// again under the write lock, the mail quarantined, the others kept, and
+/// the batch after it threads onto what they opened.
+#[tokio::test]
+async fn a_panic_on_the_carry_quarantines_only_its_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = sqlite(&dir).await;
+    let outcomes = in_line(
+        &pipeline,
+        vec![
+            vec![mail(1, "Line 1 down")],
+            vec![mail(2, "Line 2 down"), mail(3, PANICS)],
+            vec![reply(2, "r2"), reply(1, "r1")],
+        ],
+    )
+    .await;
+    assert_eq!(outcomes[1], [Outcome::NewTicket, Outcome::Quarantined]);
+    assert_eq!(outcomes[2], [Outcome::Update, Outcome::Update]);
+    assert_eq!(
+        tickets(&pipeline).await,
+        [(1, "c1@acme.test".into()), (2, "c2@acme.test".into())]
+    );
+}
