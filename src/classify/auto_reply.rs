@@ -8,14 +8,7 @@ use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
 
-use crate::message::Message;
-
-/// A phrase list searched for in one pass. `str::contains` once per phrase
-/// built a fresh substring searcher for each phrase on every mail, which
-/// was most of the cost of classifying.
-fn phrases(list: &[&str]) -> AhoCorasick {
-    AhoCorasick::new(list).expect("a few short phrases")
-}
+use crate::message::{Message, phrases};
 
 static OUT_OF_OFFICE: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(OUT_OF_OFFICE_SUBJECTS));
 static CHALLENGE_SENTENCE: LazyLock<AhoCorasick> = LazyLock::new(|| phrases(CHALLENGE_SENTENCES));
@@ -109,8 +102,7 @@ const CHALLENGE_SENTENCES: &[&str] = &[
 
 /// A challenge-response filter asking the sender to confirm themselves.
 pub fn is_challenge(msg: &Message) -> bool {
-    let opening_end = msg.text.char_indices().nth(2000).map_or(msg.text.len(), |(at, _)| at);
-    let opening = msg.text[..opening_end].to_lowercase();
+    let opening = first_chars(&msg.text, 2000).to_lowercase();
     if CHALLENGE_SENTENCE.is_match(&opening) {
         return true;
     }
@@ -124,6 +116,19 @@ pub fn is_challenge(msg: &Message) -> bool {
         .join("\n")
         .to_lowercase();
     CHALLENGE_MARKER.is_match(&text)
+}
+
+/// The first `n` characters of `text`, found without walking them one by
+/// one when the text is shorter in bytes or its first `n` bytes are ASCII.
+fn first_chars(text: &str, n: usize) -> &str {
+    if text.len() <= n {
+        return text;
+    }
+    if text.as_bytes()[..n].is_ascii() {
+        return &text[..n];
+    }
+    let end = text.char_indices().nth(n).map_or(text.len(), |(at, _)| at);
+    &text[..end]
 }
 
 /// An automatic answer by its headers or its words.

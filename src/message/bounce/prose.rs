@@ -57,8 +57,7 @@ const BOUNCE_SUBJECTS: &[&str] = &[
 
 /// Every mail's subject is looked at: one pass for all the phrases instead
 /// of a substring searcher built per phrase.
-static BOUNCE_SUBJECT: LazyLock<AhoCorasick> =
-    LazyLock::new(|| AhoCorasick::new(BOUNCE_SUBJECTS).expect("a few short phrases"));
+static BOUNCE_SUBJECT: LazyLock<AhoCorasick> = LazyLock::new(|| crate::message::phrases(BOUNCE_SUBJECTS));
 
 /// Phrases of bounce bodies, lower-case.
 const BOUNCE_PHRASES: &[&str] = &[
