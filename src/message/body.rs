@@ -56,7 +56,7 @@ fn html_to_text(html: &str) -> Option<String> {
 }
 
 fn normalise_newlines(s: &str) -> String {
-    s.replace("\r\n", "\n").trim_end().to_string()
+    super::reply::without_crlf(s).trim_end().to_string()
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! text after it. Like Discourse's email_reply_trimmer, whose cases the
 //! corpus test measures this against.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -121,7 +122,7 @@ pub fn new_part(text: &str) -> String {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    let text = text[..end].replace("\r\n", "\n");
+    let text = without_crlf(&text[..end]);
     let all: Vec<&str> = text.split('\n').collect();
     let kinds = classify_lines(&all);
     // Everything after the first delimiter goes (signatures, footers), and
@@ -174,6 +175,16 @@ pub fn new_part(text: &str) -> String {
     let first = lines.iter().position(|l| !is_blank(l)).unwrap_or(lines.len());
     let last = lines.iter().rposition(|l| !is_blank(l)).map_or(first, |p| p + 1);
     lines[first..last.max(first)].join("\n")
+}
+
+/// `text` with CRLF line ends as LF, copied only when it has a CR: most
+/// texts reach here already normalised.
+pub(super) fn without_crlf(text: &str) -> Cow<'_, str> {
+    if text.contains('\r') {
+        Cow::Owned(text.replace("\r\n", "\n"))
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
 impl Kind {
@@ -266,24 +277,21 @@ fn quote_follows(lines: &[&str], from: usize) -> bool {
 }
 
 /// If an embedded mail starts at line `i`, how many lines its marker spans.
-fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
+fn marker_at<'a>(lines: &[&'a str], i: usize) -> Option<usize> {
     if lines[i].len() > MAX_MARKER_LINE {
         return None;
     }
-    let unquoted = |l: &str| {
-        l.trim_start_matches(|c: char| c == '>' || c.is_whitespace())
-            .to_string()
-    };
+    let unquoted = |l: &'a str| l.trim_start_matches(|c: char| c == '>' || c.is_whitespace());
     let first = unquoted(lines[i]);
-    if ORIGINAL.is_match(&first) {
+    if ORIGINAL.is_match(first) {
         return Some(1);
     }
     // An attribution may be wrapped over a few lines (and, in some
     // webmails' plain text, split by blank lines). It starts with an
     // opener ("On", "Le", "Am" …) or with the author's address.
-    let opens = OPENER.is_match(&first);
+    let opens = OPENER.is_match(first);
     let starts =
-        opens || first.contains('<') || DATED.is_match(&first) || first.starts_with(|c: char| c.is_ascii_digit());
+        opens || first.contains('<') || DATED.is_match(first) || first.starts_with(|c: char| c.is_ascii_digit());
     let mut window = String::new();
     let mut span = 0;
     for line in lines[i..].iter().take(6) {
@@ -291,7 +299,7 @@ fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
         // "<address\n>:" and "<\nmailto:…\n> wrote:" wrap the closing bracket.
         let tail = line.trim();
         let wrapped_tail = span > 1 && tail.starts_with('>') && tail.len() <= 20 && tail.ends_with(':');
-        let piece = if wrapped_tail { tail.to_string() } else { unquoted(line) };
+        let piece = if wrapped_tail { tail } else { unquoted(line) };
         if piece.is_empty() {
             if span == 1 || !opens {
                 break;
@@ -304,7 +312,7 @@ fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
         if !window.is_empty() {
             window.push(' ');
         }
-        window.push_str(&piece);
+        window.push_str(piece);
         // Cheap test first: an attribution ends with a colon (or dashes).
         let end = window.trim_end();
         if (end.ends_with([':', '：']) || end.ends_with("--")) && ATTRIBUTION.is_match(&window) {
@@ -320,11 +328,11 @@ fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
             break;
         }
     }
-    if DATED.is_match(&first) {
+    if DATED.is_match(first) {
         // "2016-03-03 17:21 GMT+01:00 Some One", possibly with the address
         // (and a colon) on the next line.
-        let next = lines.get(i + 1).map(|l| unquoted(l)).unwrap_or_default();
-        if TIME_OR_ADDRESS.is_match(&first) {
+        let next = lines.get(i + 1).map_or("", |l| unquoted(l));
+        if TIME_OR_ADDRESS.is_match(first) {
             let span = if !next.is_empty() && (next.ends_with(">:") || next.ends_with(':') && next.contains('@')) {
                 2
             } else {
@@ -334,7 +342,7 @@ fn marker_at(lines: &[&str], i: usize) -> Option<usize> {
         }
     }
     // "Thu, 26 Jun 2014 14:00:51 +0400 от Alexander L <abc@example.com>:"
-    if ADDRESSED.is_match(&first) && TIME.is_match(&first) {
+    if ADDRESSED.is_match(first) && TIME.is_match(first) {
         return Some(1);
     }
     if !lines[i].trim_start().starts_with('>') && is_field(lines[i]) {
