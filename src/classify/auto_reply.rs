@@ -102,7 +102,14 @@ const CHALLENGE_SENTENCES: &[&str] = &[
 
 /// A challenge-response filter asking the sender to confirm themselves.
 pub fn is_challenge(msg: &Message) -> bool {
-    let opening = first_chars(&msg.text, 2000).to_lowercase();
+    let opening = first_chars(&msg.text, 2000);
+    // The same result for ASCII, where the byte-wise conversion is
+    // vectorised and `to_lowercase` goes char by char.
+    let opening = if opening.is_ascii() {
+        opening.to_ascii_lowercase()
+    } else {
+        opening.to_lowercase()
+    };
     if CHALLENGE_SENTENCE.is_match(&opening) {
         return true;
     }

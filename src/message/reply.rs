@@ -180,11 +180,21 @@ pub fn new_part(text: &str) -> String {
 /// `text` with CRLF line ends as LF, copied only when it has a CR: most
 /// texts reach here already normalised.
 pub(super) fn without_crlf(text: &str) -> Cow<'_, str> {
-    if text.contains('\r') {
-        Cow::Owned(text.replace("\r\n", "\n"))
-    } else {
-        Cow::Borrowed(text)
+    if !text.contains('\r') {
+        return Cow::Borrowed(text);
     }
+    // `replace("\r\n", "\n")` restarts the general substring searcher at
+    // every line; a CR is found with memchr.
+    let mut out = String::with_capacity(text.len());
+    let mut kept = 0;
+    for (at, _) in text.match_indices('\r') {
+        if text[at + 1..].starts_with('\n') {
+            out.push_str(&text[kept..at]);
+            kept = at + 1;
+        }
+    }
+    out.push_str(&text[kept..]);
+    Cow::Owned(out)
 }
 
 impl Kind {
