@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use super::output::{print_json, print_list, print_object};
 use crate::error::{Error, Result};
 use crate::ingest::replay::{mail_files, read_file};
-use crate::pipeline::{Clock, Pipeline, Prepared, Summary};
+use crate::pipeline::{Chain, Clock, Pipeline, Prepared, Summary};
 use crate::store::{Store, views};
 
 /// `mailroom replay`
@@ -69,21 +69,44 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     });
     // Each batch is processed on a task of its own once it has its turn,
     // so the next one is decided while it is written (see Pipeline::turn).
+    // On an error the batch in flight is still waited for: it commits if
+    // it came before the error, and refuses to if it came after a batch
+    // that failed, so what the store holds is a prefix of the input.
+    let chain = Chain::default();
     let mut total = Summary::default();
     let mut in_flight: Option<tokio::task::JoinHandle<Result<Summary>>> = None;
+    let mut failed = None;
     while let Some(batch) = batches.recv().await {
-        let batch = batch?;
-        let turn = pipeline.turn().await;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        };
+        let turn = pipeline.turn(&chain).await;
         let task = tokio::spawn({
             let pipeline = pipeline.clone();
             async move { Ok(pipeline.process_in_turn(turn, &batch).await?.0) }
         });
         if let Some(ahead) = in_flight.replace(task) {
-            total.add(&joined(ahead).await?);
+            match joined(ahead).await {
+                Ok(s) => total.add(&s),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
         }
     }
     if let Some(last) = in_flight {
-        total.add(&joined(last).await?);
+        match joined(last).await {
+            Ok(s) => total.add(&s),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
     }
     // The reader ends on its own once the last batch is sent; a panic in
     // it is a bug, reported as such rather than as a usage error.

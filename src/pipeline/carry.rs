@@ -24,7 +24,7 @@
 //! batch is decided under the write lock there.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::{Pipeline, Prepared, Settings, Summary};
@@ -34,7 +34,7 @@ use crate::message::Message;
 use crate::store::apply::Batch;
 use crate::store::changes::{Changes, NextIds};
 use crate::store::snapshot::Snapshot;
-use crate::store::{self, Backend, directory};
+use crate::store::{self, Backend, WriterMark, directory};
 use crate::tickets::plan::Outcome;
 
 /// How long a carried snapshot is trusted without a batch committing: past
@@ -47,7 +47,25 @@ const MAX_IDLE: Duration = Duration::from_secs(2);
 const MAX_SIZE: usize = 16_000;
 
 /// A place in the line of batches (see [`Pipeline::turn`]).
-pub struct Turn(pub(super) tokio::sync::OwnedMutexGuard<Carry>);
+pub struct Turn(pub(super) tokio::sync::OwnedMutexGuard<Carry>, pub(super) Chain);
+
+/// One caller's sequence of batches (a replay, one mailbox's drain), whose
+/// order matters: a reply must not commit before the mail it answers.
+/// Once one of its batches fails, the ones behind it, decided already,
+/// refuse to commit ([`Error::Deferred`]); the caller stops and starts
+/// again from that batch with a new chain.
+#[derive(Debug, Clone, Default)]
+pub struct Chain(Arc<AtomicBool>);
+
+impl Chain {
+    pub(super) fn broken(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn break_off(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
 
 /// What the last batch decided left for the next; held by the batch
 /// deciding now.
@@ -65,25 +83,21 @@ pub(super) struct Kept {
     pub rules: Vec<IgnoreRule>,
     /// The settings the batch ran with: a reload starts afresh.
     pub settings: Arc<Settings>,
-    /// The writer's `PRAGMA data_version` when the snapshot was loaded.
-    pub data_version: i64,
+    /// The writer connection and its `PRAGMA data_version` when the
+    /// snapshot was loaded.
+    pub writer: WriterMark,
     /// The earliest time the snapshot's windows (rate limits) cover.
     pub since: i64,
     pub epoch: u64,
     pub at: Instant,
 }
 
-/// The order of batches in flight, shared by the pipeline's clones.
+/// What voids carried snapshots, shared by the pipeline's clones.
 #[derive(Debug, Default)]
 pub(super) struct Line {
-    /// Numbers given to batches, in the order they took their turns.
-    numbered: AtomicU64,
     /// Moved whenever a carried snapshot may be wrong: a snapshot from an
     /// earlier epoch is not used.
     epoch: AtomicU64,
-    /// Batches numbered up to this one must not commit: one ahead of them
-    /// failed for the moment.
-    abort_through: AtomicU64,
     /// [`Store::facts_generation`] after this pipeline's last commit.
     own_generation: AtomicU64,
     /// Batches committed as decided on a carried snapshot.
@@ -91,10 +105,6 @@ pub(super) struct Line {
 }
 
 impl Line {
-    pub fn take_number(&self) -> u64 {
-        self.numbered.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
     pub fn epoch(&self) -> u64 {
         self.epoch.load(Ordering::SeqCst)
     }
@@ -102,18 +112,6 @@ impl Line {
     /// Every carried snapshot is out of date.
     pub fn reset(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A batch failed for the moment: the batches behind it, decided
-    /// already, must not commit before it, and their snapshot is void.
-    pub fn abort_in_flight(&self) {
-        self.abort_through
-            .fetch_max(self.numbered.load(Ordering::SeqCst), Ordering::SeqCst);
-        self.reset();
-    }
-
-    pub fn must_not_commit(&self, number: u64) -> bool {
-        number <= self.abort_through.load(Ordering::SeqCst)
     }
 
     pub fn committed(&self, generation: u64) {
@@ -127,7 +125,7 @@ pub(super) struct Decided {
     summary: Summary,
     outcomes: Vec<Outcome>,
     epoch: u64,
-    data_version: i64,
+    writer: WriterMark,
     load: Duration,
     decide: Duration,
 }
@@ -293,7 +291,7 @@ impl Pipeline {
             summary,
             outcomes,
             epoch: kept.epoch,
-            data_version: kept.data_version,
+            writer: kept.writer,
             load,
             decide: started.elapsed() - load,
         };
@@ -313,7 +311,7 @@ impl Pipeline {
         if self.store.facts_generation() != self.line.own_generation.load(Ordering::SeqCst) {
             return Err(Unwritten::Stale("this process changed facts in between"));
         }
-        if self.store.data_version(&mut tx).await? != Some(decided.data_version) {
+        if self.store.writer_mark(&mut tx).await? != Some(decided.writer) {
             return Err(Unwritten::Stale("another connection committed in between"));
         }
         let Decided {

@@ -31,8 +31,8 @@ mod carry;
 mod incoming;
 mod summary;
 
-pub use carry::Turn;
 use carry::{BatchInput, Carry, Kept, Line, Written, ignore_rules};
+pub use carry::{Chain, Turn};
 pub use incoming::Incoming;
 pub use summary::Summary;
 
@@ -231,23 +231,38 @@ impl Pipeline {
     /// error: if the batch's writes are refused, each mail is retried on
     /// its own so one bad mail cannot hold back the others.
     pub async fn process(&self, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
-        let turn = self.turn().await;
+        let turn = self.turn(&Chain::default()).await;
         self.process_in_turn(turn, batch).await
     }
 
-    /// Takes the next place in line. Batches are decided and committed in
-    /// the order they take their turns; the next turn is given out as soon
-    /// as this batch is decided, so a caller that takes it and spawns
-    /// [`Pipeline::process_in_turn`] has the next batch decided while this
-    /// one is written (see `carry`).
-    pub async fn turn(&self) -> Turn {
-        Turn(self.carry.clone().lock_owned().await)
+    /// Takes the next place in line for a batch of `chain`. Batches are
+    /// decided and committed in the order they take their turns; the next
+    /// turn is given out as soon as this batch is decided, so a caller that
+    /// takes it and spawns [`Pipeline::process_in_turn`] has the next batch
+    /// decided while this one is written (see `carry`).
+    pub async fn turn(&self, chain: &Chain) -> Turn {
+        Turn(self.carry.clone().lock_owned().await, chain.clone())
     }
 
     /// Processes a batch in the place `turn` holds (see [`Pipeline::process`]).
     pub async fn process_in_turn(&self, turn: Turn, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
-        let Turn(mut carry) = turn;
-        let seq = self.line.take_number();
+        let Turn(carry, chain) = turn;
+        let done = self.process_in_line(carry, &chain, batch).await;
+        if done.is_err() {
+            // Before the write turn is given on: the batches behind this
+            // one in its chain must not commit before it.
+            chain.break_off();
+            self.line.reset();
+        }
+        done
+    }
+
+    async fn process_in_line(
+        &self,
+        mut carry: tokio::sync::OwnedMutexGuard<Carry>,
+        chain: &Chain,
+        batch: &Prepared,
+    ) -> Result<(Summary, Vec<Outcome>)> {
         let early = self.decide_carried(&mut carry, batch).await;
         let _writing = self.write_turn.clone().lock_owned().await;
         // A batch decided on the carry lets the next one decide now; one to
@@ -259,7 +274,7 @@ impl Pipeline {
             }
             None => Some(carry),
         };
-        if self.line.must_not_commit(seq) {
+        if chain.broken() {
             return Err(Error::Deferred("a batch ahead of it failed".into()));
         }
         if let Some(decided) = early {
@@ -275,10 +290,7 @@ impl Pipeline {
                         "carried snapshot out of date; deciding the batch again under the write lock"
                     )
                 }
-                Ok(Err(carry::Unwritten::Failed(e))) if e.is_transient() => {
-                    self.line.abort_in_flight();
-                    return Err(e);
-                }
+                Ok(Err(carry::Unwritten::Failed(e))) if e.is_transient() => return Err(e),
                 // Refused or panicked: decided again below, where a refused
                 // batch is tried mail by mail and a panic quarantines its mail.
                 Ok(Err(carry::Unwritten::Failed(e))) => {
@@ -292,11 +304,7 @@ impl Pipeline {
         if let Some(c) = carry.as_mut() {
             c.kept = None;
         }
-        let done = self.process_classic(batch, carry.as_deref_mut()).await;
-        if done.as_ref().is_err_and(Error::is_transient) {
-            self.line.abort_in_flight();
-        }
-        done
+        self.process_classic(batch, carry.as_deref_mut()).await
     }
 
     /// Processes a batch with everything loaded under the write lock; if
@@ -383,7 +391,7 @@ impl Pipeline {
         let load_time = started.elapsed();
         let (summary, outcomes) = self.decide_mails(&settings, &rules, batch, &mut work, wall, reprocess)?;
         let decide_time = started.elapsed() - load_time;
-        let data_version = self.store.data_version(&mut tx).await?;
+        let writer = self.store.writer_mark(&mut tx).await?;
         let Batch { snapshot, changes } = work;
         let ids = changes.next_ids();
         let carries_over = changes.carries_over();
@@ -391,14 +399,14 @@ impl Pipeline {
             .write_and_commit(tx, changes, release, summary.notifications)
             .await?;
         written.log(batch, load_time, decide_time, "batch committed");
-        let kept = data_version
+        let kept = writer
             .filter(|_| reprocess.is_none() && carries_over)
-            .map(|data_version| Kept {
+            .map(|writer| Kept {
                 snapshot,
                 ids,
                 rules,
                 settings,
-                data_version,
+                writer,
                 since: input.since,
                 epoch: self.line.epoch(),
                 at: std::time::Instant::now(),
@@ -587,7 +595,7 @@ impl Pipeline {
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
         // In line with the daemon's batches, if this process runs any, and
         // voiding the snapshot they carry: the mail's effects are not in it.
-        let Turn(mut carry) = self.turn().await;
+        let Turn(mut carry, _) = self.turn(&Chain::default()).await;
         let _writing = self.write_turn.clone().lock_owned().await;
         carry.kept = None;
         self.line.reset();

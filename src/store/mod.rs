@@ -58,6 +58,17 @@ pub struct Store {
     /// A pipeline that keeps its snapshot from one batch to the next trusts
     /// it only while nothing but its own batches moved this count.
     facts_changed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// SQLite: how many times the writer connection was opened.
+    writer_connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// See [`Store::writer_mark`]. `data_version` is each connection's own
+/// count, so a replaced writer connection (its ping failed) could show an
+/// old value again: the connection's number is part of the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterMark {
+    connection: u64,
+    data_version: i64,
 }
 
 /// One transaction: a batch of mail or one CLI change.
@@ -141,20 +152,22 @@ impl Store {
         let options = AnyConnectOptions::from_url(&url)?;
         // Readers keep SQLite's default page cache: every commit of the
         // writer empties it, so a larger one would only hold memory.
-        let pool = Store::sqlite_pool(4, 2_048).connect_with(options.clone()).await?;
+        let pool = Store::sqlite_pool(4, 2_048, None).connect_with(options.clone()).await?;
         // Batches always write through the same connection. SQLite drops a
         // connection's page cache whenever another connection wrote, and the
         // pool hands its connections out in turn, so batches spread over
         // four connections each read their index pages back from disk.
-        // Never replaced while the store is open: a carried snapshot checks
-        // `PRAGMA data_version` on it, a count each connection keeps itself.
-        let writer = Store::sqlite_pool(1, 8_192)
+        // Not replaced on a timer: each replacement voids a carried snapshot
+        // (see `writer_mark`).
+        let writer_connections = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let writer = Store::sqlite_pool(1, 8_192, Some(writer_connections.clone()))
             .max_lifetime(None)
             .idle_timeout(None)
             .connect_with(options)
             .await?;
         let store = Store {
             facts_changed: Default::default(),
+            writer_connections,
             checkpoint: Some(checkpoint::Checkpointer::start(pool.clone())),
             pool,
             writer,
@@ -166,13 +179,22 @@ impl Store {
     }
 
     /// A pool of up to `size` SQLite connections with mailroom's pragmas,
-    /// each caching up to `cache_kib` KiB of pages.
-    fn sqlite_pool(size: u32, cache_kib: u32) -> AnyPoolOptions {
+    /// each caching up to `cache_kib` KiB of pages; `opened` counts the
+    /// connections it opens.
+    fn sqlite_pool(
+        size: u32,
+        cache_kib: u32,
+        opened: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+    ) -> AnyPoolOptions {
         AnyPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(Duration::from_secs(60))
             .after_connect(move |conn, _| {
+                let opened = opened.clone();
                 Box::pin(async move {
+                    if let Some(opened) = opened {
+                        opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
                     // WAL + synchronous FULL: a committed batch survives a
                     // power cut. The writer's index pages stay cached
                     // between batches instead of being read back (the 2 MB
@@ -256,6 +278,7 @@ impl Store {
             attachments: attachments::AttachmentDir::new(attachments),
             checkpoint: None,
             facts_changed: Default::default(),
+            writer_connections: Default::default(),
         };
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
@@ -336,15 +359,20 @@ impl Store {
         self.facts_changed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// SQLite's count of commits by other connections (other processes, or
-    /// this one's other connections) as the writer sees it: unchanged means
-    /// nothing outside this process's writer changed the file. `None` on
+    /// Which writer connection `tx` runs on and SQLite's count of commits
+    /// by other connections (other processes, or this one's other
+    /// connections) as it sees them: the same mark later means nothing but
+    /// this process's writer changed the file in between. `None` on
     /// PostgreSQL, where other instances write all the time.
-    pub async fn data_version(&self, tx: &mut Tx) -> Result<Option<i64>> {
+    pub async fn writer_mark(&self, tx: &mut Tx) -> Result<Option<WriterMark>> {
         match self.backend {
-            Backend::Sqlite => Ok(Some(
-                sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut **tx).await?,
-            )),
+            Backend::Sqlite => {
+                let data_version = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut **tx).await?;
+                Ok(Some(WriterMark {
+                    connection: self.writer_connections.load(std::sync::atomic::Ordering::SeqCst),
+                    data_version,
+                }))
+            }
             Backend::Postgres => Ok(None),
         }
     }

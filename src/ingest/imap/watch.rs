@@ -23,7 +23,7 @@ use super::idle::{self, Woken};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Ended, Fleet, MailboxLease};
 use crate::liveness::Heartbeat;
-use crate::pipeline::{Pipeline, Prepared};
+use crate::pipeline::{Chain, Pipeline, Prepared};
 
 /// How long one IDLE lasts before it is renewed (RFC 2177 asks for < 29 min).
 const IDLE_RENEW: Duration = Duration::from_secs(5 * 60);
@@ -337,6 +337,8 @@ async fn drain(
         let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
         // The chunk ahead: processing on its task, settled once committed.
         let mut ahead: Option<InFlight> = None;
+        // This drain's chunks commit in order or not at all (see Chain).
+        let chain = Chain::default();
         let marking = Marking {
             store,
             mb,
@@ -359,7 +361,7 @@ async fn drain(
             // prefetched chunk that is never committed is simply fetched
             // again later; only a committed chunk is marked on the server.
             let count = batch.mails().len();
-            let turn = pipeline.turn().await;
+            let turn = pipeline.turn(&chain).await;
             let processing = tokio::spawn({
                 let pipeline = pipeline.clone();
                 async move { pipeline.process_in_turn(turn, &batch).await.map(|_| ()) }

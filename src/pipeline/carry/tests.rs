@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use crate::config::Config;
 use crate::notify::templates::Templates;
 use crate::pipeline::tests::{PANICS, mail};
-use crate::pipeline::{Incoming, Pipeline};
+use crate::pipeline::{Chain, Incoming, Pipeline};
 use crate::store::{Store, directory};
 use crate::tickets::plan::Outcome;
 
@@ -42,10 +42,11 @@ fn reply(n: u32, id: &str) -> Incoming {
 /// turn and runs on a task of its own, so the next is decided while the
 /// one ahead writes.
 async fn in_line(pipeline: &Pipeline, batches: Vec<Vec<Incoming>>) -> Vec<Vec<Outcome>> {
+    let chain = Chain::default();
     let mut tasks = Vec::new();
     for mails in batches {
         let prepared = pipeline.prepare(mails);
-        let turn = pipeline.turn().await;
+        let turn = pipeline.turn(&chain).await;
         let p = pipeline.clone();
         tasks.push(tokio::spawn(async move { p.process_in_turn(turn, &prepared).await }));
     }
@@ -175,4 +176,77 @@ async fn a_panic_on_the_carry_quarantines_only_its_mail() {
         tickets(&pipeline).await,
         [(1, "c1@acme.test".into()), (2, "c2@acme.test".into())]
     );
+}
+
+/// Found by a review: the batch ahead failing for the moment (here the
+/// write lock held elsewhere past the busy timeout) must not let the batch
+/// behind it in the same chain commit first, or the reply in it would be
+/// handled before the mail it answers. With the carry and without.
+#[tokio::test]
+async fn a_batch_behind_one_that_failed_does_not_commit_before_it() {
+    for carried in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (pipeline, config) = sqlite(&dir).await;
+        // Give up at once on a lock held elsewhere (30 s in production).
+        sqlx::query("PRAGMA busy_timeout = 100")
+            .execute(pipeline.store().writer())
+            .await
+            .unwrap();
+        if carried {
+            in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+        }
+        let other = Store::open(&config).await.unwrap();
+        let lock = other.begin_write().await.unwrap();
+        let chain = Chain::default();
+        let spawn = |turn, mails| {
+            let p = pipeline.clone();
+            let batch = pipeline.prepare(mails);
+            tokio::spawn(async move { p.process_in_turn(turn, &batch).await })
+        };
+        let ahead = spawn(pipeline.turn(&chain).await, vec![mail(1, "Line 1 down")]);
+        while !ahead.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        other.commit(lock).await.unwrap();
+        other.close().await;
+        let behind = spawn(pipeline.turn(&chain).await, vec![reply(1, "r1")]);
+        let ahead = ahead.await.unwrap();
+        assert!(
+            ahead.as_ref().is_err_and(|e| e.is_transient()),
+            "{:?}",
+            ahead.map(|d| d.1)
+        );
+        let behind = behind.await.unwrap();
+        assert!(
+            behind.as_ref().is_err_and(|e| e.is_transient()),
+            "committed before the batch ahead: {:?}",
+            behind.map(|d| d.1)
+        );
+        // Fetched again in order, the reply threads onto the original.
+        let outcomes = in_line(&pipeline, vec![vec![mail(1, "Line 1 down")], vec![reply(1, "r1")]]).await;
+        assert_eq!(outcomes, [[Outcome::NewTicket], [Outcome::Update]]);
+    }
+}
+
+/// Found by a review: `data_version` is each connection's own count, so
+/// the writer's connection replaced (the pool drops one whose ping
+/// failed) could hide another connection's commit.
+#[tokio::test]
+async fn a_replaced_writer_connection_voids_the_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, config) = sqlite(&dir).await;
+    let other = Store::open(&config).await.unwrap();
+    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let conn = pipeline.store().writer().acquire().await.unwrap();
+    conn.close().await.unwrap();
+    // The new connection is used (a mailbox's state), then another process
+    // adds an ignore rule: the new connection's count reaches the old one's.
+    pipeline.store().set_mailbox_state("INBOX", "idle", None).await.unwrap();
+    let mut tx = other.begin().await.unwrap();
+    directory::add_ignore_rule(&mut tx, "c2@acme.test").await.unwrap();
+    other.commit(tx).await.unwrap();
+    other.close().await;
+    let outcomes = in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+    assert_eq!(outcomes[0], [Outcome::Ignored]);
+    assert_eq!(carried(&pipeline), 0);
 }
