@@ -44,7 +44,7 @@ const MAX_IDLE: Duration = Duration::from_secs(2);
 /// How much a carried snapshot may hold (keys, contacts, tickets, thread
 /// ids) before the next batch starts a fresh one: a long backlog must not
 /// grow the daemon's memory.
-const MAX_SIZE: usize = 16_000;
+const MAX_SIZE: usize = 8_000;
 
 /// A place in the line of batches (see [`Pipeline::turn`]).
 pub struct Turn(pub(super) tokio::sync::OwnedMutexGuard<Carry>, pub(super) Chain);

@@ -15,10 +15,11 @@ use std::sync::Arc;
 use sqlx::AnyPool;
 use tokio::sync::Notify;
 
-/// The WAL size (pages of 4 KiB) past which a commit checkpoints by itself:
-/// reached only if the background task falls behind; it bounds the WAL at
-/// ~64 MB.
-pub const BACKSTOP: &str = "PRAGMA wal_autocheckpoint = 16384";
+/// The WAL size (in pages: 16 KiB in stores created since page_size was
+/// set, 4 KiB before) past which a commit checkpoints by itself: reached
+/// only if the background task falls behind; it bounds the WAL at ~64 MB
+/// (~16 MB in older stores).
+pub const BACKSTOP: &str = "PRAGMA wal_autocheckpoint = 4096";
 
 /// Wakes the background checkpoint; one per SQLite store.
 #[derive(Debug, Clone)]
