@@ -92,7 +92,7 @@ pub struct EventRow {
 }
 
 /// The next free contact id, ticket number and message row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NextIds {
     pub contact: i64,
     pub ticket: i64,
@@ -102,6 +102,8 @@ pub struct NextIds {
 /// The pending writes of one batch.
 #[derive(Debug, Default)]
 pub struct Changes {
+    /// The ids the batch started from: rows at or above them are its own.
+    first: NextIds,
     next_contact: i64,
     next_ticket: i64,
     next_message: i64,
@@ -133,12 +135,11 @@ impl Changes {
         )
         .fetch_one(conn)
         .await?;
-        Ok(Changes {
-            next_contact: contact + 1,
-            next_ticket: ticket + 1,
-            next_message: message + 1,
-            ..Changes::default()
-        })
+        Ok(Changes::resume(NextIds {
+            contact: contact + 1,
+            ticket: ticket + 1,
+            message: message + 1,
+        }))
     }
 
     /// Starts a batch from the ids another batch left free
@@ -147,6 +148,7 @@ impl Changes {
     /// pipeline's carry).
     pub fn resume(ids: NextIds) -> Changes {
         Changes {
+            first: ids,
             next_contact: ids.contact,
             next_ticket: ids.ticket,
             next_message: ids.message,
@@ -225,7 +227,7 @@ impl Changes {
             super::directory::count_hard_bounce(conn, *contact, *limit).await?;
         }
         let tickets: Vec<&TicketRecord> = self.tickets.values().collect();
-        insert_rows(
+        insert_or_update(
             conn,
             "INSERT INTO tickets (number, subject, status, requester_id, account_id, service_id, escalation_level,
                                   related_ticket, root_message_id, created_at, updated_at, closed_at) ",
@@ -234,6 +236,7 @@ impl Changes {
             " ON CONFLICT (number) DO UPDATE SET subject = excluded.subject, status = excluded.status,
                 service_id = excluded.service_id, escalation_level = excluded.escalation_level,
                 updated_at = excluded.updated_at, closed_at = excluded.closed_at",
+            |t| t.number >= self.first.ticket,
             |b, t| {
                 b.push_bind(t.number)
                     .push_bind(t.subject.clone())
@@ -250,7 +253,7 @@ impl Changes {
             },
         )
         .await?;
-        insert_rows(
+        insert_or_update(
             conn,
             "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject,
                                    class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
@@ -261,6 +264,7 @@ impl Changes {
                 subject = excluded.subject, class = excluded.class, outcome = excluded.outcome,
                 reason = excluded.reason, ticket = excluded.ticket, contact_id = excluded.contact_id,
                 processed_at = excluded.processed_at",
+            |m| m.id >= self.first.message,
             |b, m| {
                 b.push_bind(m.id)
                     .push_bind(m.key.clone())
@@ -280,12 +284,13 @@ impl Changes {
             },
         )
         .await?;
-        insert_rows(
+        insert_or_update(
             conn,
             "INSERT INTO message_content (message_row, text, new_text, raw) ",
             &self.messages,
             4,
             " ON CONFLICT (message_row) DO UPDATE SET text = excluded.text, new_text = excluded.new_text, raw = excluded.raw",
+            |m| m.id >= self.first.message,
             |b, m| {
                 b.push_bind(m.id)
                     .push_bind(m.text.clone())
@@ -378,6 +383,25 @@ impl Changes {
         .await?;
         Ok(())
     }
+}
+
+/// [`insert_rows`] for a table whose rows the batch creates or changes:
+/// the rows it created (`is_new`) go in as plain INSERTs, so one clashing
+/// with a stored row (ids taken twice: a bug, or a carried snapshot out of
+/// date unnoticed) fails the batch instead of overwriting that row; only
+/// the rows it changed (a ticket updated, a mail reprocessed) take `update`.
+async fn insert_or_update<T>(
+    conn: &mut AnyConnection,
+    head: &str,
+    rows: &[T],
+    columns: usize,
+    update: &str,
+    is_new: impl Fn(&T) -> bool,
+    mut bind: impl FnMut(&mut Values<'_>, &T),
+) -> Result<()> {
+    let (new, changed): (Vec<&T>, Vec<&T>) = rows.iter().partition(|r| is_new(r));
+    insert_rows(conn, head, &new, columns, "", |b, r| bind(b, r)).await?;
+    insert_rows(conn, head, &changed, columns, update, |b, r| bind(b, r)).await
 }
 
 /// One multi-row INSERT per chunk that fits SQLite's parameter limit.

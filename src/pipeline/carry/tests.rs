@@ -250,3 +250,36 @@ async fn a_replaced_writer_connection_voids_the_carry() {
     assert_eq!(outcomes[0], [Outcome::Ignored]);
     assert_eq!(carried(&pipeline), 0);
 }
+
+/// Found by a review: should a write ever slip past every check (here a
+/// ticket written on the writer connection without a counted commit), the
+/// carried ids clash with the stored row. The batch must then be refused
+/// and decided again, never overwrite the ticket that is there.
+#[tokio::test]
+async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = sqlite(&dir).await;
+    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    sqlx::query(
+        "INSERT INTO tickets (number, subject, status, requester_id, created_at, updated_at)
+         VALUES (2, 'written behind the carry''s back', 'open', 1, 0, 0)",
+    )
+    .execute(pipeline.store().writer())
+    .await
+    .unwrap();
+    let outcomes = in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+    assert_eq!(outcomes[0], [Outcome::NewTicket]);
+    let mut conn = pipeline.store().pool().acquire().await.unwrap();
+    let subjects: Vec<(i64, String)> = sqlx::query_as("SELECT number, subject FROM tickets ORDER BY number")
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        subjects,
+        [
+            (1, "Line 1 down".into()),
+            (2, "written behind the carry's back".into()),
+            (3, "Line 2 down".into())
+        ]
+    );
+}
