@@ -150,9 +150,10 @@ impl Store {
             .create_if_missing(true)
             .to_url_lossy();
         let options = AnyConnectOptions::from_url(&url)?;
-        // Readers keep SQLite's default page cache: every commit of the
-        // writer empties it, so a larger one would only hold memory.
-        let pool = Store::sqlite_pool(4, 2_048, None).connect_with(options.clone()).await?;
+        // Readers keep a small page cache: every commit of the writer
+        // empties it, so a larger one would only hold memory (peak RSS of
+        // `bench/replay.sh` 57-61 MB with 1 MB, up to 64 MB with 2 MB).
+        let pool = Store::sqlite_pool(4, 1_024, None).connect_with(options.clone()).await?;
         // Batches always write through the same connection, whose index
         // pages stay cached between batches instead of being read back
         // (4 MB: with the reader's cache and the batches in flight, peak
