@@ -92,6 +92,39 @@ pub(super) struct Kept {
     pub at: Instant,
 }
 
+/// Held by a batch in its write turn: unless disarmed (the batch
+/// committed), dropping it breaks the batch's chain and voids carried
+/// snapshots, however the batch left (an error, a panic). Dropped before
+/// the write turn is given on, so the next batch sees it.
+pub(super) struct Failing<'a> {
+    chain: &'a Chain,
+    line: &'a Line,
+    armed: bool,
+}
+
+impl<'a> Failing<'a> {
+    pub fn new(chain: &'a Chain, line: &'a Line) -> Failing<'a> {
+        Failing {
+            chain,
+            line,
+            armed: true,
+        }
+    }
+
+    pub fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Failing<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.chain.break_off();
+            self.line.reset();
+        }
+    }
+}
+
 /// What voids carried snapshots, shared by the pipeline's clones.
 #[derive(Debug, Default)]
 pub(super) struct Line {

@@ -246,25 +246,28 @@ impl Pipeline {
 
     /// Processes a batch in the place `turn` holds (see [`Pipeline::process`]).
     pub async fn process_in_turn(&self, turn: Turn, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
-        let Turn(carry, chain) = turn;
-        let done = self.process_in_line(carry, &chain, batch).await;
-        if done.is_err() {
-            // Before the write turn is given on: the batches behind this
-            // one in its chain must not commit before it.
-            chain.break_off();
-            self.line.reset();
+        let Turn(mut carry, chain) = turn;
+        let early = self.decide_carried(&mut carry, batch).await;
+        let _writing = self.write_turn.clone().lock_owned().await;
+        // Declared after the write turn, so dropped before it is given on:
+        // unless the batch commits, the ones behind it in its chain must
+        // not commit before it, even if it panics out of here.
+        let mut failing = carry::Failing::new(&chain, &self.line);
+        let done = self.in_write_turn(carry, early, &chain, batch).await;
+        if done.is_ok() {
+            failing.disarm();
         }
         done
     }
 
-    async fn process_in_line(
+    /// The rest of [`Pipeline::process_in_turn`], in the batch's write turn.
+    async fn in_write_turn(
         &self,
-        mut carry: tokio::sync::OwnedMutexGuard<Carry>,
+        carry: tokio::sync::OwnedMutexGuard<Carry>,
+        early: Option<carry::Decided>,
         chain: &Chain,
         batch: &Prepared,
     ) -> Result<(Summary, Vec<Outcome>)> {
-        let early = self.decide_carried(&mut carry, batch).await;
-        let _writing = self.write_turn.clone().lock_owned().await;
         // A batch decided on the carry lets the next one decide now; one to
         // be decided under the write lock keeps it, to leave its snapshot.
         let mut carry = match early {

@@ -57,34 +57,11 @@ impl AttachmentDir {
     /// filesystem folds them into a few.
     pub fn put_all<'a>(&self, files: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> Result<()> {
         let mut dirs = BTreeSet::new();
-        let mut written = Vec::new();
-        for (sha256, data) in files {
-            let path = self.path(sha256);
-            if std::fs::metadata(&path).is_ok_and(|m| m.len() == data.len() as u64) {
-                continue;
-            }
-            let dir = path.parent().unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                // The new shard directory's own name lives in the root.
-                dirs.insert(self.root.clone());
-            }
-            // Unique per write: two batches of this process may store the
-            // same file at the same moment.
-            let n = TEMP_NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = dir.join(format!(".{sha256}.{}.{n}", std::process::id()));
-            let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-            file.write_all(data).map_err(|e| Error::io(&tmp, e))?;
-            dirs.insert(dir.to_path_buf());
-            written.push((file, tmp, path));
-        }
-        // Data first, then the names: a name must never point at data
-        // that is not on disk.
-        sync_together(written.iter().map(|(file, tmp, _)| (tmp.as_path(), file)), |f| {
-            f.sync_data()
-        })?;
-        for (_, tmp, path) in &written {
-            std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+        let files: Vec<(&str, &[u8])> = files.into_iter().collect();
+        // A bounded number of files open at once: a batch may carry
+        // thousands, past the process's file-descriptor limit.
+        for window in files.chunks(OPEN_FILES) {
+            self.put_window(window, &mut dirs)?;
         }
         let opened = dirs
             .iter()
@@ -92,7 +69,60 @@ impl AttachmentDir {
             .collect::<Result<Vec<_>>>()?;
         sync_together(dirs.iter().map(PathBuf::as_path).zip(&opened), |d| d.sync_all())
     }
+
+    /// Writes, syncs and renames a few files; adds to `dirs` every
+    /// directory whose names must be synced.
+    fn put_window(&self, files: &[(&str, &[u8])], dirs: &mut BTreeSet<PathBuf>) -> Result<()> {
+        let mut written: Vec<(std::fs::File, PathBuf, PathBuf)> = Vec::new();
+        let mut temps: Vec<PathBuf> = Vec::new();
+        let done = (|| {
+            for (sha256, data) in files {
+                let path = self.path(sha256);
+                let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+                if std::fs::metadata(&path).is_ok_and(|m| m.len() == data.len() as u64) {
+                    // Its name may not be synced yet (an earlier attempt
+                    // failed at that step, or another process is at it).
+                    dirs.insert(dir);
+                    continue;
+                }
+                if !dir.is_dir() {
+                    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                    // The new shard directory's own name lives in the root.
+                    dirs.insert(self.root.clone());
+                }
+                // Unique per write: two batches of this process may store
+                // the same file at the same moment.
+                let n = TEMP_NAMES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tmp = dir.join(format!(".{sha256}.{}.{n}", std::process::id()));
+                temps.push(tmp.clone());
+                let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+                file.write_all(data).map_err(|e| Error::io(&tmp, e))?;
+                written.push((file, tmp, path));
+                dirs.insert(dir);
+            }
+            // Data first, then the names: a name must never point at data
+            // that is not on disk.
+            sync_together(written.iter().map(|(file, tmp, _)| (tmp.as_path(), file)), |f| {
+                f.sync_data()
+            })?;
+            for (_, tmp, path) in &written {
+                std::fs::rename(tmp, path).map_err(|e| Error::io(path, e))?;
+            }
+            Ok(())
+        })();
+        if done.is_err() {
+            // No temp file left behind by a failed attempt (renamed ones
+            // are gone from their temp name already).
+            for tmp in &temps {
+                let _ = std::fs::remove_file(tmp);
+            }
+        }
+        done
+    }
 }
+
+/// Most attachment files open at once.
+const OPEN_FILES: usize = 64;
 
 /// Most syncs issued at once (a thread each).
 const SYNC_THREADS: usize = 4;
@@ -156,13 +186,14 @@ mod tests {
         );
     }
 
-    /// A batch with more files than sync threads: every file is under
-    /// its name with its bytes, and no temp file is left.
+    /// A batch with more files than are kept open at once (and than sync
+    /// threads): every file is under its name with its bytes, and no temp
+    /// file is left.
     #[test]
     fn many_files_are_synced_together() {
         let dir = tempfile::tempdir().unwrap();
         let store = AttachmentDir::new(dir.path());
-        let data: Vec<Vec<u8>> = (0..3 * SYNC_THREADS + 1)
+        let data: Vec<Vec<u8>> = (0..2 * OPEN_FILES + SYNC_THREADS + 1)
             .map(|i| format!("file {i}").into_bytes())
             .collect();
         let shas: Vec<String> = data.iter().map(|d| sha256_hex(d)).collect();
