@@ -336,6 +336,7 @@ impl Pipeline {
     pub(super) async fn write_carried(
         &self,
         decided: Decided,
+        batch: &Prepared,
     ) -> std::result::Result<(Summary, Vec<Outcome>), Unwritten> {
         let mut tx = self.store.begin_write().await?;
         if decided.epoch != self.line.epoch() {
@@ -357,17 +358,7 @@ impl Pipeline {
         } = decided;
         let written = self.write_and_commit(tx, changes, None, summary.notifications).await?;
         self.line.carried.fetch_add(1, Ordering::SeqCst);
-        tracing::debug!(
-            mails = outcomes.len(),
-            load = ?load,
-            decide = ?decide,
-            write = ?written.write,
-            rows = ?written.rows,
-            files = written.files,
-            files_time = ?written.files_time,
-            commit = ?written.commit,
-            "carried batch committed"
-        );
+        written.log(batch, load, decide, "carried batch committed");
         Ok((summary, outcomes))
     }
 }

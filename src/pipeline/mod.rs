@@ -282,7 +282,7 @@ impl Pipeline {
         }
         if let Some(decided) = early {
             use futures_util::FutureExt;
-            match std::panic::AssertUnwindSafe(self.write_carried(decided))
+            match std::panic::AssertUnwindSafe(self.write_carried(decided, batch))
                 .catch_unwind()
                 .await
             {
