@@ -34,7 +34,7 @@ use crate::message::Message;
 use crate::store::apply::Batch;
 use crate::store::changes::{Changes, NextIds};
 use crate::store::snapshot::Snapshot;
-use crate::store::{self, Backend, WriterMark, directory};
+use crate::store::{self, Backend, WriterMark};
 use crate::tickets::plan::Outcome;
 
 /// How long a carried snapshot is trusted without a batch committing: past
@@ -182,32 +182,6 @@ impl From<sqlx::Error> for Unwritten {
     }
 }
 
-/// How long a batch's writing took, for the debug log.
-pub(super) struct Written {
-    pub rows: Duration,
-    pub files: usize,
-    pub files_time: Duration,
-    pub write: Duration,
-    pub commit: Duration,
-}
-
-impl Written {
-    pub fn log(&self, batch: &Prepared, load: Duration, decide: Duration, what: &'static str) {
-        tracing::debug!(
-            mails = batch.mails.len(),
-            parse = ?batch.parse_time,
-            load = ?load,
-            decide = ?decide,
-            write = ?self.write,
-            rows = ?self.rows,
-            files = self.files,
-            files_time = ?self.files_time,
-            commit = ?self.commit,
-            "{what}"
-        );
-    }
-}
-
 /// What a batch looks up, whichever way it is decided.
 pub(super) struct BatchInput<'a> {
     /// The key of every mail, parsed or not.
@@ -236,24 +210,6 @@ impl<'a> BatchInput<'a> {
         let since = ok.iter().map(|m| clock.received_at(m, wall)).min().unwrap_or(wall);
         BatchInput { keys, ok, since }
     }
-}
-
-/// The config's ignore rules and the store's; a stored rule that cannot
-/// match anything is skipped and named once.
-pub(super) async fn ignore_rules(settings: &Settings, conn: &mut sqlx::AnyConnection) -> Result<Vec<IgnoreRule>> {
-    let mut rules = settings.config_rules.clone();
-    for (pattern, rule) in directory::ignore_rules(conn).await? {
-        match rule {
-            Ok(rule) => rules.push(rule),
-            Err(e) if super::first_sighting(&pattern) => tracing::warn!(
-                pattern = %pattern,
-                error = %e,
-                "stored ignore rule skipped (it can match nothing); remove it with `mailroom ignore remove`"
-            ),
-            Err(_) => {}
-        }
-    }
-    Ok(rules)
 }
 
 impl Pipeline {
