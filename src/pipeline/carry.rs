@@ -268,8 +268,7 @@ impl Pipeline {
             snapshot: std::mem::take(&mut kept.snapshot),
             changes: Changes::resume(kept.ids),
         };
-        let settings = kept.settings.clone();
-        let (summary, outcomes) = self.decide_mails(&settings, &kept.rules, batch, &mut work, wall, None)?;
+        let (summary, outcomes) = self.decide_mails(&kept.settings, &kept.rules, batch, &mut work, wall, None)?;
         let Batch { snapshot, changes } = work;
         kept.snapshot = snapshot;
         kept.ids = changes.next_ids();
