@@ -1,6 +1,7 @@
 //! What a mail says, through the whole pipeline: a reply's ticket text is
-//! its new part (the full text stays stored), and attachments are kept as
-//! content-addressed files with sanitised names, once however often sent.
+//! its new part (the full text stays stored), and attachments are kept
+//! with sanitised names, once however often sent: small ones in the store,
+//! larger ones as content-addressed files.
 
 #[path = "support/pipeline.rs"]
 mod support;
@@ -74,11 +75,87 @@ async fn a_reply_shows_its_new_part_and_attachments_are_stored_once() {
         .unwrap();
     assert!(logo.inline);
     assert_eq!(logo.content_id.as_deref(), Some("logo@kovac.test"));
-    let files_dir = dir.path().join("state/attachments");
-    let stored: Vec<_> = walk(&files_dir);
-    assert_eq!(stored.len(), 2, "{stored:?}");
-    let path = p.store().attachments().path(&log.sha256);
-    assert_eq!(std::fs::read(path).unwrap(), b"line 1 down");
+    // Both are small: kept in the store, stored once each, no file written.
+    assert!(log.in_store && logo.in_store && log.path.is_none());
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM attachment_content")
+        .fetch_one(p.store().pool())
+        .await
+        .unwrap();
+    assert_eq!(kept, 2);
+    assert!(
+        !dir.path().join("state/attachments").exists(),
+        "no file for a small attachment"
+    );
+    let files = p.store().attachments();
+    assert_eq!(
+        views::attachment_bytes(&mut conn, files, 1, &log.sha256).await.unwrap(),
+        b"line 1 down"
+    );
+    // Named by its hash on another ticket, or mistyped: not found, by name.
+    let err = views::attachment_bytes(&mut conn, files, 2, &log.sha256)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&log.sha256) && err.contains("ticket 2") && err.contains("not found"),
+        "{err}"
+    );
+}
+
+/// A mail carrying `data` as an attachment named `name`.
+fn with_attachment(id: &str, name: &str, data: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|l| std::str::from_utf8(l).unwrap())
+        .collect();
+    format!(
+        "From: Ana Horvat <ana@kovac.test>\r\nSubject: Dump\r\nMessage-ID: <{id}>\r\n\
+Date: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"X\"\r\n\r\n\
+--X\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nDump attached.\r\n\
+--X\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"{name}\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--X--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+/// Up to 64 KiB an attachment is kept in the store; one byte more and it
+/// is a file under its hash, which `tickets show` names. Either is read
+/// back the same way.
+#[tokio::test]
+async fn a_large_attachment_is_a_file_and_a_small_one_is_in_the_store() {
+    let dir = Scratch::new();
+    let p = pipeline_at(&dir, "state/m.db", "").await;
+    let limit = mailroom::store::attachments::STORED_UP_TO;
+    let small: Vec<u8> = (0..limit).map(|i| (i % 251) as u8).collect();
+    let large: Vec<u8> = (0..=limit).map(|i| (i % 241) as u8).collect();
+    p.process_batch(&[
+        Incoming::new(with_attachment("s@kovac.test", "small.bin", &small), "a"),
+        Incoming::new(with_attachment("l@kovac.test", "large.bin", &large), "b"),
+    ])
+    .await
+    .unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    let files = p.store().attachments();
+    for (ticket, name, data, in_store) in [(1, "small.bin", &small, true), (2, "large.bin", &large, false)] {
+        let detail = views::ticket_detail(&mut conn, ticket).await.unwrap();
+        let a = detail.attachments.iter().find(|a| a.file_name == name).unwrap();
+        assert_eq!(a.in_store, in_store, "{name}");
+        assert_eq!(a.size as usize, data.len());
+        assert_eq!(
+            &views::attachment_bytes(&mut conn, files, ticket, &a.sha256)
+                .await
+                .unwrap(),
+            data
+        );
+        assert_eq!(files.path(&a.sha256).exists(), !in_store, "{name}");
+    }
+    let stored: Vec<_> = walk(&dir.path().join("state/attachments"));
+    assert_eq!(stored.len(), 1, "only the large one is a file: {stored:?}");
+    assert_eq!(std::fs::read(&stored[0]).unwrap(), large);
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -51,6 +51,24 @@ Content-Transfer-Encoding: base64\r\n\r\nAAECA//+/fw=\r\n--B--\r\n"
         .to_vec()
 }
 
+/// A mail from a known contact with an attachment too large to be kept in
+/// the store (64 KiB and one byte): it is a file.
+fn with_large_attachment() -> Vec<u8> {
+    let line = "A".repeat(76);
+    // 76 base64 characters are 57 bytes.
+    let lines = (mailroom::store::attachments::STORED_UP_TO + 1).div_ceil(57);
+    let body = vec![line.as_str(); lines].join("\r\n");
+    format!(
+        "From: Marie Dupont <marie.dupont@acme.fr>\r\nTo: support@provider.test\r\n\
+Subject: Capture\r\nMessage-ID: <capture-0001@acme.fr>\r\nDate: Tue, 3 Mar 2026 09:10:00 +0100\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n\
+--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nLa capture.\r\n\
+--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"capture.pcap\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{body}\r\n--B--\r\n"
+    )
+    .into_bytes()
+}
+
 /// A store with a row in every table, made the way a desk makes it: the directory imported,
 /// mails replayed (new tickets, replies, tags, charsets, quarantine, unparseable mail,
 /// attachments), tickets escalated and closed by hand.
@@ -285,11 +303,16 @@ async fn the_attachment_directory_is_named_and_left_in_place() {
     let env = Env::on_sqlite();
     env.import(DIRECTORY);
     env.write("in/04-attachments.eml", with_attachments());
+    env.write("in/05-large.eml", with_large_attachment());
     env.replay(&["in"]);
     let dir = env.path("attachments");
     assert!(Path::new(&dir).is_dir(), "the replay stored no attachment file");
-    let rows = dump_sqlite(&store_path(&env)).await["attachments"].rows.len();
-    assert!(rows > 0);
+    let source = dump_sqlite(&store_path(&env)).await;
+    // The two small ones are in the store and copied with it: only the
+    // large one is a file the copy leaves behind.
+    assert_eq!(source["attachments"].rows.len(), 3);
+    assert_eq!(source["attachment_content"].rows.len(), 2);
+    let rows = 1;
 
     let out = env.ok(&["db", "copy", "--to", db.url()]);
     let note = out.lines().last().unwrap_or_default();

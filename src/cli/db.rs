@@ -22,8 +22,9 @@ pub enum DbCmd {
     /// empty schema): anything else there is named and stops the copy before the target is
     /// touched; otherwise it gets the schema first. The SQLite store is only read, and must not
     /// be in use: stop the daemon first (a live mailbox lease or instance stops the copy).
-    /// Attachment files are not in the database and not copied: the copy names their
-    /// directory, to keep and set as database.attachments on PostgreSQL.
+    /// Small attachments are in the store and copied with it; larger ones are files, not
+    /// copied: the copy names their directory, to keep and set as database.attachments on
+    /// PostgreSQL.
     Copy {
         /// The target, e.g. postgres://mailroom@db.example/mailroom. The password may also
         /// come from PGPASSWORD or ~/.pgpass, which keeps it out of the process list.
@@ -98,7 +99,8 @@ struct Printed<'a> {
     attachments: Attachments,
 }
 
-/// The attachment files: not in the database, so not copied. They are
+/// The attachment files: not in the database, so not copied (small
+/// attachments are kept in the store and copied with it). They are
 /// files under the state directory, named by their hash, and the target is
 /// a database server that may be on another machine: copying them is a
 /// file copy (or a shared mount) for the operator, and all `db copy` can
@@ -107,7 +109,7 @@ struct Printed<'a> {
 struct Attachments {
     /// Absolute, so the note holds wherever the config is read from.
     directory: PathBuf,
-    /// Rows of the attachments table, each naming a file in `directory`.
+    /// Rows of the attachments table naming a file in `directory`.
     rows: u64,
     copied: bool,
 }
@@ -116,17 +118,18 @@ impl Attachments {
     fn of(report: &CopyReport, directory: &Path) -> Attachments {
         Attachments {
             directory: std::path::absolute(directory).unwrap_or_else(|_| directory.to_path_buf()),
-            rows: report
-                .tables
-                .iter()
-                .find(|t| t.table == "attachments")
-                .map_or(0, |t| t.rows),
-            copied: false,
+            rows: report.attachment_files,
+            // Nothing left behind when every attachment is in the store.
+            copied: report.attachment_files == 0,
         }
     }
 
     fn note(&self) -> String {
         let dir = self.directory.display();
+        if self.copied {
+            return "attachments: every attachment is kept in the store and was copied with it; no file to move."
+                .into();
+        }
         format!(
             "attachments: NOT copied: {} attachment rows name files under {dir}, which stay where they are. \
              Keep that directory (or move it, to a mount every instance shares) and set \

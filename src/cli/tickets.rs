@@ -34,6 +34,15 @@ pub enum TicketsCmd {
     },
     /// Approve a request that awaits approval.
     Approve { number: i64 },
+    /// Write out one of a ticket's attachments, named by the SHA-256 that
+    /// `tickets show` prints, whether the store or a file keeps it.
+    Attachment {
+        number: i64,
+        sha256: String,
+        /// Write to this file (created or replaced) instead of stdout.
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
@@ -60,8 +69,8 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
         }
         TicketsCmd::Show { number, json } => {
             let mut detail = views::ticket_detail(&mut conn, number).await?;
-            for a in &mut detail.attachments {
-                a.path = pipeline.store().attachments().path(&a.sha256).display().to_string();
+            for a in detail.attachments.iter_mut().filter(|a| !a.in_store) {
+                a.path = Some(pipeline.store().attachments().path(&a.sha256).display().to_string());
             }
             if json {
                 return print_json(&detail);
@@ -88,10 +97,25 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
             }
             for a in &detail.attachments {
                 let inline = if a.inline { ", inline" } else { "" };
+                let place = a.path.as_deref().unwrap_or("in the store");
                 println!(
-                    "\n+++ {} ({}, {} bytes{inline}) {}",
-                    a.file_name, a.content_type, a.size, a.path
+                    "\n+++ {} ({}, {} bytes{inline}) sha256 {} {place}",
+                    a.file_name, a.content_type, a.size, a.sha256
                 );
+            }
+            return Ok(());
+        }
+        TicketsCmd::Attachment { number, sha256, output } => {
+            let data = views::attachment_bytes(&mut conn, pipeline.store().attachments(), number, &sha256).await?;
+            match output {
+                Some(path) => std::fs::write(&path, &data).map_err(|e| Error::io(&path, e))?,
+                None => {
+                    use std::io::Write;
+                    let mut out = std::io::stdout().lock();
+                    out.write_all(&data)
+                        .and_then(|()| out.flush())
+                        .map_err(|e| Error::io(std::path::Path::new("stdout"), e))?;
+                }
             }
             return Ok(());
         }

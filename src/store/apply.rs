@@ -6,7 +6,7 @@
 //! plan is first turned into rows that can still fail (template rendering),
 //! and only then recorded, so a mail that fails leaves nothing behind.
 
-use super::attachments::sha256_hex;
+use super::attachments::{kept_in_store, sha256_hex};
 use super::changes::{AttachmentRow, Changes, ContactInsert, EventRow, MessageRow, QuarantineRow};
 use super::snapshot::{Snapshot, TicketRecord};
 use crate::error::{Error, Result};
@@ -303,7 +303,12 @@ impl Batch {
                     content_id: f.content_id.clone(),
                     inline: f.inline,
                 });
-                self.changes.files.entry(sha256).or_insert_with(|| f.data.clone());
+                let bytes = if kept_in_store(f.data.len()) {
+                    &mut self.changes.attachment_content
+                } else {
+                    &mut self.changes.files
+                };
+                bytes.entry(sha256).or_insert_with(|| f.data.clone());
             }
         }
         if plan.outcome == Outcome::Quarantined {

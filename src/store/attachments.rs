@@ -1,4 +1,12 @@
-//! Attachment files: content-addressed under the state directory.
+//! Where attachments' bytes are kept: small ones in the store
+//! (`attachment_content`, written with the batch's rows), larger ones as
+//! files content-addressed under the state directory.
+//!
+//! A file costs an inode, a sync of its data and one of its directory: for
+//! the small attachments that are most of them (logos in signatures, short
+//! logs) that was a fifth of a batch's time, and the store's transaction
+//! makes them durable for free. Large ones stay files, so the database does
+//! not grow by every PDF received and stays quick to back up and copy.
 //!
 //! A file is named by the SHA-256 of its bytes, so the logo in every
 //! signature of a long thread is stored once, and writing the same file
@@ -22,6 +30,14 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+
+/// Largest attachment kept in the store rather than as a file.
+pub const STORED_UP_TO: usize = 64 * 1024;
+
+/// Whether an attachment of `size` bytes is kept in the store.
+pub fn kept_in_store(size: usize) -> bool {
+    size <= STORED_UP_TO
+}
 
 /// Numbers temp file names within the process.
 static TEMP_NAMES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

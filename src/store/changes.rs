@@ -59,7 +59,8 @@ pub struct MessageRow {
     pub processed_at: i64,
 }
 
-/// An attachment of a mail on a ticket; its bytes go to a file.
+/// An attachment of a mail on a ticket; its bytes go to the store or to a
+/// file, by size ([`super::attachments::kept_in_store`]).
 #[derive(Debug, Clone)]
 pub struct AttachmentRow {
     pub message_row: i64,
@@ -122,8 +123,11 @@ pub struct Changes {
     /// hard-bounce limit in force.
     pub hard_bounces: Vec<(i64, u32)>,
     pub attachments: Vec<AttachmentRow>,
-    /// Attachment bytes by SHA-256, written to files before the commit.
+    /// Large attachments' bytes by SHA-256, written to files before the
+    /// commit.
     pub files: BTreeMap<String, Vec<u8>>,
+    /// Small attachments' bytes by SHA-256, written with the rows.
+    pub attachment_content: BTreeMap<String, Vec<u8>>,
 }
 
 impl Changes {
@@ -313,6 +317,19 @@ impl Changes {
                     .push_bind(a.size)
                     .push_bind(a.content_id.clone())
                     .push_bind(a.inline);
+            },
+        )
+        .await?;
+        let content: Vec<(&String, &Vec<u8>)> = self.attachment_content.iter().collect();
+        insert_rows(
+            conn,
+            "INSERT INTO attachment_content (sha256, data) ",
+            &content,
+            2,
+            // Stored already by an earlier mail that carried it.
+            " ON CONFLICT (sha256) DO NOTHING",
+            |b, (sha256, data)| {
+                b.push_bind((*sha256).clone()).push_bind((*data).clone());
             },
         )
         .await?;

@@ -83,6 +83,10 @@ pub struct CopyReport {
     pub tables: Vec<TableCopy>,
     /// Rows over all tables.
     pub total: u64,
+    /// Rows of `attachments` whose bytes are a file under the attachment
+    /// directory (not in `attachment_content`): what the copy leaves behind.
+    #[serde(skip)]
+    pub attachment_files: u64,
 }
 
 /// Rows copied into one table (checked against both databases).
@@ -175,13 +179,20 @@ async fn copy(source: &SqlitePool, pg: &PgPool, target: &str, options: &CopyOpti
             .await
             .map_err(|e| failed(format!("moving the id sequences past the copied ids: {e}")))?;
         verify_counts(&mut src, &mut dst, &report, target).await?;
-        Ok(report)
+        let files: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM attachments a
+             WHERE NOT EXISTS (SELECT 1 FROM attachment_content c WHERE c.sha256 = a.sha256)",
+        )
+        .fetch_one(&mut *src)
+        .await
+        .map_err(|e| failed(format!("counting the attachment files: {e}")))?;
+        Ok((report, files as u64))
     }
     .await;
     // The source was only read: ending its transaction either way is fine.
     let _ = src.rollback().await;
     match copied {
-        Ok(tables) => {
+        Ok((tables, attachment_files)) => {
             dst.commit()
                 .await
                 .map_err(|e| failed(format!("committing on {target}: {e}")))?;
@@ -189,6 +200,7 @@ async fn copy(source: &SqlitePool, pg: &PgPool, target: &str, options: &CopyOpti
                 target: target.to_string(),
                 total: tables.iter().map(|t| t.rows).sum(),
                 tables,
+                attachment_files,
             })
         }
         Err(e) => {

@@ -112,9 +112,46 @@ pub struct AttachmentView {
     pub inline: bool,
     pub content_id: Option<String>,
     pub sha256: String,
-    /// Where the file is (filled in by the caller, which knows the state directory).
+    /// Kept in the store (small ones) rather than as a file.
+    #[sqlx(try_from = "Flag")]
+    pub in_store: bool,
+    /// Where the file is, for one that is a file (filled in by the caller,
+    /// which knows the state directory). `tickets attachment` writes out
+    /// either kind.
     #[sqlx(skip)]
-    pub path: String,
+    pub path: Option<String>,
+}
+
+/// The bytes of the attachment with this SHA-256 on one of ticket
+/// `number`'s mails: from the store, or from its file under `files`.
+/// Scoped to a ticket so a hash seen elsewhere (in `tickets show`) is all
+/// an operator needs, and a mistyped one is named as not found.
+pub async fn attachment_bytes(
+    conn: &mut AnyConnection,
+    files: &super::attachments::AttachmentDir,
+    number: i64,
+    sha256: &str,
+) -> Result<Vec<u8>> {
+    let sha256 = sha256.trim().to_ascii_lowercase();
+    let (on_ticket, stored): (i64, Option<Vec<u8>>) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM attachments a JOIN messages m ON m.id = a.message_row
+                 WHERE m.ticket = $1 AND a.sha256 = $2),
+                (SELECT data FROM attachment_content WHERE sha256 = $2)",
+    )
+    .bind(number)
+    .bind(&sha256)
+    .fetch_one(&mut *conn)
+    .await?;
+    if on_ticket == 0 {
+        return Err(Error::NotFound(format!("attachment {sha256} on ticket {number}")));
+    }
+    match stored {
+        Some(data) => Ok(data),
+        None => {
+            let path = files.path(&sha256);
+            std::fs::read(&path).map_err(|e| Error::io(&path, e))
+        }
+    }
 }
 
 /// One mail of a ticket's conversation, in or out.
@@ -179,7 +216,8 @@ pub async fn ticket_detail(conn: &mut AnyConnection, number: i64) -> Result<Tick
     })
     .collect();
     let attachments = sqlx::query_as(
-        "SELECT a.message_row AS message, a.file_name, a.content_type, a.size, a.inline, a.content_id, a.sha256
+        "SELECT a.message_row AS message, a.file_name, a.content_type, a.size, a.inline, a.content_id, a.sha256,
+                EXISTS (SELECT 1 FROM attachment_content c WHERE c.sha256 = a.sha256) AS in_store
          FROM attachments a JOIN messages m ON m.id = a.message_row WHERE m.ticket = $1 ORDER BY a.id",
     )
     .bind(number)

@@ -67,6 +67,42 @@ fn replay_without_json_prints_a_sentence() {
 
 // --------------------------------------------------------------------- tickets
 
+/// `tickets show` names each attachment by its SHA-256 (with a path only
+/// for one kept as a file); `tickets attachment` writes its bytes out, to
+/// stdout or `--output`, and names a hash the ticket does not carry.
+#[test]
+fn tickets_attachment_writes_the_bytes_out() {
+    let env = Env::new();
+    env.import(DIRECTORY);
+    let raw = "From: Marie Dupont <marie.dupont@acme.fr>\r\nTo: support@provider.test\r\nSubject: Logs\r\n\
+Message-ID: <logs-cli@acme.fr>\r\nDate: Mon, 2 Mar 2026 08:31:00 +0100\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nLogs attached.\r\n\
+--B\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=\"dump.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\nAAECA//+/fw=\r\n--B--\r\n";
+    env.write("in/01.eml", raw);
+    env.replay(&["in"]);
+    let detail = env.json(&["tickets", "show", "1", "--json"]);
+    let a = &detail["attachments"][0];
+    assert_eq!(
+        (a["file_name"].as_str(), a["in_store"].as_bool()),
+        (Some("dump.bin"), Some(true)),
+        "{a}"
+    );
+    assert!(a["path"].is_null(), "{a}");
+    let sha = a["sha256"].as_str().unwrap();
+    let bytes = [0u8, 1, 2, 3, 0xff, 0xfe, 0xfd, 0xfc];
+    assert_eq!(env.run(&["tickets", "attachment", "1", sha]).stdout, bytes);
+    let out = env.path("dump.bin");
+    env.ok(&["tickets", "attachment", "1", sha, "--output", &out]);
+    assert_eq!(std::fs::read(&out).unwrap(), bytes);
+    assert!(
+        env.ok(&["tickets", "show", "1"])
+            .contains(&format!("sha256 {sha} in the store"))
+    );
+    let err = env.fail2(&["tickets", "attachment", "1", &"0".repeat(64)]);
+    assert!(err.contains("not found") && err.contains("ticket 1"), "{err}");
+}
+
 #[test]
 fn tickets_list_show_and_close() {
     let env = replayed_env();
