@@ -95,6 +95,12 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
             if t.status != TicketStatus::AwaitingApproval {
                 return Err(Error::Usage(format!("ticket {} is not awaiting approval", t.number)));
             }
+            // The requester was told the request awaits approval; now it
+            // is an open ticket (the acknowledgement, rendered with the
+            // ticket open, says so). Subscribers hear of it as new.
+            if let Some(requester) = t.requester_to_tell() {
+                list.add(Event::Acknowledgement, requester);
+            }
             list.exclude(&t.requester.email);
             for r in in_groups(subs, t.scope, &config.notify.new_ticket) {
                 list.add(Event::NewTicket, r);

@@ -339,12 +339,14 @@ fn a_request_awaiting_approval_or_a_closed_ticket_is_not_escalated() {
 }
 
 #[test]
-fn approve_opens_a_pending_ticket_and_tells_subscribers_but_not_the_requester() {
+fn approve_opens_a_pending_ticket_and_tells_the_requester_and_subscribers() {
     let t = ticket(5, TicketStatus::AwaitingApproval, &marie());
     let plan = decide_action(&t, Action::Approve, &action_subs(), &Config::default()).unwrap();
     assert_eq!(plan.status, TicketStatus::Open);
     assert_eq!(to(&plan.notices, Event::NewTicket), ["key@acme.test"]);
-    assert_eq!(plan.notices.len(), 1);
+    // She was told it awaits approval: now that it is open, she hears so.
+    assert_eq!(to(&plan.notices, Event::Acknowledgement), [marie().email.as_str()]);
+    assert_eq!(plan.notices.len(), 2);
 
     for status in [TicketStatus::Open, TicketStatus::Closed] {
         let t = ticket(5, status, &marie());
