@@ -606,13 +606,18 @@ Subject: =?UTF-8?Q?Panne_r=C3?=\r\n =?UTF-8?Q?=A9seau_Paris?=\r\nMessage-ID: <sp
 
     #[test]
     fn a_parser_panic_is_a_failure() {
-        // Fuzzing found that mail-parser 0.11 panics here ("Invalid part ID").
+        // Fuzzing found that mail-parser 0.11 panics here ("Invalid part
+        // ID"): a debug assertion, so only in debug builds, where the panic
+        // must come back as this failure. A release build parses the mail
+        // and refuses it for having no From.
         let raw = b"Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: message/rfc822\n\n\
 Content-Type: message/rfc822\n\nx\n\n--b--\n";
         let f = Message::parse(raw).unwrap_err();
         assert!(f.key.starts_with("sha256:"));
-        assert_eq!(f.reason, "the parser failed on this mail");
-        assert_eq!(f.kind, FailureKind::Unparseable);
+        if cfg!(debug_assertions) {
+            assert_eq!(f.reason, "the parser failed on this mail");
+            assert_eq!(f.kind, FailureKind::Unparseable);
+        }
     }
 
     #[test]
