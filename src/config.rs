@@ -301,10 +301,16 @@ impl Config {
     /// of `Support <support@x.test>`): what templates write between `<>`
     /// and what the intake recognises as our own.
     pub fn support_email(&self) -> String {
-        let from = self.support_address();
-        from.parse::<lettre::message::Mailbox>()
-            .map(|m| m.email.to_string())
-            .unwrap_or_else(|_| from.trim().to_string())
+        bare_email(self.support_address())
+    }
+
+    /// Whether `address` (bare) is one mailroom sends from: `smtp.from` or
+    /// `mail.from`, display names aside, case aside.
+    pub fn is_our_own_address(&self, address: &str) -> bool {
+        !address.is_empty()
+            && [self.support_address(), self.mail.from.as_str()]
+                .iter()
+                .any(|from| bare_email(from).eq_ignore_ascii_case(address))
     }
 
     /// The SQLite file behind `database.url`.
@@ -339,6 +345,15 @@ impl Config {
             .clone()
             .unwrap_or_else(|| path.parent().unwrap_or(Path::new("")).join("attachments")))
     }
+}
+
+/// The bare address of a configured sender (`support@x.test` of
+/// `Support <support@x.test>`), read as the relay reads it; as written when
+/// it does not parse (`check-config` refuses such a config).
+pub fn bare_email(from: &str) -> String {
+    from.parse::<lettre::message::Mailbox>()
+        .map(|m| m.email.to_string())
+        .unwrap_or_else(|_| from.trim().to_string())
 }
 
 /// Checks a sender address (`mail.from`, `smtp.from`) the way the relay

@@ -177,7 +177,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         return Plan::ended(class, Outcome::Ignored, "our own mail came back");
     }
     let address = msg.from.address.as_str();
-    if is_our_own_address(address, policy.config) {
+    if policy.config.is_our_own_address(address) {
         // An agent answering from the shared support mailbox with it in
         // copy, a rule copying sent mail to the inbox: not a customer.
         return Plan::ended(Class::Loop, Outcome::Ignored, "sent from our own support address");
@@ -424,21 +424,6 @@ fn replies_flood(number: i64, facts: &Facts, policy: &Policy, notes: &mut Vec<St
         ));
     }
     flood
-}
-
-/// Whether `address` is one mailroom sends from (`smtp.from`, `mail.from`).
-fn is_our_own_address(address: &str, config: &Config) -> bool {
-    let bare = |a: &str| -> String {
-        let a = a.trim();
-        match (a.rfind('<'), a.rfind('>')) {
-            (Some(l), Some(r)) if l < r => a[l + 1..r].trim().to_string(),
-            _ => a.to_string(),
-        }
-    };
-    !address.is_empty()
-        && [config.support_address(), config.mail.from.as_str()]
-            .iter()
-            .any(|a| bare(a).eq_ignore_ascii_case(address))
 }
 
 /// A delivery report: never a ticket, never a notification. Its permanent

@@ -43,6 +43,20 @@ fn mail_from_our_own_support_address_is_not_a_customer() {
     // Control: a customer's mail still opens a ticket.
     let p = plan_with(&cfg, &simple("marie@acme.test", "Panne"), Class::Normal, &f);
     assert_eq!(p.outcome, Outcome::NewTicket);
+    // smtp.from counts too, read as the relay reads it: a display name
+    // with its own angle brackets and a comma is not the address.
+    let cfg = Config::parse(
+        "[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n\
+         [smtp]\nhost = \"127.0.0.1\"\nfrom = '\"Desk <NOC>, Provider\" <noc@provider.test>'\n",
+        "t",
+    )
+    .unwrap();
+    assert!(cfg.is_our_own_address("NOC@provider.test") && cfg.is_our_own_address("support@provider.test"));
+    assert!(
+        !cfg.is_our_own_address("noc") && !cfg.is_our_own_address("") && !cfg.is_our_own_address("marie@acme.test")
+    );
+    let p = plan_with(&cfg, &simple("noc@provider.test", "RE: Panne"), Class::Normal, &f);
+    assert_eq!((p.outcome, p.class), (Outcome::Ignored, Class::Loop));
 }
 
 #[test]
