@@ -198,6 +198,12 @@ pub(crate) fn phrases(list: &[&str]) -> aho_corasick::AhoCorasick {
         .expect("a few short phrases")
 }
 
+/// The key of a mail without a usable Message-ID: the SHA-256 of its raw
+/// bytes, so the same bytes fetched twice are one mail.
+pub fn hash_key(raw_sha256: &str) -> String {
+    format!("sha256:{raw_sha256}")
+}
+
 /// SHA-256 of bytes as lower-case hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     // Written out by hand: `hex::encode` collects a char iterator, about
@@ -226,7 +232,7 @@ impl Message {
         parsed.unwrap_or_else(|_| {
             let raw_sha256 = sha256_hex(raw);
             Err(Box::new(ParseFailure {
-                key: format!("sha256:{raw_sha256}"),
+                key: hash_key(&raw_sha256),
                 message_id: None,
                 raw_sha256,
                 from: None,
@@ -239,7 +245,7 @@ impl Message {
 
     fn parse_unguarded(raw: &[u8]) -> Result<Message, Box<ParseFailure>> {
         let raw_sha256 = sha256_hex(raw);
-        let hash_key = format!("sha256:{raw_sha256}");
+        let hash_key = hash_key(&raw_sha256);
         let failure = |kind, reason: &str, mid: Option<String>, from, subject| {
             Box::new(ParseFailure {
                 key: mid.clone().unwrap_or_else(|| hash_key.clone()),

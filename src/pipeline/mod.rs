@@ -359,7 +359,7 @@ fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
     ParseFailure {
         key: parsed
             .as_ref()
-            .map_or_else(|| format!("sha256:{sha}"), |m| m.key.clone()),
+            .map_or_else(|| crate::message::hash_key(&sha), |m| m.key.clone()),
         message_id: parsed.as_ref().and_then(|m| m.message_id.clone()),
         raw_sha256: sha,
         from: parsed

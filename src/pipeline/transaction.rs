@@ -266,7 +266,7 @@ impl Pipeline {
         let mut tx = self.store.begin_write().await?;
         let mut failure = processing_failure(mail, error);
         if bare {
-            failure.key = format!("sha256:{}", failure.raw_sha256);
+            failure.key = crate::message::hash_key(&failure.raw_sha256);
             failure.message_id = None;
             failure.from = None;
             failure.subject = None;

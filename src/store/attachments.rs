@@ -27,8 +27,6 @@ use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 use crate::error::{Error, Result};
 
 /// Largest attachment kept in the store rather than as a file.
@@ -174,10 +172,8 @@ fn sync_together<'a>(
     })
 }
 
-/// The hex SHA-256 of `data`.
-pub fn sha256_hex(data: &[u8]) -> String {
-    hex::encode(Sha256::digest(data))
-}
+/// The hex SHA-256 of `data`, as mails are keyed.
+pub use crate::message::sha256_hex;
 
 #[cfg(test)]
 mod tests {
