@@ -121,21 +121,41 @@ impl Sql {
 
     /// ` IN ($n, …)` over `items`. An empty list gives `IN (NULL)`, which
     /// matches nothing on both engines instead of being a syntax error.
+    ///
+    /// The list is padded to a power of two by repeating its last item
+    /// (which matches nothing more): a list of any length would be a
+    /// statement text seen once, parsed and planned anew in every batch and
+    /// pushing the statements that recur out of sqlx's cache; padded, a
+    /// query has a dozen texts at most.
     pub fn push_in<'q, T>(&mut self, items: impl IntoIterator<Item = T>) -> &mut Sql
     where
-        T: Encode<'q, Any> + Type<Any> + 'q,
+        T: Encode<'q, Any> + Type<Any> + Clone + 'q,
     {
         self.push(" IN (");
-        let mut any = false;
+        let mut last = None;
+        let mut count = 0usize;
         for item in items {
-            if any {
-                self.push(", ");
+            if let Some(previous) = last.replace(item) {
+                if count > 0 {
+                    self.push(", ");
+                }
+                self.push_bind(previous);
+                count += 1;
             }
-            self.push_bind(item);
-            any = true;
         }
-        if !any {
-            self.push("NULL");
+        match last {
+            None => {
+                self.push("NULL");
+            }
+            Some(item) => {
+                for _ in count..(count + 1).next_power_of_two() - 1 {
+                    self.push(", ").push_bind(item.clone());
+                }
+                if count > 0 {
+                    self.push(", ");
+                }
+                self.push_bind(item);
+            }
         }
         self.push(")")
     }
@@ -218,6 +238,14 @@ mod tests {
         sql.push_in([5i64, 6]);
         sql.push(" AND y").push_in(Vec::<i64>::new());
         assert_eq!(sql.text(), "SELECT 1 WHERE x IN ($1, $2) AND y IN (NULL)");
+        // Padded to a power of two with the last item: few texts per query.
+        for (n, placeholders) in [(1, 1), (3, 4), (5, 8), (8, 8), (9, 16)] {
+            let mut sql = Sql::with_style("x", true);
+            sql.push_in(0..n as i64);
+            let expected: Vec<String> = (1..=placeholders).map(|i| format!("${i}")).collect();
+            assert_eq!(sql.text(), format!("x IN ({})", expected.join(", ")), "{n}");
+            assert_eq!(sql.bound, placeholders);
+        }
     }
 
     /// SQLite gets positional `?`, which its driver binds without lookups.
@@ -232,6 +260,12 @@ mod tests {
         assert!(sql.text().ends_with("IN (?, ?)"), "{}", sql.text());
         let n: i64 = sql.build_query_scalar().fetch_one(&mut conn).await.unwrap();
         assert_eq!(n, 1);
+        // The padding repeats the last item, which matches nothing more.
+        let mut sql = Sql::new(&conn, "SELECT COUNT(*) FROM (SELECT 1 AS x UNION ALL SELECT 2) WHERE x");
+        sql.push_in([1i64, 7, 2]);
+        assert!(sql.text().ends_with("IN (?, ?, ?, ?)"), "{}", sql.text());
+        let n: i64 = sql.build_query_scalar().fetch_one(&mut conn).await.unwrap();
+        assert_eq!(n, 2);
     }
 
     /// A list longer than one statement takes is split, and every row of
