@@ -32,8 +32,9 @@ use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::store::apply::Batch;
-use crate::store::changes::{Changes, NextIds};
+use crate::store::changes::{Changes, NextIds, Writes};
 use crate::store::snapshot::Snapshot;
+use crate::store::sql::Placeholders;
 use crate::store::{self, Backend, WriterMark};
 use crate::tickets::plan::Outcome;
 
@@ -154,7 +155,10 @@ impl Line {
 
 /// A batch decided on a carried snapshot, waiting for its write turn.
 pub(super) struct Decided {
-    changes: Changes,
+    /// Its statements, built before its write turn.
+    writes: Writes,
+    /// Whether the next batch may be decided on what this one left.
+    carries_over: bool,
     summary: Summary,
     outcomes: Vec<Outcome>,
     epoch: u64,
@@ -239,7 +243,7 @@ impl Pipeline {
             .await;
         match attempt {
             Ok(Ok((decided, kept))) => {
-                carry.kept = Some(kept).filter(|_| decided.changes.carries_over());
+                carry.kept = Some(kept).filter(|_| decided.carries_over);
                 Some(decided)
             }
             Ok(Err(e)) => {
@@ -274,8 +278,10 @@ impl Pipeline {
         kept.ids = changes.next_ids();
         kept.since = input.since;
         kept.at = Instant::now();
+        let carries_over = changes.carries_over();
         let decided = Decided {
-            changes,
+            writes: changes.into_writes(Placeholders::of_backend(self.store.backend())),
+            carries_over,
             summary,
             outcomes,
             epoch: kept.epoch,
@@ -304,14 +310,14 @@ impl Pipeline {
             return Err(Unwritten::Stale("another connection committed in between"));
         }
         let Decided {
-            changes,
+            writes,
             summary,
             outcomes,
             load,
             decide,
             ..
         } = decided;
-        let written = self.write_and_commit(tx, changes, None, summary.notifications).await?;
+        let written = self.write_and_commit(tx, writes, None, summary.notifications).await?;
         self.line.carried.fetch_add(1, Ordering::SeqCst);
         written.log(batch, load, decide, "carried batch committed");
         Ok((summary, outcomes))

@@ -11,9 +11,10 @@ use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::apply::{Batch, Receipt};
-use crate::store::changes::Changes;
+use crate::store::changes::{Changes, Writes};
 use crate::store::directory;
 use crate::store::snapshot::Snapshot;
+use crate::store::sql::Placeholders;
 use crate::tickets::plan::{Outcome, Policy, decide};
 
 impl Pipeline {
@@ -113,8 +114,9 @@ impl Pipeline {
         let Batch { snapshot, changes } = work;
         let ids = changes.next_ids();
         let carries_over = changes.carries_over();
+        let writes = changes.into_writes(Placeholders::of_backend(self.store.backend()));
         let written = self
-            .write_and_commit(tx, changes, release, summary.notifications)
+            .write_and_commit(tx, writes, release, summary.notifications)
             .await?;
         written.log(batch, load_time, decide_time, "batch committed");
         let kept = writer.filter(|_| carries_over).map(|writer| Kept {
@@ -213,7 +215,7 @@ impl Pipeline {
     pub(super) async fn write_and_commit(
         &self,
         mut tx: store::Tx,
-        mut changes: Changes,
+        mut writes: Writes,
         release: Option<i64>,
         notifications: usize,
     ) -> Result<Written> {
@@ -221,7 +223,7 @@ impl Pipeline {
         // A row must never name a file that is not there, so the files are
         // on disk, synced, before the commit; they are written on another
         // thread while the rows go in, since neither needs the other.
-        let files = std::mem::take(&mut changes.files);
+        let files = std::mem::take(&mut writes.files);
         let attachments = self.store.attachments().clone();
         let written = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
@@ -229,7 +231,7 @@ impl Pipeline {
                 .put_all(files.iter().map(|(sha256, data)| (sha256.as_str(), data.as_slice())))
                 .map(|()| (files.len(), started.elapsed()))
         });
-        let rows = changes.write(&mut tx).await;
+        let rows = writes.execute(&mut tx).await;
         let rows_time = started.elapsed();
         let (files, files_time) = written
             .await

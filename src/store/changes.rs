@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use sqlx::AnyConnection;
 
-use super::sql::{Sql, Values};
+use super::sql::{Placeholders, Sql, Values};
 
 use super::snapshot::TicketRecord;
 use crate::error::Result;
@@ -206,8 +206,23 @@ impl Changes {
         self.next_message - 1
     }
 
-    /// Writes everything, parents before children (foreign keys).
+    /// Writes every row (not the files: see [`Changes::into_writes`]).
     pub async fn write(self, conn: &mut AnyConnection) -> Result<()> {
+        let style = Placeholders::of(conn);
+        self.into_writes(style).execute(conn).await
+    }
+
+    /// The batch's statements, built but not run, with its files: built
+    /// while the batch ahead is still being written (when the batch was
+    /// decided on a carried snapshot), they are not on the writer's path.
+    /// Parents before children (foreign keys).
+    pub fn into_writes(mut self, style: Placeholders) -> Writes {
+        let mut writes = Writes {
+            style,
+            steps: Vec::new(),
+            files: std::mem::take(&mut self.files),
+        };
+        let conn = &mut writes;
         insert_rows(
             conn,
             "INSERT INTO contacts (id, email, first_name, last_name, account_id, created_by, created_at) ",
@@ -223,17 +238,18 @@ impl Changes {
                     .push_bind("auto")
                     .push_bind(c.created_at);
             },
-        )
-        .await?;
+        );
         // After the contacts: a bounce may name a contact this batch
         // created. In contact order, as the outbox's answers are counted:
         // two writers locking the same contacts in different orders could
         // deadlock.
         let mut bounced = self.hard_bounces.clone();
         bounced.sort_unstable();
-        for (contact, limit) in &bounced {
-            super::directory::count_hard_bounce(conn, *contact, *limit).await?;
-        }
+        conn.steps.extend(
+            bounced
+                .into_iter()
+                .map(|(contact, limit)| Step::HardBounce(contact, limit)),
+        );
         let tickets: Vec<&TicketRecord> = self.tickets.values().collect();
         insert_or_update(
             conn,
@@ -259,8 +275,7 @@ impl Changes {
                     .push_bind(t.updated_at)
                     .push_bind(t.closed_at);
             },
-        )
-        .await?;
+        );
         insert_or_update(
             conn,
             "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject,
@@ -290,8 +305,7 @@ impl Changes {
                     .push_bind(m.received_at)
                     .push_bind(m.processed_at);
             },
-        )
-        .await?;
+        );
         insert_or_update(
             conn,
             "INSERT INTO message_content (message_row, text, new_text, raw) ",
@@ -305,8 +319,7 @@ impl Changes {
                     .push_bind(m.new_text.clone())
                     .push_bind(m.raw.clone());
             },
-        )
-        .await?;
+        );
         insert_rows(
             conn,
             "INSERT INTO attachments (message_row, sha256, file_name, content_type, size, content_id, inline) ",
@@ -322,8 +335,7 @@ impl Changes {
                     .push_bind(a.content_id.clone())
                     .push_bind(a.inline);
             },
-        )
-        .await?;
+        );
         let content: Vec<(&String, &Vec<u8>)> = self.attachment_content.iter().collect();
         insert_rows(
             conn,
@@ -335,8 +347,7 @@ impl Changes {
             |b, (sha256, data)| {
                 b.push_bind((*sha256).clone()).push_bind((*data).clone());
             },
-        )
-        .await?;
+        );
         insert_rows(
             conn,
             "INSERT INTO ticket_participants (ticket, contact_id) ",
@@ -346,8 +357,7 @@ impl Changes {
             |b, (t, c)| {
                 b.push_bind(*t).push_bind(*c);
             },
-        )
-        .await?;
+        );
         insert_rows(
             conn,
             "INSERT INTO ticket_events (ticket, kind, detail, at) ",
@@ -360,8 +370,7 @@ impl Changes {
                     .push_bind(e.detail.clone())
                     .push_bind(e.at);
             },
-        )
-        .await?;
+        );
         insert_rows(
             conn,
             "INSERT INTO quarantine (message_row, reason, detail, from_addr, subject, received_at) ",
@@ -376,8 +385,7 @@ impl Changes {
                     .push_bind(q.subject.clone())
                     .push_bind(q.at);
             },
-        )
-        .await?;
+        );
         insert_rows(
             conn,
             "INSERT INTO outbox (ticket, event, contact_id, to_addr, language, subject, body, message_id, in_reply_to,
@@ -400,9 +408,8 @@ impl Changes {
                     .push_bind(*created)
                     .push_bind(*queued);
             },
-        )
-        .await?;
-        Ok(())
+        );
+        writes
     }
 }
 
@@ -411,36 +418,68 @@ impl Changes {
 /// with a stored row (ids taken twice: a bug, or a carried snapshot out of
 /// date unnoticed) fails the batch instead of overwriting that row; only
 /// the rows it changed (a ticket updated, a mail reprocessed) take `update`.
-async fn insert_or_update<T>(
-    conn: &mut AnyConnection,
+fn insert_or_update<T>(
+    writes: &mut Writes,
     head: &str,
     rows: &[T],
     columns: usize,
     update: &str,
     is_new: impl Fn(&T) -> bool,
     mut bind: impl FnMut(&mut Values<'_>, &T),
-) -> Result<()> {
+) {
     let (new, changed): (Vec<&T>, Vec<&T>) = rows.iter().partition(|r| is_new(r));
-    insert_rows(conn, head, &new, columns, "", |b, r| bind(b, r)).await?;
-    insert_rows(conn, head, &changed, columns, update, |b, r| bind(b, r)).await
+    insert_rows(writes, head, &new, columns, "", |b, r| bind(b, r));
+    insert_rows(writes, head, &changed, columns, update, |b, r| bind(b, r));
 }
 
 /// One multi-row INSERT per chunk that fits SQLite's parameter limit.
-async fn insert_rows<T>(
-    conn: &mut AnyConnection,
+fn insert_rows<T>(
+    writes: &mut Writes,
     head: &str,
     rows: &[T],
     columns: usize,
     tail: &str,
     mut bind: impl FnMut(&mut Values<'_>, &T),
-) -> Result<()> {
+) {
     for chunk in chunks(rows, (MAX_PARAMS / columns).clamp(1, ROWS_PER_INSERT)) {
-        let mut qb = Sql::new(&*conn, head);
+        let mut qb = Sql::styled(writes.style, head);
         qb.push_values(chunk, |b, row| bind(b, row));
         qb.push(tail);
-        qb.build().execute(&mut *conn).await?;
+        writes.steps.push(Step::Sql(qb));
     }
-    Ok(())
+}
+
+/// A batch's writes, ready to run in its transaction.
+pub struct Writes {
+    style: Placeholders,
+    steps: Vec<Step>,
+    /// Large attachments' bytes by SHA-256, written to files before the
+    /// commit.
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+/// One step of [`Writes`].
+enum Step {
+    Sql(Sql),
+    /// A contact's hard bounce counted, against this limit.
+    HardBounce(i64, u32),
+}
+
+impl Writes {
+    /// Runs the statements in order.
+    pub async fn execute(self, conn: &mut AnyConnection) -> Result<()> {
+        for step in self.steps {
+            match step {
+                Step::Sql(sql) => {
+                    sql.build().execute(&mut *conn).await?;
+                }
+                Step::HardBounce(contact, limit) => {
+                    super::directory::count_hard_bounce(conn, contact, limit).await?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `rows` in chunks of `full`, then of `full / 4`, `full / 16`, … down to

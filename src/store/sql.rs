@@ -63,6 +63,12 @@ impl Placeholders {
     pub fn of(conn: &AnyConnection) -> Placeholders {
         Placeholders(conn.backend_name() != "SQLite")
     }
+
+    /// The style of `backend`: for statements built before a connection
+    /// is at hand.
+    pub fn of_backend(backend: super::Backend) -> Placeholders {
+        Placeholders(backend == super::Backend::Postgres)
+    }
 }
 
 /// A statement being built, with its bound values.
