@@ -22,7 +22,7 @@ const MAX_PARAMS: usize = 32_000;
 /// Rows per INSERT: full chunks share one statement text, which both
 /// engines then prepare once and reuse from sqlx's statement cache instead
 /// of parsing and planning a new statement of thousands of values per batch.
-/// The rest of a table's rows go in chunks of a quarter as many, then a
+/// On SQLite, the rest of a table's rows go in chunks of a quarter as many, then a
 /// quarter of that, down to one (see [`chunks`]): a remainder of any size
 /// would be a statement text seen once, parsed and planned anew in every
 /// batch, and pushing the statements that recur out of the cache.
@@ -441,7 +441,11 @@ fn insert_rows<T>(
     tail: &str,
     mut bind: impl FnMut(&mut Values<'_>, &T),
 ) {
-    for chunk in chunks(rows, (MAX_PARAMS / columns).clamp(1, ROWS_PER_INSERT)) {
+    let full = (MAX_PARAMS / columns).clamp(1, ROWS_PER_INSERT);
+    // On PostgreSQL each statement is a round trip to the server, which
+    // costs more than parsing one remainder statement: one per table.
+    let smallest = if writes.style.numbered() { full } else { 1 };
+    for chunk in chunks(rows, full, smallest) {
         let mut qb = Sql::styled(writes.style, head);
         qb.push_values(chunk, |b, row| bind(b, row));
         qb.push(tail);
@@ -483,16 +487,18 @@ impl Writes {
 }
 
 /// `rows` in chunks of `full`, then of `full / 4`, `full / 16`, … down to
-/// one: only a few chunk sizes, hence statement texts, per table.
-fn chunks<T>(rows: &[T], full: usize) -> impl Iterator<Item = &[T]> {
+/// one: only a few chunk sizes, hence statement texts, per table. With
+/// `smallest` above one, the chunks stop shrinking there and the last one
+/// holds whatever is left.
+fn chunks<T>(rows: &[T], full: usize, smallest: usize) -> impl Iterator<Item = &[T]> {
     let mut rest = rows;
     let mut size = full.max(1);
     std::iter::from_fn(move || {
         if rest.is_empty() {
             return None;
         }
-        while size > 1 && rest.len() < size {
-            size = (size / 4).max(1);
+        while size > smallest && rest.len() < size {
+            size = (size / 4).max(smallest).max(1);
         }
         let (chunk, after) = rest.split_at(size.min(rest.len()));
         rest = after;
@@ -507,17 +513,24 @@ mod tests {
     #[test]
     fn rows_go_in_chunks_of_few_sizes_in_order() {
         let rows: Vec<usize> = (0..200).collect();
-        let sizes: Vec<usize> = chunks(&rows, 64).map(<[usize]>::len).collect();
+        let sizes: Vec<usize> = chunks(&rows, 64, 1).map(<[usize]>::len).collect();
         assert_eq!(sizes, [64, 64, 64, 4, 4]);
-        let again: Vec<usize> = chunks(&rows, 64).flatten().copied().collect();
+        let again: Vec<usize> = chunks(&rows, 64, 1).flatten().copied().collect();
         assert_eq!(again, rows, "every row once, in order");
-        let sizes: Vec<usize> = chunks(&rows[..83], 64).map(<[usize]>::len).collect();
+        let sizes: Vec<usize> = chunks(&rows[..83], 64, 1).map(<[usize]>::len).collect();
         assert_eq!(sizes, [64, 16, 1, 1, 1]);
-        assert_eq!(chunks(&rows[..0], 64).count(), 0);
-        assert_eq!(chunks(&rows[..5], 1).count(), 5);
+        assert_eq!(chunks(&rows[..0], 64, 1).count(), 0);
+        assert_eq!(chunks(&rows[..5], 1, 1).count(), 5);
         // Every size is 64 / 4^k: at most four statement texts per table.
         for n in 0..200 {
-            assert!(chunks(&rows[..n], 64).all(|c| [64, 16, 4, 1].contains(&c.len())), "{n}");
+            assert!(
+                chunks(&rows[..n], 64, 1).all(|c| [64, 16, 4, 1].contains(&c.len())),
+                "{n}"
+            );
         }
+        // PostgreSQL's way: full chunks, then the rest in one.
+        let sizes: Vec<usize> = chunks(&rows, 64, 64).map(<[usize]>::len).collect();
+        assert_eq!(sizes, [64, 64, 64, 8]);
+        assert_eq!(chunks(&rows, 64, 64).flatten().count(), 200);
     }
 }

@@ -64,6 +64,11 @@ impl Placeholders {
         Placeholders(conn.backend_name() != "SQLite")
     }
 
+    /// `$n` placeholders: PostgreSQL, where each statement is a round trip.
+    pub fn numbered(self) -> bool {
+        self.0
+    }
+
     /// The style of `backend`: for statements built before a connection
     /// is at hand.
     pub fn of_backend(backend: super::Backend) -> Placeholders {
