@@ -25,7 +25,15 @@ fn main() {
         String::from("/// Built-in templates: (name without .txt, text).\npub static BUILTIN: &[(&str, &str)] = &[\n");
     for p in names {
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        writeln!(code, "    ({stem:?}, include_str!({:?})),", p.display().to_string()).unwrap();
+        // The crate's own directory, resolved when the crate compiles: this
+        // output may come from a run for another checkout sharing the
+        // target dir (cargo need not run the script again for this one).
+        let file = format!("/templates/{}", p.file_name().unwrap().to_string_lossy());
+        writeln!(
+            code,
+            "    ({stem:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {file:?}))),"
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = Path::new(&std::env::var("OUT_DIR").unwrap()).join("builtin_templates.rs");
