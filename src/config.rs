@@ -304,13 +304,13 @@ impl Config {
         bare_email(self.support_address())
     }
 
-    /// Whether `address` (bare) is one mailroom sends from: `smtp.from` or
-    /// `mail.from`, display names aside, case aside.
-    pub fn is_our_own_address(&self, address: &str) -> bool {
-        !address.is_empty()
-            && [self.support_address(), self.mail.from.as_str()]
-                .iter()
-                .any(|from| bare_email(from).eq_ignore_ascii_case(address))
+    /// The bare addresses mailroom sends from (`smtp.from`, `mail.from`),
+    /// read as the relay reads them: a mail from one of them is our own.
+    pub fn own_addresses(&self) -> Vec<String> {
+        let mut own = vec![self.support_email(), bare_email(&self.mail.from)];
+        own.retain(|a| !a.is_empty());
+        own.dedup();
+        own
     }
 
     /// The SQLite file behind `database.url`.
@@ -350,7 +350,7 @@ impl Config {
 /// The bare address of a configured sender (`support@x.test` of
 /// `Support <support@x.test>`), read as the relay reads it; as written when
 /// it does not parse (`check-config` refuses such a config).
-pub fn bare_email(from: &str) -> String {
+fn bare_email(from: &str) -> String {
     from.parse::<lettre::message::Mailbox>()
         .map(|m| m.email.to_string())
         .unwrap_or_else(|_| from.trim().to_string())

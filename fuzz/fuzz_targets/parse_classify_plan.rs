@@ -21,10 +21,12 @@ fuzz_target!(
     |data: &[u8]| {
     let config = Config::default();
     let tag = TagFormat::new(&config.tickets.tag).expect("default tag format");
+    let own_addresses = config.own_addresses();
     let policy = Policy {
         config: &config,
         tag: &tag,
         ignore_rules: &[],
+        own_addresses: &own_addresses,
     };
     if let Ok(msg) = Message::parse(data) {
         let class = classify(&msg, "provider.test");

@@ -103,6 +103,8 @@ struct Settings {
     config_rules: Vec<IgnoreRule>,
     /// The support address without its display name, for templates.
     support_email: String,
+    /// The addresses a mail from which is our own (see `tickets::plan`).
+    own_addresses: Vec<String>,
 }
 
 impl Settings {
@@ -117,6 +119,7 @@ impl Settings {
             .collect::<Result<Vec<_>>>()?;
         Ok(Settings {
             support_email: config.support_email(),
+            own_addresses: config.own_addresses(),
             config,
             templates,
             tag,

@@ -149,6 +149,7 @@ impl Pipeline {
             config: &settings.config,
             tag: &settings.tag,
             ignore_rules: rules,
+            own_addresses: &settings.own_addresses,
         };
         let mut summary = Summary::default();
         let mut outcomes = Vec::with_capacity(batch.mails.len());

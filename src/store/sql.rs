@@ -142,31 +142,20 @@ impl Sql {
     where
         T: Encode<'q, Any> + Type<Any> + Clone + 'q,
     {
-        self.push(" IN (");
-        let mut last = None;
-        let mut count = 0usize;
-        for item in items {
-            if let Some(previous) = last.replace(item) {
-                if count > 0 {
-                    self.push(", ");
-                }
-                self.push_bind(previous);
-                count += 1;
-            }
+        let mut items: Vec<T> = items.into_iter().collect();
+        if let Some(last) = items.last().cloned() {
+            items.resize(items.len().next_power_of_two(), last);
         }
-        match last {
-            None => {
-                self.push("NULL");
+        let empty = items.is_empty();
+        self.push(" IN (");
+        for (i, item) in items.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
             }
-            Some(item) => {
-                for _ in count..(count + 1).next_power_of_two() - 1 {
-                    self.push(", ").push_bind(item.clone());
-                }
-                if count > 0 {
-                    self.push(", ");
-                }
-                self.push_bind(item);
-            }
+            self.push_bind(item);
+        }
+        if empty {
+            self.push("NULL");
         }
         self.push(")")
     }

@@ -63,6 +63,8 @@ pub struct Policy<'a> {
     pub tag: &'a TagFormat,
     /// Config and directory ignore rules together.
     pub ignore_rules: &'a [IgnoreRule],
+    /// [`Config::own_addresses`], worked out once per config.
+    pub own_addresses: &'a [String],
 }
 
 /// How a mail ended, as shown in `messages list`.
@@ -177,7 +179,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         return Plan::ended(class, Outcome::Ignored, "our own mail came back");
     }
     let address = msg.from.address.as_str();
-    if policy.config.is_our_own_address(address) {
+    if policy.own_addresses.iter().any(|a| a.eq_ignore_ascii_case(address)) {
         // An agent answering from the shared support mailbox with it in
         // copy, a rule copying sent mail to the inbox: not a customer.
         return Plan::ended(Class::Loop, Outcome::Ignored, "sent from our own support address");

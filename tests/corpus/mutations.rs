@@ -125,10 +125,12 @@ pub fn exercise(data: &[u8], policy: &Policy) {
 fn mutated_corpus_mail_never_panics_or_hangs() {
     let config = Config::default();
     let tag = TagFormat::new(&config.tickets.tag).unwrap();
+    let own_addresses = config.own_addresses();
     let policy = Policy {
         config: &config,
         tag: &tag,
         ignore_rules: &[],
+        own_addresses: &own_addresses,
     };
     let crashes = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/crashes");
     if crashes.is_dir() {

@@ -57,6 +57,14 @@ async fn in_line(pipeline: &Pipeline, batches: Vec<Vec<Incoming>>) -> Vec<Vec<Ou
     outcomes
 }
 
+/// A pipeline whose first batch (customer 1's mail) has committed and left
+/// its snapshot to carry.
+async fn carrying(dir: &tempfile::TempDir) -> (Pipeline, Config) {
+    let (pipeline, config) = sqlite(dir).await;
+    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    (pipeline, config)
+}
+
 fn carried(pipeline: &Pipeline) -> u64 {
     pipeline.line.carried.load(Ordering::SeqCst)
 }
@@ -141,8 +149,7 @@ async fn assert_change_seen(pipeline: &Pipeline) {
 #[tokio::test]
 async fn another_connection_committing_voids_the_carry() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, config) = sqlite(&dir).await;
-    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let (pipeline, config) = carrying(&dir).await;
     ignored_elsewhere(Store::open(&config).await.unwrap()).await;
     assert_change_seen(&pipeline).await;
 }
@@ -153,8 +160,7 @@ async fn another_connection_committing_voids_the_carry() {
 #[tokio::test]
 async fn a_change_through_this_process_voids_the_carry() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = sqlite(&dir).await;
-    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let (pipeline, _) = carrying(&dir).await;
     let store = pipeline.store();
     let mut tx = store.begin_write().await.unwrap();
     directory::add_ignore_rule(&mut tx, "c2@acme.test").await.unwrap();
@@ -263,8 +269,7 @@ async fn a_replaced_writer_connection_voids_the_carry() {
 #[tokio::test]
 async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = sqlite(&dir).await;
-    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let (pipeline, _) = carrying(&dir).await;
     sqlx::query(
         "INSERT INTO tickets (number, subject, status, requester_id, created_at, updated_at)
          VALUES (2, 'written behind the carry''s back', 'open', 1, 0, 0)",

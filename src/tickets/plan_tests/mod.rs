@@ -163,6 +163,7 @@ pub(super) fn decide_at(cfg: &Config, rules: &[&str], m: &Message, class: Class,
             config: cfg,
             tag: &tag,
             ignore_rules: &rules,
+            own_addresses: &cfg.own_addresses(),
         },
         now,
     )
