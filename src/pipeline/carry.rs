@@ -27,6 +27,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::write_order::Place;
 use super::{Pipeline, Prepared, Settings, Summary};
 use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
@@ -47,8 +48,13 @@ const MAX_IDLE: Duration = Duration::from_secs(2);
 /// grow the daemon's memory.
 const MAX_SIZE: usize = 8_000;
 
-/// A place in the line of batches (see [`Pipeline::turn`]).
-pub struct Turn(pub(super) tokio::sync::OwnedMutexGuard<Carry>, pub(super) Chain);
+/// A place in the line of batches (see [`Pipeline::turn`]): the carry,
+/// held while the batch is decided, and its place in line to write.
+pub struct Turn {
+    pub(super) carry: tokio::sync::OwnedMutexGuard<Carry>,
+    pub(super) chain: Chain,
+    pub(super) place: Place,
+}
 
 /// One caller's sequence of batches (a replay, one mailbox's drain), whose
 /// order matters: a reply must not commit before the mail it answers.
@@ -153,10 +159,11 @@ impl Line {
     }
 }
 
-/// A batch decided on a carried snapshot, waiting for its write turn.
-pub(super) struct Decided {
-    /// Its statements, built before its write turn.
-    writes: Writes,
+/// A batch decided on a carried snapshot, waiting for its write turn:
+/// with its changes (`W` = [`Changes`]) as decided, then with its
+/// statements ([`Writes`]), built once the next batch may be decided.
+pub(super) struct Decided<W = Writes> {
+    writes: W,
     /// Whether the next batch may be decided on what this one left.
     carries_over: bool,
     summary: Summary,
@@ -220,7 +227,7 @@ impl Pipeline {
     /// Decides `batch` on the carried snapshot, if there is one it can
     /// trust, leaving the snapshot as the batch's decisions leave it;
     /// `None` when the batch is to be decided under the write lock.
-    pub(super) async fn decide_carried(&self, carry: &mut Carry, batch: &Prepared) -> Option<Decided> {
+    pub(super) async fn decide_carried(&self, carry: &mut Carry, batch: &Prepared) -> Option<Decided<Changes>> {
         use futures_util::FutureExt;
         let kept = carry.kept.take()?;
         let settings = self.settings();
@@ -260,7 +267,7 @@ impl Pipeline {
         batch: &Prepared,
         input: &BatchInput<'_>,
         wall: i64,
-    ) -> Result<(Decided, Kept)> {
+    ) -> Result<(Decided<Changes>, Kept)> {
         let started = Instant::now();
         let mut conn = self.store.pool().acquire().await?;
         kept.snapshot
@@ -280,7 +287,7 @@ impl Pipeline {
         kept.at = Instant::now();
         let carries_over = changes.carries_over();
         let decided = Decided {
-            writes: changes.into_writes(Placeholders::of_backend(self.store.backend())),
+            writes: changes,
             carries_over,
             summary,
             outcomes,
@@ -290,6 +297,25 @@ impl Pipeline {
             decide: started.elapsed() - load,
         };
         Ok((decided, kept))
+    }
+
+    /// Builds the statements of a batch decided on a carried snapshot: off
+    /// the writer's path, and after the next batch may be decided.
+    pub(super) fn build_carried(&self, decided: Decided<Changes>) -> Decided {
+        let started = Instant::now();
+        let writes = decided
+            .writes
+            .into_writes(Placeholders::of_backend(self.store.backend()));
+        Decided {
+            writes,
+            carries_over: decided.carries_over,
+            summary: decided.summary,
+            outcomes: decided.outcomes,
+            epoch: decided.epoch,
+            writer: decided.writer,
+            load: decided.load,
+            decide: decided.decide + started.elapsed(),
+        }
     }
 
     /// Writes a batch decided on a carried snapshot, if nobody else wrote

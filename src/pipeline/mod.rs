@@ -29,6 +29,7 @@ mod incoming;
 mod operator;
 mod summary;
 mod transaction;
+mod write_order;
 
 use carry::{Carry, Line};
 pub use carry::{Chain, Turn};
@@ -89,9 +90,9 @@ pub struct Pipeline {
     outbox_ready: Arc<tokio::sync::Notify>,
     /// Held by the batch deciding now (see `carry`).
     carry: Arc<tokio::sync::Mutex<Carry>>,
-    /// Held by the batch writing now: batches write in the order they
-    /// took their turns.
-    write_turn: Arc<tokio::sync::Mutex<()>>,
+    /// Places in line to write: batches write in the order they took
+    /// their turns.
+    write_order: Arc<write_order::WriteOrder>,
     line: Arc<Line>,
 }
 
@@ -149,7 +150,7 @@ impl Pipeline {
             clock: Clock::Wall,
             outbox_ready: Arc::new(tokio::sync::Notify::new()),
             carry: Default::default(),
-            write_turn: Default::default(),
+            write_order: Default::default(),
             line: Default::default(),
         })
     }
@@ -243,17 +244,36 @@ impl Pipeline {
     /// takes it and spawns [`Pipeline::process_in_turn`] has the next batch
     /// decided while this one is written (see `carry`).
     pub async fn turn(&self, chain: &Chain) -> Turn {
-        Turn(self.carry.clone().lock_owned().await, chain.clone())
+        let carry = self.carry.clone().lock_owned().await;
+        Turn {
+            carry,
+            chain: chain.clone(),
+            place: self.write_order.place(),
+        }
     }
 
     /// Processes a batch in the place `turn` holds (see [`Pipeline::process`]).
     pub async fn process_in_turn(&self, turn: Turn, batch: &Prepared) -> Result<(Summary, Vec<Outcome>)> {
-        let Turn(mut carry, chain) = turn;
+        let Turn {
+            mut carry,
+            chain,
+            place,
+        } = turn;
         let early = self.decide_carried(&mut carry, batch).await;
-        let _writing = self.write_turn.clone().lock_owned().await;
-        // Declared after the write turn, so dropped before it is given on:
-        // unless the batch commits, the ones behind it in its chain must
-        // not commit before it, even if it panics out of here.
+        // A batch decided on the carry lets the next one decide now, and
+        // builds its statements meanwhile; one to be decided under the
+        // write lock keeps it, to leave its snapshot.
+        let (carry, early) = match early {
+            Some(decided) => {
+                drop(carry);
+                (None, Some(self.build_carried(decided)))
+            }
+            None => (Some(carry), None),
+        };
+        place.reached().await;
+        // Declared after the place, so dropped before the write turn is
+        // given on: unless the batch commits, the ones behind it in its
+        // chain must not commit before it, even if it panics out of here.
         let mut failing = carry::Failing::new(&chain, &self.line);
         let done = self.in_write_turn(carry, early, &chain, batch).await;
         if done.is_ok() {
@@ -265,20 +285,11 @@ impl Pipeline {
     /// The rest of [`Pipeline::process_in_turn`], in the batch's write turn.
     async fn in_write_turn(
         &self,
-        carry: tokio::sync::OwnedMutexGuard<Carry>,
+        mut carry: Option<tokio::sync::OwnedMutexGuard<Carry>>,
         early: Option<carry::Decided>,
         chain: &Chain,
         batch: &Prepared,
     ) -> Result<(Summary, Vec<Outcome>)> {
-        // A batch decided on the carry lets the next one decide now; one to
-        // be decided under the write lock keeps it, to leave its snapshot.
-        let mut carry = match early {
-            Some(_) => {
-                drop(carry);
-                None
-            }
-            None => Some(carry),
-        };
         if chain.broken() {
             return Err(Error::Deferred("a batch ahead of it failed".into()));
         }
@@ -309,7 +320,7 @@ impl Pipeline {
         if let Some(c) = carry.as_mut() {
             c.kept = None;
         }
-        self.process_classic(batch, carry.as_deref_mut()).await
+        self.process_classic(batch, carry).await
     }
 }
 

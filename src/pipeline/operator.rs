@@ -29,11 +29,13 @@ impl Pipeline {
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
         // In line with the daemon's batches, if this process runs any, and
         // voiding the snapshot they carry: the mail's effects are not in it.
-        let Turn(mut carry, _) = self.turn(&Chain::default()).await;
-        let _writing = self.write_turn.clone().lock_owned().await;
+        let Turn { mut carry, place, .. } = self.turn(&Chain::default()).await;
+        place.reached().await;
         carry.kept = None;
         self.line.reset();
-        let (_, outcomes, _) = self.try_batch(&mail, Some(message_row), Some(quarantine_id)).await?;
+        let (_, outcomes) = self
+            .try_batch(&mail, Some(message_row), Some(quarantine_id), None)
+            .await?;
         let mut conn = self.store.pool().acquire().await?;
         let again = store::views::open_quarantine_of(&mut conn, message_row).await?;
         Ok((outcomes[0], again))

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
+
 use super::carry::{BatchInput, Carry, Kept};
 use super::{Incoming, Pipeline, Prepared, Settings, Summary, TOO_LARGE, panic_text, processing_failure};
 use crate::directory::IgnoreRule;
@@ -19,13 +21,15 @@ use crate::tickets::plan::{Outcome, Policy, decide};
 
 impl Pipeline {
     /// Processes a batch with everything loaded under the write lock; if
-    /// the store refuses its writes, mail by mail. With `carry`, a batch
-    /// that commits whole leaves its snapshot there for the next one.
+    /// the store refuses its writes, mail by mail. With `carry`, the batch
+    /// leaves its snapshot there for the next one once decided, and lets
+    /// it be decided while this one is written.
     pub(super) async fn process_classic(
         &self,
         batch: &Prepared,
-        carry: Option<&mut Carry>,
+        carry: Option<OwnedMutexGuard<Carry>>,
     ) -> Result<(Summary, Vec<Outcome>)> {
+        let carried = carry.is_some();
         use futures_util::FutureExt;
         let mails = batch.mails();
         // A panic is a bug, but one mail must not stop every mailbox: the
@@ -33,17 +37,17 @@ impl Pipeline {
         // ever. Caught, it fails the batch like a refused write (its
         // transaction rolls back as it is dropped), so the mails are tried
         // one by one and only the mail that panics is quarantined.
-        let attempt = std::panic::AssertUnwindSafe(self.try_batch(batch, None, None))
+        let attempt = std::panic::AssertUnwindSafe(self.try_batch(batch, None, None, carry))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(Error::Daemon(format!("processing panicked: {}", panic_text(&*panic)))));
+        if attempt.is_err() && carried {
+            // The next batch may have been decided on what this one left,
+            // and this one did not commit as decided.
+            self.line.reset();
+        }
         match attempt {
-            Ok((summary, outcomes, kept)) => {
-                if let Some(c) = carry {
-                    c.kept = kept;
-                }
-                Ok((summary, outcomes))
-            }
+            Ok(done) => Ok(done),
             // Not the mails' fault: the whole batch is tried again later
             // (the daemon backs off and fetches it again; a replay can be
             // run again), instead of each mail ending in quarantine.
@@ -81,8 +85,10 @@ impl Pipeline {
     }
 
     /// One transaction: load the batch's snapshot, decide and apply every
-    /// mail in memory, write everything, commit; returns what was done and
-    /// the snapshot as the batch left it, to carry to the next one.
+    /// mail in memory, write everything, commit; returns what was done.
+    /// With `carry`, the snapshot as the batch left it goes there once the
+    /// batch is decided, for the next batch to be decided on while this
+    /// one is written (the caller voids it if this one fails).
     /// `reprocess` is the message row of a quarantined mail run again, and
     /// `release` its quarantine entry, marked released in the same
     /// transaction.
@@ -91,7 +97,8 @@ impl Pipeline {
         batch: &Prepared,
         reprocess: Option<i64>,
         release: Option<i64>,
-    ) -> Result<(Summary, Vec<Outcome>, Option<Kept>)> {
+        carry: Option<OwnedMutexGuard<Carry>>,
+    ) -> Result<(Summary, Vec<Outcome>)> {
         let wall = store::now();
         let started = std::time::Instant::now();
         let settings = self.settings();
@@ -115,21 +122,23 @@ impl Pipeline {
         let ids = changes.next_ids();
         let carries_over = changes.carries_over();
         let writes = changes.into_writes(Placeholders::of_backend(self.store.backend()));
+        if let Some(mut carry) = carry {
+            carry.kept = writer.filter(|_| carries_over).map(|writer| Kept {
+                snapshot,
+                ids,
+                rules,
+                settings,
+                writer,
+                since: input.since,
+                epoch: self.line.epoch(),
+                at: std::time::Instant::now(),
+            });
+        }
         let written = self
             .write_and_commit(tx, writes, release, summary.notifications)
             .await?;
         written.log(batch, load_time, decide_time, "batch committed");
-        let kept = writer.filter(|_| carries_over).map(|writer| Kept {
-            snapshot,
-            ids,
-            rules,
-            settings,
-            writer,
-            since: input.since,
-            epoch: self.line.epoch(),
-            at: std::time::Instant::now(),
-        });
-        Ok((summary, outcomes, kept))
+        Ok((summary, outcomes))
     }
 
     /// Runs every mail of `batch` through the core against `work`'s

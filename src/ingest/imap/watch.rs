@@ -352,10 +352,13 @@ async fn drain(
                 break;
             };
             // The chunk is processed on a task of its own, so it runs on the
-            // other core while this one settles the chunk ahead and reads
-            // and decodes the next chunk's FETCH response. It takes its turn
-            // first: it is decided while the chunk ahead is written, and
-            // commits after it. If this session is dropped meanwhile (lost
+            // other core while this one reads and decodes the next chunk's
+            // FETCH response and then settles the chunk ahead. It takes its
+            // turn first: it is decided while the chunk ahead is written,
+            // and commits after it. Fetching before settling keeps the
+            // next chunk parsed and ready when this one's turn to be
+            // decided ends, instead of waiting for the chunk ahead to
+            // commit first. If this session is dropped meanwhile (lost
             // lease, shutdown), the task still ends its transaction:
             // committed or rolled back whole, never cut in the middle. A
             // prefetched chunk that is never committed is simply fetched
@@ -366,34 +369,34 @@ async fn drain(
                 let pipeline = pipeline.clone();
                 async move { pipeline.process_in_turn(turn, &batch).await.map(|_| ()) }
             });
-            let settled = match ahead.take() {
-                Some(chunk) => chunk.settle(s, &marking, last).await,
-                None => Ok(last),
-            };
             let this = InFlight {
                 processing,
                 chunk: current,
                 count,
-            };
-            last = match settled {
-                Ok(top) => top,
-                Err(e) => {
-                    // Its commit stands whatever happens to the session.
-                    let _ = this.processing.await;
-                    return Err(e);
-                }
             };
             let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
             let fetched = match following {
                 Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
                 None => Ok(None),
             };
-            match fetched {
-                Ok(f) => next = f,
-                Err(e) => {
+            let settled = match ahead.take() {
+                Some(chunk) => chunk.settle(s, &marking, last).await,
+                None => Ok(last),
+            };
+            match (settled, fetched) {
+                (Ok(top), Ok(f)) => {
+                    last = top;
+                    next = f;
+                }
+                (Ok(top), Err(e)) => {
                     // The chunk processing now is settled if it commits: the
                     // session may still work (the fetch failed on a mail).
-                    let _ = this.settle(s, &marking, last).await;
+                    let _ = this.settle(s, &marking, top).await;
+                    return Err(e);
+                }
+                (Err(e), _) => {
+                    // Its commit stands whatever happens to the session.
+                    let _ = this.processing.await;
                     return Err(e);
                 }
             }
