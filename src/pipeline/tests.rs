@@ -7,6 +7,9 @@ use super::*;
 pub(super) const PANICS: &str = "this subject makes processing panic";
 /// Classifying a mail with this subject panics.
 pub(super) const PANICS_CLASSIFYING: &str = "this subject makes classifying panic";
+/// A batch of several mails, one with this subject, panics once decided
+/// under the write lock, before it writes (alone, the mail goes through).
+pub(super) const PANICS_WRITING_A_BATCH: &str = "this subject makes writing a batch panic";
 
 pub(super) fn panic_if_asked(msg: &Message, subject: &str) {
     if msg.subject == subject {

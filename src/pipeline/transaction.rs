@@ -134,6 +134,12 @@ impl Pipeline {
                 at: std::time::Instant::now(),
             });
         }
+        #[cfg(test)]
+        if batch.parsed.len() > 1 {
+            for (msg, _) in batch.parsed.iter().flatten() {
+                super::tests::panic_if_asked(msg, super::tests::PANICS_WRITING_A_BATCH);
+            }
+        }
         let written = self
             .write_and_commit(tx, writes, release, summary.notifications)
             .await?;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 
 use crate::config::Config;
 use crate::notify::templates::Templates;
-use crate::pipeline::tests::{PANICS, mail};
+use crate::pipeline::tests::{PANICS, PANICS_WRITING_A_BATCH, mail};
 use crate::pipeline::{Chain, Incoming, Pipeline};
 use crate::store::{Store, directory};
 use crate::tickets::plan::Outcome;
@@ -292,4 +292,33 @@ async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
             (3, "Line 2 down".into())
         ]
     );
+}
+
+/// A batch decided under the write lock hands its snapshot on before it
+/// writes, so the next one is decided meanwhile. Should the first then not
+/// commit as decided (here it panics and goes mail by mail), the next one
+/// must be decided again, not committed as decided on that snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_decided_on_what_a_failed_batch_left_is_decided_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (pipeline, _) = sqlite(&dir).await;
+    let outcomes = in_line(
+        &pipeline,
+        vec![
+            vec![mail(1, "Line 1 down"), mail(2, PANICS_WRITING_A_BATCH)],
+            vec![reply(1, "r1")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        outcomes,
+        [vec![Outcome::NewTicket, Outcome::NewTicket], vec![Outcome::Update]]
+    );
+    assert_eq!(
+        pipeline.line.carried.load(Ordering::SeqCst),
+        0,
+        "the reply was committed as decided on the failed batch's snapshot"
+    );
+    let numbers: Vec<i64> = tickets(&pipeline).await.into_iter().map(|(n, _)| n).collect();
+    assert_eq!(numbers, [1, 2], "the reply opened no ticket of its own");
 }
