@@ -448,32 +448,3 @@ async fn the_sign_off_names_the_bare_support_address() {
     assert!(body.contains("<support@provider.test>"), "{body}");
     assert!(!body.contains("<Équipe"), "{body}");
 }
-
-/// Every SQLite connection commits durably (WAL, synchronous FULL) and
-/// keeps statement journals in memory instead of spilling them to temp
-/// files.
-#[tokio::test]
-async fn sqlite_connections_commit_durably_and_journal_statements_in_memory() {
-    let dir = Scratch::new();
-    let p = pipeline(&dir, "").await;
-    for pool in [p.store().writer(), p.store().pool()] {
-        let mut conn = pool.acquire().await.unwrap();
-        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
-            .fetch_one(&mut *conn)
-            .await
-            .unwrap();
-        assert_eq!(
-            (mode.as_str(), sync, temp),
-            ("wal", 2, 2),
-            "journal_mode, synchronous (2 = FULL), temp_store (2 = MEMORY)"
-        );
-    }
-}

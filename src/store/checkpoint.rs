@@ -95,4 +95,35 @@ mod tests {
         assert!(file() >= 1_048_576, "the WAL was checkpointed: {} bytes", file());
         store.close().await;
     }
+
+    /// Every SQLite connection, the writer's and the readers', commits
+    /// durably (WAL, synchronous FULL) and keeps statement journals in
+    /// memory instead of spilling them to temp files.
+    #[tokio::test]
+    async fn every_connection_commits_durably_and_journals_statements_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!("[database]\nurl = \"sqlite:{}/m.db\"\n", dir.path().display());
+        let store = Store::open(&Config::parse(&text, "t").unwrap()).await.unwrap();
+        for pool in [store.writer(), store.pool()] {
+            let mut conn = pool.acquire().await.unwrap();
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            let temp: i64 = sqlx::query_scalar("PRAGMA temp_store")
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                (mode.as_str(), sync, temp),
+                ("wal", 2, 2),
+                "journal_mode, synchronous (2 = FULL), temp_store (2 = MEMORY)"
+            );
+        }
+        store.close().await;
+    }
 }
