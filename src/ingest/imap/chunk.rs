@@ -15,9 +15,11 @@ use crate::config::mailbox::{After, MailboxConfig};
 use crate::pipeline::Incoming;
 
 /// Most bytes of mail one chunk fetches (a single larger mail goes alone):
-/// with the next chunk prefetched while one commits, a backlog of 25 MB
-/// mails in chunks of 200 would otherwise need gigabytes.
-pub const CHUNK_BYTES: u64 = 8 * 1024 * 1024;
+/// up to three chunks are held at once (one writing, one being decided,
+/// the next fetched and parsed), and a backlog of 25 MB mails in chunks of
+/// 200 would otherwise need gigabytes. Three of 5 MiB hold less than the
+/// two of 8 MiB held before the next chunk was fetched ahead of settling.
+pub const CHUNK_BYTES: u64 = 5 * 1024 * 1024;
 
 /// Header bytes counted for a mail over `max_message_bytes` (only its
 /// header block, at most 64 KiB, is fetched).

@@ -5,8 +5,8 @@
 //! highest UID handled. A chunk is fetched with `BODY.PEEK[]` (the server's
 //! flags stay untouched), committed through the pipeline, and only then is
 //! the `after` action applied and the high-water mark stored. A crash
-//! anywhere in between re-fetches at most that chunk at restart, and the
-//! message-key dedupe turns it into no-ops. One mailbox failing never
+//! anywhere in between re-fetches at restart at most the chunks in flight
+//! (up to three), and the message-key dedupe turns them into no-ops. One mailbox failing never
 //! touches the others: it backs off and retries on its own. With several
 //! instances on one database, only the holder of the mailbox's lease
 //! watches it (`ingest::lease`).
@@ -394,10 +394,12 @@ async fn drain(
                     let _ = this.settle(s, &marking, top).await;
                     return Err(e);
                 }
-                (Err(e), _) => {
+                (Err(e), fetched) => {
                     // Its commit stands whatever happens to the session.
                     let _ = this.processing.await;
-                    return Err(e);
+                    // A fetch that failed first (a broken connection, say)
+                    // is what made the settling fail: that is the cause.
+                    return Err(fetched.err().unwrap_or(e));
                 }
             }
             ahead = Some(this);
