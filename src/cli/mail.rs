@@ -43,30 +43,36 @@ pub async fn replay(args: ReplayArgs, pipeline: Pipeline) -> Result<()> {
     let pipeline = pipeline.with_clock(clock);
     let files = mail_files(&args.paths)?;
     // Files are read, parsed and classified on a blocking thread one batch
-    // ahead, while the current batch is written and committed here.
+    // ahead, while the current batch is written and committed here. A
+    // batch is read only once the channel has room for it: parsed and held
+    // until there is, it would be one batch more in memory for nothing.
     let (ready, mut batches) = tokio::sync::mpsc::channel::<Result<Prepared>>(1);
     let reader = pipeline.clone();
     let max = pipeline.config().intake.max_message_bytes;
     let size = args.batch;
+    let runtime = tokio::runtime::Handle::current();
     let producer = tokio::task::spawn_blocking(move || {
-        let mut batch = Vec::with_capacity(size);
-        for file in files {
-            match read_file(&file) {
-                Ok(mails) => batch.extend(mails.into_iter().map(|m| m.limited(max))),
-                Err(e) => {
-                    let _ = ready.blocking_send(Err(e));
-                    return;
+        let mut files = files.into_iter().peekable();
+        while files.peek().is_some() {
+            let Ok(room) = runtime.block_on(ready.reserve()) else {
+                return;
+            };
+            let mut batch = Vec::with_capacity(size);
+            for file in files.by_ref() {
+                match read_file(&file) {
+                    Ok(mails) => batch.extend(mails.into_iter().map(|m| m.limited(max))),
+                    Err(e) => {
+                        room.send(Err(e));
+                        return;
+                    }
+                }
+                if batch.len() >= size {
+                    break;
                 }
             }
-            if batch.len() >= size {
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
-                if ready.blocking_send(Ok(reader.prepare(full))).is_err() {
-                    return;
-                }
+            if !batch.is_empty() {
+                room.send(Ok(reader.prepare(batch)));
             }
-        }
-        if !batch.is_empty() {
-            let _ = ready.blocking_send(Ok(reader.prepare(batch)));
         }
     });
     // Each batch is processed on a task of its own once it has its turn,
