@@ -259,6 +259,11 @@ impl Pipeline {
             chain,
             place,
         } = turn;
+        // Declared after the place, so dropped before the write turn is
+        // given on: unless the batch commits, the ones behind it in its
+        // chain must not commit before it, however it leaves (a panic
+        // building its statements, cancelled while waiting for its turn).
+        let mut failing = carry::Failing::new(&chain, &self.line);
         let early = self.decide_carried(&mut carry, batch).await;
         // A batch decided on the carry lets the next one decide now, and
         // builds its statements meanwhile; one to be decided under the
@@ -271,10 +276,6 @@ impl Pipeline {
             None => (Some(carry), None),
         };
         place.reached().await;
-        // Declared after the place, so dropped before the write turn is
-        // given on: unless the batch commits, the ones behind it in its
-        // chain must not commit before it, even if it panics out of here.
-        let mut failing = carry::Failing::new(&chain, &self.line);
         let done = self.in_write_turn(carry, early, &chain, batch).await;
         if done.is_ok() {
             failing.disarm();
