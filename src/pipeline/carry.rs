@@ -159,11 +159,9 @@ impl Line {
     }
 }
 
-/// A batch decided on a carried snapshot, waiting for its write turn:
-/// with its changes (`W` = [`Changes`]) as decided, then with its
-/// statements ([`Writes`]), built once the next batch may be decided.
-pub(super) struct Decided<W = Writes> {
-    writes: W,
+/// A batch decided on a carried snapshot, waiting for its write turn;
+/// its changes go beside it, as decided and then as statements.
+pub(super) struct Decided {
     /// Whether the next batch may be decided on what this one left.
     carries_over: bool,
     summary: Summary,
@@ -227,7 +225,7 @@ impl Pipeline {
     /// Decides `batch` on the carried snapshot, if there is one it can
     /// trust, leaving the snapshot as the batch's decisions leave it;
     /// `None` when the batch is to be decided under the write lock.
-    pub(super) async fn decide_carried(&self, carry: &mut Carry, batch: &Prepared) -> Option<Decided<Changes>> {
+    pub(super) async fn decide_carried(&self, carry: &mut Carry, batch: &Prepared) -> Option<(Decided, Changes)> {
         use futures_util::FutureExt;
         let kept = carry.kept.take()?;
         let settings = self.settings();
@@ -249,9 +247,9 @@ impl Pipeline {
             .catch_unwind()
             .await;
         match attempt {
-            Ok(Ok((decided, kept))) => {
+            Ok(Ok((decided, changes, kept))) => {
                 carry.kept = Some(kept).filter(|_| decided.carries_over);
-                Some(decided)
+                Some((decided, changes))
             }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "deciding on the carried snapshot failed; deciding under the write lock");
@@ -267,7 +265,7 @@ impl Pipeline {
         batch: &Prepared,
         input: &BatchInput<'_>,
         wall: i64,
-    ) -> Result<(Decided<Changes>, Kept)> {
+    ) -> Result<(Decided, Changes, Kept)> {
         let started = Instant::now();
         let mut conn = self.store.pool().acquire().await?;
         kept.snapshot
@@ -287,7 +285,6 @@ impl Pipeline {
         kept.at = Instant::now();
         let carries_over = changes.carries_over();
         let decided = Decided {
-            writes: changes,
             carries_over,
             summary,
             outcomes,
@@ -296,26 +293,17 @@ impl Pipeline {
             load,
             decide: started.elapsed() - load,
         };
-        Ok((decided, kept))
+        Ok((decided, changes, kept))
     }
 
     /// Builds the statements of a batch decided on a carried snapshot: off
     /// the writer's path, and after the next batch may be decided.
-    pub(super) fn build_carried(&self, decided: Decided<Changes>) -> Decided {
+    /// The time it takes counts as deciding.
+    pub(super) fn build_carried(&self, decided: &mut Decided, changes: Changes) -> Writes {
         let started = Instant::now();
-        let writes = decided
-            .writes
-            .into_writes(Placeholders::of_backend(self.store.backend()));
-        Decided {
-            writes,
-            carries_over: decided.carries_over,
-            summary: decided.summary,
-            outcomes: decided.outcomes,
-            epoch: decided.epoch,
-            writer: decided.writer,
-            load: decided.load,
-            decide: decided.decide + started.elapsed(),
-        }
+        let writes = changes.into_writes(Placeholders::of_backend(self.store.backend()));
+        decided.decide += started.elapsed();
+        writes
     }
 
     /// Writes a batch decided on a carried snapshot, if nobody else wrote
@@ -323,6 +311,7 @@ impl Pipeline {
     pub(super) async fn write_carried(
         &self,
         decided: Decided,
+        writes: Writes,
         batch: &Prepared,
     ) -> std::result::Result<(Summary, Vec<Outcome>), Unwritten> {
         let mut tx = self.store.begin_write().await?;
@@ -336,7 +325,6 @@ impl Pipeline {
             return Err(Unwritten::Stale("another connection committed in between"));
         }
         let Decided {
-            writes,
             summary,
             outcomes,
             load,

@@ -269,9 +269,10 @@ impl Pipeline {
         // builds its statements meanwhile; one to be decided under the
         // write lock keeps it, to leave its snapshot.
         let (carry, early) = match early {
-            Some(decided) => {
+            Some((mut decided, changes)) => {
                 drop(carry);
-                (None, Some(self.build_carried(decided)))
+                let writes = self.build_carried(&mut decided, changes);
+                (None, Some((decided, writes)))
             }
             None => (Some(carry), None),
         };
@@ -287,16 +288,16 @@ impl Pipeline {
     async fn in_write_turn(
         &self,
         mut carry: Option<tokio::sync::OwnedMutexGuard<Carry>>,
-        early: Option<carry::Decided>,
+        early: Option<(carry::Decided, crate::store::changes::Writes)>,
         chain: &Chain,
         batch: &Prepared,
     ) -> Result<(Summary, Vec<Outcome>)> {
         if chain.broken() {
             return Err(Error::Deferred("a batch ahead of it failed".into()));
         }
-        if let Some(decided) = early {
+        if let Some((decided, writes)) = early {
             use futures_util::FutureExt;
-            match std::panic::AssertUnwindSafe(self.write_carried(decided, batch))
+            match std::panic::AssertUnwindSafe(self.write_carried(decided, writes, batch))
                 .catch_unwind()
                 .await
             {

@@ -29,9 +29,9 @@ impl Pipeline {
         batch: &Prepared,
         carry: Option<OwnedMutexGuard<Carry>>,
     ) -> Result<(Summary, Vec<Outcome>)> {
-        let carried = carry.is_some();
         use futures_util::FutureExt;
         let mails = batch.mails();
+        let hands_on = carry.is_some();
         // A panic is a bug, but one mail must not stop every mailbox: the
         // daemon would restart, fetch the same mail and panic again, for
         // ever. Caught, it fails the batch like a refused write (its
@@ -41,7 +41,7 @@ impl Pipeline {
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(Error::Daemon(format!("processing panicked: {}", panic_text(&*panic)))));
-        if attempt.is_err() && carried {
+        if attempt.is_err() && hands_on {
             // The next batch may have been decided on what this one left,
             // and this one did not commit as decided.
             self.line.reset();

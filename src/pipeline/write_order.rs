@@ -8,7 +8,7 @@
 //! and a place is reached once every place before it is given up,
 //! however its batch ended (committed, failed, cancelled, dropped unused).
 
-use std::collections::BTreeSet;
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 /// The line of places; one per pipeline, shared by its clones.
@@ -25,7 +25,7 @@ struct Line {
     /// The first place not given up yet: the one holding the write turn.
     serving: u64,
     /// Places after `serving` already given up.
-    given_up: BTreeSet<u64>,
+    given_up: HashSet<u64>,
 }
 
 impl WriteOrder {
@@ -71,15 +71,15 @@ impl Place {
 
 impl Drop for Place {
     fn drop(&mut self) {
-        let mut line = self.order.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self.order.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let line = &mut *guard;
         line.given_up.insert(self.n);
         let before = line.serving;
-        while let Some(first) = line.given_up.first().copied().filter(|n| *n == line.serving) {
-            line.given_up.remove(&first);
+        while line.given_up.remove(&line.serving) {
             line.serving += 1;
         }
         let moved = line.serving != before;
-        drop(line);
+        drop(guard);
         if moved {
             self.order.moved.notify_waiters();
         }

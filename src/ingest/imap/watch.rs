@@ -6,10 +6,10 @@
 //! flags stay untouched), committed through the pipeline, and only then is
 //! the `after` action applied and the high-water mark stored. A crash
 //! anywhere in between re-fetches at restart at most the chunks in flight
-//! (up to three), and the message-key dedupe turns them into no-ops. One mailbox failing never
-//! touches the others: it backs off and retries on its own. With several
-//! instances on one database, only the holder of the mailbox's lease
-//! watches it (`ingest::lease`).
+//! (up to three), and the message-key dedupe turns them into no-ops. One
+//! mailbox failing never touches the others: it backs off and retries on
+//! its own. With several instances on one database, only the holder of
+//! the mailbox's lease watches it (`ingest::lease`).
 
 use std::sync::Arc;
 use std::time::Duration;
