@@ -12,19 +12,24 @@
 //! What the snapshot lacks the batch ahead did not touch, so the committed
 //! state is right for it, as long as nobody else wrote. That is checked
 //! in the batch's write turn, under the write lock:
-//! - no other connection committed (`PRAGMA data_version` on the writer:
-//!   a CLI command, another daemon on the same file);
+//! - nobody else committed a change of facts since this pipeline's last
+//!   batch ([`Store::writer_mark`]: SQLite's `PRAGMA data_version` on the
+//!   writer, which counts a CLI command's or another daemon's commits on
+//!   the same file; PostgreSQL's `facts_version`, which every statement on
+//!   a table a snapshot reads moves, whoever runs it);
 //! - nothing else in this process committed a change of facts (a hand
 //!   action, a hard bounce counted by delivery): [`Store::facts_generation`];
 //! - no batch in between was refused, failed or decided again (the epoch).
 //!
 //! A batch that fails the check is decided again the plain way, with
 //! everything loaded under the write lock, and leaves a fresh snapshot.
-//! SQLite only: on PostgreSQL other instances write all the time, so every
-//! batch is decided under the write lock there.
+//! When the check fails because another writer committed, nothing is
+//! carried for a while ([`MAX_IDLE`]): several instances on one
+//! PostgreSQL database take turns writing, and every snapshot carried
+//! between them would be out of date, decided for nothing.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::write_order::Place;
@@ -36,7 +41,7 @@ use crate::store::apply::Batch;
 use crate::store::changes::{Changes, NextIds, Writes};
 use crate::store::snapshot::Snapshot;
 use crate::store::sql::Placeholders;
-use crate::store::{self, Backend, WriterMark};
+use crate::store::{self, WriterMark};
 use crate::tickets::plan::Outcome;
 
 /// How long a carried snapshot is trusted without a batch committing: past
@@ -90,9 +95,6 @@ pub(super) struct Kept {
     pub rules: Vec<IgnoreRule>,
     /// The settings the batch ran with: a reload starts afresh.
     pub settings: Arc<Settings>,
-    /// The writer connection and its `PRAGMA data_version` when the
-    /// snapshot was loaded.
-    pub writer: WriterMark,
     /// The earliest time the snapshot's windows (rate limits) cover.
     pub since: i64,
     pub epoch: u64,
@@ -140,6 +142,13 @@ pub(super) struct Line {
     epoch: AtomicU64,
     /// [`Store::facts_generation`] after this pipeline's last commit.
     own_generation: AtomicU64,
+    /// [`Store::writer_mark`] as this pipeline's last batch left it.
+    own_mark: Mutex<Option<WriterMark>>,
+    /// When a carried batch last found another writer's commit in its way:
+    /// while writers keep taking turns with this process (several
+    /// instances on one PostgreSQL database), a snapshot carried is out of
+    /// date by the time it is used, so none is for a while.
+    contended: Mutex<Option<Instant>>,
     /// Batches committed as decided on a carried snapshot.
     carried: AtomicU64,
 }
@@ -154,8 +163,25 @@ impl Line {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    pub fn committed(&self, generation: u64) {
+    /// A batch committed, bringing the store's counts to these.
+    pub fn committed(&self, generation: u64, mark: WriterMark) {
         self.own_generation.store(generation, Ordering::SeqCst);
+        *self.own_mark.lock().unwrap_or_else(|e| e.into_inner()) = Some(mark);
+    }
+
+    fn own_mark(&self) -> Option<WriterMark> {
+        *self.own_mark.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn contended_now(&self) {
+        *self.contended.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+    }
+
+    fn contended_lately(&self) -> bool {
+        self.contended
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() <= MAX_IDLE)
     }
 }
 
@@ -167,7 +193,6 @@ pub(super) struct Decided {
     summary: Summary,
     outcomes: Vec<Outcome>,
     epoch: u64,
-    writer: WriterMark,
     load: Duration,
     decide: Duration,
 }
@@ -231,7 +256,7 @@ impl Pipeline {
         let settings = self.settings();
         let wall = store::now();
         let input = BatchInput::of(batch, self.clock, wall);
-        let usable = self.store.backend() == Backend::Sqlite
+        let usable = !self.line.contended_lately()
             && Arc::ptr_eq(&kept.settings, &settings)
             && kept.epoch == self.line.epoch()
             && input.since >= kept.since
@@ -289,7 +314,6 @@ impl Pipeline {
             summary,
             outcomes,
             epoch: kept.epoch,
-            writer: kept.writer,
             load,
             decide: started.elapsed() - load,
         };
@@ -321,7 +345,8 @@ impl Pipeline {
         if self.store.facts_generation() != self.line.own_generation.load(Ordering::SeqCst) {
             return Err(Unwritten::Stale("this process changed facts in between"));
         }
-        if self.store.writer_mark(&mut tx).await? != Some(decided.writer) {
+        if Some(self.store.writer_mark(&mut tx).await?) != self.line.own_mark() {
+            self.line.contended_now();
             return Err(Unwritten::Stale("another connection committed in between"));
         }
         let Decided {

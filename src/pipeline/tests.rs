@@ -22,14 +22,15 @@ pub(super) fn panic_if_asked(msg: &Message, subject: &str) {
 /// `MAILROOM_TEST_POSTGRES_URL`, as the integration tests get from
 /// tests/support/store.rs (which a unit test cannot reach): the fallback
 /// after a panic rolls back and retries, and the engines roll back apart.
-struct TestStore {
-    pipeline: Pipeline,
+pub(super) struct TestStore {
+    pub pipeline: Pipeline,
+    pub config: Config,
     /// PostgreSQL: the server's URL and the database to drop.
     drop: Option<(String, String)>,
 }
 
 impl TestStore {
-    async fn new(dir: &tempfile::TempDir, name: &str) -> TestStore {
+    pub async fn new(dir: &tempfile::TempDir, name: &str) -> TestStore {
         let server = std::env::var("MAILROOM_TEST_POSTGRES_URL").ok();
         let on_postgres = std::env::var("MAILROOM_TEST_STORE").as_deref() == Ok("postgres");
         let (url, drop) = match server.filter(|_| on_postgres) {
@@ -60,12 +61,17 @@ impl TestStore {
         );
         let config = Config::parse(&text, "test").unwrap();
         let store = Store::open(&config).await.unwrap();
-        let pipeline = Pipeline::new(store, Arc::new(config), Arc::new(Templates::load(None).unwrap())).unwrap();
-        TestStore { pipeline, drop }
+        let pipeline = Pipeline::new(
+            store,
+            Arc::new(config.clone()),
+            Arc::new(Templates::load(None).unwrap()),
+        )
+        .unwrap();
+        TestStore { pipeline, config, drop }
     }
 
     /// Closes the store and drops its PostgreSQL database.
-    async fn end(self) {
+    pub async fn end(self) {
         self.pipeline.store().close().await;
         if let Some((server, db)) = self.drop {
             let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)

@@ -113,22 +113,16 @@ impl Pipeline {
         let load_time = started.elapsed();
         let (summary, outcomes) = self.decide_mails(&settings, &rules, batch, &mut work, wall, reprocess)?;
         let decide_time = started.elapsed() - load_time;
-        // A reprocessed mail leaves nothing to carry: no mark to read.
-        let writer = match reprocess {
-            None => self.store.writer_mark(&mut tx).await?,
-            Some(_) => None,
-        };
         let Batch { snapshot, changes } = work;
         let ids = changes.next_ids();
         let carries_over = changes.carries_over();
         let writes = changes.into_writes(Placeholders::of_backend(self.store.backend()));
         if let Some(mut carry) = carry {
-            carry.kept = writer.filter(|_| carries_over).map(|writer| Kept {
+            carry.kept = carries_over.then(|| Kept {
                 snapshot,
                 ids,
                 rules,
                 settings,
-                writer,
                 since: input.since,
                 epoch: self.line.epoch(),
                 at: std::time::Instant::now(),
@@ -261,9 +255,10 @@ impl Pipeline {
                 return Err(Error::Usage(format!("quarantined mail {id} was already reprocessed")));
             }
         }
+        let mark = self.store.writer_mark(&mut tx).await?;
         let write_time = started.elapsed();
         let generation = self.store.commit_counted(tx).await?;
-        self.line.committed(generation);
+        self.line.committed(generation, mark);
         if notifications > 0 {
             self.outbox_ready.notify_one();
         }

@@ -62,12 +62,14 @@ pub struct Store {
     writer_connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
-/// See [`Store::writer_mark`]. `data_version` is each connection's own
-/// count, so a replaced writer connection (its ping failed) could show an
-/// old value again: the connection's number is part of the mark.
+/// See [`Store::writer_mark`]. SQLite's `data_version` is each
+/// connection's own count, so a replaced writer connection (its ping
+/// failed) could show an old value again: the connection's number is part
+/// of the mark (always 0 on PostgreSQL, whose count is the database's).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WriterMark {
     connection: u64,
+    /// SQLite's `PRAGMA data_version`, or PostgreSQL's `facts_version`.
     data_version: i64,
 }
 
@@ -90,6 +92,10 @@ fn not_up_yet(e: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+/// Tables only the PostgreSQL schema has: its own bookkeeping, no data of
+/// the store's (`db copy` neither copies nor expects them).
+pub const POSTGRES_ONLY_TABLES: &[&str] = &["facts_version"];
 
 /// The key of the advisory lock that makes PostgreSQL writers take turns, as
 /// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
@@ -328,6 +334,14 @@ impl Store {
                     .bind(WRITE_LOCK)
                     .execute(&mut *tx)
                     .await?;
+                // The count of fact changes, locked from here to the commit:
+                // a writer outside the advisory lock (a delivery counting a
+                // bounce) waits for it before touching a fact, so none can
+                // commit between this batch's check and its commit (see
+                // migrations/postgres/0013_facts_version.sql).
+                sqlx::query("SELECT facts FROM facts_version WHERE id = 1 FOR UPDATE")
+                    .execute(&mut *tx)
+                    .await?;
                 Ok(tx)
             }
         }
@@ -369,21 +383,35 @@ impl Store {
         self.facts_changed.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Which writer connection `tx` runs on and SQLite's count of commits
-    /// by other connections (other processes, or this one's other
-    /// connections) as it sees them: the same mark later means nothing but
-    /// this process's writer changed the file in between. `None` on
-    /// PostgreSQL, where other instances write all the time.
-    pub async fn writer_mark(&self, tx: &mut Tx) -> Result<Option<WriterMark>> {
+    /// What the store's fact-changing commits look like from inside `tx`,
+    /// a [`Store::begin_write`] transaction: read again in a later batch's
+    /// write turn, the same mark means nobody but this process's batches
+    /// changed a fact in between (the pipeline's carry compares the mark
+    /// its last batch left before committing with the next one's).
+    /// SQLite: the writer connection and its `PRAGMA data_version`, which
+    /// counts other connections' commits (other processes, or this one's
+    /// other connections) and not its own. PostgreSQL: the count of
+    /// fact-changing statements (`facts_version`, moved by triggers), which
+    /// this transaction has locked, so read just before the commit it is
+    /// the count the commit leaves.
+    pub async fn writer_mark(&self, tx: &mut Tx) -> Result<WriterMark> {
         match self.backend {
             Backend::Sqlite => {
                 let data_version = sqlx::query_scalar("PRAGMA data_version").fetch_one(&mut **tx).await?;
-                Ok(Some(WriterMark {
+                Ok(WriterMark {
                     connection: self.writer_connections.load(std::sync::atomic::Ordering::SeqCst),
                     data_version,
-                }))
+                })
             }
-            Backend::Postgres => Ok(None),
+            Backend::Postgres => {
+                let facts = sqlx::query_scalar("SELECT facts FROM facts_version WHERE id = 1")
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Ok(WriterMark {
+                    connection: 0,
+                    data_version: facts,
+                })
+            }
         }
     }
 

@@ -161,6 +161,10 @@ pub async fn dump_pg(conn: &mut PgConnection) -> Dump {
     .unwrap();
     let mut tables: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (table, column, data_type) in columns {
+        // PostgreSQL's own bookkeeping, not the store's data.
+        if mailroom::store::POSTGRES_ONLY_TABLES.contains(&table.as_str()) {
+            continue;
+        }
         tables.entry(table).or_default().push((column, data_type));
     }
     let mut dump = Dump::new();

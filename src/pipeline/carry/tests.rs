@@ -7,12 +7,12 @@ use std::sync::atomic::Ordering;
 
 use crate::config::Config;
 use crate::notify::templates::Templates;
-use crate::pipeline::tests::{PANICS, PANICS_WRITING_A_BATCH, mail};
+use crate::pipeline::tests::{PANICS, PANICS_WRITING_A_BATCH, TestStore, mail};
 use crate::pipeline::{Chain, Incoming, Pipeline};
 use crate::store::{Store, directory};
 use crate::tickets::plan::Outcome;
 
-/// A SQLite store (the carry is SQLite's only) and its config.
+/// A SQLite store and its config, for what only SQLite does.
 async fn sqlite(dir: &tempfile::TempDir) -> (Pipeline, Config) {
     let text = format!(
         "[database]\nurl = \"sqlite:{}/m.db\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
@@ -57,12 +57,13 @@ async fn in_line(pipeline: &Pipeline, batches: Vec<Vec<Incoming>>) -> Vec<Vec<Ou
     outcomes
 }
 
-/// A pipeline whose first batch (customer 1's mail) has committed and left
-/// its snapshot to carry.
-async fn carrying(dir: &tempfile::TempDir) -> (Pipeline, Config) {
-    let (pipeline, config) = sqlite(dir).await;
-    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
-    (pipeline, config)
+/// The test's store (SQLite, or PostgreSQL in CI's second pass) and a
+/// pipeline on it whose first batch (customer 1's mail) has committed and
+/// left its snapshot to carry.
+async fn carrying(dir: &tempfile::TempDir, name: &str) -> TestStore {
+    let store = TestStore::new(dir, name).await;
+    in_line(&store.pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    store
 }
 
 fn carried(pipeline: &Pipeline) -> u64 {
@@ -83,9 +84,10 @@ async fn tickets(pipeline: &Pipeline) -> Vec<(i64, String)> {
 #[tokio::test]
 async fn a_batch_decided_on_the_carry_sees_what_the_batch_ahead_did() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = sqlite(&dir).await;
+    let store = TestStore::new(&dir, "carry_sees").await;
+    let pipeline = &store.pipeline;
     let outcomes = in_line(
-        &pipeline,
+        pipeline,
         vec![
             vec![mail(1, "Line 1 down"), mail(2, "Line 2 down")],
             vec![reply(1, "r1"), mail(3, "Line 3 down"), reply(2, "r2")],
@@ -94,14 +96,14 @@ async fn a_batch_decided_on_the_carry_sees_what_the_batch_ahead_did() {
     )
     .await;
     assert_eq!(
-        carried(&pipeline),
+        carried(pipeline),
         2,
         "the second and third batches were decided on the carry"
     );
     assert_eq!(outcomes[1], [Outcome::Update, Outcome::NewTicket, Outcome::Update]);
     assert_eq!(outcomes[2], [Outcome::Update, Outcome::Duplicate]);
     assert_eq!(
-        tickets(&pipeline).await,
+        tickets(pipeline).await,
         [
             (1, "c1@acme.test".into()),
             (2, "c2@acme.test".into()),
@@ -125,6 +127,8 @@ async fn a_batch_decided_on_the_carry_sees_what_the_batch_ahead_did() {
             (7, None)
         ]
     );
+    drop(conn);
+    store.end().await;
 }
 
 /// Another process (its own connection) ignores customer 2.
@@ -149,9 +153,10 @@ async fn assert_change_seen(pipeline: &Pipeline) {
 #[tokio::test]
 async fn another_connection_committing_voids_the_carry() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, config) = carrying(&dir).await;
-    ignored_elsewhere(Store::open(&config).await.unwrap()).await;
-    assert_change_seen(&pipeline).await;
+    let store = carrying(&dir, "other_connection").await;
+    ignored_elsewhere(Store::open(&store.config).await.unwrap()).await;
+    assert_change_seen(&store.pipeline).await;
+    store.end().await;
 }
 
 /// The same through this process's own writer connection (a hand action,
@@ -160,12 +165,13 @@ async fn another_connection_committing_voids_the_carry() {
 #[tokio::test]
 async fn a_change_through_this_process_voids_the_carry() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = carrying(&dir).await;
-    let store = pipeline.store();
+    let test = carrying(&dir, "own_change").await;
+    let store = test.pipeline.store();
     let mut tx = store.begin_write().await.unwrap();
     directory::add_ignore_rule(&mut tx, "c2@acme.test").await.unwrap();
     store.commit(tx).await.unwrap();
-    assert_change_seen(&pipeline).await;
+    assert_change_seen(&test.pipeline).await;
+    test.end().await;
 }
 
 /// A mail panicking in a batch decided on the carry: the batch is decided
@@ -174,9 +180,10 @@ async fn a_change_through_this_process_voids_the_carry() {
 #[tokio::test]
 async fn a_panic_on_the_carry_quarantines_only_its_mail() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = sqlite(&dir).await;
+    let store = TestStore::new(&dir, "carry_panic").await;
+    let pipeline = &store.pipeline;
     let outcomes = in_line(
-        &pipeline,
+        pipeline,
         vec![
             vec![mail(1, "Line 1 down")],
             vec![mail(2, "Line 2 down"), mail(3, PANICS)],
@@ -187,9 +194,10 @@ async fn a_panic_on_the_carry_quarantines_only_its_mail() {
     assert_eq!(outcomes[1], [Outcome::NewTicket, Outcome::Quarantined]);
     assert_eq!(outcomes[2], [Outcome::Update, Outcome::Update]);
     assert_eq!(
-        tickets(&pipeline).await,
+        tickets(pipeline).await,
         [(1, "c1@acme.test".into()), (2, "c2@acme.test".into())]
     );
+    store.end().await;
 }
 
 /// Found by a review: the batch ahead failing for the moment (here the
@@ -269,7 +277,8 @@ async fn a_replaced_writer_connection_voids_the_carry() {
 #[tokio::test]
 async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = carrying(&dir).await;
+    let store = carrying(&dir, "id_clash").await;
+    let pipeline = &store.pipeline;
     sqlx::query(
         "INSERT INTO tickets (number, subject, status, requester_id, created_at, updated_at)
          VALUES (2, 'written behind the carry''s back', 'open', 1, 0, 0)",
@@ -277,7 +286,7 @@ async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
     .execute(pipeline.store().writer())
     .await
     .unwrap();
-    let outcomes = in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+    let outcomes = in_line(pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
     assert_eq!(outcomes[0], [Outcome::NewTicket]);
     let mut conn = pipeline.store().pool().acquire().await.unwrap();
     let subjects: Vec<(i64, String)> = sqlx::query_as("SELECT number, subject FROM tickets ORDER BY number")
@@ -292,6 +301,8 @@ async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
             (3, "Line 2 down".into())
         ]
     );
+    drop(conn);
+    store.end().await;
 }
 
 /// A batch decided under the write lock hands its snapshot on before it
@@ -301,9 +312,10 @@ async fn a_carried_id_clashing_with_a_stored_row_overwrites_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_decided_on_what_a_failed_batch_left_is_decided_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, _) = sqlite(&dir).await;
+    let store = TestStore::new(&dir, "failed_left").await;
+    let pipeline = &store.pipeline;
     let outcomes = in_line(
-        &pipeline,
+        pipeline,
         vec![
             vec![mail(1, "Line 1 down"), mail(2, PANICS_WRITING_A_BATCH)],
             vec![reply(1, "r1")],
@@ -319,6 +331,7 @@ async fn a_batch_decided_on_what_a_failed_batch_left_is_decided_again() {
         0,
         "the reply was committed as decided on the failed batch's snapshot"
     );
-    let numbers: Vec<i64> = tickets(&pipeline).await.into_iter().map(|(n, _)| n).collect();
+    let numbers: Vec<i64> = tickets(pipeline).await.into_iter().map(|(n, _)| n).collect();
     assert_eq!(numbers, [1, 2], "the reply opened no ticket of its own");
+    store.end().await;
 }

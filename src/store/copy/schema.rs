@@ -214,6 +214,9 @@ async fn pg_columns(dst: &mut PgConnection) -> Result<BTreeMap<String, BTreeMap<
     .await?;
     let mut tables: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     for (table, column, ty) in rows {
+        if crate::store::POSTGRES_ONLY_TABLES.contains(&table.as_str()) {
+            continue;
+        }
         tables.entry(table).or_default().insert(column, ty);
     }
     Ok(tables)

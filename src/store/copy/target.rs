@@ -100,7 +100,7 @@ pub(super) async fn refuse_unless_fresh(
     }
     for (name, kind) in &objects {
         if kind == "table" {
-            if ours && name == MIGRATIONS {
+            if ours && (name == MIGRATIONS || crate::store::POSTGRES_ONLY_TABLES.contains(&name.as_str())) {
                 continue;
             }
             let has_rows: bool =

@@ -1,0 +1,56 @@
+-- A count of the commits that changed what batches decide on, so that a
+-- batch decided on the snapshot the batch ahead of it left (the pipeline's
+-- carry) can tell, in its write turn, whether anyone else changed those
+-- facts since: another instance's batch, a CLI command, a hand action.
+-- SQLite answers that with PRAGMA data_version; PostgreSQL has no such
+-- count, so every statement on a table a snapshot reads moves this one.
+--
+-- The row is locked by every batch from the start of its transaction
+-- (Store::begin_write, after the writers' advisory lock), and the triggers
+-- fire BEFORE each statement: a writer that does not take the advisory
+-- lock (an outbox delivery counting a hard bounce) waits for the row before
+-- it touches any fact, so nothing can commit a change between a batch's
+-- check and its commit without moving the count past what the batch saw.
+--
+-- PostgreSQL only (SQLite's 0013 is empty): `db copy` and the schema
+-- mirror test leave this table out.
+CREATE TABLE facts_version (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    facts BIGINT NOT NULL
+);
+INSERT INTO facts_version (id, facts) VALUES (1, 0);
+
+CREATE FUNCTION facts_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE facts_version SET facts = facts + 1 WHERE id = 1;
+    RETURN NULL;
+END;
+$$;
+
+-- Every table a snapshot reads (src/store/snapshot). Not the outbox's
+-- updates: deliveries change only a row's state, which no snapshot reads,
+-- and they are many.
+CREATE TRIGGER accounts_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER account_domains_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON account_domains
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER billing_accounts_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON billing_accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER services_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON services
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER contacts_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON contacts
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER subscriptions_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON subscriptions
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER ignore_rules_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ignore_rules
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER tickets_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON tickets
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER messages_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON messages
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER ticket_participants_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON ticket_participants
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER quarantine_facts_changed BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE ON quarantine
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();
+CREATE TRIGGER outbox_facts_changed BEFORE INSERT OR DELETE OR TRUNCATE ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION facts_changed();

@@ -1,0 +1,4 @@
+-- PostgreSQL only (its 0013 creates facts_version and its triggers): SQLite
+-- counts the commits of other connections itself, in PRAGMA data_version,
+-- which is what a batch decided on a carried snapshot checks here.
+-- Kept as a file so that the two migration sets stay numbered alike.

@@ -1,0 +1,4 @@
+-- PostgreSQL only (its 0014 drops the outbox's foreign keys, half of the key
+-- checks of its batch writes): SQLite checks a key by its rowid, a cost too
+-- small to pay for rebuilding the outbox table.
+-- Kept as a file so that the two migration sets stay numbered alike.
