@@ -159,6 +159,21 @@ async fn another_connection_committing_voids_the_carry() {
     store.end().await;
 }
 
+/// Once another writer's commit was found in the way, the batches right
+/// after are decided under the write lock, not on the carry: instances
+/// taking turns on one database would make every carried decision stale.
+#[tokio::test]
+async fn after_another_writer_clashes_nothing_is_carried_for_a_while() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = carrying(&dir, "contended").await;
+    ignored_elsewhere(Store::open(&store.config).await.unwrap()).await;
+    assert_change_seen(&store.pipeline).await;
+    let outcomes = in_line(&store.pipeline, vec![vec![mail(3, "Line 3 down")]]).await;
+    assert_eq!(outcomes[0], [Outcome::NewTicket]);
+    assert_eq!(carried(&store.pipeline), 0, "decided on the carry right after a clash");
+    store.end().await;
+}
+
 /// The same through this process's own writer connection (a hand action,
 /// a hard bounce counted by delivery), which SQLite's data_version does not
 /// see.
