@@ -48,11 +48,6 @@ use crate::tickets::plan::Outcome;
 /// a pause, the next batch loads afresh.
 const MAX_IDLE: Duration = Duration::from_secs(2);
 
-/// How much a carried snapshot may hold (keys, contacts, tickets, thread
-/// ids) before the next batch starts a fresh one: a long backlog must not
-/// grow the daemon's memory.
-const MAX_SIZE: usize = 8_000;
-
 /// A place in the line of batches (see [`Pipeline::turn`]): the carry,
 /// held while the batch is decided, and its place in line to write.
 pub struct Turn {
@@ -261,7 +256,7 @@ impl Pipeline {
             && kept.epoch == self.line.epoch()
             && input.since >= kept.since
             && kept.at.elapsed() <= MAX_IDLE
-            && kept.snapshot.size() <= MAX_SIZE;
+            && kept.snapshot.size() <= self.store.carried_snapshot_limit();
         if !usable {
             return None;
         }
