@@ -54,8 +54,17 @@ impl TestStore {
                 url.set_path(&db);
                 (url.to_string(), Some((server, db)))
             }
-            None => (format!("sqlite:{}/m.db", dir.path().display()), None),
+            None => return TestStore::sqlite(dir).await,
         };
+        TestStore::open(&url, drop).await
+    }
+
+    /// A SQLite store in `dir` whatever the pass, for what only SQLite does.
+    pub async fn sqlite(dir: &tempfile::TempDir) -> TestStore {
+        TestStore::open(&format!("sqlite:{}/m.db", dir.path().display()), None).await
+    }
+
+    async fn open(url: &str, drop: Option<(String, String)>) -> TestStore {
         let text = format!(
             "[database]\nurl = \"{url}\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n"
         );

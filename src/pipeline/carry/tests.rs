@@ -2,28 +2,12 @@
 //! is what they would have decided one after the other, and anything else
 //! writing in between sends them back to the store.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::config::Config;
-use crate::notify::templates::Templates;
 use crate::pipeline::tests::{PANICS, PANICS_WRITING_A_BATCH, TestStore, mail};
 use crate::pipeline::{Chain, Incoming, Pipeline};
 use crate::store::{Store, directory};
 use crate::tickets::plan::Outcome;
-
-/// A SQLite store and its config, for what only SQLite does.
-async fn sqlite(dir: &tempfile::TempDir) -> (Pipeline, Config) {
-    let text = format!(
-        "[database]\nurl = \"sqlite:{}/m.db\"\n[mail]\nfrom = \"support@provider.test\"\ndomain = \"provider.test\"\n",
-        dir.path().display()
-    );
-    let config = Config::parse(&text, "test").unwrap();
-    let store = Store::open(&config).await.unwrap();
-    let templates = Arc::new(Templates::load(None).unwrap());
-    let pipeline = Pipeline::new(store, Arc::new(config.clone()), templates).unwrap();
-    (pipeline, config)
-}
 
 /// Customer `n`'s reply to their first mail (`<m{n}@acme.test>`).
 fn reply(n: u32, id: &str) -> Incoming {
@@ -231,16 +215,17 @@ async fn a_panic_on_the_carry_quarantines_only_its_mail() {
 async fn a_batch_behind_one_that_failed_does_not_commit_before_it() {
     for carried in [false, true] {
         let dir = tempfile::tempdir().unwrap();
-        let (pipeline, config) = sqlite(&dir).await;
+        let test = TestStore::sqlite(&dir).await;
+        let (pipeline, config) = (&test.pipeline, &test.config);
         // Give up at once on a lock held elsewhere (30 s in production).
         sqlx::query("PRAGMA busy_timeout = 100")
             .execute(pipeline.store().writer())
             .await
             .unwrap();
         if carried {
-            in_line(&pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
+            in_line(pipeline, vec![vec![mail(2, "Line 2 down")]]).await;
         }
-        let other = Store::open(&config).await.unwrap();
+        let other = Store::open(config).await.unwrap();
         let lock = other.begin_write().await.unwrap();
         let chain = Chain::default();
         let spawn = |turn, mails| {
@@ -268,7 +253,7 @@ async fn a_batch_behind_one_that_failed_does_not_commit_before_it() {
             behind.map(|d| d.1)
         );
         // Fetched again in order, the reply threads onto the original.
-        let outcomes = in_line(&pipeline, vec![vec![mail(1, "Line 1 down")], vec![reply(1, "r1")]]).await;
+        let outcomes = in_line(pipeline, vec![vec![mail(1, "Line 1 down")], vec![reply(1, "r1")]]).await;
         assert_eq!(outcomes, [[Outcome::NewTicket], [Outcome::Update]]);
     }
 }
@@ -279,16 +264,17 @@ async fn a_batch_behind_one_that_failed_does_not_commit_before_it() {
 #[tokio::test]
 async fn a_replaced_writer_connection_voids_the_carry() {
     let dir = tempfile::tempdir().unwrap();
-    let (pipeline, config) = sqlite(&dir).await;
-    let other = Store::open(&config).await.unwrap();
-    in_line(&pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
+    let test = TestStore::sqlite(&dir).await;
+    let (pipeline, config) = (&test.pipeline, &test.config);
+    let other = Store::open(config).await.unwrap();
+    in_line(pipeline, vec![vec![mail(1, "Line 1 down")]]).await;
     let conn = pipeline.store().writer().acquire().await.unwrap();
     conn.close().await.unwrap();
     // The new connection is used (a mailbox's state), then another process
     // adds an ignore rule: the new connection's count reaches the old one's.
     pipeline.store().set_mailbox_state("INBOX", "idle", None).await.unwrap();
     ignored_elsewhere(other).await;
-    assert_change_seen(&pipeline).await;
+    assert_change_seen(pipeline).await;
 }
 
 /// Found by a review: should a write ever slip past every check (here a
