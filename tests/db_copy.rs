@@ -352,7 +352,9 @@ async fn small_chunks_and_forward_references_copy_the_same() {
     );
     let order: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
     let before = |a: &str, b: &str| order.iter().position(|t| *t == a) < order.iter().position(|t| *t == b);
-    assert!(before("accounts", "contacts") && before("tickets", "messages") && before("messages", "attachments"));
+    // Parents first, by the keys the target checks (the rows batches write
+    // for every mail have none there, see migrations/postgres/0015).
+    assert!(before("accounts", "contacts") && before("contacts", "subscriptions") && before("messages", "quarantine"));
     let mut conn = db.connect().await;
     assert_same(&source, &dump_pg(&mut conn).await);
     conn.close().await.unwrap();

@@ -60,6 +60,23 @@ fn pg_only_trigger(name: &str, table: &str) -> bool {
         || (FACTS_TABLES.contains(&table) && name.strip_suffix("_facts_changed") == Some(table))
 }
 
+/// Foreign keys SQLite checks and PostgreSQL does not (0014, 0015): the
+/// rows a batch writes for every mail, whose checks were a sixth of
+/// PostgreSQL's time and which one write path keeps consistent.
+const PG_UNCHECKED_KEYS: &[(&str, &str)] = &[
+    ("outbox", "ticket"),
+    ("outbox", "contact_id"),
+    ("messages", "ticket"),
+    ("messages", "contact_id"),
+    ("message_content", "message_row"),
+    ("attachments", "message_row"),
+    ("ticket_participants", "ticket"),
+    ("ticket_participants", "contact_id"),
+    ("tickets", "requester_id"),
+    ("tickets", "account_id"),
+    ("tickets", "service_id"),
+];
+
 /// Tables PostgreSQL has beyond SQLite's: `facts_version`, the count those
 /// triggers move (the store's `POSTGRES_ONLY_TABLES`).
 const PG_ONLY_TABLES: &[&str] = &["facts_version"];
@@ -101,7 +118,9 @@ async fn migrated_pg() -> Option<(TestDb, PgConnection)> {
     Some((db, conn))
 }
 
-async fn sqlite_schema() -> Schema {
+/// A SQLite database the SQLite migrations built, in a temp dir kept while
+/// the connection is used.
+async fn migrated_sqlite() -> (tempfile::TempDir, SqliteConnection) {
     let dir = tempfile::tempdir().unwrap();
     let options = SqliteConnectOptions::new()
         .filename(dir.path().join("schema.db"))
@@ -109,6 +128,11 @@ async fn sqlite_schema() -> Schema {
         .foreign_keys(true);
     let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
     SQLITE_MIGRATOR.run(&mut conn).await.unwrap();
+    (dir, conn)
+}
+
+async fn sqlite_schema() -> Schema {
+    let (_dir, mut conn) = migrated_sqlite().await;
     let mut schema = Schema::default();
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'
@@ -382,6 +406,71 @@ async fn migrating_twice_is_a_no_op() {
         .unwrap();
     let all: Vec<i64> = PG_MIGRATOR.iter().map(|m| m.version).collect();
     assert_eq!(applied, all);
+    conn.close().await.unwrap();
+}
+
+/// (table, column, referenced table) of every single-column foreign key.
+type ForeignKeys = BTreeSet<(String, String, String)>;
+
+#[tokio::test]
+async fn foreign_keys_are_sqlites_but_for_the_rows_batches_write() {
+    let Some((_db, mut conn)) = migrated_pg().await else {
+        return;
+    };
+    let (_dir, mut sqlite) = migrated_sqlite().await;
+    let sqlite_keys: ForeignKeys = sqlx::query_as(
+        "SELECT m.name, k.\"from\", k.\"table\" FROM sqlite_master m, pragma_foreign_key_list(m.name) k
+         WHERE m.type = 'table'",
+    )
+    .fetch_all(&mut sqlite)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    let pg_keys: ForeignKeys = sqlx::query_as(
+        "SELECT c.conrelid::regclass::text, a.attname::text, c.confrelid::regclass::text
+         FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .into_iter()
+    .collect();
+    assert!(sqlite_keys.len() >= 20, "SQLite's keys read back: {sqlite_keys:?}");
+    for (table, column) in PG_UNCHECKED_KEYS {
+        assert!(
+            sqlite_keys.iter().any(|(t, c, _)| t == table && c == column),
+            "{table}.{column} is listed as unchecked on PostgreSQL but SQLite has no such key"
+        );
+    }
+    let expected: ForeignKeys = sqlite_keys
+        .into_iter()
+        .filter(|(t, c, _)| !PG_UNCHECKED_KEYS.contains(&(t.as_str(), c.as_str())))
+        .collect();
+    assert_eq!(pg_keys, expected, "PostgreSQL's foreign keys");
+
+    // Mail text is compressed with lz4 where the server has it (0015).
+    let lz4: bool = sqlx::query_scalar(
+        "SELECT count(*) > 0 FROM pg_settings WHERE name = 'default_toast_compression' AND 'lz4' = ANY(enumvals)",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    let compressed: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT attrelid::regclass::text, attname::text, attcompression::text FROM pg_attribute
+         WHERE (attrelid::regclass::text, attname::text) IN (('message_content', 'raw'), ('message_content', 'text'),
+               ('message_content', 'new_text'), ('outbox', 'body'), ('attachment_content', 'data'))
+         ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(compressed.len(), 5, "{compressed:?}");
+    let want = if lz4 { "l" } else { "" };
+    for (table, column, method) in &compressed {
+        assert_eq!(method, want, "compression of {table}.{column} (server has lz4: {lz4})");
+    }
     conn.close().await.unwrap();
 }
 

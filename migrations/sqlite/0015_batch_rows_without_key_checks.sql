@@ -1,0 +1,5 @@
+-- PostgreSQL only (its 0015 drops the foreign keys of the rows a batch
+-- writes for every mail, a sixth of its time, and compresses mail text with
+-- lz4): SQLite checks a key by its rowid, too cheap to be worth rebuilding
+-- the tables, and stores text uncompressed.
+-- Kept as a file so that the two migration sets stay numbered alike.
