@@ -45,6 +45,11 @@ pub struct Cause {
     /// that planning the same thing twice yields the same ids.
     #[serde(skip)]
     pub key: String,
+    /// The desk's hand action the notice reports (`approved`, `closed`,
+    /// `escalated`), empty when a mail caused it: an acknowledgement sent
+    /// on approval must say the request was approved, not merely received.
+    #[serde(skip)]
+    pub action: &'static str,
 }
 
 /// A rendered notification, ready for the outbox table.
@@ -68,6 +73,8 @@ struct Context<'a> {
     recipient: RecipientView<'a>,
     sender: SenderView<'a>,
     message: MessageView<'a>,
+    /// [`Cause::action`].
+    action: &'a str,
     support_address: &'a str,
 }
 
@@ -122,6 +129,7 @@ pub fn rehearse(templates: &Templates) -> Result<()> {
                 subject: "Link down since 10:00",
                 text: "Hello,\n\nthe link is down.\n",
             },
+            action: "",
             support_address: "support@provider.test",
         };
         templates.render(event, language, &ctx).map_err(|e| match e {
@@ -215,6 +223,7 @@ impl Renderer<'_> {
                 subject: cause_subject,
                 text: &quoted,
             },
+            action: cause.action,
             support_address: self.support_address,
         };
         let rendered = self.templates.render(notice.event, &language, &ctx)?;
@@ -256,6 +265,11 @@ mod tests {
     use crate::notify::Recipient;
 
     fn render(event: Event, language: &str, subject: &str, text: &str) -> OutboxRow {
+        render_for(event, language, subject, text, "")
+    }
+
+    /// [`render`] of a notice reporting the hand action `action`.
+    fn render_for(event: Event, language: &str, subject: &str, text: &str, action: &'static str) -> OutboxRow {
         let templates = Templates::load(None).unwrap();
         let renderer = Renderer {
             templates: &templates,
@@ -294,6 +308,7 @@ mod tests {
             sender_email: "paul@acme.test".into(),
             message_id: None,
             key: "k".into(),
+            action,
         };
         let ticket = (event != Event::Refusal).then_some(&ticket);
         renderer.render(&notice, ticket, &cause).unwrap()
@@ -301,6 +316,25 @@ mod tests {
 
     /// Found by a review: "(no subject)" went out in English in every
     /// language.
+    #[test]
+    fn an_acknowledgement_on_approval_says_the_request_was_approved() {
+        let approved = [
+            ("en", "approved by your organisation"),
+            ("fr", "approuvée par votre organisation"),
+            ("it", "approvata dalla sua organizzazione"),
+            ("sk", "schválila Vaša organizácia"),
+            ("de", "von Ihrer Organisation freigegeben"),
+        ];
+        for (language, words) in approved {
+            let on_approval = render_for(Event::Acknowledgement, language, "Link down", "", "approved");
+            assert_eq!(on_approval.language, language);
+            assert!(on_approval.body.contains(words), "{language}: {}", on_approval.body);
+            // A request acknowledged when it arrives is not said to be approved.
+            let on_arrival = render(Event::Acknowledgement, language, "Link down", "");
+            assert!(!on_arrival.body.contains(words), "{language}: {}", on_arrival.body);
+        }
+    }
+
     #[test]
     fn a_missing_subject_is_said_in_the_recipients_language() {
         assert_eq!(

@@ -196,6 +196,7 @@ impl Batch {
                 sender_email: msg.from.address.clone(),
                 message_id: msg.message_id.clone(),
                 key: msg.key.clone(),
+                action: "",
             };
             let mut rows = Vec::with_capacity(plan.notices.len());
             for notice in &plan.notices {
@@ -464,6 +465,7 @@ impl Batch {
                 "action:{number}:{kind}:{}:{at}:{}:{}",
                 plan.escalation_level, before.0, before.1
             ),
+            action: kind,
         };
         let rows = plan
             .notices
