@@ -13,6 +13,7 @@ pub mod changes;
 pub mod checkpoint;
 pub mod copy;
 pub mod directory;
+mod domain_forms;
 pub mod flag;
 pub mod leases;
 pub mod mailboxes;
@@ -185,6 +186,7 @@ impl Store {
             attachments: attachments::AttachmentDir::new(attachments),
         };
         store.migrate().await?;
+        store.upgrade_stored_forms().await;
         Ok(store)
     }
 
@@ -299,7 +301,17 @@ impl Store {
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
         store.migrate().await?;
+        store.upgrade_stored_forms().await;
         Ok(store)
+    }
+
+    /// Brings rows an earlier release stored in another form to today's
+    /// (see `domain_forms`). A failure leaves the store as usable as it
+    /// was, so it is reported, not fatal.
+    async fn upgrade_stored_forms(&self) {
+        if let Err(e) = self.bring_domains_to_one_form().await {
+            tracing::warn!(error = %e, "could not rewrite Unicode account domains and contact addresses in ASCII");
+        }
     }
 
     /// Applies pending migrations.

@@ -82,3 +82,58 @@ fn an_ignore_rule_is_one_rule_however_spelled() {
     );
     assert_eq!(env.replay(&["m2.eml"])["new_tickets"], 1);
 }
+
+/// Rows as a release before one-form domains stored them: an account
+/// domain and addresses in Unicode, one address in both spellings.
+const BEFORE: &[&str] = &[
+    "INSERT INTO account_domains (domain, account_id) SELECT 'bücher.de', id FROM accounts WHERE number = 'OCN-1'",
+    "INSERT INTO contacts (email, first_name, last_name, account_id, created_by, created_at)
+     SELECT 'hans@bücher.de', 'Hans', 'Weber', id, 'directory', 1 FROM accounts WHERE number = 'OCN-1'",
+    "INSERT INTO contacts (email, first_name, last_name, created_by, created_at)
+     VALUES ('eva@bücher.de', 'Eva', 'Roth', 'directory', 1)",
+    "INSERT INTO contacts (email, first_name, last_name, created_by, created_at)
+     VALUES ('eva@xn--bcher-kva.de', 'Eva', 'Roth', 'auto', 2)",
+];
+
+#[test]
+fn a_store_from_before_one_form_domains_is_brought_to_ascii_when_opened() {
+    let env = Env::new();
+    env.import("[[account]]\nnumber = \"OCN-1\"\nname = \"Bücher\"\ndomains = [\"acme.fr\"]\n");
+    for statement in BEFORE {
+        env.sql(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    // Any command opens the store; the rewrite happens then, once.
+    let out = env.run(&["accounts", "list", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let log = stderr(&out);
+    // Eva has both spellings: nothing is merged, and the log says so.
+    assert!(
+        log.contains("eva@bücher.de") && log.contains("eva@xn--bcher-kva.de"),
+        "{log}"
+    );
+    let accounts: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        find(&accounts, "number", "OCN-1")["domains"],
+        json!(["acme.fr", "xn--bcher-kva.de"])
+    );
+    let contacts = env.list(&["contacts", "list", "--json"]);
+    let emails: Vec<&str> = contacts.iter().filter_map(|c| c["email"].as_str()).collect();
+    assert!(emails.contains(&"hans@xn--bcher-kva.de"), "{emails:?}");
+    assert!(!emails.contains(&"hans@bücher.de"), "{emails:?}");
+    assert!(
+        emails.contains(&"eva@bücher.de") && emails.contains(&"eva@xn--bcher-kva.de"),
+        "{emails:?}"
+    );
+    // Mail from Hans, named in ASCII, is his: no second contact.
+    hans_writes(&env);
+    let summary = env.replay(&["m1.eml"]);
+    assert_eq!(summary["contacts_created"], 0, "{summary}");
+    let ticket = env.json(&["tickets", "show", "1", "--json"]);
+    assert_eq!(ticket["requester"], "hans@xn--bcher-kva.de", "{ticket}");
+    assert_eq!(ticket["account"], "OCN-1", "{ticket}");
+    // The address is immutable again once rewritten.
+    let refused = env
+        .sql("UPDATE contacts SET email = 'hans@elsewhere.test' WHERE email = 'hans@xn--bcher-kva.de'")
+        .expect_err("the trigger is back");
+    assert!(refused.contains("immutable"), "{refused}");
+}
