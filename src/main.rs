@@ -47,6 +47,8 @@ fn main() {
         LogFormat::Json => builder.json().finish().with(no_secrets).init(),
         LogFormat::Text => builder.finish().with(no_secrets).init(),
     }
+    // Before anything opens a database (and after logging, which it may use).
+    mailroom::store::configure_sqlite();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
