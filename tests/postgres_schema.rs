@@ -409,8 +409,9 @@ async fn migrating_twice_is_a_no_op() {
     conn.close().await.unwrap();
 }
 
-/// (table, column, referenced table) of every single-column foreign key.
-type ForeignKeys = BTreeSet<(String, String, String)>;
+/// (table, column, referenced table, on delete) of every single-column
+/// foreign key.
+type ForeignKeys = BTreeSet<(String, String, String, String)>;
 
 #[tokio::test]
 async fn foreign_keys_are_sqlites_but_for_the_rows_batches_write() {
@@ -419,7 +420,7 @@ async fn foreign_keys_are_sqlites_but_for_the_rows_batches_write() {
     };
     let (_dir, mut sqlite) = migrated_sqlite().await;
     let sqlite_keys: ForeignKeys = sqlx::query_as(
-        "SELECT m.name, k.\"from\", k.\"table\" FROM sqlite_master m, pragma_foreign_key_list(m.name) k
+        "SELECT m.name, k.\"from\", k.\"table\", k.on_delete FROM sqlite_master m, pragma_foreign_key_list(m.name) k
          WHERE m.type = 'table'",
     )
     .fetch_all(&mut sqlite)
@@ -428,7 +429,9 @@ async fn foreign_keys_are_sqlites_but_for_the_rows_batches_write() {
     .into_iter()
     .collect();
     let pg_keys: ForeignKeys = sqlx::query_as(
-        "SELECT c.conrelid::regclass::text, a.attname::text, c.confrelid::regclass::text
+        "SELECT c.conrelid::regclass::text, a.attname::text, c.confrelid::regclass::text,
+                CASE c.confdeltype WHEN 'a' THEN 'NO ACTION' WHEN 'r' THEN 'RESTRICT' WHEN 'c' THEN 'CASCADE'
+                                   WHEN 'n' THEN 'SET NULL' ELSE 'SET DEFAULT' END
          FROM pg_constraint c JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
          WHERE c.contype = 'f' AND c.connamespace = current_schema()::regnamespace",
     )
@@ -440,13 +443,13 @@ async fn foreign_keys_are_sqlites_but_for_the_rows_batches_write() {
     assert!(sqlite_keys.len() >= 20, "SQLite's keys read back: {sqlite_keys:?}");
     for (table, column) in PG_UNCHECKED_KEYS {
         assert!(
-            sqlite_keys.iter().any(|(t, c, _)| t == table && c == column),
+            sqlite_keys.iter().any(|(t, c, _, _)| t == table && c == column),
             "{table}.{column} is listed as unchecked on PostgreSQL but SQLite has no such key"
         );
     }
     let expected: ForeignKeys = sqlite_keys
         .into_iter()
-        .filter(|(t, c, _)| !PG_UNCHECKED_KEYS.contains(&(t.as_str(), c.as_str())))
+        .filter(|(t, c, _, _)| !PG_UNCHECKED_KEYS.contains(&(t.as_str(), c.as_str())))
         .collect();
     assert_eq!(pg_keys, expected, "PostgreSQL's foreign keys");
 

@@ -37,17 +37,21 @@ ALTER TABLE tickets DROP CONSTRAINT tickets_service_id_fkey;
 -- Raw mails, their text and rendered notification bodies are mostly a few
 -- KiB, over the size PostgreSQL compresses; pglz was 3 % of its time in a
 -- replay, lz4 costs a fraction of that and gives up sooner on what does
--- not compress (most attachments). A server built without lz4 keeps pglz:
--- the data is the same either way, and the setting only applies to new
--- values.
+-- not compress (most attachments). Per-column compression came with
+-- PostgreSQL 14, and a server may be built without lz4: either way the
+-- columns keep pglz (the statements run through EXECUTE so that an older
+-- server does not fail on parsing them). The data is the same either way,
+-- and the setting only applies to new values.
 DO $$
 BEGIN
-    ALTER TABLE message_content
-        ALTER COLUMN raw SET COMPRESSION lz4,
-        ALTER COLUMN text SET COMPRESSION lz4,
-        ALTER COLUMN new_text SET COMPRESSION lz4;
-    ALTER TABLE outbox ALTER COLUMN body SET COMPRESSION lz4;
-    ALTER TABLE attachment_content ALTER COLUMN data SET COMPRESSION lz4;
+    IF current_setting('server_version_num')::int >= 140000 THEN
+        EXECUTE 'ALTER TABLE message_content
+                     ALTER COLUMN raw SET COMPRESSION lz4,
+                     ALTER COLUMN text SET COMPRESSION lz4,
+                     ALTER COLUMN new_text SET COMPRESSION lz4';
+        EXECUTE 'ALTER TABLE outbox ALTER COLUMN body SET COMPRESSION lz4';
+        EXECUTE 'ALTER TABLE attachment_content ALTER COLUMN data SET COMPRESSION lz4';
+    END IF;
 EXCEPTION WHEN feature_not_supported THEN
     RAISE NOTICE 'this PostgreSQL has no lz4: mail text stays compressed with pglz';
 END

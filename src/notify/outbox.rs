@@ -314,8 +314,6 @@ mod tests {
         renderer.render(&notice, ticket, &cause).unwrap()
     }
 
-    /// Found by a review: "(no subject)" went out in English in every
-    /// language.
     #[test]
     fn an_acknowledgement_on_approval_says_the_request_was_approved() {
         let approved = [
@@ -335,6 +333,8 @@ mod tests {
         }
     }
 
+    /// Found by a review: "(no subject)" went out in English in every
+    /// language.
     #[test]
     fn a_missing_subject_is_said_in_the_recipients_language() {
         assert_eq!(
