@@ -23,6 +23,7 @@ async fn ticket_from(p: &Pipeline, from: &str, n: u32) {
 fn claim(now: i64) -> ClaimRules {
     ClaimRules {
         now,
+        due_by: now,
         limit: 100,
         lease_secs: 120,
         per_ticket_limit: 10,
@@ -108,6 +109,29 @@ async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
         .await
         .unwrap();
     assert_eq!(reply, "250 2.0.0 Ok: queued as ABC");
+}
+
+#[tokio::test]
+async fn a_row_deferred_in_one_outbox_send_waits_for_the_next() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    ticket_from(&p, "ana@kovac.test", 1).await;
+    let store = p.store();
+    // `outbox send` started at t0 and deferred the row then.
+    let t0 = mailroom::store::now() + 1;
+    let (rows, _) = store.claim_outbox(claim(t0)).await.unwrap();
+    store
+        .record_deliveries(&[(rows[0].clone(), Delivery::Transient("421".into()))], record(t0))
+        .await
+        .unwrap();
+    // Still running when the row falls due again: not for this run.
+    let late = ClaimRules {
+        due_by: t0,
+        ..claim(t0 + 60)
+    };
+    assert!(store.claim_outbox(late).await.unwrap().0.is_empty());
+    // The next run (or the daemon) takes it.
+    assert_eq!(store.claim_outbox(claim(t0 + 60)).await.unwrap().0.len(), 1);
 }
 
 #[tokio::test]

@@ -110,11 +110,13 @@ impl Courier {
         }))
     }
 
-    /// Rounds until nothing is due now (`outbox send`).
+    /// Rounds until nothing is due that was due when it started (`outbox
+    /// send`): a row deferred in this run waits for the next one.
     pub async fn drain(&self) -> Result<Report> {
+        let started = self.store.clock().await?;
         let mut total = Report::default();
         loop {
-            let round = self.round().await?;
+            let round = self.round(Some(started)).await?;
             if round.handled() == 0 {
                 self.relay.close().await;
                 return Ok(total);
@@ -133,7 +135,7 @@ impl Courier {
             if *stop.borrow() {
                 break;
             }
-            let wait = match self.round().await {
+            let wait = match self.round(None).await {
                 Ok(r) if r.handled() > 0 => {
                     tracing::info!(%r, "outbox round");
                     continue;
@@ -168,8 +170,9 @@ impl Courier {
         }
     }
 
-    /// Claims what is due, sends it, records the answers.
-    async fn round(&self) -> Result<Report> {
+    /// Claims what is due (by `due_by` if given, else now), sends it,
+    /// records the answers.
+    async fn round(&self, due_by: Option<i64>) -> Result<Report> {
         let smtp = self.config.smtp.as_ref().expect("a courier has [smtp]");
         let outbox = &self.config.outbox;
         // The lease runs from the time written into the claim, not from
@@ -182,6 +185,7 @@ impl Courier {
             .store
             .claim_outbox(ClaimRules {
                 now,
+                due_by: due_by.unwrap_or(now),
                 limit: self.round_size(smtp),
                 lease_secs: outbox.lease.as_secs() as i64,
                 per_ticket_limit: outbox.per_ticket_limit,

@@ -50,6 +50,11 @@ pub struct Claimed {
 #[derive(Debug, Clone, Copy)]
 pub struct ClaimRules {
     pub now: i64,
+    /// Queued rows due by this time (at most `now`): `outbox send` passes
+    /// its own start, so a row it deferred and that falls due again while
+    /// it still runs waits for the next run instead of being tried over
+    /// and over within one.
+    pub due_by: i64,
     /// At most this many rows.
     pub limit: usize,
     pub lease_secs: i64,
@@ -124,10 +129,11 @@ impl Store {
             "SELECT id, ticket, event, contact_id, to_addr, subject, body, message_id, in_reply_to, references_ids,
                     attempts + 1 AS attempts, COALESCE(queued_at, created_at) AS queued_at, status
              FROM outbox
-             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $1)
-             ORDER BY id LIMIT $2{}",
+             WHERE (status = 'queued' AND next_attempt_at <= $1) OR (status = 'sending' AND lease_until <= $2)
+             ORDER BY id LIMIT $3{}",
             self.row_lock(true)
         )))
+        .bind(rules.due_by.min(rules.now))
         .bind(rules.now)
         .bind(rules.limit as i64)
         .fetch_all(&mut *tx)
