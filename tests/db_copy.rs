@@ -23,8 +23,7 @@ mod memory;
 
 use std::path::{Path, PathBuf};
 
-use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Connection, Executor as _, SqliteConnection};
+use sqlx::{Connection, Executor as _};
 
 use compare::{Dump, dump_pg, dump_sqlite};
 use mailroom::store::copy::{CopyOptions, copy_to_postgres_with};
@@ -96,12 +95,7 @@ fn store_path(env: &Env) -> PathBuf {
 
 /// Runs SQL on the store directly, for what the CLI cannot make.
 async fn store_sql(env: &Env, sql: &str) {
-    let options = SqliteConnectOptions::new().filename(store_path(env));
-    let mut conn = SqliteConnection::connect_with(&options).await.unwrap();
-    conn.execute(sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())))
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
+    env.sql(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
 /// What only the daemon writes (mailbox positions), and a ticket referring to a later one,

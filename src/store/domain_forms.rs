@@ -17,7 +17,7 @@
 //! rows are left as they are and a warning names them, each time the store
 //! is opened, for someone to decide.
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 
 use super::{Backend, Store};
 use crate::directory::{normalise_domain, normalise_email};
@@ -26,8 +26,8 @@ use crate::error::Result;
 /// What bringing the store to one form would do, worked out by reading.
 #[derive(Debug, Default)]
 struct Plan {
-    /// (as stored, ASCII): an account domain to rename.
-    rename_domains: Vec<(String, String)>,
+    /// (as stored, ASCII, account): an account domain to rename.
+    rename_domains: Vec<(String, String, i64)>,
     /// Account domains whose ASCII form the same account has already.
     drop_domains: Vec<String>,
     /// (contact id, ASCII address).
@@ -48,6 +48,52 @@ fn not_ascii(backend: Backend, column: &str) -> String {
         Backend::Sqlite => format!("{column} GLOB '*[^ -~]*'"),
         Backend::Postgres => format!("{column} ~ '[^ -~]'"),
     }
+}
+
+/// The rows of `table` whose `column` is not ASCII, as (`column`, `id`),
+/// each with its one form where that differs from what is stored (a
+/// Unicode local part, or a domain IDNA refuses, has no other).
+async fn unicode_rows(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    table: &str,
+    column: &str,
+    id: &str,
+    one_form: fn(&str) -> String,
+) -> Result<Vec<(String, i64, String)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {column}, {id} FROM {table} WHERE {} ORDER BY {id}, {column}",
+        not_ascii(backend, column)
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(stored, id)| {
+            let ascii = one_form(&stored);
+            (ascii != stored).then_some((stored, id, ascii))
+        })
+        .collect())
+}
+
+/// The `id` of the row of `table` whose `column` is `ascii` already, or of
+/// the row this plan gives that form (`planned`): two spellings of one
+/// name (a composed and a decomposed ü) must not both become it.
+async fn holder(
+    conn: &mut AnyConnection,
+    table: &str,
+    column: &str,
+    id: &str,
+    ascii: &str,
+    mut planned: impl Iterator<Item = (i64, &str)>,
+) -> Result<Option<i64>> {
+    let stored: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {id} FROM {table} WHERE {column} = $1"
+    )))
+    .bind(ascii)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(stored.or_else(|| planned.find(|(_, to)| *to == ascii).map(|(holder, _)| holder)))
 }
 
 impl Store {
@@ -88,62 +134,30 @@ impl Store {
 
 async fn plan(conn: &mut AnyConnection, backend: Backend) -> Result<Plan> {
     let mut plan = Plan::default();
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT domain, account_id FROM account_domains WHERE {} ORDER BY domain",
-        not_ascii(backend, "domain")
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let domain: String = row.try_get("domain")?;
-        let account: i64 = row.try_get("account_id")?;
-        let ascii = normalise_domain(&domain);
-        if ascii == domain {
-            // IDNA refuses it: a new import keeps it so too.
-            continue;
-        }
-        let owner: Option<i64> = sqlx::query_scalar("SELECT account_id FROM account_domains WHERE domain = $1")
-            .bind(&ascii)
-            .fetch_optional(&mut *conn)
-            .await?;
-        let renamed_already = plan.rename_domains.iter().any(|(_, to)| *to == ascii);
-        match owner {
-            None if !renamed_already => plan.rename_domains.push((domain, ascii)),
+    for (domain, account, ascii) in unicode_rows(
+        conn,
+        backend,
+        "account_domains",
+        "domain",
+        "account_id",
+        normalise_domain,
+    )
+    .await?
+    {
+        let planned = plan.rename_domains.iter().map(|(_, to, a)| (*a, to.as_str()));
+        match holder(conn, "account_domains", "domain", "account_id", &ascii, planned).await? {
+            None => plan.rename_domains.push((domain, ascii, account)),
             // The same domain twice on one account: the Unicode row adds nothing.
             Some(owner) if owner == account => plan.drop_domains.push(domain),
-            _ => plan.left.push(format!(
-                "account domain {domain:?} is {ascii} in ASCII, which another row has: left as stored \
-                 (no mail matches it); remove one of the two with `accounts update`"
+            Some(_) => plan.left.push(format!(
+                "account domain {domain:?} is {ascii} in ASCII, which another account has: left as stored \
+                 (no mail matches it); remove it from one of the two with `accounts update`"
             )),
         }
     }
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT id, email FROM contacts WHERE {} ORDER BY id",
-        not_ascii(backend, "email")
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    for row in rows {
-        let id: i64 = row.try_get("id")?;
-        let email: String = row.try_get("email")?;
-        let ascii = normalise_email(&email);
-        if ascii == email {
-            // A Unicode local part: it has no other form.
-            continue;
-        }
-        let twin: Option<i64> = sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1")
-            .bind(&ascii)
-            .fetch_optional(&mut *conn)
-            .await?;
-        // Two spellings of one address (a composed and a decomposed ü)
-        // would both become it: the first is renamed, the other left.
-        let twin = twin.or_else(|| {
-            plan.rename_contacts
-                .iter()
-                .find(|(_, to)| *to == ascii)
-                .map(|(first, _)| *first)
-        });
-        match twin {
+    for (email, id, ascii) in unicode_rows(conn, backend, "contacts", "email", "id", normalise_email).await? {
+        let planned = plan.rename_contacts.iter().map(|(c, to)| (*c, to.as_str()));
+        match holder(conn, "contacts", "email", "id", &ascii, planned).await? {
             None => plan.rename_contacts.push((id, ascii)),
             Some(twin) => plan.left.push(format!(
                 "contact {email:?} (id {id}) is {ascii} in ASCII, which contact id {twin} has: left as \
@@ -155,7 +169,7 @@ async fn plan(conn: &mut AnyConnection, backend: Backend) -> Result<Plan> {
 }
 
 async fn apply(conn: &mut AnyConnection, backend: Backend, plan: &Plan) -> Result<()> {
-    for (domain, ascii) in &plan.rename_domains {
+    for (domain, ascii, _) in &plan.rename_domains {
         sqlx::query("UPDATE account_domains SET domain = $1 WHERE domain = $2")
             .bind(ascii)
             .bind(domain)

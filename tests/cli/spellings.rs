@@ -104,12 +104,12 @@ const BEFORE: &[&str] = &[
      VALUES ('jürgen@acme.fr', 'Jürgen', 'Roth', 'directory', 3)",
 ];
 
-#[test]
-fn a_store_from_before_one_form_domains_is_brought_to_ascii_when_opened() {
+#[tokio::test]
+async fn a_store_from_before_one_form_domains_is_brought_to_ascii_when_opened() {
     let env = Env::new();
     env.import("[[account]]\nnumber = \"OCN-1\"\nname = \"Bücher\"\ndomains = [\"acme.fr\"]\n");
     for statement in BEFORE {
-        env.sql(statement).unwrap_or_else(|e| panic!("{statement}: {e}"));
+        env.sql(statement).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
     }
     // Any command opens the store; the rewrite happens then, once.
     let out = env.run(&["accounts", "list", "--json"]);
@@ -151,6 +151,7 @@ fn a_store_from_before_one_form_domains_is_brought_to_ascii_when_opened() {
     // The address is immutable again once rewritten.
     let refused = env
         .sql("UPDATE contacts SET email = 'hans@elsewhere.test' WHERE email = 'hans@xn--bcher-kva.de'")
+        .await
         .expect_err("the trigger is back");
     assert!(refused.contains("immutable"), "{refused}");
 }

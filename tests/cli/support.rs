@@ -117,27 +117,21 @@ impl Env {
         }
     }
 
-    /// Runs one SQL statement on the store itself, as another program (or
-    /// an earlier release) would: rows no command of this release writes.
-    #[allow(dead_code)] // tests/db_copy.rs
-    pub fn sql(&self, statement: &str) -> Result<(), String> {
+    /// Runs SQL on the store itself, as another program (or an earlier
+    /// release) would: rows no command of this release writes.
+    pub async fn sql(&self, statement: &str) -> Result<(), String> {
         use sqlx::Connection as _;
         sqlx::any::install_default_drivers();
-        let url = self.dir.url();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let mut conn = sqlx::AnyConnection::connect(&url).await.map_err(|e| e.to_string())?;
-            let done = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
-                .execute(&mut conn)
-                .await
-                .map(|_| ())
-                .map_err(|e| e.to_string());
-            conn.close().await.map_err(|e| e.to_string())?;
-            done
-        })
+        let mut conn = sqlx::AnyConnection::connect(&self.dir.url())
+            .await
+            .map_err(|e| e.to_string())?;
+        let done = sqlx::raw_sql(sqlx::AssertSqlSafe(statement.to_string()))
+            .execute(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        conn.close().await.map_err(|e| e.to_string())?;
+        done
     }
 
     /// Imports a directory file given as text.
