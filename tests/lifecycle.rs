@@ -126,30 +126,39 @@ fn refusing_idle_server() -> (u16, std::sync::mpsc::Receiver<String>) {
 }
 
 #[test]
-fn a_server_refusing_idle_makes_the_mailbox_back_off_not_hang() {
+fn a_server_refusing_idle_is_polled_on_the_same_connection() {
     let (port, seen) = refusing_idle_server();
     let setup = Setup::new();
     setup.mailbox(&format!(
-        "name = \"support\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\n"
+        "name = \"support\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nusername = \"u\"\npassword = \"p\"\npoll_seconds = 1\n"
     ));
     let mut daemon = setup.start();
+    // It polls (a SELECT a second) on its one login, instead of logging in
+    // again every second while the server refuses.
+    let (mut logins, mut selects) = (0, 0);
     assert!(
         wait_for(SOON, || {
-            let s = setup.status("support");
-            s["state"] == "backoff" && s["last_error"].as_str().is_some_and(|e| e.contains("refused IDLE"))
+            for line in seen.try_iter() {
+                logins += usize::from(line.contains("LOGIN"));
+                selects += usize::from(line.contains("SELECT"));
+            }
+            selects >= 4
         }),
+        "{logins} logins, {selects} selects\n{}",
+        daemon.logs()
+    );
+    assert_eq!(logins, 1, "{}", daemon.logs());
+    assert!(
+        wait_for(SOON, || setup.status("support")["state"] == "polling"),
         "{:?}\n{}",
         setup.status("support"),
         daemon.logs()
     );
-    // It tries again (a second login), and stops promptly when asked.
-    let mut logins = 0;
     assert!(
-        wait_for(SOON, || {
-            logins += seen.try_iter().filter(|l| l.contains("LOGIN")).count();
-            logins >= 2
-        }),
-        "{logins} logins\n{}",
+        daemon
+            .full_log()
+            .contains("[UNAVAILABLE] IDLE is off tonight); polling on this connection instead"),
+        "{}",
         daemon.logs()
     );
     let (code, took) = daemon.terminate();

@@ -3,8 +3,9 @@
 //! async-imap 0.12's `Handle::init` waits for the continuation until a
 //! tagged `BAD`: a server answering `NO` (busy, over a limit) leaves the
 //! mailbox hanging for good, and a `BAD` without text makes it panic. Here
-//! every step has a deadline and any refusal is an error, so the session
-//! backs off and reconnects like after any other failure.
+//! every step has a deadline; a server that refuses IDLE is polled instead
+//! for the rest of the connection, and any other failure is an error, so
+//! the session backs off and reconnects.
 
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use super::connect::ImapSession;
 use super::watch::WatchError;
 
 /// How one IDLE ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Woken {
     /// The server announced a change (new mail, most often): drain.
     News,
@@ -26,6 +27,11 @@ pub enum Woken {
     /// server limiting commands would otherwise make the mailbox log in
     /// again every second), and IDLE is renewed as after [`Woken::Renew`].
     ChecksRefused,
+    /// The server refused IDLE on the connection's first try (its answer's
+    /// text), though it announces it: the connection polls instead. As an
+    /// error it made the mailbox log in again every second for as long as
+    /// the server refused, each drain resetting the backoff.
+    Refused(String),
     /// Shutdown was asked for.
     Stop,
 }
@@ -73,9 +79,7 @@ pub async fn idle(s: &mut ImapSession, wait: Wait, shutdown: &mut watch::Receive
                 );
                 return Ok(Woken::ChecksRefused);
             }
-            Err(Refused::Idle(text)) => {
-                return Err(WatchError::Server(format!("the server refused IDLE: {text}")));
-            }
+            Err(Refused::Idle(text)) => return Ok(Woken::Refused(text)),
             Err(Refused::Other(e)) => return Err(e),
         }
         first = false;
@@ -281,18 +285,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_refused_idle_is_an_error_not_a_hang() {
+    async fn a_refused_idle_is_reported_not_a_hang() {
         const NO: &[&str] = &["{tag} NO [UNAVAILABLE] not now\r\n"];
         const BARE_BAD: &[&str] = &["{tag} BAD\r\n"];
-        for answer in [NO, BARE_BAD] {
+        for (answer, text) in [(NO, "[UNAVAILABLE] not now"), (BARE_BAD, "")] {
             let mut s = session_with(answer).await;
             let (_stop, mut shutdown) = watch::channel(false);
-            let e = tokio::time::timeout(SHORT, idle(&mut s, wait(SHORT, SHORT), &mut shutdown))
+            let woken = tokio::time::timeout(SHORT, idle(&mut s, wait(SHORT, SHORT), &mut shutdown))
                 .await
                 .expect("an answer, not a hang")
-                .unwrap_err()
-                .to_string();
-            assert!(e.contains("refused IDLE"), "{answer:?}: {e}");
+                .unwrap();
+            assert!(
+                matches!(&woken, Woken::Refused(t) if t.contains(text)),
+                "{answer:?}: {woken:?}"
+            );
         }
     }
 

@@ -224,6 +224,8 @@ async fn session(
         let _ = within("CREATE", s.create(folder)).await;
     }
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
+    // Off for the rest of the connection once the server refuses IDLE.
+    let mut can_idle = can_idle;
     let store = pipeline.store().clone();
     // Until the server refuses IDLE on a check (`Woken::ChecksRefused`).
     let mut check = mb.idle_check();
@@ -255,6 +257,10 @@ async fn session(
                     return Ok(());
                 }
                 Woken::ChecksRefused => check = None,
+                Woken::Refused(text) => {
+                    tracing::warn!(mailbox = %mb.name, every_s = mb.poll_seconds, "the server refused IDLE ({text}); polling on this connection instead");
+                    can_idle = false;
+                }
                 Woken::News | Woken::Renew => {}
             }
         } else {
