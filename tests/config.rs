@@ -344,6 +344,34 @@ fn an_unreachable_database_is_named_with_its_cause() {
     assert!(!stderr.contains("S3cr3t") && !stdout.contains("S3cr3t"), "{stderr}");
 }
 
+/// A `database.url` naming a file that is not a SQLite database fails at
+/// once with one line naming the file and why, instead of the pool
+/// retrying it for a minute and saying only that it timed out.
+#[test]
+fn a_file_that_is_not_a_database_is_named_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("notes.db"),
+        "these are notes, not a database\n".repeat(200),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let out = mailroom(
+        dir.path(),
+        "[database]\nurl = \"sqlite:notes.db\"\n",
+        &["tickets", "list"],
+    );
+    let took = started.elapsed();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
+    assert!(
+        stderr.contains("notes.db") && stderr.contains("file is not a database"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+}
+
 /// The unit starts without any credential file in place (the
 /// `LoadCredential=` lines are examples), and systemd finds nothing to say
 /// about it.

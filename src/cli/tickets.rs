@@ -69,6 +69,12 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
         }
         TicketsCmd::Show { number, json } => {
             let mut detail = views::ticket_detail(&mut conn, number).await?;
+            // The outbox keeps no sender: its rows go out from the
+            // configured support address.
+            let support = pipeline.config().support_email();
+            for m in detail.messages.iter_mut().filter(|m| m.direction == "out") {
+                m.from.clone_from(&support);
+            }
             for a in detail.attachments.iter_mut().filter(|a| !a.in_store) {
                 a.path = Some(pipeline.store().attachments().path(&a.sha256).display().to_string());
             }

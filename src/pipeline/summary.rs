@@ -5,7 +5,7 @@ use serde::Serialize;
 use crate::tickets::plan::Outcome;
 
 /// Counts of what a batch did; `replay` prints it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Summary {
     pub processed: usize,
     pub new_tickets: usize,
@@ -15,6 +15,26 @@ pub struct Summary {
     pub duplicates: usize,
     pub quarantined: usize,
     pub notifications: usize,
+}
+
+/// As `replay --json` prints it: the keys its summary line names, with
+/// `notifications` kept beside `notifications_queued` for the scripts that
+/// read it under its earlier name.
+impl Serialize for Summary {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Summary", 9)?;
+        s.serialize_field("processed", &self.processed)?;
+        s.serialize_field("new_tickets", &self.new_tickets)?;
+        s.serialize_field("updates", &self.updates)?;
+        s.serialize_field("contacts_created", &self.contacts_created)?;
+        s.serialize_field("ignored", &self.ignored)?;
+        s.serialize_field("duplicates", &self.duplicates)?;
+        s.serialize_field("quarantined", &self.quarantined)?;
+        s.serialize_field("notifications_queued", &self.notifications)?;
+        s.serialize_field("notifications", &self.notifications)?;
+        s.end()
+    }
 }
 
 impl Summary {

@@ -175,6 +175,15 @@ impl Store {
             .create_if_missing(true)
             .to_url_lossy();
         let options = AnyConnectOptions::from_url(&url)?;
+        // One connection first, reading the file's header: the pool retries
+        // a connection that fails (a file that is not a database, one it
+        // may not read) until its 60 s acquire timeout, logging each try,
+        // and then says only that it timed out.
+        {
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect_with(&options).await?;
+            conn.execute("PRAGMA schema_version").await?;
+            let _ = sqlx::Connection::close(conn).await;
+        }
         // Readers keep a small page cache: every commit of the writer
         // empties it, so a larger one would only hold memory (peak RSS of
         // `bench/replay.sh` 57-61 MB with 1 MB, up to 64 MB with 2 MB).

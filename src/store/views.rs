@@ -90,14 +90,38 @@ pub async fn tickets(conn: &mut AnyConnection, status: Option<&str>) -> Result<V
     Ok(rows.into_iter().map(TicketRow::from).collect())
 }
 
-/// A ticket with its conversation, for `tickets show`.
-#[derive(Debug, Clone, Serialize)]
+/// A ticket with its conversation, for `tickets show`: the fields of
+/// `tickets list`, but for the count of mails, shown as `message_count`
+/// because `messages` is the conversation itself (the same key twice made
+/// JSON readers keep one or the other).
+#[derive(Debug, Clone)]
 pub struct TicketDetail {
-    #[serde(flatten)]
     pub ticket: TicketRow,
     pub messages: Vec<ConversationEntry>,
     pub events: Vec<TicketEvent>,
     pub attachments: Vec<AttachmentView>,
+}
+
+impl Serialize for TicketDetail {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeMap};
+        let serde_json::Value::Object(fields) = serde_json::to_value(&self.ticket).map_err(S::Error::custom)? else {
+            return Err(S::Error::custom("a ticket serialises as an object"));
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (key, value) in &fields {
+            let key = if key == "messages" {
+                "message_count"
+            } else {
+                key.as_str()
+            };
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("messages", &self.messages)?;
+        map.serialize_entry("events", &self.events)?;
+        map.serialize_entry("attachments", &self.attachments)?;
+        map.end()
+    }
 }
 
 /// A file attached to one of a ticket's mails.

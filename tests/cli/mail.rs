@@ -21,7 +21,7 @@ fn replay_summary_and_idempotency() {
         summary,
         json!({
             "processed": 3, "new_tickets": 2, "updates": 1, "contacts_created": 1,
-            "ignored": 0, "duplicates": 0, "quarantined": 0, "notifications": 4
+            "ignored": 0, "duplicates": 0, "quarantined": 0, "notifications_queued": 4, "notifications": 4
         })
     );
     let jean = env.json(&["contacts", "show", "jean.bernard@acme.fr", "--json"]);
@@ -145,6 +145,11 @@ fn tickets_list_show_and_close() {
 
     let detail = env.json(&["tickets", "show", "1", "--json"]);
     assert_eq!(detail["number"], 1);
+    // The count under its own key: `messages` twice in one object made
+    // JSON readers keep either the count or the conversation.
+    assert_eq!(detail["message_count"], 2);
+    let shown = env.ok(&["tickets", "show", "1", "--json"]);
+    assert_eq!(shown.matches("\"messages\":").count(), 1, "{shown}");
     let msgs = detail["messages"].as_array().expect("messages array");
     assert_fields(msgs, &["direction", "from", "subject", "text"]);
     let incoming: Vec<&Value> = msgs.iter().filter(|m| m["direction"] == "in").collect();
@@ -164,9 +169,14 @@ fn tickets_list_show_and_close() {
         "{}",
         incoming[1]
     );
+    let outgoing: Vec<&Value> = msgs.iter().filter(|m| m["direction"] == "out").collect();
     assert!(
-        msgs.iter().any(|m| m["direction"] == "out"),
+        !outgoing.is_empty(),
         "outgoing notifications are part of the conversation"
+    );
+    assert!(
+        outgoing.iter().all(|m| m["from"] == "support@provider.test"),
+        "{outgoing:#?}"
     );
 
     let out = env.ok(&["tickets", "close", "1"]);
