@@ -149,6 +149,10 @@ pub struct NotifyConfig {
     pub new_ticket: Vec<ContactGroup>,
     pub ticket_updated: Vec<ContactGroup>,
     pub ticket_closed: Vec<ContactGroup>,
+    /// The groups an escalation calls in, each subscriber once the ticket
+    /// reaches the level of its subscription (a group without levels: from
+    /// level 1); they also hear of the ticket's later updates and close.
+    pub escalation: Vec<ContactGroup>,
 }
 
 impl Default for NotifyConfig {
@@ -159,6 +163,7 @@ impl Default for NotifyConfig {
             new_ticket: reactive.clone(),
             ticket_updated: reactive.clone(),
             ticket_closed: reactive,
+            escalation: vec![ContactGroup::Escalation],
         }
     }
 }

@@ -54,17 +54,21 @@ pub fn in_groups<'a>(
         .map(|s| &s.recipient)
 }
 
-/// Escalation subscribers covering the ticket whose level lies in
-/// `(above, upto]`: `above = 0` gives everyone already reached.
+/// Subscribers of the escalation `groups` (`notify.escalation`) covering
+/// the ticket whose level lies in `(above, upto]`: `above = 0` gives
+/// everyone already reached. A subscription without a level (a group
+/// other than `escalation`) counts as level 1.
 pub fn escalated<'a>(
     subs: &'a [Subscription],
     scope: TicketScope,
+    groups: &'a [ContactGroup],
     above: u8,
     upto: u8,
 ) -> impl Iterator<Item = &'a Recipient> + 'a {
     subs.iter()
         .filter(move |s| {
-            s.group == ContactGroup::Escalation && s.covers(scope) && s.level.is_some_and(|l| l > above && l <= upto)
+            let level = s.level.unwrap_or(1);
+            groups.contains(&s.group) && s.covers(scope) && level > above && level <= upto
         })
         .map(|s| &s.recipient)
 }
@@ -121,9 +125,25 @@ mod tests {
         let groups = [ReactiveServiceOutage, KeyContact];
         let got: Vec<_> = in_groups(&subs, scope, &groups).map(|r| r.email.as_str()).collect();
         assert_eq!(got, ["svc@a", "acct@a", "bill@a"]);
-        let got: Vec<_> = escalated(&subs, scope, 0, 2).map(|r| r.email.as_str()).collect();
+        let escalation = [Escalation];
+        let got: Vec<_> = escalated(&subs, scope, &escalation, 0, 2)
+            .map(|r| r.email.as_str())
+            .collect();
         assert_eq!(got, ["e1@a"]);
-        let got: Vec<_> = escalated(&subs, scope, 1, 3).map(|r| r.email.as_str()).collect();
+        let got: Vec<_> = escalated(&subs, scope, &escalation, 1, 3)
+            .map(|r| r.email.as_str())
+            .collect();
+        assert_eq!(got, ["e3@a"]);
+        // `notify.escalation` naming another group too: its subscribers,
+        // without levels, are called in from level 1.
+        let wider = [Escalation, PlannedWorks];
+        let got: Vec<_> = escalated(&subs, scope, &wider, 0, 1)
+            .map(|r| r.email.as_str())
+            .collect();
+        assert_eq!(got, ["planned@a", "e1@a"]);
+        let got: Vec<_> = escalated(&subs, scope, &wider, 1, 3)
+            .map(|r| r.email.as_str())
+            .collect();
         assert_eq!(got, ["e3@a"]);
     }
 

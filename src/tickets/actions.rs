@@ -47,7 +47,7 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
                 for r in in_groups(subs, t.scope, &config.notify.ticket_closed) {
                     list.add(Event::TicketClosed, r);
                 }
-                for r in escalated(subs, t.scope, 0, t.escalation_level) {
+                for r in escalated(subs, t.scope, &config.notify.escalation, 0, t.escalation_level) {
                     list.add(Event::TicketClosed, r);
                 }
             }
@@ -82,7 +82,7 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
                     t.number, t.escalation_level
                 )));
             }
-            for r in escalated(subs, t.scope, t.escalation_level, level) {
+            for r in escalated(subs, t.scope, &config.notify.escalation, t.escalation_level, level) {
                 list.add(Event::Escalation, r);
             }
             Ok(ActionPlan {

@@ -539,7 +539,13 @@ fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &P
         for r in in_groups(&facts.subscriptions, t.scope, &policy.config.notify.ticket_updated) {
             list.add(Event::TicketUpdated, r);
         }
-        for r in escalated(&facts.subscriptions, t.scope, 0, t.escalation_level) {
+        for r in escalated(
+            &facts.subscriptions,
+            t.scope,
+            &policy.config.notify.escalation,
+            0,
+            t.escalation_level,
+        ) {
             list.add(Event::TicketUpdated, r);
         }
     }

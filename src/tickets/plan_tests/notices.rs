@@ -324,6 +324,32 @@ fn escalate_tells_only_the_newly_reached_levels() {
 }
 
 #[test]
+fn notify_escalation_names_the_groups_an_escalation_calls_in() {
+    let mut config = Config::default();
+    config.notify.escalation = vec![ContactGroup::Escalation, PlannedWorks];
+    let t = ticket(5, TicketStatus::Open, &marie());
+    let plan = decide_action(&t, Action::Escalate(1), &action_subs(), &config).unwrap();
+    // A group without levels is called in at the first level.
+    assert_eq!(
+        to(&plan.notices, Event::Escalation),
+        ["planned@acme.test", "e1@acme.test"]
+    );
+    let mut t = ticket(5, TicketStatus::Open, &marie());
+    t.escalation_level = 1;
+    let plan = decide_action(&t, Action::Escalate(2), &action_subs(), &config).unwrap();
+    assert_eq!(to(&plan.notices, Event::Escalation), ["e2@acme.test"]);
+    // Reached once, it hears of the close too.
+    let mut t = ticket(5, TicketStatus::Open, &marie());
+    t.escalation_level = 2;
+    let plan = decide_action(&t, Action::Close, &action_subs(), &config).unwrap();
+    assert!(
+        to(&plan.notices, Event::TicketClosed).contains(&"planned@acme.test"),
+        "{:?}",
+        plan.notices
+    );
+}
+
+#[test]
 fn a_request_awaiting_approval_or_a_closed_ticket_is_not_escalated() {
     for (status, why) in [
         (TicketStatus::AwaitingApproval, "approve it before escalating"),
