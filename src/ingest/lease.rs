@@ -16,7 +16,12 @@
 //! before the others) hands its surplus back within P, and the standbys
 //! pick it up within P more, so adding instances spreads the work. An
 //! instance configured with other mailboxes does not count: it could not
-//! take ours over, and counting it would leave a mailbox unwatched.
+//! take ours over, and counting it would leave a mailbox unwatched. The row
+//! runs out 3P after its last renewal, so a dead instance stops counting
+//! (and the standbys' shares grow) long before its leases run out: with a
+//! row as long-lived as a lease, a standby already at its share waited for
+//! the row, then a heartbeat, then a poll, and took the mailbox over up to
+//! 2P past the lease time.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -49,6 +54,8 @@ pub struct Fleet {
 struct Timing {
     /// The expiry written on every renewal (L − P).
     expiry: Duration,
+    /// The expiry of this instance's own row (3P, at most L − P).
+    instance_expiry: Duration,
     renew_every: Duration,
     poll_every: Duration,
 }
@@ -56,8 +63,10 @@ struct Timing {
 impl Timing {
     fn new(lease: Duration) -> Timing {
         let poll_every = (lease / 10).max(Duration::from_millis(100));
+        let expiry = lease.saturating_sub(poll_every);
         Timing {
-            expiry: lease.saturating_sub(poll_every),
+            expiry,
+            instance_expiry: (poll_every * 3).min(expiry),
             renew_every: lease / 5,
             poll_every,
         }
@@ -91,7 +100,7 @@ impl Fleet {
             heartbeat.beat();
             match self
                 .store
-                .instance_heartbeat(instance_id(), &self.names, self.timing.expiry)
+                .instance_heartbeat(instance_id(), &self.names, self.timing.instance_expiry)
                 .await
             {
                 Ok(live) => {
@@ -263,6 +272,31 @@ impl MailboxLease {
     pub async fn hand_over(&self) {
         if let Err(e) = self.store.release_mailbox(&self.name, instance_id()).await {
             tracing::warn!(mailbox = %self.name, error = %e, "could not release the mailbox's lease; it runs out by itself");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dead instance's row runs out, and a heartbeat of a standby already
+    /// at its share counts it gone, before the dead instance's leases run
+    /// out; a poll later the mailbox is taken over, within the lease time.
+    #[test]
+    fn a_dead_instance_stops_counting_before_its_leases_run_out() {
+        for seconds in [1, 3, 30, 600] {
+            let lease = Duration::from_secs(seconds);
+            let t = Timing::new(lease);
+            assert!(
+                t.instance_expiry + t.poll_every <= t.expiry,
+                "{lease:?}: share grows {:?} after death, lease runs out after {:?}",
+                t.instance_expiry + t.poll_every,
+                t.expiry
+            );
+            assert!(t.expiry + t.poll_every <= lease, "{lease:?}: {t:?}");
+            // Two heartbeats may be missed before a live instance stops counting.
+            assert!(t.instance_expiry >= t.poll_every * 3, "{lease:?}: {t:?}");
         }
     }
 }
