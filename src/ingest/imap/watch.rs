@@ -65,8 +65,9 @@ impl Default for Backoff {
 }
 
 impl Backoff {
-    /// The next wait: the current step plus up to 25 % jitter, so mailboxes
-    /// failing together do not reconnect in lockstep.
+    /// The next wait: the current step less up to 25 % jitter, so mailboxes
+    /// failing together do not reconnect in lockstep, and no wait passes
+    /// the 5 minutes promised (jitter added on top made up to 6¼).
     pub fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (self.next * 2).min(Duration::from_secs(300));
@@ -74,7 +75,7 @@ impl Backoff {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .subsec_nanos();
-        base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+        base - base.mul_f64(f64::from(nanos % 1000) / 4000.0)
     }
 
     pub fn reset(&mut self) {
@@ -492,7 +493,7 @@ mod tests {
         let mut b = Backoff::default();
         let first = b.next_delay();
         assert!(
-            first >= Duration::from_secs(1) && first <= Duration::from_millis(1250),
+            first >= Duration::from_millis(750) && first <= Duration::from_secs(1),
             "{first:?}"
         );
         for _ in 0..20 {
@@ -500,10 +501,10 @@ mod tests {
         }
         let late = b.next_delay();
         assert!(
-            late >= Duration::from_secs(300) && late <= Duration::from_secs(375),
+            late >= Duration::from_secs(225) && late <= Duration::from_secs(300),
             "{late:?}"
         );
         b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(1250));
+        assert!(b.next_delay() <= Duration::from_secs(1));
     }
 }
