@@ -12,7 +12,7 @@ pub mod mailbox;
 pub mod redact;
 
 pub use database::DatabaseConfig;
-pub use errors::{Locator, Seg};
+pub use errors::{Locator, Seg, parse_error, parse_error_with_values};
 pub use redact::redact_url;
 pub mod secret;
 pub mod smtp;

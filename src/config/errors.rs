@@ -19,9 +19,31 @@ use crate::error::Error;
 /// error, and never a value from the file: `FILE: line N, column M: KEY:
 /// MESSAGE`.
 pub fn parse_error(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+    located_error(e, text, origin, true)
+}
+
+/// [`parse_error`] for a file that holds no secrets (the directory file),
+/// keeping the value at fault in the message (`unknown variant \`vip\``).
+pub fn parse_error_with_values(e: &toml::de::Error, text: &str, origin: &str) -> Error {
+    located_error(e, text, origin, false)
+}
+
+fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: bool) -> Error {
     // Even a document toml refuses is read as far as it goes, for the keys.
     let (doc, syntax) = DeTable::parse_recoverable(text);
     let mut message = one_line(e.message());
+    if !hide_values {
+        let mut out = format!("{origin}: ");
+        if let Some(span) = e.span() {
+            let (line, column) = position(text, span.start);
+            out.push_str(&format!("line {line}, column {column}: "));
+            if let Some(hit) = locate(doc.get_ref(), text, span.start) {
+                out.push_str(&format!("{}: ", hit.path));
+            }
+        }
+        out.push_str(&message);
+        return Error::Config(out);
+    }
     if syntax.is_empty() {
         // serde's words about a value: they quote it.
         message = without_values(&message);

@@ -143,12 +143,14 @@ impl SubscriptionRow {
 impl DirectoryFile {
     /// Parses the file text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<DirectoryFile> {
-        let file: DirectoryFile = toml::from_str(text).map_err(|e| {
-            Error::Directory(format!(
-                "{origin}: {}",
-                e.to_string().lines().collect::<Vec<_>>().join(" ")
-            ))
-        })?;
+        // One line naming the line, column and row (`contact[2].primary`),
+        // as for the config, instead of toml's rendering with the quoted
+        // line and its caret squeezed onto one line.
+        let file: DirectoryFile =
+            toml::from_str(text).map_err(|e| match crate::config::parse_error_with_values(&e, text, origin) {
+                Error::Config(message) => Error::Directory(message),
+                other => other,
+            })?;
         file.checked()
     }
 
@@ -408,7 +410,13 @@ level = 2
             "{e}"
         );
         let e = DirectoryFile::parse(&GOOD.replace("\"escalation\"", "\"vip\""), "d.toml").unwrap_err();
-        assert!(e.to_string().contains("vip"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("d.toml: line 13, column 9: subscription[0].group: unknown variant `vip`"),
+            "{e}"
+        );
+        // One line, not toml's quoted line with its caret.
+        assert!(!e.to_string().contains('\n') && !e.to_string().contains('^'), "{e}");
         let e = DirectoryFile::parse(&GOOD.replace("Marie.Dupont@acme.fr", "marie"), "d.toml").unwrap_err();
         assert!(e.to_string().contains("contact #1"), "{e}");
         let e = DirectoryFile::parse(&format!("{GOOD}\n[[ignore]]\npattern = \"x\"\n"), "d.toml").unwrap_err();
