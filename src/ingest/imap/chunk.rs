@@ -295,6 +295,32 @@ mod tests {
         );
     }
 
+    /// `move:` on a server without MOVE copies, flags and expunges exactly
+    /// the settled UIDs (UIDPLUS), nothing else in the folder.
+    #[tokio::test]
+    async fn move_without_the_move_extension_copies_then_expunges_the_chunk() {
+        let (mut s, sent) = recorded_session(&[
+            "* 1 FETCH (UID 3 BODY[] {3}\r\nabc)\r\n* 2 FETCH (UID 4 BODY[] {3}\r\nabd)\r\n{tag} OK done\r\n",
+            "{tag} OK [COPYUID 9 3:4 1:2] done\r\n",
+            "{tag} OK done\r\n",
+            "{tag} OK done\r\n",
+        ])
+        .await;
+        let mb = mailbox("move:Done");
+        let got = fetch(&mut s, &mb, 7, &[(3, 10), (4, 10)]).await.unwrap();
+        assert_eq!(got.whole, [3, 4]);
+        settle(&mut s, &mb, &got, false).await.unwrap();
+        let sent = sent.lock().unwrap().clone();
+        assert_eq!(
+            sent[1..],
+            [
+                "UID COPY 3:4 \"Done\"",
+                "UID STORE 3:4 +FLAGS.SILENT (\\Deleted)",
+                "UID EXPUNGE 3:4"
+            ]
+        );
+    }
+
     /// Each UID once, sized where the server said, found-only ones as 0.
     #[test]
     fn the_backlog_holds_every_uid_found_once() {
