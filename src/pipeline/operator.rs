@@ -20,10 +20,17 @@ impl Pipeline {
             .await?
             .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
         drop(conn);
-        let (message_row, source, raw, released) = row;
+        let (message_row, source, raw, released, reason) = row;
         if released.is_some() {
             return Err(Error::Usage(format!(
                 "quarantined mail {quarantine_id} was already reprocessed"
+            )));
+        }
+        if reason == super::TOO_LARGE {
+            // Only its headers were kept: run again, it would open a ticket
+            // with an empty body and leave the rest of the mail out for good.
+            return Err(Error::Usage(format!(
+                "quarantined mail {quarantine_id} is too_large: only its headers were kept; replay the whole mail (.eml) with a larger max_message_bytes instead"
             )));
         }
         let mail = self.prepare(vec![Incoming::new(raw, source)]);

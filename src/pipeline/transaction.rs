@@ -207,6 +207,13 @@ impl Pipeline {
                             tracing::debug!(source = %mail.source, key = %msg.key, outcome = plan.outcome.as_str(), ticket = ?applied.ticket, "processed");
                             plan.outcome
                         }
+                        Err(e) if reprocess.is_some() => {
+                            // Recorded as a failure, it would meet its own
+                            // key as a duplicate, write no quarantine row,
+                            // and the entry would be released all the same:
+                            // the mail out of the work queue. Left as it was.
+                            return Err(Error::Usage(format!("the mail still cannot be processed: {e}")));
+                        }
                         Err(e) => {
                             tracing::warn!(source = %mail.source, error = %e, "mail could not be processed; quarantined");
                             work.record_failure(&processing_failure(mail, &e), &receipt, "processing_error")

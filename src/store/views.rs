@@ -443,13 +443,13 @@ impl From<crate::directory::file::SubscriptionRow> for SubscriptionView {
 }
 
 /// A quarantined mail to reprocess: (message row, source, raw bytes, when it
-/// was already released).
+/// was already released, why it was quarantined).
 pub async fn quarantined_mail(
     conn: &mut AnyConnection,
     id: i64,
-) -> Result<Option<(i64, String, Vec<u8>, Option<i64>)>> {
+) -> Result<Option<(i64, String, Vec<u8>, Option<i64>, String)>> {
     Ok(sqlx::query_as(
-        "SELECT m.id, m.source, c.raw, q.released_at FROM quarantine q JOIN messages m ON m.id = q.message_row
+        "SELECT m.id, m.source, c.raw, q.released_at, q.reason FROM quarantine q JOIN messages m ON m.id = q.message_row
          JOIN message_content c ON c.message_row = m.id WHERE q.id = $1",
     )
     .bind(id)

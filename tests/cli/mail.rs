@@ -565,4 +565,10 @@ fn a_file_over_the_size_limit_is_quarantined_with_its_headers() {
         "headers kept"
     );
     assert!(raw.len() < request().len(), "only the headers: {} bytes", raw.len());
+    // Reprocessing it would open a ticket from the headers alone, and the
+    // rest of the mail could never come in: refused, saying what to do.
+    let err = env.fail2(&["quarantine", "reprocess", &id]);
+    assert!(err.contains("too_large") && err.contains("max_message_bytes"), "{err}");
+    assert_eq!(env.list(&["quarantine", "list", "--json"]).len(), 1);
+    assert_eq!(env.list(&["tickets", "list", "--json"]).len(), 1, "the reply's");
 }

@@ -121,4 +121,14 @@ fn a_mail_its_template_fails_on_is_quarantined_with_sender_and_subject() {
         (json!(1), json!(0)),
         "{summary}"
     );
+
+    // Reprocessed before the template is fixed, it still fails: refused,
+    // and left in the quarantine as it was, not released as a duplicate.
+    let id = rows[0]["id"].to_string();
+    let err = env.fail2(&["quarantine", "reprocess", &id]);
+    assert!(err.contains("still cannot be processed"), "{err}");
+    let open = env.list(&["quarantine", "list", "--json"]);
+    assert_eq!(open.len(), 1, "{open:#?}");
+    assert_eq!(open[0]["id"].to_string(), id);
+    assert_eq!(env.list(&["tickets", "list", "--json"]).len(), 1);
 }
