@@ -182,7 +182,13 @@ pub enum QuarantineCmd {
         raw: bool,
     },
     /// Run a quarantined mail through the pipeline again.
-    Reprocess { id: i64 },
+    Reprocess {
+        id: i64,
+        /// The whole mail (.eml) of one quarantined as too_large, of which
+        /// only the headers were kept: the same mail, processed whole.
+        #[arg(long, value_name = "FILE")]
+        eml: Option<std::path::PathBuf>,
+    },
 }
 
 pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
@@ -206,9 +212,15 @@ pub async fn quarantine(cmd: QuarantineCmd, pipeline: Pipeline) -> Result<()> {
             }
             print_object(&row, json)
         }
-        QuarantineCmd::Reprocess { id } => {
+        QuarantineCmd::Reprocess { id, eml } => {
             drop(conn);
-            let (outcome, again) = pipeline.reprocess(id).await?;
+            let whole = match eml {
+                // A file the operator named and that is not there is a
+                // usage error, as for `replay`.
+                Some(path) => Some(std::fs::read(&path).map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?),
+                None => None,
+            };
+            let (outcome, again) = pipeline.reprocess(id, whole).await?;
             match again {
                 // It is in the quarantine again, under a new id (this one
                 // is released): the operator's next command needs that id.

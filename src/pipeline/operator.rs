@@ -13,26 +13,52 @@ use crate::tickets::plan::Outcome;
 impl Pipeline {
     /// Gives a quarantined mail a second chance (after the directory or
     /// config changed); returns its new outcome, and the quarantine entry
-    /// it is in now if it was quarantined again.
-    pub async fn reprocess(&self, quarantine_id: i64) -> Result<(Outcome, Option<i64>)> {
+    /// it is in now if it was quarantined again. `whole` is the whole mail
+    /// of an entry quarantined as too large, of which only the headers
+    /// were kept: it must be the same mail (its key), and replaces them.
+    pub async fn reprocess(&self, quarantine_id: i64, whole: Option<Vec<u8>>) -> Result<(Outcome, Option<i64>)> {
         let mut conn = self.store.pool().acquire().await?;
         let row = store::views::quarantined_mail(&mut conn, quarantine_id)
             .await?
             .ok_or_else(|| Error::NotFound(format!("quarantined mail {quarantine_id}")))?;
         drop(conn);
-        let (message_row, source, raw, released, reason) = row;
-        if released.is_some() {
+        if row.released_at.is_some() {
             return Err(Error::Usage(format!(
                 "quarantined mail {quarantine_id} was already reprocessed"
             )));
         }
-        if reason == super::TOO_LARGE {
+        let too_large = row.reason == super::TOO_LARGE;
+        let raw = match whole {
             // Only its headers were kept: run again, it would open a ticket
-            // with an empty body and leave the rest of the mail out for good.
-            return Err(Error::Usage(format!(
-                "quarantined mail {quarantine_id} is too_large: only its headers were kept; replay the whole mail (.eml) with a larger max_message_bytes instead"
-            )));
-        }
+            // with an empty body and keep the rest of the mail out for good
+            // (the whole mail replayed later is a duplicate of this one).
+            None if too_large => {
+                return Err(Error::Usage(format!(
+                    "quarantined mail {quarantine_id} is too_large: only its headers were kept; give the whole mail with --eml FILE"
+                )));
+            }
+            None => row.raw,
+            Some(_) if !too_large => {
+                return Err(Error::Usage(format!(
+                    "quarantined mail {quarantine_id} was kept whole ({}): --eml is for too_large mail",
+                    row.reason
+                )));
+            }
+            Some(whole) => {
+                let key = match crate::message::Message::parse(&whole) {
+                    Ok(m) => m.key,
+                    Err(f) => f.key,
+                };
+                if key != row.message_key {
+                    return Err(Error::Usage(format!(
+                        "the file is another mail ({key}), not quarantined mail {quarantine_id} ({})",
+                        row.message_key
+                    )));
+                }
+                whole
+            }
+        };
+        let (message_row, source) = (row.message_row, row.source);
         let mail = self.prepare(vec![Incoming::new(raw, source)]);
         // In line with the daemon's batches, if this process runs any, and
         // voiding the snapshot they carry: the mail's effects are not in it.

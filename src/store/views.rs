@@ -442,14 +442,24 @@ impl From<crate::directory::file::SubscriptionRow> for SubscriptionView {
     }
 }
 
-/// A quarantined mail to reprocess: (message row, source, raw bytes, when it
-/// was already released, why it was quarantined).
-pub async fn quarantined_mail(
-    conn: &mut AnyConnection,
-    id: i64,
-) -> Result<Option<(i64, String, Vec<u8>, Option<i64>, String)>> {
+/// A quarantined mail to reprocess.
+#[derive(Debug, FromRow)]
+pub struct QuarantinedMail {
+    pub message_row: i64,
+    pub message_key: String,
+    pub source: String,
+    pub raw: Vec<u8>,
+    /// When it was already reprocessed.
+    pub released_at: Option<i64>,
+    /// Why it was quarantined.
+    pub reason: String,
+}
+
+/// Quarantined mail `id`, if there is one.
+pub async fn quarantined_mail(conn: &mut AnyConnection, id: i64) -> Result<Option<QuarantinedMail>> {
     Ok(sqlx::query_as(
-        "SELECT m.id, m.source, c.raw, q.released_at, q.reason FROM quarantine q JOIN messages m ON m.id = q.message_row
+        "SELECT m.id AS message_row, m.message_key, m.source, c.raw, q.released_at, q.reason
+         FROM quarantine q JOIN messages m ON m.id = q.message_row
          JOIN message_content c ON c.message_row = m.id WHERE q.id = $1",
     )
     .bind(id)

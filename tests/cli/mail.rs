@@ -568,7 +568,26 @@ fn a_file_over_the_size_limit_is_quarantined_with_its_headers() {
     // Reprocessing it would open a ticket from the headers alone, and the
     // rest of the mail could never come in: refused, saying what to do.
     let err = env.fail2(&["quarantine", "reprocess", &id]);
-    assert!(err.contains("too_large") && err.contains("max_message_bytes"), "{err}");
+    assert!(err.contains("too_large") && err.contains("--eml"), "{err}");
     assert_eq!(env.list(&["quarantine", "list", "--json"]).len(), 1);
     assert_eq!(env.list(&["tickets", "list", "--json"]).len(), 1, "the reply's");
+    // Another mail is not taken for it.
+    let err = env.fail2(&["quarantine", "reprocess", &id, "--eml", &env.path("in/02-reply.eml")]);
+    assert!(err.contains("another mail"), "{err}");
+    // The whole mail, given by the operator, is processed whole in its
+    // place: one row for it, its body on the ticket, the entry released.
+    let out = env.ok(&["quarantine", "reprocess", &id, "--eml", &env.path("in/01-big.eml")]);
+    assert!(out.contains("update") || out.contains("new_ticket"), "{out}");
+    assert!(env.list(&["quarantine", "list", "--json"]).is_empty());
+    let messages = env.list(&["messages", "list", "--json"]);
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    let raw = env.run(&["quarantine", "show", &id, "--raw"]).stdout;
+    assert_eq!(raw, big, "the whole mail is kept now");
+    let ticket = messages
+        .iter()
+        .find(|m| m["outcome"] != "quarantined" && m["subject"] == "Ethernet LON/ETH/000123 down since 08:00")
+        .map(|m| m["ticket"].to_string())
+        .unwrap_or_else(|| panic!("{messages:#?}"));
+    let shown = env.ok(&["tickets", "show", &ticket, "--json"]);
+    assert!(shown.contains("xxxxxxxxxx"), "the body is on the ticket: {shown}");
 }
