@@ -132,11 +132,17 @@ impl Relay {
                 bounce: true,
             },
             // The relay will not take this mail (a content filter), whoever
-            // it is for: retrying cannot help, and the address is not at fault.
-            Ok(Err(Failure::Content(e))) if e.is_permanent() => Delivery::Permanent {
-                error: header_text(&format!("message refused: {e}")),
-                bounce: false,
-            },
+            // it is for: retrying cannot help, and the address is not at
+            // fault, unless the status is about the recipient's address or
+            // mailbox (5.1.x, 5.2.x: a filter that looks after DATA; each
+            // mail has one recipient).
+            Ok(Err(Failure::Content(e))) if e.is_permanent() => {
+                let text = e.to_string();
+                Delivery::Permanent {
+                    bounce: has_status(&text, &["5.1.", "5.2."]),
+                    error: header_text(&format!("message refused: {text}")),
+                }
+            }
             Ok(Err(Failure::Recipient(e) | Failure::Content(e))) => Delivery::Transient(header_text(&e.to_string())),
             Ok(Err(Failure::Unsendable(e))) => Delivery::Permanent {
                 error: e,
@@ -246,17 +252,36 @@ impl Relay {
     }
 }
 
-/// Whether a permanent refusal at RCPT TO carries a security or policy
-/// status (RFC 3463 class 5.7: relaying denied, authentication required,
-/// sender not allowed) rather than one about the recipient's mailbox
-/// (5.1.x address, 5.2.x mailbox). A smarthost answers with it when it will
-/// not relay for us, which is our configuration, not the address. A reply
-/// with no enhanced status keeps the old meaning of 5xx to RCPT: the
-/// recipient.
+/// Whether a permanent refusal at RCPT TO is the relay refusing us
+/// (relaying denied, authentication required, our sender not allowed: our
+/// configuration, not the address) rather than the recipient: a security
+/// or policy status (RFC 3463 class 5.7) whose words say relay,
+/// authentication, sender or client, or the 530 of "authentication
+/// required". Any other refusal is about the recipient, a 5.7.1
+/// "Recipient address rejected: Access denied" too: counted as a bounce
+/// and not retried (it was retried for days). A reply with no enhanced
+/// status keeps the old meaning of 5xx to RCPT: the recipient.
 fn refuses_the_sender(reply: &str) -> bool {
+    let policy = has_status(reply, &["5.7."]);
+    let lower = reply.to_ascii_lowercase();
+    let about_us = ["relay", "authenticat", "sender", "client"]
+        .iter()
+        .any(|w| lower.contains(w));
+    policy && (about_us || lower.contains("(530)"))
+}
+
+/// Whether `reply` carries an enhanced status (RFC 3463) of one of the
+/// `classes` (`5.7.`): a word of the class followed by the detail digits.
+fn has_status(reply: &str, classes: &[&str]) -> bool {
     reply
         .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-        .any(|word| word.starts_with("5.7.") && word[4..].chars().all(|c| c.is_ascii_digit()) && word.len() > 4)
+        .any(|word| {
+            classes.iter().any(|class| {
+                word.len() > class.len()
+                    && word.starts_with(class)
+                    && word[class.len()..].chars().all(|c| c.is_ascii_digit())
+            })
+        })
 }
 
 /// Why a send did not get a 250, by the step that failed: only the

@@ -214,6 +214,8 @@ fn only_a_5_7_status_is_the_relay_refusing_us() {
     for reply in [
         "permanent error (554): 5.7.1 <a@b.test>: Relay access denied",
         "permanent error (530): 5.7.0 Authentication required",
+        "permanent error (530): 5.7.0 Must issue a STARTTLS command first",
+        "permanent error (550): 5.7.1 Client host rejected: cannot find your hostname",
         "5.7.27 Sender address has null MX",
     ] {
         assert!(refuses_the_sender(reply), "{reply}");
@@ -224,9 +226,41 @@ fn only_a_5_7_status_is_the_relay_refusing_us() {
         "permanent error (550): mailbox unavailable",
         "permanent error (550): 5.7. broken",
         "permanent error (550): see 15.7.1 of the policy",
+        // A policy refusal of the recipient: a bounce, not a deferral.
+        "permanent error (554): 5.7.1 <a@b.test>: Recipient address rejected: Access denied",
     ] {
         assert!(!refuses_the_sender(reply), "{reply}");
     }
+}
+
+/// A policy refusal of the recipient at RCPT TO fails the mail at once
+/// and counts against the address, like any refusal of the recipient.
+#[tokio::test]
+async fn a_policy_refusal_of_the_recipient_is_a_bounce() {
+    let (outcome, _) = send_through(
+        &[(
+            "RCPT",
+            "554 5.7.1 <anna@acme.test>: Recipient address rejected: Access denied",
+        )],
+        false,
+    )
+    .await;
+    assert!(
+        matches!(&outcome, Delivery::Permanent { bounce: true, error } if error.contains("Access denied")),
+        "{outcome:?}"
+    );
+}
+
+/// A refusal after DATA about the recipient's mailbox (a filter that
+/// looks only then) counts against the address; one about the content
+/// does not (below).
+#[tokio::test]
+async fn a_mailbox_refusal_after_data_is_a_bounce() {
+    let (outcome, _) = send_through(&[(".", "552 5.2.2 <anna@acme.test>: Mailbox full")], false).await;
+    assert!(
+        matches!(&outcome, Delivery::Permanent { bounce: true, error } if error.contains("Mailbox full")),
+        "{outcome:?}"
+    );
 }
 
 /// A relay refusing the content fails that mail for good, without
