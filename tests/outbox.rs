@@ -174,9 +174,11 @@ async fn transient_failures_past_max_age_give_up() {
     assert!(error.unwrap().contains("gave up after 1 attempts: connection refused"));
 
     assert_eq!(store.outbox_backlog().await.unwrap(), (0, 1), "waiting, failed");
-    // `outbox retry` queues it again with a fresh allowance.
+    // `outbox retry` queues it again with a fresh allowance, its backoff
+    // started over (not an hour after its first try).
     store.retry_outbox(rows[0].id, late).await.unwrap();
-    assert_eq!(status_of(store, rows[0].id).await.0, "queued");
+    let (status, attempts, _, _) = status_of(store, rows[0].id).await;
+    assert_eq!((status.as_str(), attempts), ("queued", 0));
     assert_eq!(store.outbox_backlog().await.unwrap(), (1, 0));
     let err = store.retry_outbox(rows[0].id, late).await.unwrap_err().to_string();
     assert!(err.contains("is queued"), "{err}");
@@ -214,6 +216,19 @@ async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
     let mut conn = store.pool().acquire().await.unwrap();
     let contact = &views::contacts(&mut conn, Some("gone@kovac.test")).await.unwrap()[0];
     assert!(contact.undeliverable);
+    // Retrying one of its rows would only have it suppressed again: refused,
+    // naming what clears the mark.
+    let failed: i64 = sqlx::query_scalar("SELECT MIN(id) FROM outbox WHERE status = 'failed'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let err = store
+        .retry_outbox(failed, mailroom::store::now())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("contacts deliverable gone@kovac.test"), "{err}");
+    assert_eq!(status_of(store, failed).await.0, "failed");
     // Nothing more was claimed: the failed rows stay failed.
     assert!(
         store

@@ -303,28 +303,41 @@ impl Store {
     }
 
     /// `outbox retry ID`: a failed or suppressed row is queued again, now,
-    /// with a fresh `max_age` allowance.
+    /// with a fresh `max_age` allowance and its backoff started over. A row
+    /// for a contact still ignored or undeliverable is refused: it would
+    /// only be suppressed again at its next claim.
     pub async fn retry_outbox(&self, id: i64, now: i64) -> Result<()> {
         let mut tx = self.begin_outbox().await?;
-        let status: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT status FROM outbox WHERE id = $1{}",
+        let row: Option<(String, Option<i64>, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT status, contact_id, to_addr FROM outbox WHERE id = $1{}",
             self.row_lock(false)
         )))
         .bind(id)
         .fetch_optional(&mut *tx)
         .await?;
-        match status.as_deref() {
-            None => return Err(Error::NotFound(format!("outbox row {id}"))),
-            Some("failed" | "suppressed") => {}
-            Some(other) => {
+        let Some((status, contact_id, to)) = row else {
+            return Err(Error::NotFound(format!("outbox row {id}")));
+        };
+        if !matches!(status.as_str(), "failed" | "suppressed") {
+            return Err(Error::Usage(format!(
+                "outbox row {id} is {status}; only failed or suppressed rows can be retried"
+            )));
+        }
+        if let Some(contact) = contact_id {
+            if let Some(why) = barred(&mut tx, vec![contact]).await?.get(&contact) {
+                let fix = if why.contains("ignored") {
+                    format!("contacts ignore {to} --off")
+                } else {
+                    format!("contacts deliverable {to}")
+                };
                 return Err(Error::Usage(format!(
-                    "outbox row {id} is {other}; only failed or suppressed rows can be retried"
+                    "outbox row {id} is for {to}: {why}; it would be suppressed again (`{fix}` first)"
                 )));
             }
         }
         sqlx::query(
             "UPDATE outbox SET status = 'queued', next_attempt_at = $1, queued_at = $1, claim_token = NULL,
-                    lease_until = NULL WHERE id = $2",
+                    lease_until = NULL, attempts = 0 WHERE id = $2",
         )
         .bind(now)
         .bind(id)
@@ -387,7 +400,11 @@ const TICKET_LOCKS: i32 = 0x6f75_7462; // "outb"
 
 /// The contacts of `due` that must not be mailed any more, with why.
 async fn barred_contacts(tx: &mut super::Tx, due: &[Claimed]) -> Result<HashMap<i64, &'static str>> {
-    let mut ids: Vec<i64> = due.iter().filter_map(|r| r.contact_id).collect();
+    barred(tx, due.iter().filter_map(|r| r.contact_id).collect()).await
+}
+
+/// Which of the contacts `ids` are barred from mail, and why.
+async fn barred(tx: &mut super::Tx, mut ids: Vec<i64>) -> Result<HashMap<i64, &'static str>> {
     ids.sort_unstable();
     ids.dedup();
     let mut barred = HashMap::new();
