@@ -323,17 +323,19 @@ impl Store {
                 "outbox row {id} is {status}; only failed or suppressed rows can be retried"
             )));
         }
-        if let Some(contact) = contact_id {
-            if let Some(why) = barred(&mut tx, vec![contact]).await?.get(&contact) {
-                let fix = if why.contains("ignored") {
-                    format!("contacts ignore {to} --off")
-                } else {
-                    format!("contacts deliverable {to}")
-                };
-                return Err(Error::Usage(format!(
-                    "outbox row {id} is for {to}: {why}; it would be suppressed again (`{fix}` first)"
-                )));
-            }
+        let why = match contact_id {
+            Some(contact) => barred(&mut tx, vec![contact]).await?.remove(&contact),
+            None => None,
+        };
+        if let Some(why) = why {
+            let fix = if why.contains("ignored") {
+                format!("contacts ignore {to} --off")
+            } else {
+                format!("contacts deliverable {to}")
+            };
+            return Err(Error::Usage(format!(
+                "outbox row {id} is for {to}: {why}; it would be suppressed again (`{fix}` first)"
+            )));
         }
         sqlx::query(
             "UPDATE outbox SET status = 'queued', next_attempt_at = $1, queued_at = $1, claim_token = NULL,
