@@ -200,6 +200,17 @@ fn notifications_queued_while_the_relay_is_down_go_out_when_it_is_back() {
     std::thread::sleep(Duration::from_millis(1_100)); // outbox.retry_min = 1s
     let report = desk.send_outbox();
     assert!(report.starts_with("sent 3,"), "{report}");
+    // `outbox list` shows what the relay said and when; a sent row has no
+    // next attempt.
+    let sent = desk.outbox("sent");
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|r| r["server_reply"].as_str().is_some_and(|a| a.contains("250"))
+                && r["sent_at"].as_str().is_some_and(|t| t.ends_with('Z'))
+                && r["next_attempt"] == ""),
+        "{sent:#?}"
+    );
     desk.settle();
     for u in ["marie", "key", "noc"] {
         assert_eq!(desk.inbox_count(&format!("{u}@example.test")), 1, "{u}");

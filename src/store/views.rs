@@ -306,10 +306,18 @@ pub struct OutboxView {
     pub message_id: String,
     pub in_reply_to: Option<String>,
     pub last_error: Option<String>,
+    /// The relay's answer to a sent row (`250 2.0.0 Ok: queued as …`).
+    pub server_reply: Option<String>,
     #[serde(skip)]
     pub next_attempt_ts: i64,
+    /// When a queued row is tried next; empty for rows past sending.
     #[sqlx(skip)]
     pub next_attempt: String,
+    #[serde(skip)]
+    pub sent_at_ts: Option<i64>,
+    /// When the relay took it.
+    #[sqlx(skip)]
+    pub sent_at: Option<String>,
     #[serde(skip)]
     pub body: String,
 }
@@ -318,13 +326,16 @@ pub struct OutboxView {
 pub async fn outbox(conn: &mut AnyConnection) -> Result<Vec<OutboxView>> {
     let mut rows: Vec<OutboxView> = sqlx::query_as(
         "SELECT id, ticket, event, to_addr AS \"to\", language, subject, status, attempts, message_id, in_reply_to,
-                last_error, next_attempt_at AS next_attempt_ts, body
+                last_error, server_reply, next_attempt_at AS next_attempt_ts, sent_at AS sent_at_ts, body
          FROM outbox ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
     for r in &mut rows {
-        r.next_attempt = timestamp(r.next_attempt_ts);
+        if matches!(r.status.as_str(), "queued" | "sending") {
+            r.next_attempt = timestamp(r.next_attempt_ts);
+        }
+        r.sent_at = opt_timestamp(r.sent_at_ts);
     }
     Ok(rows)
 }
