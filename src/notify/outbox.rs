@@ -132,7 +132,7 @@ pub fn rehearse(templates: &Templates) -> Result<()> {
             action: "",
             support_address: "support@provider.test",
         };
-        templates.render(event, language, &ctx).map_err(|e| match e {
+        let rendered = templates.render(event, language, &ctx).map_err(|e| match e {
             crate::error::Error::Template { name, detail } => crate::error::Error::Template {
                 name,
                 detail: format!(
@@ -141,6 +141,15 @@ pub fn rehearse(templates: &Templates) -> Result<()> {
             },
             other => other,
         })?;
+        // The tag in the subject is how a reply from a client that drops
+        // In-Reply-To still finds its ticket, and how people see which
+        // ticket a mail is about.
+        if event != Event::Refusal && !rendered.subject.contains(&ticket.tag) {
+            return Err(crate::error::Error::Template {
+                name: format!("{}.{language}", event.as_str()),
+                detail: "its subject must carry the ticket's tag ({{ ticket.tag }})".into(),
+            });
+        }
     }
     Ok(())
 }

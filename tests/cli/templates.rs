@@ -36,6 +36,19 @@ fn a_template_that_cannot_render_fails_check_config_by_name() {
 }
 
 #[test]
+fn a_subject_without_the_ticket_tag_is_refused() {
+    let env = with_templates(&[(
+        "ticket_updated.it.txt",
+        "Subject: Aggiornamento: {{ ticket.subject }}\n\nCiao {{ recipient.first_name }},\n",
+    )]);
+    let err = env.fail2(&["check-config"]);
+    assert!(
+        err.contains("ticket_updated.it") && err.contains("must carry the ticket's tag"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_refusal_template_naming_the_ticket_is_refused_a_refusal_has_none() {
     let env = with_templates(&[(
         "refusal.en.txt",
