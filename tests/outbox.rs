@@ -90,6 +90,24 @@ async fn a_claimed_row_is_leased_and_transient_failures_back_off() {
         "not twice in one run"
     );
 
+    // Handed back without a try (not started within the lease): due now,
+    // the claim's attempt taken back, no backoff.
+    let (rows, _) = store.claim_outbox(claim(t0 + 60)).await.unwrap();
+    assert_eq!(rows[0].attempts, 2);
+    let done = store
+        .record_deliveries(
+            &[(
+                rows[0].clone(),
+                Delivery::Unsent("not sent within the claim's lease".into()),
+            )],
+            record(t0 + 60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.deferred, 1);
+    let (status, attempts, next, _) = status_of(store, id).await;
+    assert_eq!((status.as_str(), attempts, next), ("queued", 1, t0 + 60));
+
     let (rows, _) = store.claim_outbox(claim(t0 + 60)).await.unwrap();
     assert_eq!(rows[0].attempts, 2);
     store

@@ -230,7 +230,7 @@ impl Courier {
                     }
                     courier.relay.send(&row).await
                 } else {
-                    Delivery::Transient("not sent within the claim's lease (outbox.lease); queued again".into())
+                    Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())
                 };
                 let (recorded, committed) = oneshot::channel();
                 if answers.send((row, delivery, recorded)).is_ok() {
@@ -366,6 +366,9 @@ fn log_delivery(row: &Claimed, delivery: &Delivery) {
         }
         Delivery::Transient(e) => {
             tracing::warn!(id = row.id, ticket = ?row.ticket, to = %row.to, attempt = row.attempts, error = %e, "notification deferred")
+        }
+        Delivery::Unsent(e) => {
+            tracing::debug!(id = row.id, ticket = ?row.ticket, to = %row.to, reason = %e, "notification handed back unsent")
         }
         Delivery::Permanent { error, .. } => {
             tracing::warn!(id = row.id, ticket = ?row.ticket, to = %row.to, error = %error, "notification failed permanently")

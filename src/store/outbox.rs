@@ -69,6 +69,11 @@ pub enum Delivery {
     Sent(String),
     /// Try again later (connection, timeout, 4xx).
     Transient(String),
+    /// Handed back without a try (it could not start within the claim's
+    /// lease): queued again, due now, the attempt not counted, so a
+    /// backlog behind a slow relay neither backs off nor ages to `failed`
+    /// for mail never offered to it.
+    Unsent(String),
     /// Never try again (5xx for this recipient, an unusable address).
     Permanent {
         error: String,
@@ -231,11 +236,15 @@ impl Store {
                     Some(e.clone()),
                     None,
                 ),
+                Delivery::Unsent(e) => ("queued", rules.now, Some(e.clone()), None),
                 Delivery::Permanent { error, .. } => ("failed", rules.now, Some(error.clone()), None),
             };
+            // The claim counted the attempt; one never made is taken back.
+            let uncounted = i64::from(matches!(delivery, Delivery::Unsent(_)));
             let updated = sqlx::query(
                 "UPDATE outbox SET status = $1, next_attempt_at = $2, last_error = $3, server_reply = COALESCE($4, server_reply),
-                        sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END, claim_token = NULL, lease_until = NULL
+                        sent_at = CASE WHEN $1 = 'sent' THEN $5 ELSE sent_at END, claim_token = NULL, lease_until = NULL,
+                        attempts = attempts - $8
                  WHERE id = $6 AND status = 'sending' AND claim_token = $7",
             )
             .bind(status)
@@ -245,6 +254,7 @@ impl Store {
             .bind(rules.now)
             .bind(row.id)
             .bind(&row.token)
+            .bind(uncounted)
             .execute(&mut *tx)
             .await?
             .rows_affected();
