@@ -76,13 +76,16 @@ fn is_mbox(bytes: &[u8]) -> bool {
 }
 
 /// Splits an mbox (mboxrd/mboxo): a message starts at a `From ` line at the
-/// start of the file or after an empty line; `>From ` lines are unescaped.
+/// start of the file or after an empty line, or at a line that is a whole
+/// envelope line (`From sender Mon Jan  1 00:00:00 2026`) wherever it
+/// stands: some exports leave out the blank line, and the mail after it was
+/// swallowed into the body of the one before; `>From ` lines are unescaped.
 pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut mails: Vec<Vec<u8>> = Vec::new();
     let mut current: Option<Vec<u8>> = None;
     let mut prev_blank = true;
     for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b"From ") && prev_blank {
+        if line.starts_with(b"From ") && (prev_blank || is_envelope_line(line)) {
             if let Some(m) = current.take() {
                 mails.push(trim_separator(m));
             }
@@ -103,6 +106,20 @@ pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
         mails.push(trim_separator(m));
     }
     mails
+}
+
+/// A separator line as mbox writers write it: `From `, a sender without
+/// spaces, then an asctime date (`Mon Jan  1 00:00:00 2026`, a zone or
+/// seconds fraction tolerated after it), or Netscape's bare `From - `. A
+/// body line starting with "From " is prose and does not look like this.
+fn is_envelope_line(line: &[u8]) -> bool {
+    static ENVELOPE: std::sync::LazyLock<regex::bytes::Regex> = std::sync::LazyLock::new(|| {
+        regex::bytes::Regex::new(
+            r"^From (\S+ +(Mon|Tue|Wed|Thu|Fri|Sat|Sun) (Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} \d{2}:\d{2}(:\d{2})? (\S+ )?\d{4}( \S+)?|- *)\r?\n?$",
+        )
+        .expect("a valid pattern")
+    });
+    ENVELOPE.is_match(line)
 }
 
 /// The blank line before the next `From ` belongs to the format, not the mail.
@@ -127,6 +144,21 @@ mod tests {
         assert_eq!(mails.len(), 2);
         assert_eq!(mails[0], b"From: a@b\nSubject: one\n\nhi\nFrom here\n".to_vec());
         assert_eq!(mails[1], b"From: c@d\n\ntwo\n".to_vec());
+    }
+
+    #[test]
+    fn an_envelope_line_without_a_blank_line_before_it_still_splits() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2026\nFrom: a@b\nSubject: one\n\nhi\nFrom c@d Tue Jan  2 09:30:00 2026\nFrom: c@d\n\ntwo\nFrom the team, thanks\n";
+        let mails = split_mbox(mbox);
+        assert_eq!(mails.len(), 2, "{mails:?}");
+        assert_eq!(mails[0], b"From: a@b\nSubject: one\n\nhi\n".to_vec());
+        // A body line that merely starts with "From " stays in the body.
+        assert_eq!(mails[1], b"From: c@d\n\ntwo\nFrom the team, thanks\n".to_vec());
+        assert!(is_envelope_line(b"From MAILER-DAEMON Fri Jul  8 12:08:34 2011\r\n"));
+        assert!(is_envelope_line(b"From x@y Wed Dec  6 10:00:00 +0100 2026\n"));
+        assert!(!is_envelope_line(b"From Monday on, the link is down\n"));
+        assert!(is_envelope_line(b"From - \r\n"));
+        assert!(!is_envelope_line(b"From -10 to +10 degrees\n"));
     }
 
     #[test]
