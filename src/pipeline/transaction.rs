@@ -187,6 +187,17 @@ impl Pipeline {
                 }
                 Ok((msg, class)) => {
                     let class = *class;
+                    // Another sender's mail holds its Message-ID: this is
+                    // another mail, kept under its bytes' hash.
+                    let rekeyed;
+                    let msg = match work.snapshot.reused_key(msg) {
+                        Some(key) => {
+                            tracing::info!(source = %mail.source, message_id = ?msg.message_id, from = %msg.from.address, "a mail from another sender holds this Message-ID; kept under its bytes' hash");
+                            rekeyed = crate::message::Message { key, ..msg.clone() };
+                            &rekeyed
+                        }
+                        None => msg,
+                    };
                     let received_at = self.clock.received_at(msg, wall);
                     let facts = work
                         .snapshot

@@ -249,6 +249,11 @@ impl Batch {
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
         self.snapshot.known_keys.insert(msg.key.clone());
+        if !msg.from.address.is_empty() {
+            self.snapshot
+                .key_senders
+                .insert(msg.key.clone(), msg.from.address.to_lowercase());
+        }
         self.changes.hard_bounces.extend(plan.hard_bounces.iter().copied());
         if plan.outcome == Outcome::NewTicket {
             self.snapshot

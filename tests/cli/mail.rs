@@ -591,3 +591,54 @@ fn a_file_over_the_size_limit_is_quarantined_with_its_headers() {
     let shown = env.ok(&["tickets", "show", &ticket, "--json"]);
     assert!(shown.contains("xxxxxxxxxx"), "the body is on the ticket: {shown}");
 }
+
+/// A web form that sends every mail with one constant Message-ID: each
+/// sender's mail is a mail of its own (kept under its bytes' hash), not a
+/// duplicate of the first; the same mail again, from the same sender, is.
+#[test]
+fn a_message_id_reused_by_another_sender_is_another_mail() {
+    let env = Env::new();
+    env.import(DIRECTORY);
+    let form = |from: &str, date: &str, body: &str| mail(from, "form@webform.test", date, "Contact form", &[], body);
+    env.write(
+        "in/1.eml",
+        form(
+            "Alice <alice@example.org>",
+            "Mon, 2 Mar 2026 10:15:00 +0100",
+            "Alice's request",
+        ),
+    );
+    env.write(
+        "in/2.eml",
+        form(
+            "Bob <bob@example.org>",
+            "Mon, 2 Mar 2026 10:16:00 +0100",
+            "Bob's request",
+        ),
+    );
+    // Alice's mail delivered a second time (through another mailbox).
+    let mut again = b"Received: from mx2.provider.test by imap2.provider.test\r\n".to_vec();
+    again.extend(form(
+        "Alice <alice@example.org>",
+        "Mon, 2 Mar 2026 10:15:00 +0100",
+        "Alice's request",
+    ));
+    env.write("in/3.eml", again);
+    let summary = env.replay(&["in"]);
+    assert_eq!(
+        (summary["new_tickets"].clone(), summary["duplicates"].clone()),
+        (json!(2), json!(1)),
+        "{summary}"
+    );
+    let tickets = env.list(&["tickets", "list", "--json"]);
+    let requesters: Vec<&str> = tickets.iter().filter_map(|t| t["requester"].as_str()).collect();
+    assert_eq!(requesters, ["alice@example.org", "bob@example.org"]);
+    // Replayed again, all three are duplicates: Bob's under its hash.
+    let summary = env.replay(&["in"]);
+    assert_eq!(
+        (summary["duplicates"].clone(), summary["new_tickets"].clone()),
+        (json!(3), json!(0)),
+        "{summary}"
+    );
+    assert_eq!(env.list(&["tickets", "list", "--json"]).len(), 2);
+}

@@ -50,19 +50,20 @@ impl Snapshot {
         since: i64,
     ) -> Result<()> {
         let s = self;
-        let keys: HashSet<&str> = keys.iter().copied().filter(|k| !s.known_keys.contains(*k)).collect();
-        if !keys.is_empty() {
-            let known: Vec<(String,)> = fetch_in(conn, keys.iter().map(|k| k.to_string()).collect(), |style, slice| {
-                let mut qb = Sql::styled(
-                    style,
-                    "SELECT message_key FROM messages WHERE outcome <> 'duplicate' AND message_key",
-                );
-                qb.push_in(slice);
-                qb
-            })
-            .await?;
-            s.known_keys.extend(known.into_iter().map(|(k,)| k));
-        }
+        let keys: Vec<String> = keys
+            .iter()
+            .filter(|k| !s.known_keys.contains(**k))
+            .map(|k| k.to_string())
+            .collect();
+        s.load_keys(conn, keys).await?;
+        // A mail reusing a Message-ID another sender's mail holds is kept
+        // under its bytes' hash: whether that is known too (a re-fetch).
+        let rekeyed: Vec<String> = msgs
+            .iter()
+            .filter_map(|m| s.reused_key(m))
+            .filter(|k| !s.known_keys.contains(k))
+            .collect();
+        s.load_keys(conn, rekeyed).await?;
         if msgs.is_empty() {
             return Ok(());
         }
@@ -197,6 +198,29 @@ impl Snapshot {
     }
 
     /// Adds tickets by number, with requesters and participants.
+    /// Which of `keys` the store holds a mail under, with its sender.
+    async fn load_keys(&mut self, conn: &mut AnyConnection, keys: Vec<String>) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let known: Vec<(String, Option<String>)> = fetch_in(conn, keys, |style, slice| {
+            let mut qb = Sql::styled(
+                style,
+                "SELECT message_key, from_addr FROM messages WHERE outcome <> 'duplicate' AND message_key",
+            );
+            qb.push_in(slice);
+            qb
+        })
+        .await?;
+        for (key, from) in known {
+            if let Some(from) = from.filter(|f| !f.is_empty()) {
+                self.key_senders.insert(key.clone(), from.to_lowercase());
+            }
+            self.known_keys.insert(key);
+        }
+        Ok(())
+    }
+
     pub async fn load_tickets(&mut self, conn: &mut AnyConnection, numbers: Vec<i64>) -> Result<()> {
         let numbers: Vec<i64> = numbers.into_iter().filter(|n| !self.tickets.contains_key(n)).collect();
         if numbers.is_empty() {

@@ -73,6 +73,10 @@ pub const RATE_WINDOW_SECS: i64 = 3_600;
 #[derive(Debug, Default)]
 pub struct Snapshot {
     pub known_keys: HashSet<String>,
+    /// The sender (lower case) of the mail held under each known key that
+    /// has one: a mail reusing a Message-ID under another sender is another
+    /// mail ([`Snapshot::reused_key`]).
+    pub key_senders: HashMap<String, String>,
     pub contacts: HashMap<String, Contact>,
     pub accounts: HashMap<i64, Account>,
     pub domain_accounts: HashMap<String, i64>,
@@ -129,6 +133,21 @@ impl Snapshot {
                 .find_map(|d| self.domain_accounts.get(d).copied())
         })?;
         self.accounts.get(&id)
+    }
+
+    /// The key `msg` is kept under instead of its Message-ID's when a mail
+    /// from another sender already holds that Message-ID: its bytes' hash.
+    /// Web forms and scripts that send every mail with one constant
+    /// Message-ID had each mail after the first dropped as a duplicate; a
+    /// mail delivered again (a second mailbox, a re-fetch) comes from the
+    /// same sender and stays a duplicate.
+    pub fn reused_key(&self, msg: &Message) -> Option<String> {
+        msg.message_id.as_ref()?;
+        if msg.from.address.is_empty() {
+            return None;
+        }
+        let holder = self.key_senders.get(&msg.key)?;
+        (!holder.eq_ignore_ascii_case(&msg.from.address)).then(|| crate::message::hash_key(&msg.raw_sha256))
     }
 
     /// The facts of one mail received `at`, as of this point in the batch.
