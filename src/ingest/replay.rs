@@ -57,8 +57,15 @@ fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 pub fn read_file(path: &Path) -> Result<Vec<Incoming>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let source = path.display().to_string();
-    if is_mbox(&bytes) {
-        return Ok(split_mbox(&bytes)
+    // An mbox saved by an editor that writes a UTF-8 byte order mark
+    // before its first `From ` line is an mbox all the same: taken as one
+    // mail, its second message and on were lost in the first's body.
+    let mbox = bytes
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .filter(|rest| is_mbox(rest))
+        .unwrap_or(&bytes);
+    if is_mbox(mbox) {
+        return Ok(split_mbox(mbox)
             .into_iter()
             .enumerate()
             .map(|(i, raw)| Incoming::new(raw, format!("{source}#{}", i + 1)))
@@ -75,17 +82,22 @@ fn is_mbox(bytes: &[u8]) -> bool {
     }
 }
 
-/// Splits an mbox (mboxrd/mboxo): a message starts at a `From ` line at the
-/// start of the file or after an empty line, or at a line that is a whole
-/// envelope line (`From sender Mon Jan  1 00:00:00 2026`) wherever it
-/// stands: some exports leave out the blank line, and the mail after it was
-/// swallowed into the body of the one before; `>From ` lines are unescaped.
+/// Splits an mbox (mboxrd/mboxo): a message starts at a `From ` line with
+/// a date at the start of the file or after an empty line, or at a line
+/// that is a whole envelope line (`From sender Mon Jan  1 00:00:00 2026`,
+/// `From - `) wherever it stands: some exports leave out the blank line,
+/// and the mail after it was swallowed into the body of the one before;
+/// `>From ` lines are unescaped.
 pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut mails: Vec<Vec<u8>> = Vec::new();
     let mut current: Option<Vec<u8>> = None;
     let mut prev_blank = true;
     for line in bytes.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b"From ") && (prev_blank || is_envelope_line(line)) {
+        // After a blank line, a `From ` line with a date in it (digits) is
+        // a separator even in a looser format than asctime; one without
+        // ("From Russia with love" in an unescaped body) is prose.
+        let dated = line.iter().any(u8::is_ascii_digit);
+        if line.starts_with(b"From ") && ((prev_blank && dated) || is_envelope_line(line)) {
             if let Some(m) = current.take() {
                 mails.push(trim_separator(m));
             }
@@ -159,6 +171,32 @@ mod tests {
         assert!(!is_envelope_line(b"From Monday on, the link is down\n"));
         assert!(is_envelope_line(b"From - \r\n"));
         assert!(!is_envelope_line(b"From -10 to +10 degrees\n"));
+    }
+
+    #[test]
+    fn an_unescaped_from_line_in_a_body_stays_there() {
+        let mbox = b"From a@b Mon Jan  1 00:00:00 2026\nFrom: a@b\nSubject: film\n\nMy favourite:\n\nFrom Russia with love\n\nFrom c@d Mon Jan  1 00:00:00 2026\nFrom: c@d\n\ntwo\n";
+        let mails = split_mbox(mbox);
+        assert_eq!(mails.len(), 2, "{mails:?}");
+        assert!(
+            mails[0].ends_with(b"From Russia with love\n"),
+            "{:?}",
+            String::from_utf8_lossy(&mails[0])
+        );
+    }
+
+    #[test]
+    fn an_mbox_behind_a_byte_order_mark_is_split() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("saved.mbox");
+        std::fs::write(
+            &path,
+            b"\xEF\xBB\xBFFrom -\nFrom: a@b\nSubject: one\n\nhi\n\nFrom -\nFrom: c@d\n\ntwo\n",
+        )
+        .unwrap();
+        let mails = read_file(&path).unwrap();
+        assert_eq!(mails.len(), 2);
+        assert!(mails[0].raw.starts_with(b"From: a@b"));
     }
 
     #[test]

@@ -458,7 +458,15 @@ impl Batch {
                 t.requester.email.clone(),
                 t.root_message_id.clone(),
             ),
-            _ => (String::new(), String::new(), renderer.support_address.to_string(), None),
+            // A hand action answers the ticket itself: In-Reply-To its
+            // first mail, so clients that thread by it alone (not by
+            // References) keep the notice in the conversation.
+            _ => (
+                String::new(),
+                String::new(),
+                renderer.support_address.to_string(),
+                t.root_message_id.clone(),
+            ),
         };
         let cause = Cause {
             subject: view.subject.clone(),

@@ -199,6 +199,15 @@ fn tickets_list_show_and_close() {
             .any(|o| o["event"] == "ticket_closed" && o["to"] == "marie.dupont@acme.fr"),
         "{outbox:#?}"
     );
+    // The close answers the ticket's first mail, for clients that thread by
+    // In-Reply-To alone.
+    assert!(
+        outbox
+            .iter()
+            .filter(|o| o["event"] == "ticket_closed")
+            .all(|o| o["in_reply_to"] == REQUEST_ID),
+        "{outbox:#?}"
+    );
 
     let err = env.fail2(&["tickets", "close", "1"]);
     assert!(err.contains("already closed"), "{err}");
