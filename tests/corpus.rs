@@ -121,3 +121,33 @@ async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {
     assert!(refused.is_empty(), "mails refused by the store: {refused:?}");
     eprintln!("corpus: {} mails replayed", mails.len());
 }
+
+/// mimekit's mbox files split into the messages its own suite finds in
+/// them: where a `-summary.txt` lists them (one `From ` line each), that
+/// many; `simple.mbox` holds three separated by bare `From - ` lines with
+/// no blank line before them, `unmunged.mbox` two behind a byte order
+/// mark, with an unescaped "From Russia with love" in a body.
+#[test]
+fn mimekit_mbox_files_split_into_their_messages() {
+    let Some(corpus) = common::corpus() else { return };
+    let dir = corpus.join("mimekit/mbox");
+    let count = |name: &str| {
+        read_file(&dir.join(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .len()
+    };
+    for (mbox, summary) in [
+        ("content-length.mbox.txt", "content-length-summary.txt"),
+        ("issue1189.mbox.txt", "issue1189-summary.txt"),
+    ] {
+        let listed = std::fs::read_to_string(dir.join(summary))
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("From "))
+            .count();
+        assert!(listed > 1, "{summary}");
+        assert_eq!(count(mbox), listed, "{mbox}");
+    }
+    assert_eq!(count("simple.mbox.txt"), 3);
+    assert_eq!(count("unmunged.mbox.txt"), 2);
+}
