@@ -151,7 +151,7 @@ impl Store {
         let barred = barred_contacts(&mut tx, &due).await?;
         let token = new_token(rules.now);
         let (mut claimed, mut suppressed) = (Vec::new(), Vec::new());
-        let mut withheld: HashMap<(&'static str, bool), Vec<i64>> = HashMap::new();
+        let mut withheld: HashMap<(Barred, bool), Vec<i64>> = HashMap::new();
         for mut row in due {
             // Queued before the contact was set to be ignored or became
             // undeliverable (a retry that waited, one fan-out of several
@@ -202,9 +202,12 @@ impl Store {
         for ((why, lapsed), ids) in withheld {
             count += ids.len();
             let why = if lapsed {
-                format!("{why}; an earlier attempt whose answer was never recorded may have sent it")
+                format!(
+                    "{}; an earlier attempt whose answer was never recorded may have sent it",
+                    why.why()
+                )
             } else {
-                why.to_string()
+                why.why().to_string()
             };
             let mut q = Sql::new(&tx, "UPDATE outbox SET status = 'suppressed', last_error = ");
             q.push_bind(why)
@@ -333,18 +336,15 @@ impl Store {
                 "outbox row {id} is {status}; only failed or suppressed rows can be retried"
             )));
         }
-        let why = match contact_id {
+        let barred_now = match contact_id {
             Some(contact) => barred(&mut tx, vec![contact]).await?.remove(&contact),
             None => None,
         };
-        if let Some(why) = why {
-            let fix = if why.contains("ignored") {
-                format!("contacts ignore {to} --off")
-            } else {
-                format!("contacts deliverable {to}")
-            };
+        if let Some(barred) = barred_now {
             return Err(Error::Usage(format!(
-                "outbox row {id} is for {to}: {why}; it would be suppressed again (`{fix}` first)"
+                "outbox row {id} is for {to}: {}; it would be suppressed again (`{}` first)",
+                barred.why(),
+                barred.remedy(&to)
             )));
         }
         sqlx::query(
@@ -410,13 +410,38 @@ impl Store {
 /// The first key of the per-ticket advisory locks of the loop guard.
 const TICKET_LOCKS: i32 = 0x6f75_7462; // "outb"
 
+/// Why a contact must not be mailed any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Barred {
+    Ignored,
+    Undeliverable,
+}
+
+impl Barred {
+    /// As `last_error` and the CLI say it.
+    fn why(self) -> &'static str {
+        match self {
+            Barred::Ignored => "the contact is set to be ignored",
+            Barred::Undeliverable => "the contact is undeliverable (hard bounces)",
+        }
+    }
+
+    /// The command that lifts it for the contact at `email`.
+    fn remedy(self, email: &str) -> String {
+        match self {
+            Barred::Ignored => format!("contacts ignore {email} --off"),
+            Barred::Undeliverable => format!("contacts deliverable {email}"),
+        }
+    }
+}
+
 /// The contacts of `due` that must not be mailed any more, with why.
-async fn barred_contacts(tx: &mut super::Tx, due: &[Claimed]) -> Result<HashMap<i64, &'static str>> {
+async fn barred_contacts(tx: &mut super::Tx, due: &[Claimed]) -> Result<HashMap<i64, Barred>> {
     barred(tx, due.iter().filter_map(|r| r.contact_id).collect()).await
 }
 
 /// Which of the contacts `ids` are barred from mail, and why.
-async fn barred(tx: &mut super::Tx, mut ids: Vec<i64>) -> Result<HashMap<i64, &'static str>> {
+async fn barred(tx: &mut super::Tx, mut ids: Vec<i64>) -> Result<HashMap<i64, Barred>> {
     ids.sort_unstable();
     ids.dedup();
     let mut barred = HashMap::new();
@@ -428,9 +453,9 @@ async fn barred(tx: &mut super::Tx, mut ids: Vec<i64>) -> Result<HashMap<i64, &'
     for r in q.build().fetch_all(&mut **tx).await? {
         let id: i64 = r.try_get("id")?;
         if flag(&r, "ignore")? {
-            barred.insert(id, "the contact is set to be ignored");
+            barred.insert(id, Barred::Ignored);
         } else if flag(&r, "undeliverable")? {
-            barred.insert(id, "the contact is undeliverable (hard bounces)");
+            barred.insert(id, Barred::Undeliverable);
         }
     }
     Ok(barred)
