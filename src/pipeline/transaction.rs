@@ -304,7 +304,7 @@ impl Pipeline {
         }
         let mut snapshot = Snapshot::default();
         if crate::store::snapshot::key_is_known(&mut tx, &failure.key).await? {
-            snapshot.known_keys.insert(failure.key.clone());
+            snapshot.known_keys.insert(failure.key.clone(), String::new());
         }
         let mut batch = Batch {
             snapshot,

@@ -59,12 +59,14 @@ impl Batch {
     /// Records a mail that could not be parsed or processed: a duplicate if
     /// its key was seen, else quarantined (as `reason`) with its raw bytes.
     pub fn record_failure(&mut self, failure: &ParseFailure, receipt: &Receipt<'_>, reason: &str) -> Outcome {
-        let outcome = if self.snapshot.known_keys.contains(&failure.key) {
+        let outcome = if self.snapshot.known_keys.contains_key(&failure.key) {
             Outcome::Duplicate
         } else {
             Outcome::Quarantined
         };
-        self.snapshot.known_keys.insert(failure.key.clone());
+        self.snapshot
+            .known_keys
+            .insert(failure.key.clone(), failure.from.clone().unwrap_or_default());
         let id = self.changes.take_message_id();
         self.changes.messages.push(MessageRow {
             id,
@@ -248,12 +250,9 @@ impl Batch {
             });
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
-        self.snapshot.known_keys.insert(msg.key.clone());
-        if !msg.from.address.is_empty() {
-            self.snapshot
-                .key_senders
-                .insert(msg.key.clone(), msg.from.address.to_lowercase());
-        }
+        self.snapshot
+            .known_keys
+            .insert(msg.key.clone(), msg.from.address.clone());
         self.changes.hard_bounces.extend(plan.hard_bounces.iter().copied());
         if plan.outcome == Outcome::NewTicket {
             self.snapshot

@@ -52,7 +52,7 @@ impl Snapshot {
         let s = self;
         let keys: Vec<String> = keys
             .iter()
-            .filter(|k| !s.known_keys.contains(**k))
+            .filter(|k| !s.known_keys.contains_key(**k))
             .map(|k| k.to_string())
             .collect();
         s.load_keys(conn, keys).await?;
@@ -61,7 +61,7 @@ impl Snapshot {
         let rekeyed: Vec<String> = msgs
             .iter()
             .filter_map(|m| s.reused_key(m))
-            .filter(|k| !s.known_keys.contains(k))
+            .filter(|k| !s.known_keys.contains_key(k))
             .collect();
         s.load_keys(conn, rekeyed).await?;
         if msgs.is_empty() {
@@ -197,7 +197,6 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Adds tickets by number, with requesters and participants.
     /// Which of `keys` the store holds a mail under, with its sender.
     async fn load_keys(&mut self, conn: &mut AnyConnection, keys: Vec<String>) -> Result<()> {
         if keys.is_empty() {
@@ -212,15 +211,12 @@ impl Snapshot {
             qb
         })
         .await?;
-        for (key, from) in known {
-            if let Some(from) = from.filter(|f| !f.is_empty()) {
-                self.key_senders.insert(key.clone(), from.to_lowercase());
-            }
-            self.known_keys.insert(key);
-        }
+        self.known_keys
+            .extend(known.into_iter().map(|(key, from)| (key, from.unwrap_or_default())));
         Ok(())
     }
 
+    /// Adds tickets by number, with requesters and participants.
     pub async fn load_tickets(&mut self, conn: &mut AnyConnection, numbers: Vec<i64>) -> Result<()> {
         let numbers: Vec<i64> = numbers.into_iter().filter(|n| !self.tickets.contains_key(n)).collect();
         if numbers.is_empty() {

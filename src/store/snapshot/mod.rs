@@ -72,11 +72,10 @@ pub const RATE_WINDOW_SECS: i64 = 3_600;
 /// The batch's view of the store.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub known_keys: HashSet<String>,
-    /// The sender (lower case) of the mail held under each known key that
-    /// has one: a mail reusing a Message-ID under another sender is another
-    /// mail ([`Snapshot::reused_key`]).
-    pub key_senders: HashMap<String, String>,
+    /// The keys of mails the store holds, each with its sender's address
+    /// ("" when it has none): a mail reusing a Message-ID under another
+    /// sender is another mail ([`Snapshot::reused_key`]).
+    pub known_keys: HashMap<String, String>,
     pub contacts: HashMap<String, Contact>,
     pub accounts: HashMap<i64, Account>,
     pub domain_accounts: HashMap<String, i64>,
@@ -146,13 +145,13 @@ impl Snapshot {
         if msg.from.address.is_empty() {
             return None;
         }
-        let holder = self.key_senders.get(&msg.key)?;
+        let holder = self.known_keys.get(&msg.key).filter(|h| !h.is_empty())?;
         (!holder.eq_ignore_ascii_case(&msg.from.address)).then(|| crate::message::hash_key(&msg.raw_sha256))
     }
 
     /// The facts of one mail received `at`, as of this point in the batch.
     pub fn facts(&self, msg: &Message, tag: &TagFormat, reprocessing: bool, at: i64) -> Facts {
-        if !reprocessing && self.known_keys.contains(&msg.key) {
+        if !reprocessing && self.known_keys.contains_key(&msg.key) {
             return Facts {
                 duplicate: true,
                 ..Facts::default()
