@@ -32,19 +32,7 @@ fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: boo
     // Even a document toml refuses is read as far as it goes, for the keys.
     let (doc, syntax) = DeTable::parse_recoverable(text);
     let mut message = one_line(e.message());
-    if !hide_values {
-        let mut out = format!("{origin}: ");
-        if let Some(span) = e.span() {
-            let (line, column) = position(text, span.start);
-            out.push_str(&format!("line {line}, column {column}: "));
-            if let Some(hit) = locate(doc.get_ref(), text, span.start) {
-                out.push_str(&format!("{}: ", hit.path));
-            }
-        }
-        out.push_str(&message);
-        return Error::Config(out);
-    }
-    if syntax.is_empty() {
+    if hide_values && syntax.is_empty() {
         // serde's words about a value: they quote it.
         message = without_values(&message);
     }
@@ -71,7 +59,7 @@ fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: boo
             // Whatever toml or serde said, nothing of the value at fault
             // goes out (a key named in the message is not a value).
             let mut values = Vec::new();
-            if !at_key {
+            if hide_values && !at_key {
                 values.push(unquoted(text.get(span.clone()).unwrap_or_default()).to_string());
                 if let Some(value) = hit.as_ref().and_then(|h| h.value) {
                     strings(value, &mut values);
@@ -90,7 +78,7 @@ fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: boo
                 message = HIDDEN.to_string();
             }
         }
-        None if !syntax.is_empty() || known_form(&message) => {}
+        None if !hide_values || !syntax.is_empty() || known_form(&message) => {}
         None => message = HIDDEN.to_string(),
     }
     out.push_str(&message);
