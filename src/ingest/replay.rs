@@ -96,8 +96,8 @@ pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
         // After a blank line, a `From ` line with a date in it (digits) is
         // a separator even in a looser format than asctime; one without
         // ("From Russia with love" in an unescaped body) is prose.
-        let dated = line.iter().any(u8::is_ascii_digit);
-        if line.starts_with(b"From ") && ((prev_blank && dated) || is_envelope_line(line)) {
+        let dated = || line.iter().any(u8::is_ascii_digit);
+        if line.starts_with(b"From ") && ((prev_blank && dated()) || is_envelope_line(line)) {
             if let Some(m) = current.take() {
                 mails.push(trim_separator(m));
             }
