@@ -211,7 +211,7 @@ async fn a_bounce_naming_a_contact_created_earlier_in_its_batch_counts() {
     let (summary, outcomes) = p
         .process_batch(&[
             Incoming::new(REQUEST.to_vec(), "a"),
-            Incoming::new(dsn("elsewhere-1@other.test", "ana@kovac.test", "5.1.1"), "b"),
+            Incoming::new(dsn_returning_no_id("ana@kovac.test"), "b"),
         ])
         .await
         .unwrap();
@@ -223,4 +223,59 @@ async fn a_bounce_naming_a_contact_created_earlier_in_its_batch_counts() {
         1,
         "the hard bounce was lost"
     );
+}
+
+/// A mail system's report that returns no Message-ID (only the failed
+/// address): it cannot be told from ours, so it counts.
+fn dsn_returning_no_id(recipient: &str) -> Vec<u8> {
+    let raw = String::from_utf8(dsn("x@x", recipient, "5.1.1")).unwrap();
+    raw.replace("Message-ID: <x@x>\r\n", "").into_bytes()
+}
+
+/// Backscatter: spam forged in a customer's name bounced by some mail
+/// system to us. It returns a mail we never sent, so it charges nobody
+/// (three such reports would make the contact undeliverable and silence
+/// every notification to them); the same report returning our
+/// notification does charge.
+#[tokio::test]
+async fn a_report_returning_a_mail_we_never_sent_charges_nobody() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "[contacts]\nhard_bounce_limit = 2\n").await;
+    p.process_batch(&[Incoming::new(REQUEST.to_vec(), "a")]).await.unwrap();
+    let mut conn = p.store().pool().acquire().await.unwrap();
+    for n in 0..3 {
+        let raw = String::from_utf8(dsn(&format!("spam{n}@botnet.test"), "ana@kovac.test", "5.7.1"))
+            .unwrap()
+            .replace("<bounce-5.7.1@", &format!("<bounce-spam-{n}@"));
+        let (_, outcomes) = p
+            .process_batch(&[Incoming::new(raw.into_bytes(), format!("s{n}"))])
+            .await
+            .unwrap();
+        assert_eq!(outcomes, vec![Outcome::Ignored]);
+    }
+    let ana = views::contacts(&mut conn, Some("ana@kovac.test"))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!((ana.hard_bounces, ana.undeliverable), (0, false));
+    let reasons: Vec<Option<String>> = views::messages(&mut conn)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.class.as_deref() == Some("bounce"))
+        .map(|m| m.reason)
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.as_deref().is_some_and(|r| r.contains("we did not send"))),
+        "{reasons:?}"
+    );
+
+    let ack = views::outbox(&mut conn).await.unwrap().remove(0);
+    p.process_batch(&[Incoming::new(dsn(&ack.message_id, "ana@kovac.test", "5.1.1"), "ours")])
+        .await
+        .unwrap();
+    assert_eq!(hard_bounces(&mut conn, "ana@kovac.test").await, 1);
 }

@@ -3,7 +3,8 @@
 //! instance's mailbox taken over by the others.
 //!
 //! Real components throughout: a private Dovecot with two support mailboxes
-//! of 2,000 mails each, a private Postfix (discarding what it accepts, and
+//! (2,000 mails in one; in the other 1,000, then one every 10 ms until a
+//! second after the kill, so the instance killed is mid-run), a private Postfix (discarding what it accepts, and
 //! logging every Message-ID it accepts), a fresh PostgreSQL database, and
 //! three `mailroom run` processes. Without PostgreSQL, Dovecot or Postfix
 //! the test prints SKIPPED and passes; CI's MAILROOM_REQUIRE_* variables
@@ -21,6 +22,8 @@ mod postfix;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use daemon::store::postgres::TestDb;
@@ -30,8 +33,11 @@ use imap_client::ImapClient;
 use postfix::{Postfix, PostfixOptions};
 use serde_json::Value;
 
-/// Mails per mailbox.
+/// Mails per mailbox (mailbox A: at least half of them, then as many as
+/// arrive until a second after the kill).
 const PER_MAILBOX: usize = 2_000;
+/// A bound on mailbox A's trickle, should the kill never come.
+const TRICKLE_CAP: usize = 20_000;
 /// Every this many mails, mailbox B also receives mailbox A's mail (one
 /// mail, two mailboxes: the Message-ID makes it one ticket).
 const CROSS_POSTED_EVERY: usize = 20;
@@ -177,13 +183,32 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
         ],
     );
 
-    for (user, mailbox) in [(DEFAULT_USER, 'a'), (SALES_USER, 'b')] {
+    // Mailbox B gets its mails up front; mailbox A half of them, then a
+    // steady trickle that goes on until after the kill, so the instance
+    // killed is in the middle of its work, not idle after the drain.
+    for (user, mailbox, upfront) in [(DEFAULT_USER, 'a', PER_MAILBOX / 2), (SALES_USER, 'b', PER_MAILBOX)] {
         let mut imap = ImapClient::connect(dovecot.imap_port()).unwrap();
         imap.login(user, DEFAULT_PASSWORD).unwrap();
-        for n in 0..PER_MAILBOX {
+        for n in 0..upfront {
             imap.append("INBOX", &mail(mailbox, n)).unwrap();
         }
     }
+    let stop_trickle = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let stop = stop_trickle.clone();
+        let port = dovecot.imap_port();
+        std::thread::spawn(move || {
+            let mut imap = ImapClient::connect(port).unwrap();
+            imap.login(DEFAULT_USER, DEFAULT_PASSWORD).unwrap();
+            let mut n = PER_MAILBOX / 2;
+            while !stop.load(Ordering::SeqCst) && n < TRICKLE_CAP {
+                imap.append("INBOX", &mail('a', n)).unwrap();
+                n += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            n
+        })
+    };
 
     let start = |i: usize| {
         let d = daemon_in(dir.path(), &config_path, i);
@@ -210,8 +235,11 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
         .iter()
         .position(|d| d.pid() == holder_pid(&holder))
         .unwrap_or_else(|| panic!("holder {holder} is none of our daemons"));
+    let trickling = !trickle.is_finished();
     let killed_at = Instant::now();
+    let before_kill = status(&config_path)["support"].0;
     daemons[victim].kill();
+    assert!(trickling, "the trickle ended before the kill: the test proves nothing");
     let taken_over = wait_for(Duration::from_secs(30), || {
         status(&config_path)["support"]
             .1
@@ -232,8 +260,22 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
     // guards against) would hold it past twice the lease.
     assert!(takeover < Duration::from_secs(6), "lease is 3s: {takeover:?}");
 
-    // Everything ingested, every notification sent.
-    let expected_keys = (2 * PER_MAILBOX - PER_MAILBOX / CROSS_POSTED_EVERY) as i64;
+    // More mail after the kill, for the instance that took over.
+    std::thread::sleep(Duration::from_secs(1));
+    stop_trickle.store(true, Ordering::SeqCst);
+    let in_a = trickle.join().unwrap();
+    assert!(in_a < TRICKLE_CAP, "the trickle ran into its cap: raise it");
+    assert!(
+        (before_kill as usize) < in_a,
+        "the killed instance had ingested all {in_a} mails of its mailbox"
+    );
+
+    // Everything ingested, every notification sent. Mailbox B's cross-posted
+    // mails are mailbox A's where A got that far.
+    let cross_posted = (0..PER_MAILBOX.min(in_a))
+        .filter(|n| n.is_multiple_of(CROSS_POSTED_EVERY))
+        .count();
+    let expected_keys = (in_a + PER_MAILBOX - cross_posted) as i64;
     let mut conn = db.connect().await;
     let started = Instant::now();
     loop {
@@ -244,7 +286,7 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
         )
         .await;
         let s = status(&config_path);
-        let ingested_all = s.values().map(|(n, _)| *n).sum::<i64>() >= (2 * PER_MAILBOX) as i64;
+        let ingested_all = s.values().map(|(n, _)| *n).sum::<i64>() >= (in_a + PER_MAILBOX) as i64;
         if keys == expected_keys && pending == 0 && ingested_all {
             break;
         }

@@ -196,6 +196,7 @@ impl DirectoryFile {
     fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Directory(what));
         let lang_ok = |l: &Option<String>| l.as_deref().is_none_or(|l| LANGUAGES.contains(&l));
+        self.refuse_control_characters()?;
         let mut seen = Identities::default();
         for (i, a) in self.accounts.iter().enumerate() {
             let row = format!("account #{} ({})", i + 1, a.number);
@@ -206,12 +207,7 @@ impl DirectoryFile {
                 return bad(format!("{row}: name is empty"));
             }
             seen.once("account number", &a.number, &row)?;
-            if let Some(d) = a
-                .domains
-                .iter()
-                .flatten()
-                .find(|d| d.is_empty() || d.contains(['@', ' ', '*']))
-            {
+            if let Some(d) = a.domains.iter().flatten().find(|d| !is_domain(d)) {
                 return bad(format!("{row}: {d:?} is not a domain"));
             }
             for d in a.domains.iter().flatten() {
@@ -260,6 +256,11 @@ impl DirectoryFile {
                 return bad(format!("{row}: {:?} is not an email address", c.email));
             }
             seen.once("contact email", &c.email, &row)?;
+            if c.primary && c.account.as_deref().is_none_or(str::is_empty) {
+                return bad(format!(
+                    "{row}: primary = true needs an account: a contact is the primary contact of an account"
+                ));
+            }
             if !lang_ok(&c.language) {
                 return bad(format!(
                     "{row}: language {:?} is not one of {}",
@@ -277,6 +278,11 @@ impl DirectoryFile {
             if targets != 1 {
                 return bad(format!("{row}: name exactly one of account, service or billing"));
             }
+            seen.once(
+                "subscription",
+                &format!("{} {} {}", s.contact, s.target_label(), s.group),
+                &row,
+            )?;
             match (s.group, s.level) {
                 (ContactGroup::Escalation, Some(1..=5)) => {}
                 (ContactGroup::Escalation, Some(l)) => return bad(format!("{row}: level {l} is not 1-5")),
@@ -287,9 +293,55 @@ impl DirectoryFile {
         }
         for (i, r) in self.ignore.iter().enumerate() {
             IgnoreRule::parse(&r.pattern).map_err(|e| Error::Directory(format!("ignore #{}: {e}", i + 1)))?;
+            seen.once("pattern", &r.pattern, &format!("ignore #{}", i + 1))?;
         }
         Ok(())
     }
+}
+
+impl DirectoryFile {
+    /// Refuses a control character (a NUL, an escape, a line break) in any
+    /// value of the file, naming where: none belongs in a name, number or
+    /// address, PostgreSQL refuses a NUL in text outright (SQLite would
+    /// keep it, and the store could then not be copied), and a line break
+    /// would reach notification headers through a name.
+    fn refuse_control_characters(&self) -> Result<()> {
+        let value = toml::Value::try_from(self).map_err(|e| Error::Directory(format!("directory: {e}")))?;
+        let Some(table) = value.as_table() else { return Ok(()) };
+        for (section, rows) in table {
+            for (i, row) in rows.as_array().into_iter().flatten().enumerate() {
+                for (field, v) in row.as_table().into_iter().flatten() {
+                    let strings: Vec<&str> = match v {
+                        toml::Value::String(s) => vec![s.as_str()],
+                        toml::Value::Array(a) => a.iter().filter_map(toml::Value::as_str).collect(),
+                        _ => Vec::new(),
+                    };
+                    if let Some(c) = strings.iter().flat_map(|s| s.chars()).find(|c| c.is_control()) {
+                        return Err(Error::Directory(format!(
+                            "{section} #{}: {field} holds the control character U+{:04X}; remove it",
+                            i + 1,
+                            u32::from(c)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `d` is a domain name: dot-separated labels of letters, digits
+/// and hyphens (or any non-ASCII letter: an internationalised domain),
+/// none empty, so `.acme.fr` and `acme..fr`, which no address could
+/// match, are refused.
+fn is_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 /// An account's health, as the CRM of the product's documents has it.
@@ -306,11 +358,25 @@ fn is_date(d: &str) -> bool {
 #[derive(Default)]
 struct Identities(std::collections::HashMap<(&'static str, String), String>);
 
+/// The longest identity (account or billing number, service ID, domain,
+/// address, ignore pattern) a row may give: each is a key of a unique
+/// index, and PostgreSQL refuses an index entry past about 2,700 bytes,
+/// so a longer one imported into SQLite could never be copied there.
+const MAX_IDENTITY_BYTES: usize = 255;
+
 impl Identities {
     /// Records `value` as a `kind` of `row`; an error naming both rows
-    /// when an earlier row already named it.
+    /// when an earlier row already named it, in any case (`OCN-9` and
+    /// `ocn-9` are one customer to a person), or when it is too long to
+    /// be a key.
     fn once(&mut self, kind: &'static str, value: &str, row: &str) -> Result<()> {
-        match self.0.entry((kind, value.to_string())) {
+        if value.len() > MAX_IDENTITY_BYTES {
+            return Err(Error::Directory(format!(
+                "{row}: {kind} is {} bytes long; at most {MAX_IDENTITY_BYTES}",
+                value.len()
+            )));
+        }
+        match self.0.entry((kind, value.to_lowercase())) {
             std::collections::hash_map::Entry::Occupied(first) => Err(Error::Directory(format!(
                 "{row}: {kind} {value:?} is already given by {}; give each one once",
                 first.get()
@@ -366,6 +432,50 @@ level = 2
         let service = "[[service]]\nid = \"S1\"\naccount = \"A\"\n[[service]]\nid = \" S1\"\naccount = \"B\"\n";
         let e = DirectoryFile::parse(service, "d.toml").unwrap_err().to_string();
         assert!(e.contains("service #2") && e.contains("service id"), "{e}");
+    }
+
+    #[test]
+    fn rows_that_could_not_be_stored_alike_everywhere_are_refused() {
+        let long = "S".repeat(300);
+        let subscription_twice = "[[subscription]]\ncontact = \"m@acme.fr\"\ngroup = \"technical_contact\"\naccount = \"A\"\n";
+        for (text, needle) in [
+            // Identities differing only in case are one customer.
+            (
+                "[[account]]\nnumber = \"OCN-9\"\nname = \"A\"\n[[account]]\nnumber = \"ocn-9\"\nname = \"B\"\n"
+                    .to_string(),
+                "account #2 (ocn-9): account number \"ocn-9\" is already given by account #1",
+            ),
+            (subscription_twice.repeat(2), "subscription #2"),
+            (
+                format!("[[service]]\nid = \"{long}\"\naccount = \"A\"\n"),
+                "service id is 300 bytes long; at most 255",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"Nul\\u0000Corp\"\n".to_string(),
+                "account #1: name holds the control character U+0000",
+            ),
+            (
+                "[[contact]]\nemail = \"a@acme.fr\"\nfirst_name = \"A\\nB\"\n".to_string(),
+                "contact #1: first_name holds the control character U+000A",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\ndomains = [\".acme.fr\"]\n".to_string(),
+                "\".acme.fr\" is not a domain",
+            ),
+            (
+                "[[account]]\nnumber = \"A\"\nname = \"N\"\ndomains = [\"acme..fr\"]\n".to_string(),
+                "\"acme..fr\" is not a domain",
+            ),
+            (
+                "[[contact]]\nemail = \"f@acme.fr\"\nprimary = true\n".to_string(),
+                "contact #1 (f@acme.fr): primary = true needs an account",
+            ),
+        ] {
+            let e = DirectoryFile::parse(&text, "d.toml").unwrap_err().to_string();
+            assert!(e.contains(needle), "{text}: {e}");
+        }
+        let ok = "[[account]]\nnumber = \"A\"\nname = \"N\"\ndomains = [\"xn--bcher-kva.example\", \"münchen.example\", \"a-b.example\"]\n";
+        DirectoryFile::parse(ok, "d.toml").unwrap();
     }
 
     #[test]

@@ -243,7 +243,11 @@ impl Renderer<'_> {
             r.email.to_lowercase()
         ));
         let number = ticket.map_or(0, |t| t.number);
-        let message_id = format!("mailroom.{number}.{}@{}", &hex::encode(digest)[..24], self.domain);
+        let message_id = format!(
+            "{NOTIFICATION_ID_PREFIX}{number}.{}@{}",
+            &hex::encode(digest)[..24],
+            self.domain
+        );
         let mut references = Vec::new();
         for id in [ticket.and_then(|t| t.root_message_id.clone()), cause.message_id.clone()]
             .into_iter()
@@ -268,8 +272,40 @@ impl Renderer<'_> {
     }
 }
 
+/// How every notification's Message-ID starts (then the ticket number, a
+/// digest and `@` the configured mail domain).
+const NOTIFICATION_ID_PREFIX: &str = "mailroom.";
+
+/// Whether `id` (without angle brackets) has the form of a notification
+/// this installation sent: a delivery report returning it is about our
+/// mail, not backscatter of someone else's.
+pub fn is_notification_id(id: &str, domain: &str) -> bool {
+    id.strip_prefix(NOTIFICATION_ID_PREFIX)
+        .and_then(|rest| rest.rsplit_once('@'))
+        .is_some_and(|(local, at)| at.eq_ignore_ascii_case(domain) && local.contains('.'))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_notification_id_is_told_from_other_mail() {
+        use super::is_notification_id;
+        assert!(is_notification_id(
+            "mailroom.7.0123456789abcdef01234567@provider.test",
+            "provider.test"
+        ));
+        assert!(is_notification_id(
+            "mailroom.0.0123456789abcdef01234567@Provider.TEST",
+            "provider.test"
+        ));
+        assert!(!is_notification_id(
+            "mailroom.7.0123456789abcdef01234567@other.test",
+            "provider.test"
+        ));
+        assert!(!is_notification_id("spam1@botnet.test", "provider.test"));
+        assert!(!is_notification_id("mailroom@provider.test", "provider.test"));
+    }
+
     use super::*;
     use crate::notify::Recipient;
 

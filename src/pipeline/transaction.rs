@@ -15,7 +15,7 @@ use crate::store;
 use crate::store::apply::{Batch, Receipt};
 use crate::store::changes::{Changes, Writes};
 use crate::store::directory;
-use crate::store::snapshot::Snapshot;
+use crate::store::snapshot::{KeyHolder, Snapshot};
 use crate::store::sql::Placeholders;
 use crate::tickets::plan::{Outcome, Policy, decide};
 
@@ -304,7 +304,7 @@ impl Pipeline {
         }
         let mut snapshot = Snapshot::default();
         if crate::store::snapshot::key_is_known(&mut tx, &failure.key).await? {
-            snapshot.known_keys.insert(failure.key.clone(), String::new());
+            snapshot.known_keys.insert(failure.key.clone(), KeyHolder::default());
         }
         let mut batch = Batch {
             snapshot,

@@ -8,7 +8,7 @@
 
 use super::attachments::{kept_in_store, sha256_hex};
 use super::changes::{AttachmentRow, Changes, ContactInsert, EventRow, MessageRow, QuarantineRow};
-use super::snapshot::{Snapshot, TicketRecord};
+use super::snapshot::{KeyHolder, Snapshot, TicketRecord};
 use crate::error::{Error, Result};
 use crate::message::{Message, ParseFailure};
 use crate::notify::outbox::{Cause, OutboxRow, Renderer, TicketView};
@@ -64,9 +64,10 @@ impl Batch {
         } else {
             Outcome::Quarantined
         };
-        self.snapshot
-            .known_keys
-            .insert(failure.key.clone(), failure.from.clone().unwrap_or_default());
+        self.snapshot.known_keys.insert(
+            failure.key.clone(),
+            KeyHolder::new(failure.from.clone().unwrap_or_default(), None),
+        );
         let id = self.changes.take_message_id();
         self.changes.messages.push(MessageRow {
             id,
@@ -87,6 +88,7 @@ impl Batch {
             contact_id: None,
             received_at: receipt.received_at,
             processed_at: receipt.processed_at,
+            sent_date: None,
         });
         if outcome == Outcome::Quarantined {
             self.changes.quarantine.push(QuarantineRow {
@@ -252,7 +254,7 @@ impl Batch {
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
         self.snapshot
             .known_keys
-            .insert(msg.key.clone(), msg.from.address.clone());
+            .insert(msg.key.clone(), KeyHolder::new(msg.from.address.clone(), msg.date));
         self.changes.hard_bounces.extend(plan.hard_bounces.iter().copied());
         if plan.outcome == Outcome::NewTicket {
             self.snapshot
@@ -295,6 +297,7 @@ impl Batch {
             contact_id,
             received_at: receipt.received_at,
             processed_at: receipt.processed_at,
+            sent_date: msg.date,
         });
         if applied.ticket.is_some() {
             for f in &msg.files {

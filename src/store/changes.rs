@@ -61,6 +61,8 @@ pub struct MessageRow {
     pub contact_id: Option<i64>,
     pub received_at: i64,
     pub processed_at: i64,
+    /// The sender's `Date:` (see [`crate::store::snapshot::KeyHolder`]).
+    pub sent_date: Option<i64>,
 }
 
 /// An attachment of a mail on a ticket; its bytes go to the store or to a
@@ -279,14 +281,14 @@ impl Changes {
         insert_or_update(
             conn,
             "INSERT INTO messages (id, message_key, message_id, raw_sha256, source, from_addr, from_name, subject,
-                                   class, outcome, reason, ticket, contact_id, received_at, processed_at) ",
+                                   class, outcome, reason, ticket, contact_id, received_at, processed_at, sent_date) ",
             &self.messages,
-            15,
+            16,
             " ON CONFLICT (id) DO UPDATE SET message_key = excluded.message_key, message_id = excluded.message_id,
                 raw_sha256 = excluded.raw_sha256, from_addr = excluded.from_addr, from_name = excluded.from_name,
                 subject = excluded.subject, class = excluded.class, outcome = excluded.outcome,
                 reason = excluded.reason, ticket = excluded.ticket, contact_id = excluded.contact_id,
-                processed_at = excluded.processed_at",
+                processed_at = excluded.processed_at, sent_date = excluded.sent_date",
             |m| m.id >= self.first.message,
             |b, m| {
                 b.push_bind(m.id)
@@ -303,7 +305,8 @@ impl Changes {
                     .push_bind(m.ticket)
                     .push_bind(m.contact_id)
                     .push_bind(m.received_at)
-                    .push_bind(m.processed_at);
+                    .push_bind(m.processed_at)
+                    .push_bind(m.sent_date);
             },
         );
         insert_or_update(

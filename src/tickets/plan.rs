@@ -14,9 +14,10 @@ use super::{TicketFacts, TicketStatus};
 use crate::classify::{Class, suppresses_acknowledgement};
 use crate::config::Config;
 use crate::directory::names::split_name;
-use crate::directory::{Account, Contact, IgnoreRule, IntakePolicy, Service};
+use crate::directory::{Account, Contact, IgnoreRule, IntakePolicy, Service, domain_of};
 use crate::message::Message;
 use crate::notify::audience::{Subscription, TicketScope, escalated, in_groups};
+use crate::notify::outbox::is_notification_id;
 use crate::notify::{Event, Notice, NoticeList, Recipient};
 
 /// What the store knows that bears on one mail.
@@ -206,7 +207,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         class
     };
     if class == Class::Bounce {
-        return bounce_plan(msg, facts, policy.config.contacts.hard_bounce_limit);
+        return bounce_plan(msg, facts, policy.config);
     }
     if class == Class::List && !policy.config.tickets.ticket_from_lists {
         return Plan::ended(class, Outcome::Ignored, "mailing-list mail");
@@ -273,8 +274,15 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         let window = i64::from(policy.config.tickets.reopen_days) * 86_400;
         let late = |t: &TicketFacts| t.status == TicketStatus::Closed && t.closed_at.is_none_or(|c| now - c > window);
         // The first late reply opened a follow-up; the thread's next
-        // replies (a colleague answering the same old mail) belong there.
-        if let Some(f) = facts.follow_up.as_ref().filter(|_| late(t)) {
+        // replies (a colleague answering the same old mail) belong there,
+        // if it is their customer's: a follow-up another account's contact
+        // opened on the same old thread would pass one customer's mail to
+        // another's staff. They open one of their own instead.
+        if let Some(f) = facts
+            .follow_up
+            .as_ref()
+            .filter(|f| late(t) && joins_follow_up(f, facts, address))
+        {
             notes.push(format!("follows up ticket {} through ticket {}", t.number, f.number));
             t = f;
         }
@@ -329,7 +337,13 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     }
     // The account's intake policy decides whether it opens.
     let account = facts.account.as_ref();
-    let is_primary = facts.sender.as_ref().is_some_and(|c| c.primary);
+    // Primary for this account: a contact marked primary with no account
+    // (or another one) must not pass every account's intake policy that
+    // their address's domain happens to fall under.
+    let is_primary = facts
+        .sender
+        .as_ref()
+        .is_some_and(|c| c.primary && c.account_id.is_some() && c.account_id == account.map(|a| a.id));
     let intake = account.map_or(IntakePolicy::Open, |a| a.intake);
     if intake == IntakePolicy::PrimaryOnly && !is_primary {
         // One refusal an hour: an auto-responder our markers miss would
@@ -431,14 +445,27 @@ fn replies_flood(number: i64, facts: &Facts, policy: &Policy, notes: &mut Vec<St
 /// A delivery report: never a ticket, never a notification. Its permanent
 /// failures count against the contacts they name, and it is kept on the
 /// ticket of the notification it returns, with what failed as a note.
-fn bounce_plan(msg: &Message, facts: &Facts, limit: u32) -> Plan {
+fn bounce_plan(msg: &Message, facts: &Facts, config: &Config) -> Plan {
     let mut plan = Plan::ended(Class::Bounce, Outcome::Ignored, "delivery report");
-    // A report known only by its words, from no mail system, charges the
-    // addresses it names only when it returns one of our notifications:
-    // otherwise a stranger's prose could make customers undeliverable.
-    let trusted = msg.delivery_report.as_ref().is_some_and(|r| r.by_mail_system) || facts.bounced.is_some();
+    // A report charges the addresses it names only when the mail it
+    // returns is ours (a mail of one of our tickets, or a notification by
+    // its Message-ID's form): backscatter, a mail system's reports about
+    // spam forged in a customer's name, would otherwise make customers
+    // undeliverable and silence their notifications. A report that
+    // returns no Message-ID charges them when a mail system wrote it; one
+    // known only by its words, from no mail system, never does.
+    let trusted = msg
+        .delivery_report
+        .as_ref()
+        .is_some_and(|r| match &r.original_message_id {
+            Some(id) => facts.bounced.is_some() || is_notification_id(id, &config.mail.domain),
+            None => r.by_mail_system,
+        });
     if trusted {
+        let limit = config.contacts.hard_bounce_limit;
         plan.hard_bounces = facts.bounced_contacts.iter().map(|c| (c.id, limit)).collect();
+    } else if !facts.bounced_contacts.is_empty() {
+        plan.reason = Some("delivery report about a mail we did not send: no contact charged".into());
     }
     let Some(t) = &facts.bounced else { return plan };
     let failures: Vec<String> = msg
@@ -476,9 +503,7 @@ fn thread_target<'a>(msg: &Message, facts: &'a Facts, notes: &mut Vec<String>) -
         return Some(t);
     }
     let t = facts.tagged.as_ref()?;
-    let participant = facts.sender.as_ref().is_some_and(|c| t.participants.contains(&c.id));
-    let same_account = t.scope.account.is_some() && facts.account.as_ref().map(|a| a.id) == t.scope.account;
-    if participant || same_account {
+    if entitled(t, facts) {
         Some(t)
     } else {
         notes.push(format!(
@@ -487,6 +512,25 @@ fn thread_target<'a>(msg: &Message, facts: &'a Facts, notes: &mut Vec<String>) -
         ));
         None
     }
+}
+
+/// Whether the sender has a right to ticket `t` without a thread leading
+/// there: they wrote on it, or they are a contact of its account.
+fn entitled(t: &TicketFacts, facts: &Facts) -> bool {
+    let participant = facts.sender.as_ref().is_some_and(|c| t.participants.contains(&c.id));
+    let same_account = t.scope.account.is_some() && facts.account.as_ref().map(|a| a.id) == t.scope.account;
+    participant || same_account
+}
+
+/// Whether a late reply to an old thread joins `f`, the follow-up someone
+/// opened on it: when the sender has a right to it, or when neither it nor
+/// the sender has an account and the sender writes from its requester's
+/// domain (a colleague, where the directory knows neither).
+fn joins_follow_up(f: &TicketFacts, facts: &Facts, address: &str) -> bool {
+    let strangers_alike = f.scope.account.is_none()
+        && facts.account.is_none()
+        && domain_of(address).eq_ignore_ascii_case(domain_of(&f.requester.email));
+    entitled(f, facts) || strangers_alike
 }
 
 /// The sender as a recipient (acknowledgement, refusal).

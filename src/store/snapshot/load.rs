@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{AnyConnection, Row};
 
-use super::{FOLLOW_UP_DEPTH, RATE_WINDOW_SECS, Snapshot, TicketRecord, bounced_addresses, returned_id};
+use super::{FOLLOW_UP_DEPTH, KeyHolder, RATE_WINDOW_SECS, Snapshot, TicketRecord, bounced_addresses, returned_id};
 use crate::directory::{ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
 use crate::error::{Error, Result};
 use crate::message::Message;
@@ -197,22 +197,25 @@ impl Snapshot {
         Ok(())
     }
 
-    /// Which of `keys` the store holds a mail under, with its sender.
+    /// Which of `keys` the store holds a mail under, with its sender and date.
     async fn load_keys(&mut self, conn: &mut AnyConnection, keys: Vec<String>) -> Result<()> {
         if keys.is_empty() {
             return Ok(());
         }
-        let known: Vec<(String, Option<String>)> = fetch_in(conn, keys, |style, slice| {
+        let known: Vec<(String, Option<String>, Option<i64>)> = fetch_in(conn, keys, |style, slice| {
             let mut qb = Sql::styled(
                 style,
-                "SELECT message_key, from_addr FROM messages WHERE outcome <> 'duplicate' AND message_key",
+                "SELECT message_key, from_addr, sent_date FROM messages WHERE outcome <> 'duplicate' AND message_key",
             );
             qb.push_in(slice);
             qb
         })
         .await?;
-        self.known_keys
-            .extend(known.into_iter().map(|(key, from)| (key, from.unwrap_or_default())));
+        self.known_keys.extend(
+            known
+                .into_iter()
+                .map(|(key, from, date)| (key, KeyHolder::new(from.unwrap_or_default(), date))),
+        );
         Ok(())
     }
 

@@ -69,13 +69,30 @@ impl TicketRecord {
 /// The window of the per-sender rate limit.
 pub const RATE_WINDOW_SECS: i64 = 3_600;
 
+/// The mail holding a key: enough to tell a redelivery of it from another
+/// mail carrying the same Message-ID.
+#[derive(Debug, Clone, Default)]
+pub struct KeyHolder {
+    /// The sender's address; "" when it had none.
+    pub sender: String,
+    /// The sender's `Date:`; `None` when it had none (or was stored before
+    /// dates were kept).
+    pub date: Option<i64>,
+}
+
+impl KeyHolder {
+    pub fn new(sender: String, date: Option<i64>) -> KeyHolder {
+        KeyHolder { sender, date }
+    }
+}
+
 /// The batch's view of the store.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// The keys of mails the store holds, each with its sender's address
-    /// ("" when it has none): a mail reusing a Message-ID under another
-    /// sender is another mail ([`Snapshot::reused_key`]).
-    pub known_keys: HashMap<String, String>,
+    /// The keys of mails the store holds, each with who sent it and when:
+    /// a mail reusing a Message-ID under another sender, or written at
+    /// another time, is another mail ([`Snapshot::reused_key`]).
+    pub known_keys: HashMap<String, KeyHolder>,
     pub contacts: HashMap<String, Contact>,
     pub accounts: HashMap<i64, Account>,
     pub domain_accounts: HashMap<String, i64>,
@@ -135,18 +152,24 @@ impl Snapshot {
     }
 
     /// The key `msg` is kept under instead of its Message-ID's when a mail
-    /// from another sender already holds that Message-ID: its bytes' hash.
-    /// Web forms and scripts that send every mail with one constant
+    /// from another sender, or from the same sender but written at another
+    /// time (another `Date:`), already holds that Message-ID: its bytes'
+    /// hash. Web forms and scripts that send every mail with one constant
     /// Message-ID had each mail after the first dropped as a duplicate; a
-    /// mail delivered again (a second mailbox, a re-fetch) comes from the
-    /// same sender and stays a duplicate.
+    /// mail delivered again (a second mailbox, a re-fetch, a mailing list
+    /// that rewrote its subject or added a footer) keeps its sender and its
+    /// `Date:`, which no relay rewrites, and stays a duplicate. Where either
+    /// mail has no date, the sender alone decides, as it did before dates
+    /// were kept.
     pub fn reused_key(&self, msg: &Message) -> Option<String> {
         msg.message_id.as_ref()?;
         if msg.from.address.is_empty() {
             return None;
         }
-        let holder = self.known_keys.get(&msg.key).filter(|h| !h.is_empty())?;
-        (!holder.eq_ignore_ascii_case(&msg.from.address)).then(|| crate::message::hash_key(&msg.raw_sha256))
+        let holder = self.known_keys.get(&msg.key).filter(|h| !h.sender.is_empty())?;
+        let other_sender = !holder.sender.eq_ignore_ascii_case(&msg.from.address);
+        let other_time = holder.date.zip(msg.date).is_some_and(|(held, new)| held != new);
+        (other_sender || other_time).then(|| crate::message::hash_key(&msg.raw_sha256))
     }
 
     /// The facts of one mail received `at`, as of this point in the batch.

@@ -108,6 +108,44 @@ fn reply_to_closed_ticket_within_reopen_days_reopens_it() {
     }
 }
 
+/// A late reply joins the old thread's follow-up only when it is the
+/// sender's customer's: another account's contact opened it, so joining it
+/// would pass this customer's mail to that account's staff.
+#[test]
+fn late_reply_joins_a_follow_up_only_of_its_own_account() {
+    let mut old = ticket(5, TicketStatus::Closed, &marie());
+    old.closed_at = Some(NOW - 30 * DAY);
+    let hans = contact(300, "hans@globex.test", Some(GLOBEX));
+    let mut follow_up = ticket(9, TicketStatus::Open, &hans);
+    follow_up.scope.account = Some(GLOBEX);
+    follow_up.requester_account = Some(GLOBEX);
+
+    // Marie (Acme) answers the old thread late: Hans's follow-up is not hers.
+    let mut f = known(marie(), IntakePolicy::Open);
+    f.threaded = Some(old.clone());
+    f.follow_up = Some(follow_up.clone());
+    let p = plan(&simple("marie@acme.test", "Re: Panne"), &f);
+    assert_eq!(p.outcome, Outcome::NewTicket);
+    let t = opened(&p);
+    assert_eq!((t.related, t.scope.account), (Some(5), Some(ACME)));
+    assert!(to(&p.notices, Event::TicketUpdated).is_empty());
+
+    // Her colleague, once the follow-up is Acme's, joins it.
+    follow_up.scope.account = Some(ACME);
+    let colleague = contact(101, "paul@acme.test", Some(ACME));
+    let mut f = known(colleague, IntakePolicy::Open);
+    f.threaded = Some(old);
+    f.follow_up = Some(follow_up);
+    let p = plan(&simple("paul@acme.test", "Re: Panne"), &f);
+    assert_eq!(
+        p.ticket,
+        TicketChange::Update {
+            number: 9,
+            reopen: false
+        }
+    );
+}
+
 #[test]
 fn late_reply_to_closed_ticket_opens_a_related_one() {
     let mut t = ticket(5, TicketStatus::Closed, &marie());
