@@ -437,7 +437,8 @@ level = 2
     #[test]
     fn rows_that_could_not_be_stored_alike_everywhere_are_refused() {
         let long = "S".repeat(300);
-        let subscription_twice = "[[subscription]]\ncontact = \"m@acme.fr\"\ngroup = \"technical_contact\"\naccount = \"A\"\n";
+        let subscription_twice =
+            "[[subscription]]\ncontact = \"m@acme.fr\"\ngroup = \"technical_contact\"\naccount = \"A\"\n";
         for (text, needle) in [
             // Identities differing only in case are one customer.
             (

@@ -24,9 +24,27 @@ pub(super) fn readable_text<'p>(parsed: &'p mail_parser::Message<'p>, fallback: 
             .filter_map(|p| Some(charset::part_text(raw, p, p.text_contents()?, fallback)))
             .collect()
     };
-    let plain = decoded(parsed.text_bodies().filter(|p| !p.is_text_html()).collect());
-    if plain.iter().any(|t| !t.trim().is_empty()) {
-        return joined(plain.iter().map(|t| normalise_newlines(t)));
+    // The text bodies in order: one alternative of each
+    // multipart/alternative (mail-parser picks the plain one), and every
+    // inline text part beside them, HTML included. A multipart/mixed of a
+    // plain part and an HTML part (a signature in one, the message in the
+    // other) is two parts of one message, and the HTML one was dropped.
+    // Only text: an inline picture or uuencoded file is no one's words.
+    let parts: Vec<&'p mail_parser::MessagePart<'p>> = parsed.text_bodies().filter(|p| is_text(p)).collect();
+    let html_at: Vec<bool> = parts.iter().map(|p| p.is_text_html()).collect();
+    let texts: Vec<Cow<'p, str>> = decoded(parts)
+        .into_iter()
+        .zip(html_at)
+        .filter_map(|(t, html)| {
+            if html {
+                html_to_text(&t).map(Cow::Owned)
+            } else {
+                Some(t)
+            }
+        })
+        .collect();
+    if texts.iter().any(|t| !t.trim().is_empty()) {
+        return joined(texts.iter().map(|t| normalise_newlines(t)));
     }
     let html = decoded(parsed.html_bodies().filter(|p| p.is_text_html()).collect());
     let rendered: Vec<String> = html.iter().filter_map(|h| html_to_text(h)).collect();
@@ -37,6 +55,18 @@ pub(super) fn readable_text<'p>(parsed: &'p mail_parser::Message<'p>, fallback: 
         return normalise_newlines(&text);
     }
     parsed.body_text(0).map(|t| normalise_newlines(&t)).unwrap_or_default()
+}
+
+/// Whether a body part is text a person wrote: no type (text/plain by
+/// default), or text/plain, text/html or text/enriched.
+fn is_text(part: &mail_parser::MessagePart<'_>) -> bool {
+    use mail_parser::MimeHeaders;
+    part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text")
+            && ct
+                .subtype()
+                .is_none_or(|s| ["plain", "html", "enriched"].iter().any(|t| s.eq_ignore_ascii_case(t)))
+    })
 }
 
 /// Text parts one after the other, a blank line between two, empty ones
@@ -71,6 +101,20 @@ mod tests {
 
     fn text(raw: &str) -> String {
         Message::parse(raw.replace('\n', "\r\n").as_bytes()).unwrap().text
+    }
+
+    /// A multipart/mixed of an HTML part and a plain part (Outlook's
+    /// signature, some ticket gateways): both are the message, in order;
+    /// an inline SVG beside them is a picture, not text.
+    #[test]
+    fn an_html_part_beside_a_plain_part_is_kept_and_a_picture_is_not_text() {
+        let t = text(
+            "From: Marie <marie@acme.fr>\nSubject: mixed\nMessage-ID: <m1@acme.fr>\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/html\n\n<p>The link is <b>down</b> since 8:00.</p>\n\
+--b\nContent-Type: text/plain\n\nMarie, NOC\n--b\nContent-Type: image/svg+xml\nContent-Disposition: inline\n\n\
+<svg xmlns=\"http://www.w3.org/2000/svg\"><text>logo</text></svg>\n--b--\n",
+        );
+        assert_eq!(t, "The link is down since 8:00.\n\nMarie, NOC");
     }
 
     /// Apple Mail and iOS: text, picture, text, picture.

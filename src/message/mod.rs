@@ -380,8 +380,12 @@ fn skip_blank_lines(raw: &[u8]) -> &[u8] {
     rest
 }
 
-/// The sender: the first valid `From` address, else `Sender`, else the
-/// `Return-Path` (the envelope sender), which is empty for bounces.
+/// The sender: the first valid `From` address, else the first address
+/// written anywhere in a `From` the parser could not read (`From: Test
+/// test@example.com`, two bare addresses), else `Sender`, else the
+/// `Return-Path` (the envelope sender), which is empty for bounces. The
+/// author wrote the broken `From`; the envelope sender is often a web
+/// server's account that nobody reads.
 fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
     let mailbox = |addr: &mail_parser::Addr| {
         let address = crate::directory::normalise_email(addr.address.as_deref()?);
@@ -391,10 +395,25 @@ fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
         })
     };
     let first = |a: Option<&mail_parser::Address>| a.and_then(|a| a.iter().find_map(mailbox));
-    first(parsed.from()).or_else(|| first(parsed.sender())).or_else(|| {
-        let address = crate::directory::normalise_email(parsed.return_address()?);
-        valid_address(&address).then_some(Mailbox { address, name: None })
-    })
+    first(parsed.from())
+        .or_else(|| address_in_raw_from(parsed))
+        .or_else(|| first(parsed.sender()))
+        .or_else(|| {
+            let address = crate::directory::normalise_email(parsed.return_address()?);
+            valid_address(&address).then_some(Mailbox { address, name: None })
+        })
+}
+
+/// The first word of the raw `From` that is an address.
+fn address_in_raw_from(parsed: &mail_parser::Message) -> Option<Mailbox> {
+    let raw = charset::raw_header(parsed.raw_message(), parsed.headers(), HeaderName::From)?;
+    String::from_utf8_lossy(raw)
+        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '\'' | '(' | ')' | '[' | ']'))
+        .map(crate::directory::normalise_email)
+        // An encoded word glued to a domain (`=?utf-8?q?agent?=@victim`)
+        // is a spoof of an agent's address, not an address.
+        .find(|a| valid_address(a) && !a.contains("=?"))
+        .map(|address| Mailbox { address, name: None })
 }
 
 /// The charset the sender's client wrote in, for raw 8-bit headers, which

@@ -118,3 +118,21 @@ Content-Type: message/rfc822\n\nx\n\n--b--\n";
 fn header_text_loses_control_characters() {
     assert_eq!(clean_header_text("a\r\nBcc: x\t b"), "a Bcc: x b");
 }
+
+/// A `From` the parser cannot read still names its author: the address
+/// written in it wins over the envelope sender (a web server's account).
+#[test]
+fn an_unreadable_from_still_gives_its_address_before_the_envelope_sender() {
+    for from in ["Test test@example.com", "tim@example.com concierge@example.com"] {
+        let raw = format!(
+            "Return-Path: <www-data@web.example>\r\nFrom: {from}\r\nSubject: s\r\nMessage-ID: <f1@x>\r\n\r\nbody\r\n"
+        );
+        let m = Message::parse(raw.as_bytes()).unwrap();
+        let expected = if from.starts_with("Test") {
+            "test@example.com"
+        } else {
+            "tim@example.com"
+        };
+        assert_eq!(m.from.address, expected, "{from}");
+    }
+}

@@ -191,13 +191,13 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     if facts.sender.as_ref().is_some_and(|c| c.ignore) {
         return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
     }
-    // A customer writing about a delivery problem ("mail to X could not be
-    // delivered: 550 5.1.1") reads like a bounce, but a person wrote it: it
-    // is a request, and the addresses it names are not charged. A customer
-    // is a known contact, or someone new from a customer's domain (a new
-    // colleague's first mail must not vanish as a bounce).
+    // Someone writing about a delivery problem ("mail to X could not be
+    // delivered: 550 5.1.1"), or forwarding a bounce to ask for help,
+    // reads like a bounce, but a person wrote it: it is a request, and the
+    // addresses it names are not charged. Only a mail system's report (by
+    // its form or its sender) is a bounce.
     let person_about_a_bounce = msg.delivery_report.as_ref().is_some_and(|r| {
-        (!r.by_mail_system && (facts.sender.is_some() || facts.account.is_some()))
+        !r.by_mail_system
             // `postmaster@customer` known as a contact is a person there.
             || (r.by_address_only && facts.sender.is_some())
     });
@@ -209,14 +209,22 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     if class == Class::Bounce {
         return bounce_plan(msg, facts, policy.config);
     }
-    if class == Class::List && !policy.config.tickets.ticket_from_lists {
-        return Plan::ended(class, Outcome::Ignored, "mailing-list mail");
-    }
-
     let mut notes = Vec::new();
     let target = thread_target(msg, facts, &mut notes);
+    // List mail opens no ticket (unless configured), but a reply to a
+    // ticket that came through a list (the customer's team list in copy)
+    // is part of that conversation: it joins it as a machine's answer
+    // does, so it is on the ticket instead of lost, and notifies nobody
+    // (list traffic answered by notifications could loop).
+    let list_only = class == Class::List && !policy.config.tickets.ticket_from_lists;
+    if list_only && target.is_none() {
+        return Plan::ended(class, Outcome::Ignored, "mailing-list mail");
+    }
+    if list_only {
+        notes.push("came through a mailing list: attached to the ticket, nobody notified".to_string());
+    }
 
-    if class == Class::AutoReply {
+    if class == Class::AutoReply || list_only {
         // A machine's answer may join the conversation it answers, but it
         // never wakes a closed ticket, never creates a contact and is never
         // answered.

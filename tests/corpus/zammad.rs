@@ -10,11 +10,19 @@ use std::path::Path;
 
 use super::common::{corpus, parse, pct, rate};
 
-/// Floor at the measured level over the mails mailroom accepts (the
-/// issue's target is 95 %); the rate over all mails is printed.
-const AGREEMENT: f64 = 96.0;
-/// Mails quarantined for a malformed From, at most (spam and an attack).
-const QUARANTINED: usize = 7;
+/// Floor over the mails mailroom accepts: the target. Mails with
+/// a From no parser can read (`From: Test test@example.com`) are accepted
+/// under the address written in it since 2026-12-06, where they were
+/// quarantined; Zammad's own readings of those (`test test@example.com`)
+/// count as misses, which took the rate over accepted mails from 96.3 %
+/// to 95.0 %, and the rate over all mails from 90.4 % to 91.7 %.
+const AGREEMENT: f64 = 95.0;
+/// Floor over all mails, a quarantined one counting as four misses: the
+/// measured level.
+const OVERALL: f64 = 91.5;
+/// Mails quarantined for a malformed From, at most (spam, and two spoofs
+/// of an agent's address in encoded words).
+const QUARANTINED: usize = 4;
 
 /// A YAML scalar starting at `rest` (the text after `key: `) on line `i`,
 /// possibly continued on the next lines: plain, 'single' or "double" quoted.
@@ -214,5 +222,7 @@ fn parsed_fields_agree_with_zammad() {
     }
     assert!(pairs.len() >= 110, "only {} yml/box pairs", pairs.len());
     assert!(pct(agree, checks) >= AGREEMENT, "agreement {}", rate(agree, checks));
+    let all = checks + 4 * quarantined.len();
+    assert!(pct(agree, all) >= OVERALL, "agreement over all {}", rate(agree, all));
     assert!(quarantined.len() <= QUARANTINED, "quarantined {quarantined:?}");
 }

@@ -173,8 +173,8 @@ fn a_contact_writing_about_a_bounce_opens_a_ticket() {
     assert_eq!(p.outcome, Outcome::NewTicket);
     assert_eq!(p.class, Class::Normal);
     assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
-    // A stranger from no customer's domain: still a bounce, but its words
-    // alone charge nobody.
+    // A stranger from no customer's domain: a person too (a prospect, a
+    // customer's customer), so a request, and its words charge nobody.
     let stranger = mail(
         "From: Paul <paul@elsewhere.test>\nSubject: Mail delivery problem since this morning\nMessage-ID: <p3@elsewhere.test>",
         body,
@@ -188,7 +188,7 @@ fn a_contact_writing_about_a_bounce_opens_a_ticket() {
             ..Facts::default()
         },
     );
-    assert_eq!(p.class, Class::Bounce);
+    assert_eq!((p.outcome, p.class), (Outcome::NewTicket, Class::Normal));
     assert!(p.hard_bounces.is_empty(), "{:?}", p.hard_bounces);
 
     let real = mail(
@@ -199,6 +199,28 @@ fn a_contact_writing_about_a_bounce_opens_a_ticket() {
     let p = plan_with(&Config::default(), &real, Class::Bounce, &f);
     assert_eq!(p.class, Class::Bounce);
     assert_eq!(p.hard_bounces.len(), 1);
+}
+
+/// A stranger forwarding a bounce to ask why their mail did not arrive
+/// wrote a request: it opens a ticket, and charges nobody.
+#[test]
+fn a_stranger_forwarding_a_bounce_opens_a_ticket() {
+    let body = "Hi, my mail to you came back, see below.\n\n---------- Forwarded message ---------\n\
+                This message could not be delivered to the following recipients:\n\
+                550 5.1.1 <sales@provider.test>: Recipient address rejected: User unknown\n";
+    let m = mail(
+        "From: Jane Roe <jane.roe@gmail.test>\nSubject: Fwd: Undelivered Mail Returned to Sender\nMessage-ID: <j1@gmail.test>",
+        body,
+    );
+    assert!(
+        m.delivery_report.as_ref().is_some_and(|r| !r.by_mail_system),
+        "{:?}",
+        m.delivery_report
+    );
+    let class = classify(&m, &Config::default().mail.domain);
+    let p = plan_with(&Config::default(), &m, class, &Facts::default());
+    assert_eq!((p.outcome, p.class), (Outcome::NewTicket, Class::Normal));
+    assert!(p.hard_bounces.is_empty());
 }
 
 #[test]

@@ -254,6 +254,26 @@ fn threaded_list_mail_updates_without_notices_when_lists_are_enabled() {
     assert!(p.notices.is_empty(), "{:?}", p.notices);
 }
 
+/// With lists off (the default), a list mail that answers a ticket (the
+/// customer's team list in copy) is still attached to it, with a note,
+/// instead of being dropped; it notifies nobody and reopens nothing.
+#[test]
+fn threaded_list_mail_joins_its_ticket_when_lists_are_off() {
+    let paul = contact(101, "paul@acme.test", Some(ACME));
+    for status in [TicketStatus::Open, TicketStatus::Closed] {
+        let f = update_facts(paul.clone(), status, 0);
+        let p = plan_with(&Config::default(), &simple("paul@acme.test", "Re: x"), Class::List, &f);
+        assert_eq!(p.outcome, Outcome::Update, "{status:?}");
+        assert!(
+            matches!(p.ticket, TicketChange::Update { reopen: false, .. }),
+            "{:?}",
+            p.ticket
+        );
+        assert!(p.notices.is_empty(), "{:?}", p.notices);
+        assert!(p.notes.iter().any(|n| n.contains("mailing list")), "{:?}", p.notes);
+    }
+}
+
 // ---- hand actions ---------------------------------------------------------
 
 fn action_subs() -> Vec<Subscription> {
