@@ -64,6 +64,19 @@ pub fn read_file(path: &Path) -> Result<Vec<Incoming>> {
         .strip_prefix(b"\xEF\xBB\xBF".as_slice())
         .filter(|rest| is_mbox(rest))
         .unwrap_or(&bytes);
+    // A `.eml` file holds one mail by name, even when it was saved out of
+    // an mbox with its `From ` line: a bounce quoting the returned mail's
+    // own envelope line after a blank line (unescaped, as no mbox writer
+    // saw it) was split in two, and the returned mail became a ticket of
+    // its original sender's.
+    let one_mail = path.extension().is_some_and(|x| x.eq_ignore_ascii_case("eml"));
+    if one_mail && is_mbox(mbox) {
+        let body = mbox
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&[][..], |i| &mbox[i + 1..]);
+        return Ok(vec![Incoming::new(body.to_vec(), source)]);
+    }
     if is_mbox(mbox) {
         return Ok(split_mbox(mbox)
             .into_iter()
@@ -147,6 +160,24 @@ fn trim_separator(mut m: Vec<u8>) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `.eml` saved out of an mbox is one mail, its `From ` line left
+    /// out, though a quoted mail in it carries an envelope line of its
+    /// own; the same bytes as an mbox file are two mails.
+    #[test]
+    fn an_eml_file_starting_with_a_from_line_is_one_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = b"From MAILER-DAEMON  Sat Oct  4 08:00:09 2025\nFrom: MAILER-DAEMON@mx.test\nSubject: bounce\n\n\
+bounced E-Mail:\n\nFrom bounce@zz.test  Sat Oct  4 08:00:07 2025\nFrom: Name <c@zz.test>\nSubject: S\n\nhi\n";
+        let eml = dir.path().join("b.eml");
+        std::fs::write(&eml, bytes).unwrap();
+        let mails = read_file(&eml).unwrap();
+        assert_eq!(mails.len(), 1);
+        assert!(mails[0].raw.starts_with(b"From: MAILER-DAEMON@mx.test\n"));
+        let mbox = dir.path().join("b.mbox");
+        std::fs::write(&mbox, bytes).unwrap();
+        assert_eq!(read_file(&mbox).unwrap().len(), 2);
+    }
 
     #[test]
     fn splits_mbox_and_unescapes() {

@@ -86,6 +86,22 @@ impl Templates {
                     detail: "the first line must be `Subject: …`".into(),
                 });
             }
+            // A NUL (or another control character but a line break or tab)
+            // would go into every notification: PostgreSQL refuses NUL in
+            // text, so every mail notifying anyone was quarantined there.
+            if let Some((line, c)) = text.lines().enumerate().find_map(|(i, l)| {
+                l.chars()
+                    .find(|c| c.is_control() && !matches!(c, '\t' | '\r'))
+                    .map(|c| (i + 1, c))
+            }) {
+                return Err(Error::Template {
+                    name: name.clone(),
+                    detail: format!(
+                        "line {line} holds the control character U+{:04X}; remove it",
+                        u32::from(c)
+                    ),
+                });
+            }
             env.add_template_owned(name.clone(), text.clone())
                 .map_err(|e| Error::Template {
                     name: name.clone(),

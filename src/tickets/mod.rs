@@ -7,9 +7,11 @@
 //! what the team does by hand (close, escalate, approve).
 
 pub mod actions;
+mod bounce;
 pub mod plan;
 pub mod subject;
 pub mod tag;
+mod threading;
 
 use std::str::FromStr;
 

@@ -8,16 +8,17 @@
 
 use serde::Serialize;
 
+use super::bounce::bounce_plan;
 use super::subject::ticket_subject;
 use super::tag::TagFormat;
+use super::threading::{answers_approval_request, joins_follow_up, thread_target};
 use super::{TicketFacts, TicketStatus};
 use crate::classify::{Class, suppresses_acknowledgement};
 use crate::config::Config;
 use crate::directory::names::split_name;
-use crate::directory::{Account, Contact, IgnoreRule, IntakePolicy, Service, domain_of};
+use crate::directory::{Account, Contact, IgnoreRule, IntakePolicy, Service};
 use crate::message::Message;
 use crate::notify::audience::{Subscription, TicketScope, escalated, in_groups};
-use crate::notify::outbox::is_notification_id;
 use crate::notify::{Event, Notice, NoticeList, Recipient};
 
 /// What the store knows that bears on one mail.
@@ -149,7 +150,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn ended(class: Class, outcome: Outcome, reason: impl Into<String>) -> Plan {
+    pub(super) fn ended(class: Class, outcome: Outcome, reason: impl Into<String>) -> Plan {
         Plan {
             class,
             outcome,
@@ -299,11 +300,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
             // The approval request asks its primary contacts to answer by
             // mail; their answer approves nothing by itself (it may say no,
             // or ask), so it is put in front of the desk.
-            let approver = facts
-                .sender
-                .as_ref()
-                .is_some_and(|c| c.primary && c.account_id.is_some() && c.account_id == t.scope.account);
-            if t.status == TicketStatus::AwaitingApproval && approver {
+            if answers_approval_request(t, facts) {
                 notes.push(format!(
                     "a primary contact answered the approval request: read the answer, then approve (mailroom tickets approve {}) or close the ticket",
                     t.number
@@ -450,97 +447,6 @@ fn replies_flood(number: i64, facts: &Facts, policy: &Policy, notes: &mut Vec<St
     flood
 }
 
-/// A delivery report: never a ticket, never a notification. Its permanent
-/// failures count against the contacts they name, and it is kept on the
-/// ticket of the notification it returns, with what failed as a note.
-fn bounce_plan(msg: &Message, facts: &Facts, config: &Config) -> Plan {
-    let mut plan = Plan::ended(Class::Bounce, Outcome::Ignored, "delivery report");
-    // A report charges the addresses it names only when the mail it
-    // returns is ours (a mail of one of our tickets, or a notification by
-    // its Message-ID's form): backscatter, a mail system's reports about
-    // spam forged in a customer's name, would otherwise make customers
-    // undeliverable and silence their notifications. A report that
-    // returns no Message-ID charges them when a mail system wrote it; one
-    // known only by its words, from no mail system, never does.
-    let trusted = msg
-        .delivery_report
-        .as_ref()
-        .is_some_and(|r| match &r.original_message_id {
-            Some(id) => facts.bounced.is_some() || is_notification_id(id, &config.mail.domain),
-            None => r.by_mail_system,
-        });
-    if trusted {
-        let limit = config.contacts.hard_bounce_limit;
-        plan.hard_bounces = facts.bounced_contacts.iter().map(|c| (c.id, limit)).collect();
-    } else if !facts.bounced_contacts.is_empty() {
-        plan.reason = Some("delivery report about a mail we did not send: no contact charged".into());
-    }
-    let Some(t) = &facts.bounced else { return plan };
-    let failures: Vec<String> = msg
-        .delivery_report
-        .iter()
-        .flat_map(|r| r.recipients.iter().filter(|f| f.action.as_deref() != Some("delivered")))
-        .map(|f| {
-            let status = f.status.as_deref().unwrap_or("no status");
-            let what = if f.permanent { "failed" } else { "delayed" };
-            match &f.diagnostic {
-                Some(d) => format!("delivery to {} {what} ({status}): {d}", f.address),
-                None => format!("delivery to {} {what} ({status})", f.address),
-            }
-        })
-        .collect();
-    plan.outcome = Outcome::Update;
-    plan.reason = None;
-    plan.ticket = TicketChange::Update {
-        number: t.number,
-        reopen: false,
-    };
-    plan.notes = if failures.is_empty() {
-        vec!["a delivery report about a notification of this ticket".into()]
-    } else {
-        failures
-    };
-    plan
-}
-
-/// The ticket a reply belongs to: by Message-ID first; by subject tag only
-/// when the sender has a right to that ticket, so quoting someone else's
-/// ticket number cannot put a stranger's mail on it.
-fn thread_target<'a>(msg: &Message, facts: &'a Facts, notes: &mut Vec<String>) -> Option<&'a TicketFacts> {
-    if let Some(t) = &facts.threaded {
-        return Some(t);
-    }
-    let t = facts.tagged.as_ref()?;
-    if entitled(t, facts) {
-        Some(t)
-    } else {
-        notes.push(format!(
-            "subject names ticket {} but {} is neither a participant nor a contact of its account: opened a new ticket",
-            t.number, msg.from.address
-        ));
-        None
-    }
-}
-
-/// Whether the sender has a right to ticket `t` without a thread leading
-/// there: they wrote on it, or they are a contact of its account.
-fn entitled(t: &TicketFacts, facts: &Facts) -> bool {
-    let participant = facts.sender.as_ref().is_some_and(|c| t.participants.contains(&c.id));
-    let same_account = t.scope.account.is_some() && facts.account.as_ref().map(|a| a.id) == t.scope.account;
-    participant || same_account
-}
-
-/// Whether a late reply to an old thread joins `f`, the follow-up someone
-/// opened on it: when the sender has a right to it, or when neither it nor
-/// the sender has an account and the sender writes from its requester's
-/// domain (a colleague, where the directory knows neither).
-fn joins_follow_up(f: &TicketFacts, facts: &Facts, address: &str) -> bool {
-    let strangers_alike = f.scope.account.is_none()
-        && facts.account.is_none()
-        && domain_of(address).eq_ignore_ascii_case(domain_of(&f.requester.email));
-    entitled(f, facts) || strangers_alike
-}
-
 /// The sender as a recipient (acknowledgement, refusal).
 fn sender_recipient(msg: &Message, facts: &Facts, contact: &ContactChange) -> Recipient {
     let account_language = facts.account.as_ref().and_then(|a| a.language.clone());
@@ -584,7 +490,9 @@ fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &P
     }
     let mut list = NoticeList::new();
     list.exclude(&sender.email);
-    if let Some(requester) = t.requester_to_tell() {
+    // A primary contact's answer to the approval request is for the desk
+    // (it may say no, or say why): the requester waits for the decision.
+    if let Some(requester) = t.requester_to_tell().filter(|_| !answers_approval_request(t, facts)) {
         list.add(Event::TicketUpdated, requester);
     }
     if t.status != TicketStatus::AwaitingApproval {

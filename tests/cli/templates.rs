@@ -35,6 +35,21 @@ fn a_template_that_cannot_render_fails_check_config_by_name() {
     assert!(err.contains("new_ticket.fr"), "{err}");
 }
 
+/// A NUL in a template went into every notification: PostgreSQL refused
+/// the outbox row and every notifying mail ended in quarantine there.
+#[test]
+fn a_template_holding_a_control_character_is_refused_naming_its_line() {
+    let env = with_templates(&[(
+        "new_ticket.fr.txt",
+        "Subject: {{ ticket.tag }} {{ ticket.subject }}\n\nBonjour\0 {{ recipient.first_name }},\n",
+    )]);
+    let err = env.fail2(&["check-config"]);
+    assert!(
+        err.contains("new_ticket.fr") && err.contains("line 3 holds the control character U+0000"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_subject_without_the_ticket_tag_is_refused() {
     let env = with_templates(&[(

@@ -235,6 +235,9 @@ fn a_primary_answering_an_approval_request_leaves_a_note() {
         "{:?}",
         p.notes
     );
+    // The answer is for the desk: the requester is not sent it (it may be
+    // a "no", or say why).
+    assert!(p.notices.is_empty(), "{:?}", p.notices);
     let paul = contact(101, "paul@acme.test", Some(ACME));
     let p = plan(
         &simple("paul@acme.test", "Re: x"),
