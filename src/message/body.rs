@@ -80,9 +80,12 @@ fn joined(parts: impl Iterator<Item = String>) -> String {
 }
 
 /// HTML as plain text: paragraphs wrapped at 100 columns, links never (a
-/// portal or SafeLinks URL cut in two no longer opens).
+/// portal or SafeLinks URL cut in two no longer opens), tables read cell
+/// by cell (most mail tables are layout: drawn as columns with borders,
+/// their words were cut across cells, `Top-Aufst│eiger`).
 fn html_to_text(html: &str) -> Option<String> {
     html2text::config::plain()
+        .raw_mode(true)
         .no_link_wrapping()
         .allow_width_overflow()
         .string_from_read(html.as_bytes(), 100)
@@ -115,6 +118,20 @@ Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/html\n\
 <svg xmlns=\"http://www.w3.org/2000/svg\"><text>logo</text></svg>\n--b--\n",
         );
         assert_eq!(t, "The link is down since 8:00.\n\nMarie, NOC");
+    }
+
+    /// A layout table's cells are read one after the other, whole: drawn
+    /// as bordered columns, a word was cut where a column wrapped.
+    #[test]
+    fn html_tables_are_read_cell_by_cell_without_borders() {
+        let t = text(
+            "From: Marie <marie@acme.fr>\nSubject: t\nMessage-ID: <t1@acme.fr>\nMIME-Version: 1.0\n\
+Content-Type: text/html\n\n<table><tr><td>Top-Aufsteiger der Woche und Bestseller</td>\
+<td>Circuit LON/ETH/000123 is down since this morning, please have a look</td></tr></table>\n",
+        );
+        assert!(!t.contains(['│', '─', '┼']), "{t}");
+        assert!(t.contains("Top-Aufsteiger der Woche und Bestseller"), "{t}");
+        assert!(t.contains("Circuit LON/ETH/000123 is down since this morning"), "{t}");
     }
 
     /// Apple Mail and iOS: text, picture, text, picture.
