@@ -154,6 +154,7 @@ impl Batch {
                     created_at: at,
                     updated_at: at,
                     closed_at: None,
+                    approval_pending: t.status == TicketStatus::AwaitingApproval,
                     requester: self.requester(msg, &plan.contact, contact_id),
                     // The ticket is on its requester's account.
                     requester_account: t.scope.account,
@@ -169,7 +170,13 @@ impl Batch {
                     .ok_or_else(|| Error::NotFound(format!("ticket {number}")))?;
                 t.updated_at = t.updated_at.max(at);
                 if *reopen {
-                    t.status = TicketStatus::Open;
+                    // A request closed before anyone approved it still
+                    // needs the approval when its requester writes again.
+                    t.status = if t.approval_pending {
+                        TicketStatus::AwaitingApproval
+                    } else {
+                        TicketStatus::Open
+                    };
                     t.closed_at = None;
                     events.push((
                         *number,
@@ -441,6 +448,9 @@ impl Batch {
         t.updated_at = t.updated_at.max(at);
         if plan.status == TicketStatus::Closed {
             t.closed_at = Some(at);
+        }
+        if matches!(action, Action::Approve) {
+            t.approval_pending = false;
         }
         let (kind, detail) = match action {
             Action::Close => ("closed", "closed".to_string()),

@@ -256,12 +256,13 @@ impl Changes {
         insert_or_update(
             conn,
             "INSERT INTO tickets (number, subject, status, requester_id, account_id, service_id, escalation_level,
-                                  related_ticket, root_message_id, created_at, updated_at, closed_at) ",
+                                  related_ticket, root_message_id, created_at, updated_at, closed_at, approval_pending) ",
             &tickets,
-            12,
+            13,
             " ON CONFLICT (number) DO UPDATE SET subject = excluded.subject, status = excluded.status,
                 service_id = excluded.service_id, escalation_level = excluded.escalation_level,
-                updated_at = excluded.updated_at, closed_at = excluded.closed_at",
+                updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+                approval_pending = excluded.approval_pending",
             |t| t.number >= self.first.ticket,
             |b, t| {
                 b.push_bind(t.number)
@@ -275,7 +276,8 @@ impl Changes {
                     .push_bind(t.root_message_id.clone())
                     .push_bind(t.created_at)
                     .push_bind(t.updated_at)
-                    .push_bind(t.closed_at);
+                    .push_bind(t.closed_at)
+                    .push_bind(t.approval_pending);
             },
         );
         insert_or_update(

@@ -60,6 +60,9 @@ pub struct TicketFacts {
     pub scope: TicketScope,
     pub closed_at: Option<i64>,
     pub escalation_level: u8,
+    /// Still waiting for its account's approval: a ticket closed while it
+    /// waited and reopened waits again.
+    pub approval_pending: bool,
     /// The requester, as a possible recipient of updates.
     pub requester: Recipient,
     /// The requester's account now: a requester the directory has since
@@ -80,5 +83,11 @@ impl TicketFacts {
             && self.requester_account.is_some()
             && self.requester_account != self.scope.account;
         (!moved).then_some(&self.requester)
+    }
+
+    /// Whether the ticket waits for its account's approval: awaiting it, or
+    /// closed while it did (a reply reopens it awaiting again).
+    pub fn awaits_approval(&self) -> bool {
+        self.status == TicketStatus::AwaitingApproval || self.approval_pending
     }
 }

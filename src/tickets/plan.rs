@@ -297,6 +297,12 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
         }
         if !late(t) {
             let reopen = t.status == TicketStatus::Closed;
+            if reopen && t.approval_pending {
+                notes.push(format!(
+                    "reopened before anyone approved it: awaits approval again (mailroom tickets approve {})",
+                    t.number
+                ));
+            }
             // The approval request asks its primary contacts to answer by
             // mail; their answer approves nothing by itself (it may say no,
             // or ask), so it is put in front of the desk.
@@ -495,7 +501,7 @@ fn update_notices(t: &TicketFacts, sender: &Recipient, facts: &Facts, policy: &P
     if let Some(requester) = t.requester_to_tell().filter(|_| !answers_approval_request(t, facts)) {
         list.add(Event::TicketUpdated, requester);
     }
-    if t.status != TicketStatus::AwaitingApproval {
+    if !t.awaits_approval() {
         for r in in_groups(&facts.subscriptions, t.scope, &policy.config.notify.ticket_updated) {
             list.add(Event::TicketUpdated, r);
         }

@@ -2,8 +2,8 @@
 //! without a thread leading there: the rules that keep one customer's mail
 //! off another's ticket.
 
+use super::TicketFacts;
 use super::plan::Facts;
-use super::{TicketFacts, TicketStatus};
 use crate::directory::domain_of;
 use crate::message::Message;
 
@@ -37,7 +37,7 @@ pub(super) fn entitled(t: &TicketFacts, facts: &Facts) -> bool {
 /// Whether the mail is a primary contact of the ticket's account answering
 /// while the ticket awaits their approval.
 pub(super) fn answers_approval_request(t: &TicketFacts, facts: &Facts) -> bool {
-    t.status == TicketStatus::AwaitingApproval
+    t.awaits_approval()
         && facts
             .sender
             .as_ref()

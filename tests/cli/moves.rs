@@ -324,6 +324,55 @@ fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
     assert!(!body.contains("support@provider.test has opened"), "{body}");
 }
 
+/// Found by an audit: a request closed while it awaited approval, then
+/// answered by its requester, reopened as `open`: the approval skipped,
+/// and the account's subscribers told of a request no primary had seen.
+/// It reopens awaiting approval again; once approved, a later close and
+/// reply reopen it as `open`.
+#[test]
+fn a_request_closed_before_approval_reopens_awaiting_it() {
+    let env = Env::new();
+    env.import(TWO_CUSTOMERS);
+    env.import(
+        "[[contact]]\nemail = \"kim@beta.fr\"\naccount = \"OCN-2\"\n\n\
+[[subscription]]\ncontact = \"kim@beta.fr\"\ngroup = \"key_contact\"\naccount = \"OCN-2\"\n",
+    );
+    env.ok(&["contacts", "update", "zoe@beta.fr", "--primary", "true"]);
+    env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    let bob = |id: &str, reply_to: Option<&str>, body: &str| {
+        let extra: Vec<String> = reply_to.map(|r| format!("In-Reply-To: <{r}>")).into_iter().collect();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        mail(
+            "Bob Martin <bob@beta.fr>",
+            id,
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "VPN",
+            &extra,
+            body,
+        )
+    };
+    env.write("m1.eml", bob("b1@beta.fr", None, "Please add a VPN access for Lea."));
+    env.replay(&["m1.eml"]);
+    env.ok(&["tickets", "close", "1"]);
+    env.write("m2.eml", bob("b2@beta.fr", Some("b1@beta.fr"), "Why was it closed?"));
+    env.replay(&["m2.eml"]);
+    let ticket = env.json(&["tickets", "show", "1", "--json"]);
+    assert_eq!(ticket["status"], "awaiting_approval", "{ticket:#}");
+    assert!(ticket.to_string().contains("awaits approval again"), "{ticket}");
+    let to_kim = env
+        .list(&["outbox", "list", "--json"])
+        .into_iter()
+        .filter(|r| r["to"] == "kim@beta.fr")
+        .count();
+    assert_eq!(to_kim, 0, "a subscriber heard of an unapproved request");
+
+    env.ok(&["tickets", "approve", "1"]);
+    env.ok(&["tickets", "close", "1"]);
+    env.write("m3.eml", bob("b3@beta.fr", Some("b2@beta.fr"), "One more thing."));
+    env.replay(&["m3.eml"]);
+    assert_eq!(env.json(&["tickets", "show", "1", "--json"])["status"], "open");
+}
+
 /// Found by a review: a refusal answered "Odp: Výpadok" with "Re: Odp:
 /// Výpadok".
 #[test]

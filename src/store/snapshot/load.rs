@@ -228,7 +228,7 @@ impl Snapshot {
         let rows = fetch_rows_in(conn, numbers, |style, slice| {
             let mut qb = Sql::styled(style, format!(
                 "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
-                        t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at,
+                        t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at, t.approval_pending,
                         (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
                         {RECIPIENT_COLS}, c.account_id AS requester_account
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
@@ -254,6 +254,7 @@ impl Snapshot {
                 created_at: r.try_get("created_at")?,
                 updated_at: r.try_get("updated_at")?,
                 closed_at: r.try_get("closed_at")?,
+                approval_pending: flag(&r, "approval_pending")?,
                 requester: recipient_from_row(&r)?,
                 requester_account: r.try_get("requester_account")?,
                 participants: participants

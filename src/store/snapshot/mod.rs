@@ -41,6 +41,8 @@ pub struct TicketRecord {
     pub created_at: i64,
     pub updated_at: i64,
     pub closed_at: Option<i64>,
+    /// Still waiting for its account's approval, whatever its status.
+    pub approval_pending: bool,
     pub requester: Recipient,
     /// The requester's account now (see [`TicketFacts::requester_account`]).
     pub requester_account: Option<i64>,
@@ -59,6 +61,7 @@ impl TicketRecord {
             },
             closed_at: self.closed_at,
             escalation_level: self.escalation_level,
+            approval_pending: self.approval_pending,
             requester: self.requester.clone(),
             requester_account: self.requester_account,
             participants: self.participants.clone(),

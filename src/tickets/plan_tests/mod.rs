@@ -146,6 +146,7 @@ pub(super) fn ticket(number: i64, status: TicketStatus, requester: &Contact) -> 
         scope,
         closed_at: None,
         escalation_level: 0,
+        approval_pending: status == TicketStatus::AwaitingApproval,
         requester,
         requester_account: Some(ACME),
         participants,
