@@ -155,7 +155,7 @@ impl Batch {
                     updated_at: at,
                     closed_at: None,
                     approval_pending: t.status == TicketStatus::AwaitingApproval,
-                    requester: self.requester(msg, &plan.contact, contact_id),
+                    requester: self.requester(msg, &plan.contact, contact_id, t.scope.account),
                     // The ticket is on its requester's account.
                     requester_account: t.scope.account,
                     participants: Vec::new(),
@@ -357,12 +357,23 @@ impl Batch {
         queued
     }
 
-    /// The sender of a mail opening a ticket, as the ticket's requester.
-    fn requester(&self, msg: &Message, contact: &ContactChange, contact_id: Option<i64>) -> Recipient {
-        let account_language = |a: Option<i64>| {
+    /// The sender of a mail opening a ticket on `account`, as the ticket's
+    /// requester. Without a language of their own or their account's,
+    /// they are written to in the language of the ticket's account (their
+    /// domain's), as their acknowledgement was: a contact without an
+    /// account got it in French and the ticket's later news in English.
+    fn requester(
+        &self,
+        msg: &Message,
+        contact: &ContactChange,
+        contact_id: Option<i64>,
+        account: Option<i64>,
+    ) -> Recipient {
+        let language_of = |a: Option<i64>| {
             a.and_then(|a| self.snapshot.accounts.get(&a))
                 .and_then(|a| a.language.clone())
         };
+        let account_language = |a: Option<i64>| language_of(a).or_else(|| language_of(account));
         match (self.snapshot.contacts.get(&msg.from.address), contact) {
             (Some(c), _) => Recipient {
                 contact_id: Some(c.id),
@@ -387,7 +398,7 @@ impl Batch {
                 email: msg.from.address.clone(),
                 first_name: String::new(),
                 last_name: String::new(),
-                language: None,
+                language: account_language(None),
                 ignore: false,
                 undeliverable: false,
             },

@@ -373,6 +373,41 @@ fn a_request_closed_before_approval_reopens_awaiting_it() {
     assert_eq!(env.json(&["tickets", "show", "1", "--json"])["status"], "open");
 }
 
+/// Found by an audit: a contact without an account, writing from a French
+/// account's domain, got the acknowledgement in French and the ticket's
+/// later news (its close) in English.
+#[test]
+fn a_requester_without_an_account_hears_in_the_ticket_accounts_language() {
+    let env = Env::new();
+    env.import(
+        "[[account]]\nnumber = \"OCN-7\"\nname = \"Acme\"\ndomains = [\"acme.fr\"]\nlanguage = \"fr\"\n\
+[[contact]]\nemail = \"noacct@acme.fr\"\n",
+    );
+    env.write(
+        "m1.eml",
+        mail(
+            "Léa <noacct@acme.fr>",
+            "n1@acme.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "Panne",
+            &[],
+            "Ca ne marche pas.",
+        ),
+    );
+    env.replay(&["m1.eml"]);
+    env.ok(&["tickets", "close", "1"]);
+    let ticket = env.json(&["tickets", "show", "1", "--json"]);
+    let rows = ticket["messages"].as_array().cloned().unwrap_or_default();
+    for event in ["acknowledgement", "ticket_closed"] {
+        let row = rows
+            .iter()
+            .find(|r| r["to"] == "noacct@acme.fr" && r["event"] == event)
+            .unwrap_or_else(|| panic!("{event}: {ticket:#}"));
+        let text = row["text"].as_str().unwrap_or_default();
+        assert!(text.starts_with("Bonjour"), "{event}: {text}");
+    }
+}
+
 /// Found by a review: a refusal answered "Odp: Výpadok" with "Re: Odp:
 /// Výpadok".
 #[test]

@@ -230,7 +230,8 @@ impl Snapshot {
                 "SELECT t.number, t.subject, t.status, t.requester_id, t.account_id, t.service_id, t.escalation_level,
                         t.related_ticket, t.root_message_id, t.created_at, t.updated_at, t.closed_at, t.approval_pending,
                         (SELECT string_agg(CAST(contact_id AS TEXT), ' ') FROM ticket_participants p WHERE p.ticket = t.number) AS participants,
-                        {RECIPIENT_COLS}, c.account_id AS requester_account
+                        {RECIPIENT_COLS}, c.account_id AS requester_account,
+                        (SELECT language FROM accounts WHERE id = t.account_id) AS ticket_language
                  FROM tickets t JOIN contacts c ON c.id = t.requester_id WHERE t.number"
             ));
             qb.push_in(slice);
@@ -241,6 +242,12 @@ impl Snapshot {
             let status: String = r.try_get("status")?;
             let level: i64 = r.try_get("escalation_level")?;
             let participants: Option<String> = r.try_get("participants")?;
+            // As when the ticket opened (see `Batch::requester`): the
+            // ticket's account's language when the requester has none.
+            let mut requester = recipient_from_row(&r)?;
+            if requester.language.is_none() {
+                requester.language = r.try_get("ticket_language")?;
+            }
             let t = TicketRecord {
                 number: r.try_get("number")?,
                 subject: r.try_get("subject")?,
@@ -255,7 +262,7 @@ impl Snapshot {
                 updated_at: r.try_get("updated_at")?,
                 closed_at: r.try_get("closed_at")?,
                 approval_pending: flag(&r, "approval_pending")?,
-                requester: recipient_from_row(&r)?,
+                requester,
                 requester_account: r.try_get("requester_account")?,
                 participants: participants
                     .unwrap_or_default()
