@@ -95,13 +95,12 @@ impl IgnoreRule {
     /// names a `+` part itself.
     pub fn matches(&self, address: &str) -> bool {
         let (user, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-        let mailbox = user.split_once('+').map_or(user, |(base, _)| base);
+        let mailbox = super::mailbox_of(address);
+        let base = mailbox.split_once('@').map_or(user, |(base, _)| base);
         match self {
-            IgnoreRule::Exact(a) => {
-                a == address || a.rsplit_once('@').is_some_and(|(u, d)| u == mailbox && d == domain)
-            }
+            IgnoreRule::Exact(a) => a == address || *a == mailbox,
             IgnoreRule::Domain(d) => d == domain,
-            IgnoreRule::User(u) => u == user || u == mailbox,
+            IgnoreRule::User(u) => u == user || u == base,
             IgnoreRule::Subdomain(d) => domain.len() > d.len() && domain.ends_with(&format!(".{d}")),
             IgnoreRule::Regex(re) => re.is_match(address),
         }

@@ -244,6 +244,18 @@ pub fn domain_of(address: &str) -> &str {
     address.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
 }
 
+/// The mailbox an address delivers to, without its sub-address (RFC 5233):
+/// `noc+alerts@acme.fr` is `noc@acme.fr`'s mailbox, the same person.
+pub fn mailbox_of(address: &str) -> std::borrow::Cow<'_, str> {
+    match address.rsplit_once('@') {
+        Some((user, domain)) => match user.split_once('+') {
+            Some((base, _)) if !base.is_empty() => format!("{base}@{domain}").into(),
+            _ => address.into(),
+        },
+        None => address.into(),
+    }
+}
+
 /// The domain itself and each parent domain, most specific first, so that
 /// `noc.paris.acme.fr` finds the account of `acme.fr`.
 pub fn domain_candidates(domain: &str) -> Vec<&str> {

@@ -12,6 +12,8 @@ pub mod templates;
 
 use serde::Serialize;
 
+use crate::directory::mailbox_of;
+
 /// What happened, which decides the template and the audience.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,21 +113,25 @@ impl NoticeList {
 
     /// Never send to this address (the author of the mail being reported).
     pub fn exclude(&mut self, email: &str) -> &mut Self {
-        self.excluded.push(email.to_lowercase());
+        self.excluded.push(mailbox_of(&email.to_lowercase()).into_owned());
         self
     }
 
     /// Adds a notice unless the address is excluded, already has one, or
     /// must not be mailed. Returns whether it was added.
     pub fn add(&mut self, event: Event, recipient: &Recipient) -> bool {
+        // By mailbox: `req+foo@` writing is `req@` writing (not told of
+        // their own mail), and one person subscribed under two sub-addresses
+        // is told once.
         let email = recipient.email.to_lowercase();
+        let mailbox = mailbox_of(&email);
         if recipient.ignore
             || recipient.undeliverable
-            || self.excluded.contains(&email)
+            || self.excluded.iter().any(|e| *e == mailbox)
             || self
                 .notices
                 .iter()
-                .any(|n| n.recipient.email.eq_ignore_ascii_case(&email))
+                .any(|n| mailbox_of(&n.recipient.email.to_lowercase()) == mailbox)
         {
             return false;
         }

@@ -28,6 +28,9 @@ pub struct Facts {
     pub duplicate: bool,
     /// The sender, if already a contact.
     pub sender: Option<Contact>,
+    /// The contact of the sender's mailbox, when the sender wrote from a
+    /// sub-address of it (`ign+x@` for `ign@`) and it is set to be ignored.
+    pub mailbox_ignored: bool,
     /// The sender's account: the contact's, or for an unknown sender the
     /// account whose domain (or a parent domain) matches the address.
     pub account: Option<Account>,
@@ -189,7 +192,7 @@ pub fn decide(msg: &Message, class: Class, facts: &Facts, policy: &Policy, now: 
     if policy.ignore_rules.iter().any(|r| r.matches(address)) {
         return Plan::ended(class, Outcome::Ignored, "sender matches an ignore rule");
     }
-    if facts.sender.as_ref().is_some_and(|c| c.ignore) {
+    if facts.sender.as_ref().is_some_and(|c| c.ignore) || facts.mailbox_ignored {
         return Plan::ended(class, Outcome::Ignored, "contact is set to be ignored");
     }
     // Someone writing about a delivery problem ("mail to X could not be

@@ -408,6 +408,57 @@ fn a_requester_without_an_account_hears_in_the_ticket_accounts_language() {
     }
 }
 
+/// Found by an audit: a sub-address is its mailbox's person (RFC 5233), as
+/// ignore rules already held: `ign+x@` got past `ign@`'s ignore flag, and
+/// `marie+noc@` writing got `marie@`, a subscriber, told of her own mail.
+#[test]
+fn a_sub_address_is_its_mailbox_for_ignoring_and_for_not_telling_the_author() {
+    let env = Env::new();
+    env.import(
+        "[[account]]\nnumber = \"OCN-7\"\nname = \"Acme\"\ndomains = [\"acme.fr\"]\n\
+[[contact]]\nemail = \"ign@acme.fr\"\naccount = \"OCN-7\"\nignore = true\n\
+[[contact]]\nemail = \"marie@acme.fr\"\naccount = \"OCN-7\"\n\
+[[contact]]\nemail = \"kim@acme.fr\"\naccount = \"OCN-7\"\n\
+[[subscription]]\ncontact = \"marie@acme.fr\"\ngroup = \"key_contact\"\naccount = \"OCN-7\"\n\
+[[subscription]]\ncontact = \"kim@acme.fr\"\ngroup = \"key_contact\"\naccount = \"OCN-7\"\n",
+    );
+    env.write(
+        "in/1.eml",
+        mail(
+            "<ign+x@acme.fr>",
+            "i1@acme.fr",
+            "Mon, 2 Mar 2026 08:00:00 +0100",
+            "Spam",
+            &[],
+            "x",
+        ),
+    );
+    env.write(
+        "in/2.eml",
+        mail(
+            "Marie <marie+noc@acme.fr>",
+            "m1@acme.fr",
+            "Mon, 2 Mar 2026 08:01:00 +0100",
+            "Panne",
+            &[],
+            "Down.",
+        ),
+    );
+    let summary = env.replay(&["in"]);
+    assert_eq!(
+        (summary["ignored"].clone(), summary["new_tickets"].clone()),
+        (json!(1), json!(1)),
+        "{summary}"
+    );
+    let told: Vec<String> = env
+        .list(&["outbox", "list", "--json"])
+        .iter()
+        .filter(|r| r["event"] == "new_ticket")
+        .map(|r| r["to"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(told, ["kim@acme.fr"]);
+}
+
 /// Found by a review: a refusal answered "Odp: Výpadok" with "Re: Odp:
 /// Výpadok".
 #[test]

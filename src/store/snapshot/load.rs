@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use sqlx::{AnyConnection, Row};
 
 use super::{FOLLOW_UP_DEPTH, KeyHolder, RATE_WINDOW_SECS, Snapshot, TicketRecord, bounced_addresses, returned_id};
-use crate::directory::{ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of};
+use crate::directory::{ContactGroup, Service, SubscriptionTarget, domain_candidates, domain_of, mailbox_of};
 use crate::error::{Error, Result};
 use crate::message::Message;
 use crate::notify::Recipient;
@@ -76,10 +76,22 @@ impl Snapshot {
             .flat_map(|(a, o)| std::iter::once(a).chain(o))
             .filter(|a| !a.is_empty())
             .collect();
+        // The mailbox behind a sub-address (`ign+x@` → `ign@`): its
+        // contact's ignore flag holds for the sub-address too.
+        let mailboxes: Vec<String> = emails
+            .iter()
+            .map(|e| mailbox_of(e))
+            .filter(|m| !emails.contains(m.as_ref()))
+            .map(|m| m.into_owned())
+            .collect();
         let contacts = emails
             .union(&failed)
-            .filter(|e| !s.contacts.contains_key(**e))
+            .copied()
+            .chain(mailboxes.iter().map(String::as_str))
+            .filter(|e| !s.contacts.contains_key(*e))
             .map(|e| e.to_string())
+            .collect::<HashSet<String>>()
+            .into_iter()
             .collect();
         s.load_contacts(conn, contacts).await?;
         let window = since - RATE_WINDOW_SECS;

@@ -184,6 +184,9 @@ impl Snapshot {
             };
         }
         let sender = self.contacts.get(&msg.from.address).cloned();
+        let mailbox = crate::directory::mailbox_of(&msg.from.address);
+        let mailbox_ignored =
+            mailbox != msg.from.address && self.contacts.get(mailbox.as_ref()).is_some_and(|c| c.ignore);
         let account = self.account_of(sender.as_ref(), &msg.from.address).cloned();
         let threaded = msg
             .in_reply_to
@@ -266,6 +269,7 @@ impl Snapshot {
             bounced,
             bounced_contacts,
             sender,
+            mailbox_ignored,
             account,
             threaded,
             tagged,
