@@ -4,14 +4,18 @@
 //! but replaces bytes with U+FFFD when the charset is missing or wrong: raw
 //! 8-bit Latin-1 or GB2312 in `Subject:`, `From:` and file names, KOI8-R
 //! bodies without a `Content-Type`, ISO-2022-JP parts labelled US-ASCII.
-//! When (and only when) its result holds U+FFFD, the original bytes are
-//! decoded again here: as UTF-8 if valid, else with the declared charset if
-//! it decodes cleanly, else with the encoding chardetng guesses.
+//! When (and only when) its result holds U+FFFD, or its label is one it
+//! does not know, the original bytes are decoded again here: as UTF-8 if
+//! valid (or nearly: UTF-8 with a stray byte, before a single-byte label
+//! that would read anything), else with the declared charset if it decodes
+//! cleanly, else with the encoding chardetng guesses. 7-bit ISO-2022-JP
+//! (its `ESC $ B` escapes in ASCII) is recognised whatever the label says.
 
 use std::borrow::Cow;
 
 use encoding_rs::Encoding;
 use mail_parser::decoders::base64::base64_decode;
+use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::decoders::quoted_printable::quoted_printable_decode;
 use mail_parser::{HeaderName, MessagePart, MimeHeaders};
 
@@ -20,7 +24,17 @@ pub fn decode_bytes(bytes: &[u8], declared: Option<&str>) -> String {
     if let Ok(s) = std::str::from_utf8(bytes) {
         return s.to_string();
     }
-    if let Some(enc) = declared.and_then(|d| Encoding::for_label(d.trim().as_bytes())) {
+    let declared = declared.and_then(|d| Encoding::for_label(d.trim().as_bytes()));
+    // A single-byte label decodes any bytes without an error, so UTF-8
+    // with a stray byte (a name cut inside a character, a Latin-1 word
+    // pasted in) is tried first: read as windows-1252, "Картинка" became
+    // "ÐšÐ°Ñ€Ñ‚Ð¸Ð½ÐºÐ°".
+    if declared.is_none_or(Encoding::is_single_byte)
+        && let Some(mixed) = mostly_utf8(bytes)
+    {
+        return mixed;
+    }
+    if let Some(enc) = declared {
         let (text, had_errors) = enc.decode_without_bom_handling(bytes);
         if !had_errors && enc != encoding_rs::UTF_8 {
             return text.into_owned();
@@ -63,6 +77,17 @@ fn mostly_utf8(bytes: &[u8]) -> Option<String> {
     (multibyte && invalid * 4 < bytes.len()).then_some(out)
 }
 
+/// 7-bit bytes holding ISO-2022-JP's escape into JIS X 0208 (`ESC $ B`
+/// or `ESC $ @`), decoded as ISO-2022-JP; `None` for anything else.
+pub fn iso_2022_jp(bytes: &[u8]) -> Option<String> {
+    let escapes = bytes.windows(3).any(|w| w == b"\x1b$B" || w == b"\x1b$@");
+    if !escapes || !bytes.is_ascii() {
+        return None;
+    }
+    let (text, had_errors) = encoding_rs::ISO_2022_JP.decode_without_bom_handling(bytes);
+    (!had_errors).then(|| text.into_owned())
+}
+
 /// The `charset` parameter of a part, if any.
 pub fn charset_of(part: &MessagePart) -> Option<String> {
     part.content_type()
@@ -75,10 +100,28 @@ pub fn charset_of(part: &MessagePart) -> Option<String> {
 /// falls back on Latin-1 for (an unknown label like `iso-gb2312`, or
 /// `us-ascii` on 8-bit bytes, which clients use for UTF-8).
 pub fn part_text<'a>(raw: &[u8], part: &'a MessagePart, text: &'a str, fallback: Option<&str>) -> Cow<'a, str> {
+    // ISO-2022-JP is 7-bit: labelled US-ASCII, or not at all, it reads as
+    // ASCII with escape sequences (`ESC $ B`) around the Japanese.
+    if let Some(japanese) = iso_2022_jp(text.as_bytes()) {
+        return Cow::Owned(japanese);
+    }
     let declared = charset_of(part);
-    let label_doubtful = declared.as_deref().is_some_and(|d| {
-        let d = d.trim().to_ascii_lowercase();
-        Encoding::for_label(d.as_bytes()).is_none() || d == "us-ascii" || d == "ascii"
+    let label = declared.as_deref().map(|d| d.trim().to_ascii_lowercase());
+    // Exchange's name for UTF-7, which mail-parser does not know: the text
+    // is the 7-bit bytes as they came.
+    if label.as_deref() == Some("unicode-1-1-utf-7")
+        && text.is_ascii()
+        && let Some(utf7) = charset_decoder(b"utf-7")
+    {
+        return Cow::Owned(utf7(text.as_bytes()));
+    }
+    // Doubtful: a label neither encoding_rs nor mail-parser knows (it falls
+    // back on Latin-1 then), or US-ASCII, which clients put on UTF-8.
+    // UTF-7 is known to mail-parser only: its reading stands.
+    let label_doubtful = label.as_deref().is_some_and(|d| {
+        (Encoding::for_label(d.as_bytes()).is_none() && charset_decoder(d.as_bytes()).is_none())
+            || d == "us-ascii"
+            || d == "ascii"
     });
     let replacements = text.matches('\u{FFFD}').count();
     if replacements == 0 && (!label_doubtful || text.is_ascii()) {
@@ -160,6 +203,14 @@ pub fn joined_encoded_words(value: &str) -> String {
     out
 }
 
+/// Whether `value` holds a base64 (`B`) encoded word whose text is not a
+/// whole number of base64 quads (its `=` padding left out).
+pub fn has_unpadded_b_word(value: &str) -> bool {
+    static WORD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"=\?[^?\s]+\?[bB]\?([^?\s]*)\?=").unwrap());
+    WORD.captures_iter(value).any(|m| !m[1].len().is_multiple_of(4))
+}
+
 /// The bytes of a `Q` encoded word: `_` a space, `=XX` a byte.
 fn q_decoded(text: &str) -> Vec<u8> {
     let b = text.as_bytes();
@@ -204,6 +255,9 @@ pub fn raw_header<'r>(raw: &'r [u8], headers: &[mail_parser::Header], name: Head
 /// A header value (`Subject`, a display name) whose raw bytes were 8-bit
 /// instead of RFC 2047 encoded words, decoded again.
 pub fn header_text(raw_value: &[u8], fallback: Option<&str>) -> Option<String> {
+    if let Some(japanese) = iso_2022_jp(raw_value) {
+        return Some(japanese);
+    }
     if raw_value.is_ascii() || raw_value.windows(2).any(|w| w == b"=?") {
         // Plain ASCII or encoded words: mail-parser's reading stands.
         return None;

@@ -443,16 +443,22 @@ fn repaired_header(
     let Ok(text) = std::str::from_utf8(raw) else {
         return charset::header_text(raw, fallback).map(|t| clean_header_text(&t));
     };
+    if let Some(japanese) = charset::iso_2022_jp(raw) {
+        return Some(clean_header_text(&japanese));
+    }
     // Encoded words decoded one by one gave U+FFFD: a character split
-    // over two words, joined again here.
+    // over two words, joined again here. A base64 word without its `=`
+    // padding lost its last character in mail-parser, with no U+FFFD.
     let garbled = |t: &str| t.matches('\u{FFFD}').count();
     let before = garbled(decoded?);
-    if before == 0 || !text.contains("=?") {
+    let unpadded = charset::has_unpadded_b_word(text);
+    if (before == 0 && !unpadded) || !text.contains("=?") {
         return None;
     }
     let unfolded = text.replace("\r\n", "").replace('\n', "");
     let joined = charset::joined_encoded_words(&unfolded);
-    (garbled(&joined) < before).then(|| clean_header_text(&joined))
+    let after = garbled(&joined);
+    (after < before || (unpadded && after <= before)).then(|| clean_header_text(&joined))
 }
 
 /// The subject, decoded again from raw 8-bit bytes when needed. `top_raw`

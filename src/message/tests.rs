@@ -136,3 +136,27 @@ fn an_unreadable_from_still_gives_its_address_before_the_envelope_sender() {
         assert_eq!(m.from.address, expected, "{from}");
     }
 }
+
+/// Found by an audit: 7-bit charsets. A UTF-7 body (mail-parser decodes
+/// it, the raw ASCII bytes must not replace its reading), Exchange's
+/// `unicode-1-1-utf-7` label, ISO-2022-JP labelled US-ASCII or unlabelled
+/// (ASCII with `ESC $ B` escapes) in a body and in a raw subject, and a
+/// base64 encoded word without its `=` padding.
+#[test]
+fn seven_bit_charsets_are_decoded() {
+    let body = |charset: &str, bytes: &str| {
+        let raw = format!(
+            "From: a@b.test\r\nSubject: s\r\nMessage-ID: <c1@b.test>\r\nMIME-Version: 1.0\r\n\
+Content-Type: text/plain; charset={charset}\r\n\r\n{bytes}\r\n"
+        );
+        Message::parse(raw.as_bytes()).unwrap().text
+    };
+    assert_eq!(body("utf-7", "Fr+APY-sche"), "Frösche");
+    assert_eq!(body("unicode-1-1-utf-7", "Fr+APY-sche"), "Frösche");
+    let jis = "\x1b$B$3$s$K$A$O\x1b(B";
+    assert_eq!(body("us-ascii", jis), "こんにちは");
+    let raw = format!("From: a@b.test\r\nSubject: {jis}\r\nMessage-ID: <c2@b.test>\r\n\r\nx\r\n");
+    assert_eq!(Message::parse(raw.as_bytes()).unwrap().subject, "こんにちは");
+    let raw = "From: a@b.test\r\nSubject: =?UTF-8?B?eHB0bw?=\r\nMessage-ID: <c3@b.test>\r\n\r\nx\r\n";
+    assert_eq!(Message::parse(raw.as_bytes()).unwrap().subject, "xpto");
+}

@@ -16,10 +16,16 @@ const BROKEN_AT_SOURCE: &[&str] = &[
     "mikel-mail/emails/plain_emails/raw_email8.eml",
     // The file holds U+FFFD bytes in Subject and From (a test of exactly that).
     "mikel-mail/emails/error_emails/must_supply_encoding.eml",
+    // The file's Subject is Big5 text already read as Latin-1 and saved as
+    // UTF-8 (`±Ð¾Ç`): mojibake in the file itself.
+    "mikel-mail/emails/error_emails/content_transfer_encoding_empty.eml",
 ];
 
-/// Byte pairs of UTF-8 text decoded as Latin-1/windows-1252.
-const MOJIBAKE: &[&str] = &["Ã©", "Ã¤", "Ã¶", "Ã¼", "â€", "Ã¨", "Å¡", "Ã\u{9f}"];
+/// Byte pairs of UTF-8 text decoded as Latin-1/windows-1252 (Latin and
+/// Cyrillic letters), and ISO-2022-JP's escape left undecoded.
+const MOJIBAKE: &[&str] = &[
+    "Ã©", "Ã¤", "Ã¶", "Ã¼", "â€", "Ã¨", "Å¡", "Ã\u{9f}", "Ð°", "Ð¾", "\u{1b}$B",
+];
 
 fn problems(m: &Message) -> Vec<String> {
     let name = m.from.name.clone().unwrap_or_default();
