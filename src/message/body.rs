@@ -15,7 +15,43 @@ use super::charset;
 /// alternative (web forms, some ERP and mobile clients) is no text: the
 /// HTML beside it is what the sender wrote.
 pub(super) fn readable_text<'p>(parsed: &'p mail_parser::Message<'p>, fallback: Option<&str>) -> String {
-    let raw = parsed.raw_message();
+    let own = text_of(parsed, parsed.raw_message(), fallback);
+    if !own.trim().is_empty() {
+        return own;
+    }
+    forwarded_text(parsed, parsed.raw_message(), fallback).unwrap_or(own)
+}
+
+/// A forward with no words of its own, the mail attached whole
+/// (message/rfc822, a digest): the forwarded mails' texts, each under a
+/// line naming it, instead of a ticket with no text at all. `raw` is the
+/// outermost mail's bytes, which nested parts' offsets count from.
+fn forwarded_text<'p>(parsed: &'p mail_parser::Message<'p>, raw: &'p [u8], fallback: Option<&str>) -> Option<String> {
+    let texts: Vec<String> = parsed
+        .parts
+        .iter()
+        .filter_map(|p| match &p.body {
+            mail_parser::PartType::Message(m) => Some(m),
+            _ => None,
+        })
+        .filter_map(|m| {
+            let text = text_of(m, raw, fallback);
+            let from = m
+                .from()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address())
+                .unwrap_or_default();
+            let subject = m.subject().unwrap_or_default();
+            (!text.trim().is_empty())
+                .then(|| format!("---------- Forwarded message ----------\nFrom: {from}\nSubject: {subject}\n\n{text}"))
+        })
+        .collect();
+    (!texts.is_empty()).then(|| texts.join("\n\n"))
+}
+
+/// The readable text of one message (the outermost or a nested one), whose
+/// parts' offsets count from `raw`.
+fn text_of<'p>(parsed: &'p mail_parser::Message<'p>, raw: &'p [u8], fallback: Option<&str>) -> String {
     // Borrowed where mail-parser's text needs no second decoding: each
     // text is copied once, into the result.
     let decoded = |parts: Vec<&'p mail_parser::MessagePart<'p>>| -> Vec<Cow<'p, str>> {
@@ -118,6 +154,21 @@ Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: text/html\n\
 <svg xmlns=\"http://www.w3.org/2000/svg\"><text>logo</text></svg>\n--b--\n",
         );
         assert_eq!(t, "The link is down since 8:00.\n\nMarie, NOC");
+    }
+
+    /// A forward with no words of its own: the mail attached whole is the
+    /// request, its text shown under a line naming it.
+    #[test]
+    fn a_forward_without_words_of_its_own_shows_the_forwarded_text() {
+        let t = text(
+            "From: Paul <paul@acme.fr>\nSubject: Fwd: down\nMessage-ID: <f1@acme.fr>\nMIME-Version: 1.0\n\
+Content-Type: multipart/mixed; boundary=\"b\"\n\n--b\nContent-Type: message/rfc822\n\n\
+From: Marie <marie@acme.fr>\nSubject: Circuit down\nMessage-ID: <m1@acme.fr>\n\nLON/ETH/000123 is down.\n--b--\n",
+        );
+        assert_eq!(
+            t,
+            "---------- Forwarded message ----------\nFrom: marie@acme.fr\nSubject: Circuit down\n\nLON/ETH/000123 is down."
+        );
     }
 
     /// A layout table's cells are read one after the other, whole: drawn

@@ -80,6 +80,10 @@ fn mostly_utf8(bytes: &[u8]) -> Option<String> {
 /// 7-bit bytes holding ISO-2022-JP's escape into JIS X 0208 (`ESC $ B`
 /// or `ESC $ @`), decoded as ISO-2022-JP; `None` for anything else.
 pub fn iso_2022_jp(bytes: &[u8]) -> Option<String> {
+    // Most text holds no escape at all: one fast scan for it first.
+    if !bytes.contains(&0x1b) {
+        return None;
+    }
     let escapes = bytes.windows(3).any(|w| w == b"\x1b$B" || w == b"\x1b$@");
     if !escapes || !bytes.is_ascii() {
         return None;

@@ -131,7 +131,7 @@ impl NoticeList {
             || self
                 .notices
                 .iter()
-                .any(|n| mailbox_of(&n.recipient.email.to_lowercase()) == mailbox)
+                .any(|n| mailbox_of(&n.recipient.email).eq_ignore_ascii_case(&mailbox))
         {
             return false;
         }
