@@ -197,6 +197,9 @@ fn generated_name(raw: &[u8], part: &MessagePart, content_type: &str, fallback_c
     .or_else(|| part.content_description().map(clean_header_text))
     .filter(|s| !s.is_empty())
     .unwrap_or_else(|| kind.into());
+    // A subject is no path: "Invoice 2024/05 overdue" must not be cut to
+    // its last component ("05 overdue") when the name is made safe.
+    let stem = stem.replace(['/', '\\'], "-");
     format!("{stem}.{ext}")
 }
 

@@ -123,3 +123,15 @@ Content-Type: text/plain\n\nhi\n--B\nContent-Type: video/quicktime\nContent-Disp
         ["video.mov", "video-2.mov", "image001.jpg", "image.jpg", "image-2.jpg"]
     );
 }
+
+/// Found by an audit: a forwarded mail named by its subject lost what came
+/// before a `/` in it, the subject taken for a path.
+#[test]
+fn a_name_made_from_a_subject_keeps_its_slashes_as_dashes() {
+    let raw = "From: a@acme.test\nSubject: Fwd\nContent-Type: multipart/mixed; boundary=\"B\"\n\n--B\n\
+Content-Type: text/plain\n\nsee attached\n--B\nContent-Type: message/rfc822\n\n\
+From: b@acme.test\nSubject: Invoice 2024/05 overdue\n\nPay.\n--B--\n"
+        .replace('\n', "\r\n");
+    let m = Message::parse(raw.as_bytes()).unwrap();
+    assert_eq!(m.files[0].file_name, "Invoice 2024-05 overdue.eml");
+}

@@ -82,6 +82,13 @@ pub fn decide_action(t: &TicketFacts, action: Action, subs: &[Subscription], con
                     t.number, t.escalation_level
                 )));
             }
+            // Someone reached at a lower level already (subscribed at level
+            // 1 on the service and 3 on the account) hears of the ticket's
+            // updates: called in again, they got a second "you will now
+            // receive updates".
+            for r in escalated(subs, t.scope, &config.notify.escalation, 0, t.escalation_level) {
+                list.exclude(&r.email);
+            }
             for r in escalated(subs, t.scope, &config.notify.escalation, t.escalation_level, level) {
                 list.add(Event::Escalation, r);
             }

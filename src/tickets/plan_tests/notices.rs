@@ -346,6 +346,18 @@ fn escalate_tells_only_the_newly_reached_levels() {
     assert_eq!(to(&plan.notices, Event::Escalation), ["e5@acme.test"]);
 }
 
+/// Found by an audit: one person subscribed at level 1 (say on the
+/// service) and level 3 (on the account) was called in twice.
+#[test]
+fn escalate_does_not_call_in_again_someone_reached_at_a_lower_level() {
+    let mut t = ticket(5, TicketStatus::Open, &marie());
+    t.escalation_level = 1;
+    let mut subs = action_subs();
+    subs.push(esc("e1@acme.test", 3));
+    let plan = decide_action(&t, Action::Escalate(3), &subs, &Config::default()).unwrap();
+    assert_eq!(to(&plan.notices, Event::Escalation), ["e2@acme.test", "e3@acme.test"]);
+}
+
 #[test]
 fn notify_escalation_names_the_groups_an_escalation_calls_in() {
     let mut config = Config::default();
