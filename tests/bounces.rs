@@ -278,4 +278,15 @@ async fn a_report_returning_a_mail_we_never_sent_charges_nobody() {
         .await
         .unwrap();
     assert_eq!(hard_bounces(&mut conn, "ana@kovac.test").await, 1);
+
+    // Our notification under the relay's own Message-ID (Amazon SES gives
+    // every mail one): our ticket header in the returned headers says whose.
+    let relayed = String::from_utf8(dsn("0100018c-relay@email.amazonses.com", "ana@kovac.test", "5.1.1"))
+        .unwrap()
+        .replace("<bounce-5.1.1@", "<bounce-ses@")
+        .replace("Subject: [#1] Linka", "X-Mailroom-Ticket: 1\r\nSubject: [#1] Linka");
+    p.process_batch(&[Incoming::new(relayed.into_bytes(), "ses")])
+        .await
+        .unwrap();
+    assert_eq!(hard_bounces(&mut conn, "ana@kovac.test").await, 2);
 }

@@ -19,14 +19,13 @@ pub(super) fn readable_text<'p>(parsed: &'p mail_parser::Message<'p>, fallback: 
     if !own.trim().is_empty() {
         return own;
     }
-    forwarded_text(parsed, parsed.raw_message(), fallback).unwrap_or(own)
+    forwarded_text(parsed, fallback).unwrap_or(own)
 }
 
 /// A forward with no words of its own, the mail attached whole
 /// (message/rfc822, a digest): the forwarded mails' texts, each under a
-/// line naming it, instead of a ticket with no text at all. `raw` is the
-/// outermost mail's bytes, which nested parts' offsets count from.
-fn forwarded_text<'p>(parsed: &'p mail_parser::Message<'p>, raw: &'p [u8], fallback: Option<&str>) -> Option<String> {
+/// line naming it, instead of a ticket with no text at all.
+fn forwarded_text<'p>(parsed: &'p mail_parser::Message<'p>, fallback: Option<&str>) -> Option<String> {
     let texts: Vec<String> = parsed
         .parts
         .iter()
@@ -35,7 +34,9 @@ fn forwarded_text<'p>(parsed: &'p mail_parser::Message<'p>, raw: &'p [u8], fallb
             _ => None,
         })
         .filter_map(|m| {
-            let text = text_of(m, raw, fallback);
+            // Its own bytes: the outer mail's for a 7- or 8-bit forward,
+            // the decoded ones for a base64 or quoted-printable one.
+            let text = text_of(m, m.raw_message(), fallback);
             let from = m
                 .from()
                 .and_then(|a| a.first())
@@ -169,6 +170,23 @@ From: Marie <marie@acme.fr>\nSubject: Circuit down\nMessage-ID: <m1@acme.fr>\n\n
             t,
             "---------- Forwarded message ----------\nFrom: marie@acme.fr\nSubject: Circuit down\n\nLON/ETH/000123 is down."
         );
+    }
+
+    /// The same forward in base64: the forwarded mail's bytes are decoded
+    /// into a buffer of their own, which its parts' offsets count from.
+    #[test]
+    fn a_base64_forward_shows_the_forwarded_text_too() {
+        use base64::Engine as _;
+        let inner = "From: Marie <marie@acme.fr>\r\nSubject: Coupure\r\nMessage-ID: <m2@acme.fr>\r\n\
+MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\nLa ligne est coup\u{e9}e.\r\n";
+        let encoded = base64::engine::general_purpose::STANDARD.encode(inner.as_bytes());
+        let raw = format!(
+            "From: Paul <paul@acme.fr>\r\nSubject: Fwd\r\nMessage-ID: <f2@acme.fr>\r\nMIME-Version: 1.0\r\n\
+Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\
+Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n--b--\r\n"
+        );
+        let t = crate::message::Message::parse(raw.as_bytes()).unwrap().text;
+        assert!(t.ends_with("Subject: Coupure\n\nLa ligne est coupée."), "{t}");
     }
 
     /// A layout table's cells are read one after the other, whole: drawn

@@ -404,12 +404,47 @@ fn sender(parsed: &mail_parser::Message) -> Option<Mailbox> {
         })
 }
 
-/// The first word of the raw `From` that is an address.
+/// The address in the raw `From`: the one in angle brackets, else the
+/// first word that is one, leaving out quoted text and comments (a name
+/// may quote someone else's address: `"ceo@customer" bob@evil`).
 fn address_in_raw_from(parsed: &mail_parser::Message) -> Option<Mailbox> {
     let raw = charset::raw_header(parsed.raw_message(), parsed.headers(), HeaderName::From)?;
-    String::from_utf8_lossy(raw)
-        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '\'' | '(' | ')' | '[' | ']'))
-        .map(crate::directory::normalise_email)
+    let text = String::from_utf8_lossy(raw);
+    let mut bare = String::with_capacity(text.len());
+    // Quoted strings, kept apart: one that is an address and nothing else
+    // (`From: "a@b.example"`) is the last resort before the envelope.
+    let mut quotes: Vec<String> = Vec::new();
+    let (mut quoted, mut comment, mut bracket) = (false, 0usize, false);
+    for c in text.chars() {
+        match c {
+            '"' if comment == 0 && !bracket => {
+                quoted = !quoted;
+                if quoted {
+                    quotes.push(String::new());
+                }
+            }
+            _ if quoted => quotes.last_mut().expect("opened").push(c),
+            '(' if !quoted => comment += 1,
+            ')' if !quoted && comment > 0 => comment -= 1,
+            '[' if !quoted && comment == 0 => bracket = true,
+            ']' if bracket => bracket = false,
+            _ if !quoted && comment == 0 && !bracket => bare.push(c),
+            _ => {}
+        }
+    }
+    let angled = bare
+        .split('<')
+        .skip(1)
+        .filter_map(|s| s.split_once('>').map(|(a, _)| a.trim().to_string()));
+    let words = bare
+        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '\''))
+        .map(str::to_string)
+        .collect::<Vec<_>>();
+    let whole_quotes = quotes.into_iter().map(|q| q.trim().to_string());
+    angled
+        .chain(words)
+        .chain(whole_quotes)
+        .map(|a| crate::directory::normalise_email(&a))
         // An encoded word glued to a domain (`=?utf-8?q?agent?=@victim`)
         // is a spoof of an agent's address, not an address.
         .find(|a| valid_address(a) && !a.contains("=?"))

@@ -123,16 +123,20 @@ fn header_text_loses_control_characters() {
 /// written in it wins over the envelope sender (a web server's account).
 #[test]
 fn an_unreadable_from_still_gives_its_address_before_the_envelope_sender() {
-    for from in ["Test test@example.com", "tim@example.com concierge@example.com"] {
+    // Quoted text, comments and brackets in a name are not the author.
+    for (from, expected) in [
+        ("Test test@example.com", "test@example.com"),
+        ("tim@example.com concierge@example.com", "tim@example.com"),
+        ("\"ceo@customer.test\" bob@evil.test x", "bob@evil.test"),
+        ("(ceo@customer.test) bob@evil.test y", "bob@evil.test"),
+        ("Bob [ceo@customer.test] bob@evil.test", "bob@evil.test"),
+        ("\"ceo@customer.test via Form\" <>", "www-data@web.example"),
+        ("\"finances8@loans.example\"", "finances8@loans.example"),
+    ] {
         let raw = format!(
             "Return-Path: <www-data@web.example>\r\nFrom: {from}\r\nSubject: s\r\nMessage-ID: <f1@x>\r\n\r\nbody\r\n"
         );
         let m = Message::parse(raw.as_bytes()).unwrap();
-        let expected = if from.starts_with("Test") {
-            "test@example.com"
-        } else {
-            "tim@example.com"
-        };
         assert_eq!(m.from.address, expected, "{from}");
     }
 }

@@ -64,10 +64,13 @@ impl Batch {
         } else {
             Outcome::Quarantined
         };
-        self.snapshot.known_keys.insert(
-            failure.key.clone(),
-            KeyHolder::new(failure.from.clone().unwrap_or_default(), None),
-        );
+        // A duplicate leaves the mail it repeats as the key's holder.
+        if outcome == Outcome::Quarantined {
+            self.snapshot.known_keys.insert(
+                failure.key.clone(),
+                KeyHolder::new(failure.from.clone().unwrap_or_default(), None, receipt.received_at),
+            );
+        }
         let id = self.changes.take_message_id();
         self.changes.messages.push(MessageRow {
             id,
@@ -259,9 +262,15 @@ impl Batch {
             });
         }
         let message_row = reprocess.unwrap_or_else(|| self.changes.take_message_id());
-        self.snapshot
-            .known_keys
-            .insert(msg.key.clone(), KeyHolder::new(msg.from.address.clone(), msg.date));
+        // A duplicate leaves the mail it repeats as the key's holder: its
+        // own sender and date were never stored, and the next mail must be
+        // judged against the stored one, whatever the batch boundaries.
+        if plan.outcome != Outcome::Duplicate {
+            self.snapshot.known_keys.insert(
+                msg.key.clone(),
+                KeyHolder::new(msg.from.address.clone(), msg.date, receipt.received_at),
+            );
+        }
         self.changes.hard_bounces.extend(plan.hard_bounces.iter().copied());
         if plan.outcome == Outcome::NewTicket {
             self.snapshot

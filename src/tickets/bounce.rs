@@ -17,12 +17,16 @@ pub(super) fn bounce_plan(msg: &Message, facts: &Facts, config: &Config) -> Plan
     // spam forged in a customer's name, would otherwise make customers
     // undeliverable and silence their notifications. A report that
     // returns no Message-ID charges them when a mail system wrote it; one
-    // known only by its words, from no mail system, never does.
+    // known only by its words, from no mail system, never does. A returned
+    // mail carrying our X-Mailroom-Ticket header is ours whatever its
+    // Message-ID (a relay such as Amazon SES replaces it).
     let trusted = msg
         .delivery_report
         .as_ref()
         .is_some_and(|r| match &r.original_message_id {
-            Some(id) => facts.bounced.is_some() || is_notification_id(id, &config.mail.domain),
+            Some(id) => {
+                facts.bounced.is_some() || is_notification_id(id, &config.mail.domain) || r.returns_ticket_header
+            }
             None => r.by_mail_system,
         });
     if trusted {

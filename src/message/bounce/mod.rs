@@ -38,6 +38,10 @@ pub struct DeliveryReport {
     /// Message-ID (without brackets) of the mail that was returned: the key
     /// to the notification, and so the ticket, the report is about.
     pub original_message_id: Option<String>,
+    /// Whether the returned mail (its headers, quoted or attached) carries
+    /// our `X-Mailroom-Ticket` header: it is one of our notifications even
+    /// when a relay (Amazon SES) gave it a Message-ID of its own.
+    pub returns_ticket_header: bool,
     /// Whether a mail system wrote it, by its form (a DSN part, a declared
     /// report, `X-Failed-Recipients`) or its sender (mailer-daemon,
     /// postmaster, the null sender). False when only its words say so: a
@@ -185,6 +189,7 @@ pub fn report(
         reporting_mta,
         recipients,
         original_message_id: original_message_id(parsed, own_id),
+        returns_ticket_header: returns_ticket_header(parsed),
         by_mail_system,
         by_address_only,
     })
@@ -231,6 +236,14 @@ fn original_message_id(parsed: &mail_parser::Message, own_id: Option<&str>) -> O
     // A single-part bounce quotes the original in its own body.
     let body = &parsed.raw_message()[parsed.root_part().raw_body_offset() as usize..];
     scan_message_id(body).filter(not_own)
+}
+
+/// Whether the body of the report (what follows its own headers) holds an
+/// `X-Mailroom-Ticket:` header line.
+fn returns_ticket_header(parsed: &mail_parser::Message) -> bool {
+    let body = &parsed.raw_message()[parsed.root_part().raw_body_offset() as usize..];
+    let body = &body[..body.len().min(4 * SCAN_LIMIT)];
+    body.windows(18).any(|w| w.eq_ignore_ascii_case(b"\nx-mailroom-ticket"))
 }
 
 fn scan_message_id(bytes: &[u8]) -> Option<String> {

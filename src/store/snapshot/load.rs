@@ -214,10 +214,10 @@ impl Snapshot {
         if keys.is_empty() {
             return Ok(());
         }
-        let known: Vec<(String, Option<String>, Option<i64>)> = fetch_in(conn, keys, |style, slice| {
+        let known: Vec<(String, Option<String>, Option<i64>, i64)> = fetch_in(conn, keys, |style, slice| {
             let mut qb = Sql::styled(
                 style,
-                "SELECT message_key, from_addr, sent_date FROM messages WHERE outcome <> 'duplicate' AND message_key",
+                "SELECT message_key, from_addr, sent_date, received_at FROM messages WHERE outcome <> 'duplicate' AND message_key",
             );
             qb.push_in(slice);
             qb
@@ -226,7 +226,7 @@ impl Snapshot {
         self.known_keys.extend(
             known
                 .into_iter()
-                .map(|(key, from, date)| (key, KeyHolder::new(from.unwrap_or_default(), date))),
+                .map(|(key, from, date, at)| (key, KeyHolder::new(from.unwrap_or_default(), date, at))),
         );
         Ok(())
     }

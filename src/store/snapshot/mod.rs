@@ -81,13 +81,23 @@ pub struct KeyHolder {
     /// The sender's `Date:`; `None` when it had none (or was stored before
     /// dates were kept).
     pub date: Option<i64>,
+    /// When it was received.
+    pub received_at: i64,
 }
 
 impl KeyHolder {
-    pub fn new(sender: String, date: Option<i64>) -> KeyHolder {
-        KeyHolder { sender, date }
+    pub fn new(sender: String, date: Option<i64>, received_at: i64) -> KeyHolder {
+        KeyHolder {
+            sender,
+            date,
+            received_at,
+        }
     }
 }
+
+/// How far a sender's clock may run ahead of ours: a mail dated more than
+/// this after the mail holding its Message-ID arrived was written after it.
+const CLOCK_SKEW_SECS: i64 = 900;
 
 /// The batch's view of the store.
 #[derive(Debug, Default)]
@@ -171,7 +181,13 @@ impl Snapshot {
         }
         let holder = self.known_keys.get(&msg.key).filter(|h| !h.sender.is_empty())?;
         let other_sender = !holder.sender.eq_ignore_ascii_case(&msg.from.address);
-        let other_time = holder.date.zip(msg.date).is_some_and(|(held, new)| held != new);
+        // A mail stored without its date (before dates were kept): the new
+        // one is another if it was written after that one arrived.
+        let other_time = match (holder.date, msg.date) {
+            (Some(held), Some(new)) => held != new,
+            (None, Some(new)) => new > holder.received_at + CLOCK_SKEW_SECS,
+            _ => false,
+        };
         (other_sender || other_time).then(|| crate::message::hash_key(&msg.raw_sha256))
     }
 
@@ -330,4 +346,42 @@ fn bounced_addresses(msg: &Message) -> impl Iterator<Item = (&str, Option<&str>)
             )
         })
         .filter(|(a, o)| !a.is_empty() || o.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alert(date: &str) -> Message {
+        let raw = format!(
+            "From: nagios@noc.test\r\nSubject: ALERT\r\nMessage-ID: <alert@noc.test>\r\nDate: {date}\r\n\r\nCPU\r\n"
+        );
+        Message::parse(raw.as_bytes()).unwrap()
+    }
+
+    /// Found by a review: a mail stored before dates were kept (its date
+    /// unknown) held its Message-ID against every later mail of its
+    /// sender. A mail written well after it arrived is another; one dated
+    /// before, or within the clock skew, is taken for a redelivery.
+    #[test]
+    fn a_mail_stored_without_its_date_is_told_from_a_later_one_by_its_arrival() {
+        let first = alert("Mon, 2 Mar 2026 10:00:00 +0000");
+        let arrived = first.date.unwrap() + 5;
+        let mut s = Snapshot::default();
+        s.known_keys.insert(
+            first.key.clone(),
+            KeyHolder::new("nagios@noc.test".into(), None, arrived),
+        );
+        assert_eq!(s.reused_key(&first), None, "the same mail again");
+        let later = alert("Mon, 2 Mar 2026 11:00:00 +0000");
+        assert_eq!(s.reused_key(&later), Some(crate::message::hash_key(&later.raw_sha256)));
+        // With the stored date known, any other date is another mail.
+        s.known_keys.insert(
+            first.key.clone(),
+            KeyHolder::new("nagios@noc.test".into(), first.date, arrived),
+        );
+        let soon = alert("Mon, 2 Mar 2026 10:01:00 +0000");
+        assert!(s.reused_key(&soon).is_some());
+        assert_eq!(s.reused_key(&first), None);
+    }
 }
