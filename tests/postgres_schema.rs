@@ -29,6 +29,7 @@ const BOOL_COLUMNS: &[(&str, &str)] = &[
     ("contacts", "ignore"),
     ("contacts", "undeliverable"),
     ("attachments", "inline"),
+    ("tickets", "approval_pending"),
 ];
 
 /// Triggers PostgreSQL has beyond SQLite's, and why.
