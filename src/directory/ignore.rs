@@ -95,10 +95,9 @@ impl IgnoreRule {
     /// names a `+` part itself.
     pub fn matches(&self, address: &str) -> bool {
         let (user, domain) = address.rsplit_once('@').unwrap_or((address, ""));
-        let mailbox = super::mailbox_of(address);
-        let base = mailbox.split_once('@').map_or(user, |(base, _)| base);
+        let base = user.split_once('+').map_or(user, |(base, _)| base);
         match self {
-            IgnoreRule::Exact(a) => a == address || *a == mailbox,
+            IgnoreRule::Exact(a) => a == address || *a == super::mailbox_of(address),
             IgnoreRule::Domain(d) => d == domain,
             IgnoreRule::User(u) => u == user || u == base,
             IgnoreRule::Subdomain(d) => domain.len() > d.len() && domain.ends_with(&format!(".{d}")),

@@ -67,16 +67,15 @@ fn text_of<'p>(parsed: &'p mail_parser::Message<'p>, raw: &'p [u8], fallback: Op
     // plain part and an HTML part (a signature in one, the message in the
     // other) is two parts of one message, and the HTML one was dropped.
     // Only text: an inline picture or uuencoded file is no one's words.
-    let parts: Vec<&'p mail_parser::MessagePart<'p>> = parsed.text_bodies().filter(|p| is_text(p)).collect();
-    let html_at: Vec<bool> = parts.iter().map(|p| p.is_text_html()).collect();
-    let texts: Vec<Cow<'p, str>> = decoded(parts)
-        .into_iter()
-        .zip(html_at)
-        .filter_map(|(t, html)| {
-            if html {
-                html_to_text(&t).map(Cow::Owned)
+    let texts: Vec<Cow<'p, str>> = parsed
+        .text_bodies()
+        .filter(|p| is_text(p))
+        .filter_map(|p| {
+            let text = charset::part_text(raw, p, p.text_contents()?, fallback);
+            if p.is_text_html() {
+                html_to_text(&text).map(Cow::Owned)
             } else {
-                Some(t)
+                Some(text)
             }
         })
         .collect();

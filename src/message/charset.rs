@@ -165,8 +165,6 @@ pub fn part_text<'a>(raw: &[u8], part: &'a MessagePart, text: &'a str, fallback:
 /// each half is invalid and "René" became "Ren��". Readers (Thunderbird,
 /// Gmail, Python's `email.header`) join the bytes first, as here.
 pub fn joined_encoded_words(value: &str) -> String {
-    static WORD: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=").unwrap());
     let mut out = String::new();
     let mut pending: Option<(String, Vec<u8>)> = None;
     let mut last = 0;
@@ -175,7 +173,7 @@ pub fn joined_encoded_words(value: &str) -> String {
             out.push_str(&decode_word_bytes(&bytes, &charset));
         }
     };
-    for m in WORD.captures_iter(value) {
+    for m in ENCODED_WORD.captures_iter(value) {
         let whole = m.get(0).expect("whole match");
         let between = &value[last..whole.start()];
         // RFC 2047: white space between two encoded words is not text.
@@ -210,10 +208,14 @@ pub fn joined_encoded_words(value: &str) -> String {
 /// Whether `value` holds a base64 (`B`) encoded word whose text is not a
 /// whole number of base64 quads (its `=` padding left out).
 pub fn has_unpadded_b_word(value: &str) -> bool {
-    static WORD: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"=\?[^?\s]+\?[bB]\?([^?\s]*)\?=").unwrap());
-    WORD.captures_iter(value).any(|m| !m[1].len().is_multiple_of(4))
+    ENCODED_WORD
+        .captures_iter(value)
+        .any(|m| m[2].eq_ignore_ascii_case("b") && !m[3].len().is_multiple_of(4))
 }
+
+/// An RFC 2047 encoded word: charset, `Q` or `B`, text.
+static ENCODED_WORD: std::sync::LazyLock<regex::Regex> =
+    std::sync::LazyLock::new(|| regex::Regex::new(r"=\?([^?\s]+)\?([qQbB])\?([^?\s]*)\?=").unwrap());
 
 /// The bytes of a `Q` encoded word: `_` a space, `=XX` a byte.
 fn q_decoded(text: &str) -> Vec<u8> {

@@ -424,27 +424,23 @@ fn address_in_raw_from(parsed: &mail_parser::Message) -> Option<Mailbox> {
                 }
             }
             _ if quoted => quotes.last_mut().expect("opened").push(c),
-            '(' if !quoted => comment += 1,
-            ')' if !quoted && comment > 0 => comment -= 1,
-            '[' if !quoted && comment == 0 => bracket = true,
+            '(' => comment += 1,
+            ')' if comment > 0 => comment -= 1,
+            '[' if comment == 0 => bracket = true,
             ']' if bracket => bracket = false,
-            _ if !quoted && comment == 0 && !bracket => bare.push(c),
+            _ if comment == 0 && !bracket => bare.push(c),
             _ => {}
         }
     }
     let angled = bare
         .split('<')
         .skip(1)
-        .filter_map(|s| s.split_once('>').map(|(a, _)| a.trim().to_string()));
-    let words = bare
-        .split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '\''))
-        .map(str::to_string)
-        .collect::<Vec<_>>();
-    let whole_quotes = quotes.into_iter().map(|q| q.trim().to_string());
+        .filter_map(|s| s.split_once('>').map(|(a, _)| a));
+    let words = bare.split(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '\''));
     angled
         .chain(words)
-        .chain(whole_quotes)
-        .map(|a| crate::directory::normalise_email(&a))
+        .chain(quotes.iter().map(String::as_str))
+        .map(crate::directory::normalise_email)
         // An encoded word glued to a domain (`=?utf-8?q?agent?=@victim`)
         // is a spoof of an agent's address, not an address.
         .find(|a| valid_address(a) && !a.contains("=?"))

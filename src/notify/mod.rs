@@ -103,7 +103,9 @@ pub struct Notice {
 #[derive(Debug, Default)]
 pub struct NoticeList {
     notices: Vec<Notice>,
-    excluded: Vec<String>,
+    /// Mailboxes (lower case, without sub-address) not to add again: the
+    /// excluded ones and those already told.
+    taken: Vec<String>,
 }
 
 impl NoticeList {
@@ -113,7 +115,7 @@ impl NoticeList {
 
     /// Never send to this address (the author of the mail being reported).
     pub fn exclude(&mut self, email: &str) -> &mut Self {
-        self.excluded.push(mailbox_of(&email.to_lowercase()).into_owned());
+        self.taken.push(mailbox_of(&email.to_lowercase()).into_owned());
         self
     }
 
@@ -125,16 +127,10 @@ impl NoticeList {
         // is told once.
         let email = recipient.email.to_lowercase();
         let mailbox = mailbox_of(&email);
-        if recipient.ignore
-            || recipient.undeliverable
-            || self.excluded.iter().any(|e| *e == mailbox)
-            || self
-                .notices
-                .iter()
-                .any(|n| mailbox_of(&n.recipient.email).eq_ignore_ascii_case(&mailbox))
-        {
+        if recipient.ignore || recipient.undeliverable || self.taken.iter().any(|t| *t == mailbox) {
             return false;
         }
+        self.taken.push(mailbox.into_owned());
         self.notices.push(Notice {
             event,
             recipient: recipient.clone(),

@@ -285,10 +285,9 @@ fn an_approval_account_without_a_primary_is_pointed_out() {
     assert!(!out.contains("warning"), "{out}");
 }
 
-/// Found by a review: on approval, subscribers were told that the support
-/// address opened the ticket, without the request's text.
-#[test]
-fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
+/// Beta (OCN-2) with intake `approval`: zoe@ its primary contact, kim@ a
+/// key contact who hears of its new tickets.
+fn approval_customer() -> Env {
     let env = Env::new();
     env.import(TWO_CUSTOMERS);
     env.import(
@@ -297,6 +296,14 @@ fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
     );
     env.ok(&["contacts", "update", "zoe@beta.fr", "--primary", "true"]);
     env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    env
+}
+
+/// Found by a review: on approval, subscribers were told that the support
+/// address opened the ticket, without the request's text.
+#[test]
+fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
+    let env = approval_customer();
     env.write(
         "m1.eml",
         mail(
@@ -331,14 +338,7 @@ fn an_approved_request_reaches_subscribers_as_its_requester_wrote_it() {
 /// reply reopen it as `open`.
 #[test]
 fn a_request_closed_before_approval_reopens_awaiting_it() {
-    let env = Env::new();
-    env.import(TWO_CUSTOMERS);
-    env.import(
-        "[[contact]]\nemail = \"kim@beta.fr\"\naccount = \"OCN-2\"\n\n\
-[[subscription]]\ncontact = \"kim@beta.fr\"\ngroup = \"key_contact\"\naccount = \"OCN-2\"\n",
-    );
-    env.ok(&["contacts", "update", "zoe@beta.fr", "--primary", "true"]);
-    env.ok(&["accounts", "add", "OCN-2", "--intake", "approval"]);
+    let env = approval_customer();
     let bob = |id: &str, reply_to: Option<&str>, body: &str| {
         let extra: Vec<String> = reply_to.map(|r| format!("In-Reply-To: <{r}>")).into_iter().collect();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

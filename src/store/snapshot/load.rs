@@ -80,18 +80,17 @@ impl Snapshot {
         // contact's ignore flag holds for the sub-address too.
         let mailboxes: Vec<String> = emails
             .iter()
-            .map(|e| mailbox_of(e))
-            .filter(|m| !emails.contains(m.as_ref()))
-            .map(|m| m.into_owned())
+            .filter_map(|e| match mailbox_of(e) {
+                std::borrow::Cow::Owned(m) => Some(m),
+                std::borrow::Cow::Borrowed(_) => None,
+            })
             .collect();
-        let contacts = emails
-            .union(&failed)
-            .copied()
-            .chain(mailboxes.iter().map(String::as_str))
-            .filter(|e| !s.contacts.contains_key(*e))
-            .map(|e| e.to_string())
-            .collect::<HashSet<String>>()
+        let mut wanted: HashSet<&str> = emails.union(&failed).copied().collect();
+        wanted.extend(mailboxes.iter().map(String::as_str));
+        let contacts = wanted
             .into_iter()
+            .filter(|e| !s.contacts.contains_key(*e))
+            .map(str::to_string)
             .collect();
         s.load_contacts(conn, contacts).await?;
         let window = since - RATE_WINDOW_SECS;
