@@ -40,8 +40,12 @@ fn main() {
         .with_writer(std::io::stderr);
     // async-imap logs every command it sends at trace level, LOGIN with
     // its password: whatever MAILROOM_LOG asks for, none of that is kept.
+    // sqlx warns of a malformed ~/.pgpass line by quoting the line, password
+    // and all, on every connection: dropped too (the connection then fails
+    // on its missing password, which says what to fix).
     let no_secrets = tracing_subscriber::filter::filter_fn(|meta| {
-        !(*meta.level() == tracing::Level::TRACE && meta.target().starts_with("async_imap"))
+        !(*meta.level() == tracing::Level::TRACE && meta.target().starts_with("async_imap")
+            || meta.target().starts_with("sqlx_postgres::options::pgpass"))
     });
     match cli.log_format {
         LogFormat::Json => builder.json().finish().with(no_secrets).init(),

@@ -35,8 +35,11 @@ use mailroom::notify::templates::Templates;
 use mailroom::pipeline::{Incoming, Pipeline};
 use mailroom::store::Store;
 
-/// What one mail may take to parse and classify.
-const BUDGET: Duration = Duration::from_secs(2);
+/// What one mail may take to parse and classify: a guard against a
+/// runaway (a quadratic scan, a backtracking regex), not a speed target,
+/// which lives in bench/; wide enough for a debug build sharing 2 cores
+/// with the other corpus tests.
+const BUDGET: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {

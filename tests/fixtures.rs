@@ -388,9 +388,12 @@ async fn every_fixture_scenario_matches_its_expected_outcome() {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("expected.toml").exists())
+        .filter(|p| p.is_dir())
         .collect();
     dirs.sort();
+    // A scenario that lost its expected.toml would otherwise drop out unseen.
+    let unchecked: Vec<&PathBuf> = dirs.iter().filter(|p| !p.join("expected.toml").exists()).collect();
+    assert!(unchecked.is_empty(), "scenarios without expected.toml: {unchecked:?}");
     let mut failures = Vec::new();
     for dir in &dirs {
         let errors = run_scenario(dir).await;
@@ -409,8 +412,8 @@ async fn every_fixture_scenario_matches_its_expected_outcome() {
         failures.join("\n")
     );
     assert!(
-        dirs.len() >= 20,
-        "expected at least 20 fixture scenarios, found {}",
+        dirs.len() >= 47,
+        "expected at least 47 fixture scenarios, found {}",
         dirs.len()
     );
 }

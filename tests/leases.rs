@@ -22,7 +22,7 @@ async fn open(dir: &Scratch) -> Store {
 async fn one_holder_at_a_time_until_the_lease_runs_out_or_is_released() {
     let dir = Scratch::new();
     let s = open(&dir).await;
-    let ttl = Duration::from_millis(400);
+    let ttl = Duration::from_millis(1500);
     assert!(s.hold_mailbox("support", "a", ttl).await.unwrap());
     assert!(!s.hold_mailbox("support", "b", ttl).await.unwrap(), "held by a");
     assert!(!s.mailbox_is_free("support", "b").await.unwrap(), "not free for b");
@@ -34,7 +34,7 @@ async fn one_holder_at_a_time_until_the_lease_runs_out_or_is_released() {
     );
     assert!(s.hold_mailbox("support", "a", ttl).await.unwrap(), "a renews");
     assert_eq!(s.mailbox_holders().await.unwrap()["support"], "a");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert!(s.mailbox_holders().await.unwrap().is_empty(), "both expired");
     assert!(
         s.hold_mailbox("support", "b", ttl).await.unwrap(),
@@ -80,7 +80,7 @@ async fn racing_instances_get_one_holder() {
 async fn heartbeats_count_instances_with_the_same_mailboxes() {
     let dir = Scratch::new();
     let s = open(&dir).await;
-    let ttl = Duration::from_millis(400);
+    let ttl = Duration::from_millis(1500);
     assert_eq!(s.instance_heartbeat("a", "sales\nsupport", ttl).await.unwrap(), 1);
     assert_eq!(s.instance_heartbeat("b", "sales\nsupport", ttl).await.unwrap(), 2);
     assert_eq!(s.instance_heartbeat("c", "billing", ttl).await.unwrap(), 1);
@@ -90,7 +90,7 @@ async fn heartbeats_count_instances_with_the_same_mailboxes() {
         1,
         "b left"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
     assert_eq!(
         s.instance_heartbeat("c", "billing", ttl).await.unwrap(),
         1,

@@ -72,6 +72,11 @@ impl DatabaseConfig {
     /// operator's explicit choice and kept; [`DatabaseConfig::tls_warning`]
     /// says when it leaves the certificate unchecked.
     pub fn postgres_url(&self) -> Result<String> {
+        self.postgres_url_with(std::env::var("PGSSLMODE").ok())
+    }
+
+    /// [`DatabaseConfig::postgres_url`] with PGSSLMODE as given.
+    fn postgres_url_with(&self, env_mode: Option<String>) -> Result<String> {
         if let Some(problem) = url_problem(&self.url) {
             return Err(Error::Config(format!(
                 "database.url {}: {problem}",
@@ -82,27 +87,47 @@ impl DatabaseConfig {
             .map_err(|e| Error::Config(format!("database.url {}: {e}", redact_url(&self.url))))?;
         // The driver also reads `ssl-mode` and PGSSLMODE: an explicit
         // choice in either must not be overridden by an added `sslmode`.
-        if !url.query_pairs().any(|(k, _)| is_ssl_mode(&k)) && std::env::var_os("PGSSLMODE").is_none() {
+        // The driver takes a PGSSLMODE it cannot read (`verify_full`) as
+        // `prefer`, which checks nothing: refused here instead.
+        if let Some(mode) = env_mode.as_deref().filter(|m| !SSL_MODES.contains(m)) {
+            return Err(Error::Config(format!(
+                "PGSSLMODE={mode:?} is not an sslmode ({})",
+                SSL_MODES.join(", ")
+            )));
+        }
+        if !url.query_pairs().any(|(k, _)| is_ssl_mode(&k)) && env_mode.is_none() {
             let mode = if is_loopback(&url) { "disable" } else { "verify-full" };
             url.query_pairs_mut().append_pair("sslmode", mode);
         }
         Ok(url.to_string())
     }
 
-    /// A warning when the URL's explicit `sslmode` sends data to a remote
-    /// server without checking its certificate.
+    /// A warning when the explicit `sslmode` (the URL's, else PGSSLMODE's)
+    /// sends data to a remote server without checking its certificate, or
+    /// its name.
     pub fn tls_warning(&self) -> Option<String> {
+        self.tls_warning_with(std::env::var("PGSSLMODE").ok())
+    }
+
+    /// [`DatabaseConfig::tls_warning`] with PGSSLMODE as given.
+    fn tls_warning_with(&self, pgsslmode: Option<String>) -> Option<String> {
         let url = url::Url::parse(&self.url).ok()?;
-        let mode = url
-            .query_pairs()
-            .find(|(k, _)| is_ssl_mode(k))
-            .map(|(_, v)| v.into_owned())?;
-        let unchecked = matches!(mode.as_str(), "disable" | "allow" | "prefer" | "require");
-        (unchecked && !is_loopback(&url)).then(|| {
-            format!(
-                "database.url: sslmode={mode} does not verify the server's certificate; verify-full does (with sslrootcert= for a private CA)"
-            )
-        })
+        let (source, mode) = match url.query_pairs().find(|(k, _)| is_ssl_mode(k)) {
+            Some((_, v)) => ("database.url: sslmode", v.into_owned()),
+            None => ("PGSSLMODE", pgsslmode?),
+        };
+        if is_loopback(&url) {
+            return None;
+        }
+        match mode.as_str() {
+            "disable" | "allow" | "prefer" | "require" => Some(format!(
+                "{source}={mode} does not verify the server's certificate; verify-full does (with sslrootcert= for a private CA)"
+            )),
+            "verify-ca" => Some(format!(
+                "{source}={mode} checks the server's certificate but not that it names the server; verify-full does both"
+            )),
+            _ => None,
+        }
     }
 }
 
@@ -110,6 +135,9 @@ impl DatabaseConfig {
 pub fn is_postgres_url(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
+
+/// The values of `sslmode` (and PGSSLMODE) PostgreSQL's clients know.
+const SSL_MODES: &[&str] = &["disable", "allow", "prefer", "require", "verify-ca", "verify-full"];
 
 /// A query key that sets the TLS mode.
 fn is_ssl_mode(key: &str) -> bool {
@@ -269,6 +297,32 @@ mod tests {
                 .tls_warning()
                 .is_some()
         );
+    }
+
+    /// Found by an audit: PGSSLMODE replaced verify-full unseen, and a
+    /// typo in it (taken by the driver as `prefer`) checked nothing.
+    #[test]
+    fn pgsslmode_is_checked_and_warned_of_like_the_urls_sslmode() {
+        let remote = db("postgres://u:pw@db.example.com/x");
+        let env = |m: &str| Some(m.to_string());
+        let err = remote.postgres_url_with(env("verify_full")).unwrap_err().to_string();
+        assert!(err.contains("PGSSLMODE=\"verify_full\" is not an sslmode"), "{err}");
+        assert_eq!(remote.postgres_url_with(env("disable")).unwrap(), remote.url);
+        let warning = remote.tls_warning_with(env("disable")).unwrap();
+        assert!(warning.starts_with("PGSSLMODE=disable does not verify"), "{warning}");
+        assert!(
+            remote
+                .tls_warning_with(env("verify-ca"))
+                .unwrap()
+                .contains("not that it names")
+        );
+        assert_eq!(remote.tls_warning_with(env("verify-full")), None);
+        assert_eq!(remote.tls_warning_with(None), None);
+        // The URL's own sslmode wins over PGSSLMODE, as in the driver.
+        let explicit = db("postgres://u:pw@db.example.com/x?sslmode=verify-full");
+        assert_eq!(explicit.tls_warning_with(env("disable")), None);
+        // Loopback goes plain whatever is asked.
+        assert_eq!(db("postgres://u@127.0.0.1/x").tls_warning_with(env("disable")), None);
     }
 
     /// Remote servers get their certificate verified unless the URL says

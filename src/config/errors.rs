@@ -71,9 +71,10 @@ fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: boo
                 Some((said, _)) if !values.iter().any(|v| v.contains(", expected ")) => said,
                 _ => &message,
             };
-            if values
-                .iter()
-                .any(|v| v.trim().chars().count() >= 3 && said.contains(v.trim()))
+            if !own_message(&message)
+                && values
+                    .iter()
+                    .any(|v| v.trim().chars().count() >= 3 && said.contains(v.trim()))
             {
                 message = HIDDEN.to_string();
             }
@@ -89,6 +90,19 @@ fn located_error(e: &toml::de::Error, text: &str, origin: &str, hide_values: boo
 const HIDDEN: &str = "invalid value (not shown: it may hold a secret); check its quoting and type";
 
 /// serde's messages, once [`without_values`] went over them.
+/// Messages of mailroom's own deserializers, which never repeat the value:
+/// their list of what is allowed (`delete`) must not read as the value
+/// quoted back when the value is a typo of it (`delet`), which hid the
+/// message behind a hint about quoting.
+fn own_message(message: &str) -> bool {
+    [
+        crate::config::mailbox::NOT_AN_AFTER_ACTION,
+        crate::config::smtp::NOT_A_DURATION,
+    ]
+    .iter()
+    .any(|own| message.starts_with(own))
+}
+
 fn known_form(message: &str) -> bool {
     [
         "invalid type",

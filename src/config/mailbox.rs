@@ -25,6 +25,21 @@ pub enum After {
     Keep,
 }
 
+/// The error for a value of `after` that is none of its forms.
+pub const NOT_AN_AFTER_ACTION: &str = "not an after action (seen, move:<folder>, delete, keep)";
+
+/// As the config spells it (`move:Done`), for messages.
+impl std::fmt::Display for After {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            After::Seen => f.write_str("seen"),
+            After::Move(folder) => write!(f, "move:{folder}"),
+            After::Delete => f.write_str("delete"),
+            After::Keep => f.write_str("keep"),
+        }
+    }
+}
+
 impl<'de> Deserialize<'de> for After {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -35,9 +50,7 @@ impl<'de> Deserialize<'de> for After {
             other => match other.strip_prefix("move:") {
                 Some(folder) if !folder.trim().is_empty() => Ok(After::Move(folder.trim().to_string())),
                 // The value is not repeated: errors never show one.
-                _ => Err(serde::de::Error::custom(
-                    "not an after action (seen, move:<folder>, delete, keep)",
-                )),
+                _ => Err(serde::de::Error::custom(NOT_AN_AFTER_ACTION)),
             },
         }
     }
@@ -104,8 +117,9 @@ fn default_max_bytes() -> u64 {
     25_000_000
 }
 
-/// The longest poll interval, 15 minutes: a mailbox task beats once per
-/// poll, and the daemon withholds the watchdog from a task silent for 16.
+/// The longest poll interval, 15 minutes: a mailbox polled less often
+/// than that is not being watched, whatever the config says (the task
+/// beats every minute of its wait, so the watchdog is not the limit).
 pub const LONGEST_POLL: u64 = 900;
 
 /// How often IDLE is left and re-entered by default: Dovecot announces new

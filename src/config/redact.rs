@@ -29,19 +29,34 @@ pub fn redact_url(url: &str) -> String {
 /// and in the base64 forms SMTP AUTH sends it (LOGIN: the password; PLAIN:
 /// `\0user\0password`): a server quoting a refused login back must not
 /// put the password into logs, errors or stored rows (`last_error`).
+/// Escaped forms too: IMAP sends a password with `"` or `\` as a quoted
+/// string (`pa\\ss`), and async-imap's error text escapes the server's
+/// words once more, as Rust's `{:?}` does (`pa\\\\ss`).
 pub fn without_secret(text: &str, user: &str, secret: &str) -> String {
     use base64::Engine as _;
     if secret.is_empty() {
         return text.to_string();
     }
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = text.to_string();
-    for form in [
+    let quoted = secret.replace('\\', "\\\\").replace('"', "\\\"");
+    let debug = |s: &str| {
+        let shown = format!("{s:?}");
+        shown[1..shown.len() - 1].to_string()
+    };
+    let mut forms = vec![
         b64.encode(format!("\0{user}\0{secret}")),
         b64.encode(secret),
+        debug(&quoted),
+        debug(secret),
+        quoted,
         secret.to_string(),
-    ] {
-        out = out.replace(&form, "***");
+    ];
+    // The most escaped first: masking a shorter form inside a longer one
+    // would leave the rest of the longer one readable.
+    forms.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    let mut out = text.to_string();
+    for form in forms {
+        out = out.replace(&form, MASK);
     }
     out
 }
@@ -137,6 +152,25 @@ mod tests {
             without_secret(login, "support", "Hunter2-secret"),
             "535 5.7.8 bad credentials ***"
         );
+    }
+
+    /// Found by an audit: a password with `\` or `"` reached the log and
+    /// `status` in its escaped forms.
+    #[test]
+    fn escaped_forms_of_the_password_are_masked_too() {
+        let secret = r#"pa\ss"99"#;
+        // The LOGIN line as sent (an IMAP quoted string), quoted back by
+        // the server, then Debug-escaped by async-imap's error.
+        let sent = r#"A0001 LOGIN "u" "pa\\ss\"99""#;
+        for said in [
+            format!("NO you said: {sent}"),
+            format!("no response: code: None, info: Some({:?})", format!("you said: {sent}")),
+            format!("NO raw {secret} and {secret:?}"),
+        ] {
+            let shown = without_secret(&said, "u", secret);
+            assert!(!shown.contains("ss"), "{said} -> {shown}");
+            assert!(shown.contains("***"), "{shown}");
+        }
     }
 
     #[test]

@@ -115,6 +115,14 @@ impl SecretSource<'_> {
                 self.describe()
             )));
         }
+        // No server takes one in a login line: refused here, where
+        // check-config sees it, not in a retry loop at every connection.
+        if secret.expose().contains(['\r', '\n', '\0']) {
+            return Err(Error::Config(format!(
+                "{owner}: the password from {} has a line break or NUL inside it (a password is one line)",
+                self.describe()
+            )));
+        }
         Ok(secret)
     }
 }
@@ -218,6 +226,19 @@ mod tests {
         };
         let err = src.read_in("smtp", Some(&dir)).unwrap_err().to_string();
         assert!(err.contains("smtp") && err.contains("is empty"), "{err}");
+        // Two lines: refused at once, naming the source, showing neither.
+        std::fs::write(dir.join("two"), "first-line\nsecond-line\n").unwrap();
+        let two = PathBuf::from("two");
+        let src = SecretSource {
+            file: Some(&two),
+            env: None,
+            inline: None,
+        };
+        let err = src.read_in("mailbox a", Some(&dir)).unwrap_err().to_string();
+        assert!(
+            err.contains("mailbox a") && err.contains("line break") && !err.contains("line-"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

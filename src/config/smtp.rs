@@ -213,6 +213,9 @@ impl OutboxConfig {
     }
 }
 
+/// How every refused duration begins; never followed by the value.
+pub const NOT_A_DURATION: &str = "not a duration";
+
 /// `"90s"`, `"15m"`, `"2h"`, `"3d"` (or a bare number of seconds).
 pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let t = s.trim();
@@ -220,7 +223,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let (number, unit) = t.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| "not a duration (e.g. \"90s\", \"15m\", \"2h\", \"3d\")".to_string())?;
+        .map_err(|_| format!("{NOT_A_DURATION} (e.g. \"90s\", \"15m\", \"2h\", \"3d\")"))?;
     let factor = match unit.trim() {
         "" | "s" => 1,
         "m" => 60,
@@ -228,7 +231,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "d" => 86_400,
         // The value is not repeated: a secret typed on the wrong line
         // would be in it.
-        _ => return Err("not a duration: unknown unit (s, m, h or d)".to_string()),
+        _ => return Err(format!("{NOT_A_DURATION}: unknown unit (s, m, h or d)")),
     };
     Ok(Duration::from_secs(n.saturating_mul(factor)))
 }

@@ -153,6 +153,15 @@ fn each_bad_mailbox_setting_is_named_on_its_own() {
         "{e}"
     );
     assert!(Config::parse(&mailbox("folder = \"Support\"\nafter = \"move:support\""), "m.toml").is_ok());
+    // Found by an audit: a typo of an allowed value (`delet`) is in the
+    // list of allowed values, and hid the message behind a quoting hint.
+    for typo in ["delet", "move:", "move", "seen "] {
+        let e = err(&format!("after = \"{typo}\""));
+        assert!(
+            e.ends_with("after: not an after action (seen, move:<folder>, delete, keep)"),
+            "{typo}: {e}"
+        );
+    }
     let e = Config::parse(
         "[[mailbox]]\nname = \"s\"\nhost = \"\"\nusername = \"u\"\npassword = \"p\"\n",
         "m.toml",

@@ -100,7 +100,10 @@ fn is_mbox(bytes: &[u8]) -> bool {
 /// that is a whole envelope line (`From sender Mon Jan  1 00:00:00 2026`,
 /// `From - `) wherever it stands: some exports leave out the blank line,
 /// and the mail after it was swallowed into the body of the one before;
-/// `>From ` lines are unescaped.
+/// `>From ` lines are unescaped. The file's first line is a separator
+/// whatever follows `From ` ([`is_mbox`] took the file for an mbox by it):
+/// read as prose, everything up to the next separator was dropped, and the
+/// run reported success without the first mail.
 pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
     let mut mails: Vec<Vec<u8>> = Vec::new();
     let mut current: Option<Vec<u8>> = None;
@@ -110,7 +113,8 @@ pub fn split_mbox(bytes: &[u8]) -> Vec<Vec<u8>> {
         // a separator even in a looser format than asctime; one without
         // ("From Russia with love" in an unescaped body) is prose.
         let dated = || line.iter().any(u8::is_ascii_digit);
-        if line.starts_with(b"From ") && ((prev_blank && dated()) || is_envelope_line(line)) {
+        let first = current.is_none() && mails.is_empty();
+        if line.starts_with(b"From ") && (first || (prev_blank && dated()) || is_envelope_line(line)) {
             if let Some(m) = current.take() {
                 mails.push(trim_separator(m));
             }
@@ -228,6 +232,23 @@ bounced E-Mail:\n\nFrom bounce@zz.test  Sat Oct  4 08:00:07 2025\nFrom: Name <c@
         let mails = read_file(&path).unwrap();
         assert_eq!(mails.len(), 2);
         assert!(mails[0].raw.starts_with(b"From: a@b"));
+    }
+
+    /// Found by an audit: a first separator without a date was read as
+    /// prose before any mail, and dropped with everything up to the next.
+    #[test]
+    fn the_first_line_of_an_mbox_is_its_first_separator() {
+        let undated = b"From alice@acme.test\nFrom: alice@acme.test\nSubject: one\n\nLink down\n\nFrom bob@acme.test Mon Jan  1 00:00:00 2026\nFrom: bob@acme.test\n\ntwo\n";
+        let mails = split_mbox(undated);
+        assert_eq!(mails.len(), 2, "{mails:?}");
+        assert!(mails[0].starts_with(b"From: alice@acme.test\n"));
+        assert!(mails[1].starts_with(b"From: bob@acme.test\n"));
+        let note = b"From the desk of Marie\nFrom: marie@acme.test\nSubject: outage\n\nLink down\n";
+        assert!(is_mbox(note));
+        assert_eq!(
+            split_mbox(note),
+            [b"From: marie@acme.test\nSubject: outage\n\nLink down\n".to_vec()]
+        );
     }
 
     #[test]

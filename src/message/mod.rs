@@ -93,6 +93,10 @@ pub struct ParseFailure {
     /// Best-effort sender and subject, for the quarantine listing.
     pub from: Option<String>,
     pub subject: Option<String>,
+    /// The sender's `Date:`, where the mail parsed: stored with it, so the
+    /// same mail fetched again is told from another one reusing its
+    /// Message-ID (see [`crate::store::snapshot::KeyHolder`]).
+    pub sent_date: Option<i64>,
     pub reason: String,
     /// What a person looking at the quarantine must do about it.
     pub kind: FailureKind,
@@ -237,6 +241,7 @@ impl Message {
                 raw_sha256,
                 from: None,
                 subject: None,
+                sent_date: None,
                 reason: "the parser failed on this mail".into(),
                 kind: FailureKind::Unparseable,
             }))
@@ -253,6 +258,7 @@ impl Message {
                 raw_sha256: raw_sha256.clone(),
                 from,
                 subject,
+                sent_date: None,
                 reason: reason.to_string(),
                 kind,
             })

@@ -349,6 +349,7 @@ fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFail
             raw_sha256: m.raw_sha256,
             from: Some(m.from.address),
             subject: Some(m.subject),
+            sent_date: m.date,
             reason,
             kind: FailureKind::Unparseable,
         }),
@@ -382,6 +383,7 @@ fn processing_failure(mail: &Incoming, error: &Error) -> ParseFailure {
             .as_ref()
             .map(|m| m.from.address.clone())
             .filter(|a| !a.is_empty()),
+        sent_date: parsed.as_ref().and_then(|m| m.date),
         subject: parsed.map(|m| m.subject).filter(|s| !s.is_empty()),
         reason: format!("processing failed: {error}"),
         kind: FailureKind::Processing,

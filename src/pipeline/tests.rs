@@ -33,6 +33,12 @@ impl TestStore {
     pub async fn new(dir: &tempfile::TempDir, name: &str) -> TestStore {
         let server = std::env::var("MAILROOM_TEST_POSTGRES_URL").ok();
         let on_postgres = std::env::var("MAILROOM_TEST_STORE").as_deref() == Ok("postgres");
+        // As tests/support/store.rs: a PostgreSQL pass without a server must
+        // not quietly test SQLite instead.
+        assert!(
+            !on_postgres || server.is_some(),
+            "MAILROOM_TEST_STORE=postgres needs MAILROOM_TEST_POSTGRES_URL"
+        );
         let (url, drop) = match server.filter(|_| on_postgres) {
             Some(server) => {
                 let db = format!("mailroom_unit_{name}_{}", std::process::id());
@@ -105,6 +111,14 @@ async fn assert_processing_error(pipeline: &Pipeline, what: &str) {
         .unwrap();
     assert_eq!(reason, "processing_error");
     assert!(detail.unwrap_or_default().contains(what));
+    // Kept with the sender's Date:, so the same mail fetched again is
+    // told from another reusing its Message-ID by the date, not by when it
+    // arrived (see store::snapshot::KeyHolder).
+    let sent: Option<i64> = sqlx::query_scalar("SELECT sent_date FROM messages WHERE outcome = 'quarantined'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(sent, Some(1_796_464_800), "Sat, 05 Dec 2026 10:00:00 +0000");
 }
 
 pub(super) fn mail(n: u32, subject: &str) -> Incoming {

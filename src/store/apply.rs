@@ -68,7 +68,11 @@ impl Batch {
         if outcome == Outcome::Quarantined {
             self.snapshot.known_keys.insert(
                 failure.key.clone(),
-                KeyHolder::new(failure.from.clone().unwrap_or_default(), None, receipt.received_at),
+                KeyHolder::new(
+                    failure.from.clone().unwrap_or_default(),
+                    failure.sent_date,
+                    receipt.received_at,
+                ),
             );
         }
         let id = self.changes.take_message_id();
@@ -91,7 +95,7 @@ impl Batch {
             contact_id: None,
             received_at: receipt.received_at,
             processed_at: receipt.processed_at,
-            sent_date: None,
+            sent_date: failure.sent_date,
         });
         if outcome == Outcome::Quarantined {
             self.changes.quarantine.push(QuarantineRow {

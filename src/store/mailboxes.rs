@@ -102,11 +102,13 @@ impl Store {
     /// and the last error, if any. The error stays through the reconnection
     /// that follows it and is cleared once the mailbox is caught up
     /// (`idle`, `polling`): monitoring that alerts on it then recovers.
+    /// A caught-up mailbox may still carry an error of its own (the server
+    /// refusing the `after` action): that one replaces what was there.
     pub async fn set_mailbox_state(&self, name: &str, state: &str, error: Option<&str>) -> Result<()> {
         sqlx::query(
             "INSERT INTO mailbox_state (name, state, last_error, updated_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET state = excluded.state,
-               last_error = CASE WHEN excluded.state IN ('idle', 'polling') THEN NULL
+               last_error = CASE WHEN excluded.state IN ('idle', 'polling') THEN excluded.last_error
                                  ELSE COALESCE(excluded.last_error, mailbox_state.last_error) END,
                updated_at = excluded.updated_at",
         )

@@ -69,6 +69,8 @@ async fn large_mails_are_streamed_not_held() {
     assert_eq!(copied as u64, MAILS * SIZE);
     conn.close().await.unwrap();
     let total = MAILS * SIZE;
+    // A peak never read would pass any upper bound.
+    assert!(peak > 4 << 20, "VmHWM never read: {peak} bytes");
     assert!(
         peak < total * 3 / 4,
         "peak RSS {} MB for {} MB of mails",

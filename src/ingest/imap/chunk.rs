@@ -10,6 +10,7 @@
 
 use super::command::{self, within};
 use super::connect::ImapSession;
+use super::folder;
 use super::watch::WatchError;
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::pipeline::Incoming;
@@ -185,9 +186,9 @@ pub async fn settle(
                 command::uid_expunge(s, &whole).await?;
             }
         }
-        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder)).await?,
+        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder::encode(folder))).await?,
         After::Move(folder) => {
-            within("UID COPY", s.uid_copy(&set, folder)).await?;
+            within("UID COPY", s.uid_copy(&set, folder::encode(folder))).await?;
             command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
             command::uid_expunge(s, &set).await?;
         }

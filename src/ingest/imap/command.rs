@@ -49,7 +49,7 @@ async fn checked(s: &mut ImapSession, command: &str, mut each: impl FnMut(&Respo
                 } if *t == tag => {
                     return match status {
                         Status::Ok => Ok(()),
-                        _ => Err(WatchError::Server(format!(
+                        _ => Err(WatchError::Refused(format!(
                             "the server refused {}: {:?} {}",
                             verb(command),
                             status,
@@ -148,6 +148,9 @@ pub async fn within<T>(
     run: impl std::future::Future<Output = async_imap::error::Result<T>>,
 ) -> Result<T, WatchError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
+        Ok(Err(async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text))) => {
+            Err(WatchError::Refused(format!("the server refused {verb}: {text}")))
+        }
         Ok(r) => Ok(r?),
         Err(_) => Err(WatchError::Server(format!(
             "no answer to {verb} within {:?}",

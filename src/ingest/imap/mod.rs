@@ -5,5 +5,6 @@
 pub mod chunk;
 pub mod command;
 pub mod connect;
+pub mod folder;
 pub mod idle;
 pub mod watch;

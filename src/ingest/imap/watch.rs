@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::chunk::{self, Fetched};
 use super::command::{self, within};
 use super::connect::{self, ConnectError, ImapSession};
+use super::folder;
 use super::idle::{self, Woken};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Ended, Fleet, MailboxLease};
@@ -48,6 +49,10 @@ pub enum WatchError {
     Dead(Duration),
     #[error("{0}")]
     Server(String),
+    /// A command the server answered `NO` or `BAD`: it works, and said no
+    /// (a folder it will not create, a flag it will not set).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Exponential backoff with jitter: 1 s doubling to 5 min.
@@ -216,13 +221,16 @@ async fn session(
         && !(can_move && matches!(mb.after, After::Move(_)))
     {
         return Err(WatchError::Server(format!(
-            "after = {:?} needs UIDPLUS (or MOVE) so only our mails are expunged; the server has neither",
+            "after = \"{}\" needs UIDPLUS (or MOVE) so only our mails are expunged; the server has neither",
             mb.after
         )));
     }
     if let After::Move(folder) = &mb.after {
-        // Creating an existing folder fails harmlessly.
-        let _ = within("CREATE", s.create(folder)).await;
+        // Creating an existing folder fails harmlessly; a folder the server
+        // will not create shows when the first move is refused.
+        if let Err(e) = within("CREATE", s.create(folder::encode(folder))).await {
+            tracing::debug!(mailbox = %mb.name, folder = %folder, error = %e, "CREATE answered");
+        }
     }
     tracing::info!(mailbox = %mb.name, host = %mb.host, idle = can_idle, "connected");
     // Off for the rest of the connection once the server refuses IDLE.
@@ -230,21 +238,29 @@ async fn session(
     let store = pipeline.store().clone();
     // Until the server refuses IDLE on a check (`Woken::ChecksRefused`).
     let mut check = mb.idle_check();
+    // The server's last refusal of the `after` action, while it lasts.
+    let after_refused = std::sync::Mutex::new(None::<String>);
     loop {
         heartbeat.beat();
-        let selected = within("SELECT", s.select(&mb.folder)).await?;
+        let selected = within("SELECT", s.select(folder::encode(&mb.folder))).await?;
         let uidvalidity = selected.uid_validity.unwrap_or(0);
-        drain(&mut s, mb, pipeline, uidvalidity, can_move, shutdown, heartbeat).await?;
-        // Healthy only once a drain went through: a failure after login
-        // (a misspelled folder, a refused FETCH, the store down) must back
-        // off further each time, not log in again every second.
-        backoff.reset();
+        let marking = Marking {
+            store: &store,
+            mb,
+            uidvalidity,
+            can_move,
+            after_refused: &after_refused,
+            heartbeat,
+        };
+        drain(&mut s, pipeline, marking, shutdown).await?;
         if *shutdown.borrow() {
             log_out(&mut s).await;
             return Ok(());
         }
         if can_idle {
-            store.set_mailbox_state(&mb.name, "idle", None).await?;
+            store
+                .set_mailbox_state(&mb.name, "idle", refusal(&after_refused).as_deref())
+                .await?;
             // Renewed on our own clock: servers send "* OK Still here" every
             // few minutes, which must not keep one IDLE open for ever.
             let wait = idle::Wait {
@@ -265,17 +281,46 @@ async fn session(
                 Woken::News | Woken::Renew => {}
             }
         } else {
-            store.set_mailbox_state(&mb.name, "polling", None).await?;
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(mb.poll_seconds)) => {}
-                _ = shutdown.changed() => {}
-            }
+            store
+                .set_mailbox_state(&mb.name, "polling", refusal(&after_refused).as_deref())
+                .await?;
+            poll_wait(Duration::from_secs(mb.poll_seconds), shutdown, heartbeat).await;
         }
+        heartbeat.beat();
         match tokio::time::timeout(NOOP_TIMEOUT, s.noop()).await {
             Ok(r) => r?,
             Err(_) => return Err(WatchError::Dead(NOOP_TIMEOUT)),
         }
+        // Healthy only once a whole round went through (drain, wait, NOOP):
+        // a failure after login (a misspelled folder, a refused FETCH, the
+        // store down, a server that drops every IDLE) must back off further
+        // each time, not log in again every second.
+        backoff.reset();
     }
+}
+
+/// Waits `poll` between polls, or until shutdown, beating as it waits: a
+/// long `poll_seconds` is a healthy wait, not a stalled task for the
+/// watchdog.
+async fn poll_wait(poll: Duration, shutdown: &mut watch::Receiver<bool>, heartbeat: &Heartbeat) {
+    let until = tokio::time::Instant::now() + poll;
+    while !*shutdown.borrow() {
+        let now = tokio::time::Instant::now();
+        if now >= until {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep((until - now).min(Duration::from_secs(60))) => {}
+            changed = shutdown.changed() => if changed.is_err() { return },
+        }
+        heartbeat.beat();
+    }
+}
+
+/// What a caught-up mailbox reports as its error: the server's refusal of
+/// the `after` action, if its last try was refused.
+fn refusal(after_refused: &std::sync::Mutex<Option<String>>) -> Option<String> {
+    after_refused.lock().map(|r| r.clone()).unwrap_or_default()
 }
 
 /// LOGOUT, without waiting long: the server may be what is failing, and a
@@ -289,14 +334,13 @@ async fn log_out(s: &mut ImapSession) {
 /// Fetches, commits and handles every mail above the high-water mark.
 async fn drain(
     s: &mut ImapSession,
-    mb: &MailboxConfig,
     pipeline: &Pipeline,
-    uidvalidity: u32,
-    can_move: bool,
+    marking: Marking<'_>,
     shutdown: &watch::Receiver<bool>,
-    heartbeat: &Heartbeat,
 ) -> Result<(), WatchError> {
-    let store = pipeline.store();
+    let Marking {
+        store, mb, uidvalidity, ..
+    } = marking;
     let state = store.mailbox_state(&mb.name).await?;
     let mut last = match state.uidvalidity {
         Some(v) if v == i64::from(uidvalidity) => state.last_uid as u32,
@@ -346,13 +390,6 @@ async fn drain(
         let mut ahead: Option<InFlight> = None;
         // This drain's chunks commit in order or not at all (see Chain).
         let chain = Chain::default();
-        let marking = Marking {
-            store,
-            mb,
-            uidvalidity,
-            can_move,
-            heartbeat,
-        };
         for i in 0..chunks.len() {
             // Only a shutdown leaves a chunk unfetched before its turn.
             let Some((batch, current)) = next.take().filter(|_| !*shutdown.borrow()) else {
@@ -427,6 +464,7 @@ struct Marking<'a> {
     mb: &'a MailboxConfig,
     uidvalidity: u32,
     can_move: bool,
+    after_refused: &'a std::sync::Mutex<Option<String>>,
     heartbeat: &'a Heartbeat,
 }
 
@@ -446,6 +484,7 @@ impl InFlight {
             mb,
             uidvalidity,
             can_move,
+            after_refused,
             heartbeat,
         } = *to;
         match self.processing.await {
@@ -456,7 +495,26 @@ impl InFlight {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
         }
-        chunk::settle(s, mb, &self.chunk, can_move).await?;
+        // The chunk's mails are tickets already. A server that refuses to
+        // move, flag or delete them (a folder it will not create, a
+        // read-only folder) must not hold the mark back: the next session
+        // would fetch the same chunks again, fail the same way, and never
+        // reach the mail behind them. They stay where they are, and the
+        // mailbox's status says why until an action goes through again.
+        let refused = match chunk::settle(s, mb, &self.chunk, can_move).await {
+            Ok(()) => None,
+            Err(WatchError::Refused(text)) => {
+                tracing::warn!(mailbox = %mb.name, mails = self.count, error = %text, "the server refused the after action; the mails are stored and stay in the folder");
+                Some(format!(
+                    "after = \"{}\": {text} (the mails are stored and stay in {})",
+                    mb.after, mb.folder
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        if let Ok(mut last) = after_refused.lock() {
+            *last = refused;
+        }
         let top = self.chunk.top.max(last);
         store.advance_mailbox(&mb.name, uidvalidity, top, self.count).await?;
         tracing::debug!(mailbox = %mb.name, mails = self.count, last_uid = top, "chunk committed");
