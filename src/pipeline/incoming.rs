@@ -9,6 +9,10 @@ pub struct Incoming {
     /// Set when only the headers were fetched because the mail is larger
     /// than allowed (its size): it is quarantined as `too_large`.
     pub oversized: Option<u64>,
+    /// Set for what stands in for a mail the server could not hand over
+    /// (`ingest::imap::unreadable`), with what it said: quarantined as
+    /// `unreadable`.
+    pub unreadable: Option<String>,
 }
 
 impl Incoming {
@@ -18,6 +22,7 @@ impl Incoming {
             raw,
             source: source.into(),
             oversized: None,
+            unreadable: None,
         }
     }
 
@@ -29,18 +34,24 @@ impl Incoming {
         if size <= max {
             return self;
         }
-        let raw = &self.raw;
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map(|p| p + 4)
-            .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2))
-            .unwrap_or(raw.len())
-            .min(64 * 1024);
         Incoming {
-            raw: raw[..end].to_vec(),
+            raw: header_block(&self.raw).to_vec(),
             source: self.source,
             oversized: Some(size),
+            unreadable: None,
         }
     }
+}
+
+/// Most of a mail over the size limit that is kept: its header block, up
+/// to this many bytes.
+pub const HEADER_BYTES: usize = 64 * 1024;
+
+/// The header block of `raw`, up to and with the blank line that ends it
+/// (whichever line ending comes first), at most [`HEADER_BYTES`].
+pub fn header_block(raw: &[u8]) -> &[u8] {
+    let crlf = raw.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = raw.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    let end = crlf.into_iter().chain(lf).min().unwrap_or(raw.len());
+    &raw[..end.min(HEADER_BYTES)]
 }

@@ -33,7 +33,7 @@ mod write_order;
 
 use carry::{Carry, Line};
 pub use carry::{Chain, Turn};
-pub use incoming::Incoming;
+pub use incoming::{HEADER_BYTES, Incoming, header_block};
 pub use summary::Summary;
 
 /// A mail parsed and classified, or why it could not be parsed.
@@ -338,6 +338,19 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
 /// Parses a mail; an oversized one (headers only) becomes a failure that
 /// keeps its identity, so it is quarantined and recognised if re-fetched.
 fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFailure>> {
+    if let Some(said) = &mail.unreadable {
+        let raw_sha256 = crate::message::sha256_hex(&mail.raw);
+        return Err(Box::new(ParseFailure {
+            key: crate::message::hash_key(&raw_sha256),
+            message_id: None,
+            raw_sha256,
+            from: None,
+            subject: Some(format!("(the server could not hand over {})", mail.source)),
+            sent_date: None,
+            reason: format!("{UNREADABLE}: the server failed every fetch of it ({said}); it is still in the folder"),
+            kind: FailureKind::Unparseable,
+        }));
+    }
     let Some(size) = mail.oversized else {
         return Message::parse(&mail.raw);
     };
@@ -362,6 +375,9 @@ fn parse_incoming(mail: &Incoming) -> std::result::Result<Message, Box<ParseFail
 
 /// Quarantine reason (and failure prefix) of mails over the size limit.
 const TOO_LARGE: &str = "too_large";
+
+/// Quarantine reason of mails the server could not hand over.
+const UNREADABLE: &str = "unreadable";
 
 /// The record of a mail whose processing failed, with the error as the
 /// reason. Keyed as the mail would have been (its Message-ID, else its

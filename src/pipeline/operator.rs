@@ -27,6 +27,14 @@ impl Pipeline {
                 "quarantined mail {quarantine_id} was already reprocessed"
             )));
         }
+        if row.reason == super::UNREADABLE {
+            // Nothing of the mail is stored, only where it is.
+            return Err(Error::Usage(format!(
+                "quarantined mail {quarantine_id} could not be fetched from the server: nothing of it is stored; \
+                 once the server can read it, move it out of its folder and back in (it comes in as a new mail), \
+                 or save it as a file and `mailroom replay` it"
+            )));
+        }
         let too_large = row.reason == super::TOO_LARGE;
         let raw = match whole {
             // Only its headers were kept: run again, it would open a ticket

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
 use super::carry::{BatchInput, Carry, Kept};
-use super::{Incoming, Pipeline, Prepared, Settings, Summary, TOO_LARGE, panic_text, processing_failure};
+use super::{Incoming, Pipeline, Prepared, Settings, Summary, TOO_LARGE, UNREADABLE, panic_text, processing_failure};
 use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
 use crate::store;
@@ -180,6 +180,8 @@ impl Pipeline {
                     }
                     let reason = if mail.oversized.is_some() {
                         TOO_LARGE
+                    } else if mail.unreadable.is_some() {
+                        UNREADABLE
                     } else {
                         failure.kind.as_str()
                     };

@@ -13,7 +13,7 @@ use super::connect::ImapSession;
 use super::folder;
 use super::watch::WatchError;
 use crate::config::mailbox::{After, MailboxConfig};
-use crate::pipeline::Incoming;
+use crate::pipeline::{HEADER_BYTES, Incoming, header_block};
 
 /// Most bytes of mail one chunk fetches (a single larger mail goes alone):
 /// up to three chunks are held at once (one writing, one being decided,
@@ -21,10 +21,6 @@ use crate::pipeline::Incoming;
 /// 200 would otherwise need gigabytes. Three of 5 MiB hold less than the
 /// two of 8 MiB held before the next chunk was fetched ahead of settling.
 pub const CHUNK_BYTES: u64 = 5 * 1024 * 1024;
-
-/// Header bytes counted for a mail over `max_message_bytes` (only its
-/// header block, at most 64 KiB, is fetched).
-const HEADER_BYTES: u64 = 64 * 1024;
 
 /// A chunk as fetched, in UID order.
 #[derive(Debug)]
@@ -52,19 +48,31 @@ pub fn backlog(mut sizes: Vec<(u32, u32)>, found: &[u32]) -> Vec<(u32, u32)> {
 
 /// Cuts `sized` (uid, size), in UID order, into chunks of at most `batch`
 /// mails and `budget` bytes; a mail larger than the budget is a chunk of
-/// its own.
-pub fn chunks_within(sized: &[(u32, u32)], batch: usize, budget: u64, max_message_bytes: u64) -> Vec<Vec<(u32, u32)>> {
-    let mut chunks: Vec<Vec<(u32, u32)>> = Vec::new();
-    let mut bytes = 0u64;
+/// its own, and so is each mail up to `alone_until` (the suspects of a
+/// failing fetch, see `unreadable`).
+pub fn chunks_within(
+    sized: &[(u32, u32)],
+    batch: usize,
+    budget: u64,
+    max_message_bytes: u64,
+    alone_until: Option<u32>,
+) -> Vec<Vec<(u32, u32)>> {
+    let split = sized.partition_point(|(uid, _)| alone_until.is_some_and(|until| *uid <= until));
+    let (alone, sized) = sized.split_at(split);
+    let mut chunks: Vec<Vec<(u32, u32)>> = alone.iter().map(|mail| vec![*mail]).collect();
+    // The suspects' chunks are never topped up with the mails after them.
+    let suspects = chunks.len();
+    let mut bytes = 0;
     for &(uid, size) in sized {
         let size64 = u64::from(size);
         let cost = if size64 > max_message_bytes {
-            HEADER_BYTES.min(size64)
+            (HEADER_BYTES as u64).min(size64)
         } else {
             size64
         };
+        let chunks_len = chunks.len();
         match chunks.last_mut() {
-            Some(chunk) if chunk.len() < batch && bytes + cost <= budget => {
+            Some(chunk) if chunks_len > suspects && chunk.len() < batch && bytes + cost <= budget => {
                 chunk.push((uid, size));
                 bytes += cost;
             }
@@ -97,7 +105,10 @@ pub async fn fetch(
         let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
         for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[])").await? {
             if let (Some(uid), Some(body)) = (f.uid, f.body) {
-                mails.push((uid, Incoming::new(body, source(uid))));
+                // The size the server gave is what the limit was checked
+                // on; a server that gave none (or less than it sent) must
+                // not get a larger mail past it.
+                mails.push((uid, Incoming::new(body, source(uid)).limited(mb.max_message_bytes)));
             }
         }
     }
@@ -109,9 +120,10 @@ pub async fn fetch(
                 mails.push((
                     uid,
                     Incoming {
-                        raw: header,
+                        raw: header_block(&header).to_vec(),
                         source: source(uid),
                         oversized: Some(size),
+                        unreadable: None,
                     },
                 ));
             }
@@ -137,7 +149,7 @@ pub async fn fetch(
             return Err(WatchError::Server(format!(
                 "the server answered FETCH without the mail for UID {} of folder {}, which is still there; \
                  nothing of the chunk was stored and it is fetched again later (if this persists, \
-                 move that mail out of the folder to let the rest through)",
+                 the mails are fetched one by one and the one that fails alone is quarantined as unreadable)",
                 uid_set(&still),
                 mb.folder
             )));
@@ -230,6 +242,25 @@ mod tests {
             "name = 'm'\nhost = '127.0.0.1'\nusername = 'u'\nafter = '{after}'\nmax_message_bytes = 100\n"
         ))
         .unwrap()
+    }
+
+    /// A server that gave no size (or too small a one) for a mail over
+    /// `max_message_bytes` does not get it past the limit: kept as its
+    /// headers, marked oversized (so `delete` leaves it on the server).
+    #[tokio::test]
+    async fn a_mail_larger_than_its_announced_size_is_kept_as_its_headers() {
+        let big = format!("Subject: big\r\nFrom: a@b.test\r\n\r\n{}", "x".repeat(200));
+        let answer = format!(
+            "* 1 FETCH (UID 1 BODY[] {{{}}}\r\n{big})\r\n* 2 FETCH (UID 2 BODY[] {{3}}\r\nabc)\r\n{{tag}} OK done\r\n",
+            big.len()
+        );
+        let answers: &'static [&'static str] = Box::leak(vec![&*Box::leak(answer.into_boxed_str())].into_boxed_slice());
+        let mut s = session_with(answers).await;
+        let fetched = fetch(&mut s, &mailbox("delete"), 7, &[(1, 0), (2, 3)]).await.unwrap();
+        assert_eq!((fetched.whole, fetched.oversized), (vec![2], vec![1]));
+        assert_eq!(fetched.mails[0].raw, b"Subject: big\r\nFrom: a@b.test\r\n\r\n");
+        assert_eq!(fetched.mails[0].oversized, Some(big.len() as u64));
+        assert_eq!(fetched.mails[1].raw, b"abc");
     }
 
     /// `BODY[] NIL` for a mail still in the folder: the chunk fails (to be
@@ -345,19 +376,30 @@ mod tests {
     #[test]
     fn chunks_are_cut_by_count_and_by_bytes() {
         let small: Vec<(u32, u32)> = (1..=5).map(|u| (u, 1_000)).collect();
-        let cut = chunks_within(&small, 2, 10_000, 50_000);
+        let cut = chunks_within(&small, 2, 10_000, 50_000, None);
         assert_eq!(cut.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
         // 4 KB each against a 10 KB budget: two a chunk; a 30 KB mail alone.
         let sized = [(1, 4_000), (2, 4_000), (3, 4_000), (4, 30_000), (5, 4_000)];
         let uids = |c: &Vec<(u32, u32)>| c.iter().map(|(u, _)| *u).collect::<Vec<_>>();
-        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000).iter().map(uids).collect();
+        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000, None)
+            .iter()
+            .map(uids)
+            .collect();
         assert_eq!(cut, [vec![1, 2], vec![3], vec![4], vec![5]]);
         // Over max_message_bytes only the headers come: it counts as 64 KiB at most.
-        let cut: Vec<Vec<u32>> = chunks_within(&[(1, 900_000_000), (2, 1_000)], 200, 1 << 20, 1 << 20)
+        let cut: Vec<Vec<u32>> = chunks_within(&[(1, 900_000_000), (2, 1_000)], 200, 1 << 20, 1 << 20, None)
             .iter()
             .map(uids)
             .collect();
         assert_eq!(cut, [vec![1, 2]]);
-        assert!(chunks_within(&[], 200, 1, 1).is_empty());
+        assert!(chunks_within(&[], 200, 1, 1, None).is_empty());
+        // Suspects of a failing fetch (up to UID 3), one at a time; the rest
+        // in chunks as before, never added to a suspect's.
+        let sized = [(1, 0), (2, 10), (3, 10), (4, 0), (5, 10)];
+        let cut: Vec<Vec<u32>> = chunks_within(&sized, 200, 10_000, 50_000, Some(3))
+            .iter()
+            .map(uids)
+            .collect();
+        assert_eq!(cut, [vec![1], vec![2], vec![3], vec![4, 5]]);
     }
 }

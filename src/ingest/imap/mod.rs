@@ -7,4 +7,5 @@ pub mod command;
 pub mod connect;
 pub mod folder;
 pub mod idle;
+pub mod unreadable;
 pub mod watch;

@@ -21,6 +21,7 @@ use super::command::{self, within};
 use super::connect::{self, ConnectError, ImapSession};
 use super::folder;
 use super::idle::{self, Woken};
+use super::unreadable::{self, Trouble};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Ended, Fleet, MailboxLease};
 use crate::liveness::Heartbeat;
@@ -133,6 +134,8 @@ async fn watch_while_held(
     let keeper = lease.keep();
     tokio::pin!(keeper);
     let mut backoff = Backoff::default();
+    // Fetches failing at one mark, across sessions (see `unreadable`).
+    let trouble = std::sync::Mutex::new(Trouble::default());
     // Whether the lease ended as surplus (still ours, to hand over once the
     // session has stopped) rather than lost.
     let mut surplus = false;
@@ -144,7 +147,7 @@ async fn watch_while_held(
         let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
         let mut halted = halted.clone();
         let (outcome, lost) = {
-            let run = session(mb, pipeline, &mut halted, &mut backoff, heartbeat);
+            let run = session(mb, pipeline, &mut halted, &mut backoff, &trouble, heartbeat);
             tokio::pin!(run);
             let mut handover: Option<tokio::time::Instant> = None;
             let outcome = loop {
@@ -207,6 +210,7 @@ async fn session(
     pipeline: &Pipeline,
     shutdown: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
+    trouble: &std::sync::Mutex<Trouble>,
     heartbeat: &Heartbeat,
 ) -> Result<(), WatchError> {
     let password = mb.password()?;
@@ -250,6 +254,7 @@ async fn session(
             uidvalidity,
             can_move,
             after_refused: &after_refused,
+            trouble,
             heartbeat,
         };
         drain(&mut s, pipeline, marking, shutdown).await?;
@@ -384,8 +389,12 @@ async fn drain(
             .collect();
         let sized = chunk::backlog(sizes, &uids);
         tracing::trace!("sized");
-        let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes);
-        let mut next = Some(fetch_prepared(s, mb, pipeline, uidvalidity, &chunks[0]).await?);
+        // Suspects of a failing fetch go one at a time, to find the one
+        // the server cannot hand over (see `unreadable`).
+        let one_by_one = marking.trouble.lock().ok().and_then(|t| t.one_by_one(last));
+        let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes, one_by_one);
+        let first = fetch_or_pass(s, pipeline, &marking, &chunks[0]).await;
+        let mut next = Some(first.inspect_err(|e| marking.fetch_failed(last, &chunks[0], e))?);
         // The chunk ahead: processing on its task, settled once committed.
         let mut ahead: Option<InFlight> = None;
         // This drain's chunks commit in order or not at all (see Chain).
@@ -420,7 +429,7 @@ async fn drain(
             };
             let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
             let fetched = match following {
-                Some(c) => fetch_prepared(s, mb, pipeline, uidvalidity, c).await.map(Some),
+                Some(c) => fetch_or_pass(s, pipeline, &marking, c).await.map(Some),
                 None => Ok(None),
             };
             let settled = match ahead.take() {
@@ -435,7 +444,8 @@ async fn drain(
                 (Ok(top), Err(e)) => {
                     // The chunk processing now is settled if it commits: the
                     // session may still work (the fetch failed on a mail).
-                    let _ = this.settle(s, &marking, top).await;
+                    let mark = this.settle(s, &marking, top).await.unwrap_or(top);
+                    marking.fetch_failed(mark, &chunks[i + 1], &e);
                     return Err(e);
                 }
                 (Err(e), fetched) => {
@@ -443,6 +453,9 @@ async fn drain(
                     let _ = this.processing.await;
                     // A fetch that failed first (a broken connection, say)
                     // is what made the settling fail: that is the cause.
+                    if let Err(f) = &fetched {
+                        marking.fetch_failed(last, &chunks[i + 1], f);
+                    }
                     return Err(fetched.err().unwrap_or(e));
                 }
             }
@@ -457,6 +470,16 @@ async fn drain(
     }
 }
 
+impl Marking<'_> {
+    /// Counts a fetch of `chunk` that failed with the mailbox at `mark`.
+    fn fetch_failed(&self, mark: u32, chunk: &[(u32, u32)], error: &WatchError) {
+        let uids: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
+        if let Ok(mut trouble) = self.trouble.lock() {
+            trouble.fetch_failed(mark, &uids, &error.to_string());
+        }
+    }
+}
+
 /// Where and how a drain marks committed chunks.
 #[derive(Clone, Copy)]
 struct Marking<'a> {
@@ -465,6 +488,7 @@ struct Marking<'a> {
     uidvalidity: u32,
     can_move: bool,
     after_refused: &'a std::sync::Mutex<Option<String>>,
+    trouble: &'a std::sync::Mutex<Trouble>,
     heartbeat: &'a Heartbeat,
 }
 
@@ -486,6 +510,7 @@ impl InFlight {
             can_move,
             after_refused,
             heartbeat,
+            ..
         } = *to;
         match self.processing.await {
             Ok(done) => done?,
@@ -521,6 +546,37 @@ impl InFlight {
         heartbeat.beat();
         Ok(top)
     }
+}
+
+/// [`fetch_prepared`], except for the one mail the server could not hand
+/// over (`unreadable`): what stands in for it is committed in its place,
+/// with nothing to settle on the server, and the mark passes it.
+async fn fetch_or_pass(
+    s: &mut ImapSession,
+    pipeline: &Pipeline,
+    m: &Marking<'_>,
+    chunk: &[(u32, u32)],
+) -> Result<(Prepared, Fetched), WatchError> {
+    let culprit = match chunk {
+        [(uid, _)] => m
+            .trouble
+            .lock()
+            .ok()
+            .and_then(|t| t.culprit(*uid).map(|said| (*uid, said.to_string()))),
+        _ => None,
+    };
+    let Some((uid, said)) = culprit else {
+        return fetch_prepared(s, m.mb, pipeline, m.uidvalidity, chunk).await;
+    };
+    tracing::warn!(mailbox = %m.mb.name, uid, error = %said, "the server failed every fetch of this mail, alone and with others: quarantined as unreadable and passed; it stays in the folder");
+    let placeholder = unreadable::placeholder(m.mb, m.uidvalidity, uid, &said);
+    let passed = Fetched {
+        mails: Vec::new(),
+        whole: Vec::new(),
+        oversized: Vec::new(),
+        top: uid,
+    };
+    Ok((pipeline.prepare(vec![placeholder]), passed))
 }
 
 /// Fetches a chunk and parses it on a blocking thread; with what to settle

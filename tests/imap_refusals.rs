@@ -1,7 +1,8 @@
-//! Folders against a real IMAP server (a private Dovecot per test, see
-//! `tests/support/dovecot.rs`): names outside ASCII, and a server that
-//! refuses the `after` action. Without Dovecot these tests print SKIPPED
-//! and pass; with `MAILROOM_REQUIRE_DOVECOT=1` (CI) they fail instead.
+//! What a real IMAP server refuses or cannot do (a private Dovecot per
+//! test, see `tests/support/dovecot.rs`): folder names outside ASCII, the
+//! `after` action refused, a mail it cannot hand over. Without Dovecot
+//! these tests print SKIPPED and pass; with `MAILROOM_REQUIRE_DOVECOT=1`
+//! (CI) they fail instead.
 
 #[path = "imap/daemon.rs"]
 mod daemon;
@@ -131,4 +132,89 @@ fn a_refused_after_action_holds_nothing_back_and_is_reported() {
     assert_eq!(setup.tickets().len(), 6);
     assert_eq!(c.count("INBOX").unwrap(), 5);
     assert_eq!(daemon.terminate().0, Some(0));
+}
+
+fn maildir_file(d: &Dovecot, user: &str, marker: &str) -> std::path::PathBuf {
+    ["new", "cur"]
+        .iter()
+        .flat_map(|sub| std::fs::read_dir(d.maildir(user).join(sub)).into_iter().flatten())
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker)))
+        .unwrap_or_else(|| panic!("no mail with {marker:?} in {user}'s Maildir"))
+}
+
+/// A mail the server lists but cannot hand over (its file unreadable:
+/// Dovecot sends the rest of the chunk, then fails the FETCH and drops the
+/// connection) no longer holds back the mail behind it: after its chunk
+/// failed twice, the mails there are fetched one at a time, and the one
+/// failing alone is quarantined as `unreadable` and passed. It stays in
+/// the folder (even under `delete`), and once readable, a copy of it (a new
+/// UID) comes in as a new mail.
+#[test]
+fn a_mail_the_server_cannot_hand_over_is_passed_and_the_rest_comes_in() {
+    let Some(d) = Dovecot::start().expect("private Dovecot") else {
+        return;
+    };
+    let mut c = user(&d, "blocked");
+    for n in 0..4 {
+        c.append("INBOX", &request(n)).unwrap();
+    }
+    // The mail process runs as nobody: a file with mode 000 is one it cannot open.
+    set_file_mode(&maildir_file(&d, "blocked", "Line 1 is down"), 0o000);
+    let setup = Setup::new();
+    setup.mailbox(&mailbox(&d, "blocked", "after = \"delete\"\n"));
+    let mut daemon = setup.start();
+    assert!(
+        wait_for(Duration::from_secs(90), || setup.tickets().len() == 3
+            && setup.status("blocked")["last_uid"] == 4),
+        "{}\n{}",
+        setup.status("blocked"),
+        daemon.logs()
+    );
+    let q = setup.json(&["quarantine", "list"]);
+    assert_eq!(q.len(), 1, "{q:?}");
+    assert_eq!(q[0]["reason"], "unreadable", "{q:?}");
+    let detail = q[0]["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("still in the folder"), "{detail}");
+    let outcomes: Vec<String> = setup
+        .messages()
+        .iter()
+        .map(|m| m["outcome"].as_str().unwrap_or_default().to_string())
+        .collect();
+    // Each mail once; a mail stored in a session the failure then ended
+    // (its chunk committed, the connection gone before its mark moved) is
+    // fetched again and recognised.
+    let once: Vec<&String> = outcomes.iter().filter(|o| *o != "duplicate").collect();
+    assert_eq!(
+        once,
+        ["new_ticket", "quarantined", "new_ticket", "new_ticket"],
+        "{outcomes:?}"
+    );
+    // Deleted once stored; the unreadable one is left where it is.
+    let mut c = user(&d, "blocked");
+    assert!(
+        wait_for(SOON, || c.count("INBOX").unwrap_or(0) == 1),
+        "{}",
+        daemon.logs()
+    );
+    // Reprocessing it is refused with what to do instead.
+    let out = setup.cli(&["quarantine", "reprocess", &q[0]["id"].to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("move it out of its folder and back in"));
+
+    set_file_mode(&maildir_file(&d, "blocked", "Line 1 is down"), 0o600);
+    let left = c.uids("INBOX").unwrap();
+    c.command(&format!("UID COPY {} INBOX", left[0])).unwrap();
+    assert!(
+        wait_for(SOON, || setup.tickets().len() == 4),
+        "{}\n{}",
+        setup.status("blocked"),
+        daemon.logs()
+    );
+    assert_eq!(daemon.terminate().0, Some(0));
+}
+
+fn set_file_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
