@@ -19,15 +19,20 @@ fn engine() -> GeneralPurpose {
     // The alphabet is a constant the crate checks; it cannot fail.
     let alphabet = Alphabet::new("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,")
         .expect("the modified UTF-7 alphabet");
-    GeneralPurpose::new(&alphabet, GeneralPurposeConfig::new().with_encode_padding(false))
+    let config = GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone);
+    GeneralPurpose::new(&alphabet, config)
 }
 
 /// `name` in modified UTF-7: printable ASCII stands for itself (`&` as
 /// `&-`), every run of other characters is its UTF-16 in modified base64
-/// between `&` and `-`. An ASCII name comes back borrowed, unchanged.
+/// between `&` and `-`. An ASCII name comes back borrowed, unchanged, and
+/// so does a name already spelled in modified UTF-7 (`Entr&AOk-e`, as
+/// configs written before names were encoded had to spell them).
 pub fn encode(name: &str) -> Cow<'_, str> {
     let direct = |c: char| (' '..='~').contains(&c);
-    if name.chars().all(|c| direct(c) && c != '&') {
+    if name.chars().all(|c| direct(c) && c != '&') || is_encoded(name) {
         return Cow::Borrowed(name);
     }
     let engine = engine();
@@ -59,6 +64,39 @@ pub fn encode(name: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Whether `name` is printable ASCII whose every `&` opens a well-formed
+/// modified UTF-7 run: `&-`, or modified base64 of UTF-16 for characters
+/// outside printable ASCII, closed by `-`. `R&D` is not (a plain `&`).
+fn is_encoded(name: &str) -> bool {
+    if !name.chars().all(|c| (' '..='~').contains(&c)) {
+        return false;
+    }
+    let engine = engine();
+    let mut rest = name;
+    while let Some(at) = rest.find('&') {
+        let after = &rest[at + 1..];
+        let Some(end) = after.find('-') else {
+            return false;
+        };
+        let run = &after[..end];
+        if !run.is_empty() {
+            let Ok(bytes) = engine.decode(run) else {
+                return false;
+            };
+            if bytes.len() % 2 != 0 {
+                return false;
+            }
+            let units: Vec<u16> = bytes.chunks(2).map(|b| u16::from_be_bytes([b[0], b[1]])).collect();
+            match String::from_utf16(&units) {
+                Ok(text) if text.chars().all(|c| !(' '..='~').contains(&c)) => {}
+                _ => return false,
+            }
+        }
+        rest = &after[end + 1..];
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::encode;
@@ -72,5 +110,12 @@ mod tests {
         // Outside the BMP: a surrogate pair in one run.
         assert_eq!(encode("Tickets 📨"), "Tickets &2D3c6A-");
         assert!(matches!(encode("INBOX/Done"), std::borrow::Cow::Borrowed("INBOX/Done")));
+        // Spelled in modified UTF-7 already: kept as written.
+        for written in ["Entr&AOk-e", "~peter/mail/&U,BTFw-/&ZeVnLIqe-", "Clients &- co"] {
+            assert_eq!(encode(written), written);
+        }
+        // A plain `&` in an ASCII name is not a run.
+        assert_eq!(encode("R&D"), "R&-D");
+        assert_eq!(encode("R&D-team"), "R&-D-team");
     }
 }
