@@ -77,8 +77,9 @@ fn set_modes(dir: &std::path::Path, mode: u32) {
 }
 
 /// A server that refuses the `after` action (a folder it cannot write to)
-/// does not hold the mailbox back: every mail becomes a ticket once, over
-/// several chunks, the mails stay in the folder, and `status` says why.
+/// does not hold the mailbox back: after three refusals in a row, every
+/// mail becomes a ticket once, over several chunks, the mails stay in the
+/// folder, and `status` says why.
 /// Once the folder takes mail again, the next mail is moved and the error
 /// goes. (Holding the mark back instead fetched the same two chunks again
 /// on every reconnection and never reached the mail behind them.)
@@ -118,7 +119,11 @@ fn a_refused_after_action_holds_nothing_back_and_is_reported() {
         .iter()
         .map(|m| m["outcome"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(outcomes, ["new_ticket"; 5], "each mail once");
+    // Each mail once: the chunks fetched again while the refusal could
+    // still be of the moment (Dovecot says `[SERVERBUG]` for a folder it
+    // cannot write to) are recognised as the mails already stored.
+    let once: Vec<&String> = outcomes.iter().filter(|o| *o != "duplicate").collect();
+    assert_eq!(once, ["new_ticket"; 5], "each mail once: {outcomes:?}");
 
     set_modes(&done, 0o755);
     c.append("INBOX", &request(5)).unwrap();

@@ -89,13 +89,16 @@ impl DatabaseConfig {
         // choice in either must not be overridden by an added `sslmode`.
         // The driver takes a PGSSLMODE it cannot read (`verify_full`) as
         // `prefer`, which checks nothing: refused here instead.
-        if let Some(mode) = env_mode.as_deref().filter(|m| !SSL_MODES.contains(m)) {
+        let in_url = url.query_pairs().any(|(k, _)| is_ssl_mode(&k));
+        // An empty PGSSLMODE is no choice, as for libpq.
+        let env_mode = env_mode.filter(|m| !m.is_empty());
+        if let Some(mode) = env_mode.as_deref().filter(|m| !in_url && !SSL_MODES.contains(m)) {
             return Err(Error::Config(format!(
                 "PGSSLMODE={mode:?} is not an sslmode ({})",
                 SSL_MODES.join(", ")
             )));
         }
-        if !url.query_pairs().any(|(k, _)| is_ssl_mode(&k)) && env_mode.is_none() {
+        if !in_url && env_mode.is_none() {
             let mode = if is_loopback(&url) { "disable" } else { "verify-full" };
             url.query_pairs_mut().append_pair("sslmode", mode);
         }
@@ -114,7 +117,7 @@ impl DatabaseConfig {
         let url = url::Url::parse(&self.url).ok()?;
         let (source, mode) = match url.query_pairs().find(|(k, _)| is_ssl_mode(k)) {
             Some((_, v)) => ("database.url: sslmode", v.into_owned()),
-            None => ("PGSSLMODE", pgsslmode?),
+            None => ("PGSSLMODE", pgsslmode.filter(|m| !m.is_empty())?),
         };
         if is_loopback(&url) {
             return None;
@@ -308,6 +311,16 @@ mod tests {
         let err = remote.postgres_url_with(env("verify_full")).unwrap_err().to_string();
         assert!(err.contains("PGSSLMODE=\"verify_full\" is not an sslmode"), "{err}");
         assert_eq!(remote.postgres_url_with(env("disable")).unwrap(), remote.url);
+        // The URL's own sslmode is what the driver uses: PGSSLMODE is not
+        // looked at then; an empty one is none at all.
+        let explicit = db("postgres://u:pw@db.example.com/x?sslmode=verify-full");
+        assert_eq!(explicit.postgres_url_with(env("verify_full")).unwrap(), explicit.url);
+        assert!(
+            remote
+                .postgres_url_with(env(""))
+                .unwrap()
+                .ends_with("sslmode=verify-full")
+        );
         let warning = remote.tls_warning_with(env("disable")).unwrap();
         assert!(warning.starts_with("PGSSLMODE=disable does not verify"), "{warning}");
         assert!(

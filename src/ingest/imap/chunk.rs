@@ -198,14 +198,31 @@ pub async fn settle(
                 command::uid_expunge(s, &whole).await?;
             }
         }
-        After::Move(folder) if can_move => within("UID MOVE", s.uid_mv(&set, folder::encode(folder))).await?,
         After::Move(folder) => {
-            within("UID COPY", s.uid_copy(&set, folder::encode(folder))).await?;
-            command::uid_store(s, &set, "+FLAGS.SILENT (\\Deleted)").await?;
-            command::uid_expunge(s, &set).await?;
+            let name = folder::encode(folder);
+            match move_to(s, &set, &name, can_move).await {
+                // The folder went away since the session created it (a
+                // person deleted it): made again, once.
+                Err(WatchError::Refused(text)) if text.contains("[TRYCREATE") => {
+                    within("CREATE", s.create(&name)).await?;
+                    move_to(s, &set, &name, can_move).await?;
+                }
+                moved => moved?,
+            }
         }
     }
     Ok(())
+}
+
+/// Moves `set` into `folder` (its name as sent): MOVE, or COPY, then
+/// `\Deleted` and UID EXPUNGE of just those UIDs.
+async fn move_to(s: &mut ImapSession, set: &str, folder: &str, can_move: bool) -> Result<(), WatchError> {
+    if can_move {
+        return within("UID MOVE", s.uid_mv(set, folder)).await;
+    }
+    within("UID COPY", s.uid_copy(set, folder)).await?;
+    command::uid_store(s, set, "+FLAGS.SILENT (\\Deleted)").await?;
+    command::uid_expunge(s, set).await
 }
 
 /// A compact UID set: `1:5,7,9:12`.

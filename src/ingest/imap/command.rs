@@ -148,15 +148,40 @@ pub async fn within<T>(
     run: impl std::future::Future<Output = async_imap::error::Result<T>>,
 ) -> Result<T, WatchError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
-        Ok(Err(async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text))) => {
-            Err(WatchError::Refused(format!("the server refused {verb}: {text}")))
-        }
+        Ok(Err(async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text))) => Err(WatchError::Refused(
+            format!("the server refused {verb}: {}", server_words(&text)),
+        )),
         Ok(r) => Ok(r?),
         Err(_) => Err(WatchError::Server(format!(
             "no answer to {verb} within {:?}",
             COMMAND_TIMEOUT
         ))),
     }
+}
+
+/// What the server said, from async-imap's rendering of a refusal
+/// (`code: Some(TryCreate), info: Some("Mailbox doesn't exist")`), as the
+/// server wrote it (`[TRYCREATE] Mailbox doesn't exist`): for people, and
+/// for the response codes the daemon looks for. Text of another form is
+/// returned as it is.
+pub fn server_words(text: &str) -> String {
+    let Some(rest) = text.strip_prefix("code: ") else {
+        return text.to_string();
+    };
+    let Some((code, info)) = rest.split_once(", info: ") else {
+        return text.to_string();
+    };
+    let code = match code.strip_prefix("Some(").and_then(|c| c.strip_suffix(')')) {
+        Some("TryCreate") => "[TRYCREATE] ".to_string(),
+        Some("ReadOnly") => "[READ-ONLY] ".to_string(),
+        Some(other) => format!("[{}] ", other.split(['(', ' ']).next().unwrap_or(other).to_uppercase()),
+        None => String::new(),
+    };
+    let info = match info.strip_prefix("Some(\"").and_then(|i| i.strip_suffix("\")")) {
+        Some(quoted) => quoted.replace("\\\"", "\"").replace("\\\\", "\\"),
+        None => String::new(),
+    };
+    format!("{code}{info}").trim().to_string()
 }
 
 #[cfg(test)]
@@ -213,6 +238,20 @@ pub(super) mod tests {
 
     /// The server hands over one mail of two, then says NO: an error, not
     /// a short answer that would let the other mail be passed over.
+    #[test]
+    fn a_refusal_reads_as_the_server_wrote_it() {
+        assert_eq!(
+            server_words(r#"code: Some(TryCreate), info: Some("Mailbox doesn't exist: Done")"#),
+            "[TRYCREATE] Mailbox doesn't exist: Done"
+        );
+        assert_eq!(
+            server_words(r#"code: None, info: Some("[SERVERBUG] Internal error \"x\"")"#),
+            r#"[SERVERBUG] Internal error "x""#
+        );
+        assert_eq!(server_words("code: Some(ReadOnly), info: None"), "[READ-ONLY]");
+        assert_eq!(server_words("connection lost"), "connection lost");
+    }
+
     #[tokio::test]
     async fn a_refused_fetch_is_an_error_even_after_some_mails() {
         let mut s =

@@ -7,5 +7,6 @@ pub mod command;
 pub mod connect;
 pub mod folder;
 pub mod idle;
+pub mod refusals;
 pub mod unreadable;
 pub mod watch;

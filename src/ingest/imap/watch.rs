@@ -21,6 +21,7 @@ use super::command::{self, within};
 use super::connect::{self, ConnectError, ImapSession};
 use super::folder;
 use super::idle::{self, Woken};
+use super::refusals::{Refusals, Verdict};
 use super::unreadable::{self, Trouble};
 use crate::config::mailbox::{After, MailboxConfig};
 use crate::ingest::lease::{Ended, Fleet, MailboxLease};
@@ -60,12 +61,21 @@ pub enum WatchError {
 #[derive(Debug)]
 pub struct Backoff {
     next: Duration,
+    /// When the current session last drained the folder.
+    drained: Option<std::time::Instant>,
 }
+
+/// How long a session must have worked since a drain for its failure to be
+/// a new trouble (the backoff starting again from 1 s), not the same one
+/// again: a firewall that cuts idle connections after a few minutes must
+/// not push the reconnection, and so new mail, 5 minutes out.
+const HEALTHY_FOR: Duration = Duration::from_secs(60);
 
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             next: Duration::from_secs(1),
+            drained: None,
         }
     }
 }
@@ -75,6 +85,9 @@ impl Backoff {
     /// failing together do not reconnect in lockstep, and no wait passes
     /// the 5 minutes promised (jitter added on top made up to 6¼).
     pub fn next_delay(&mut self) -> Duration {
+        if self.drained.take().is_some_and(|at| at.elapsed() >= HEALTHY_FOR) {
+            self.reset();
+        }
         let base = self.next;
         self.next = (self.next * 2).min(Duration::from_secs(300));
         let nanos = std::time::SystemTime::now()
@@ -86,6 +99,13 @@ impl Backoff {
 
     pub fn reset(&mut self) {
         self.next = Duration::from_secs(1);
+        self.drained = None;
+    }
+
+    /// The session drained the folder: if it fails a while after this, the
+    /// backoff starts again from 1 s.
+    pub fn drained(&mut self) {
+        self.drained = Some(std::time::Instant::now());
     }
 }
 
@@ -134,8 +154,10 @@ async fn watch_while_held(
     let keeper = lease.keep();
     tokio::pin!(keeper);
     let mut backoff = Backoff::default();
-    // Fetches failing at one mark, across sessions (see `unreadable`).
+    // Fetches failing at one mark, and the server refusing the `after`
+    // action, across sessions (see `unreadable` and `refusals`).
     let trouble = std::sync::Mutex::new(Trouble::default());
+    let refusals = std::sync::Mutex::new(Refusals::default());
     // Whether the lease ended as surplus (still ours, to hand over once the
     // session has stopped) rather than lost.
     let mut surplus = false;
@@ -147,7 +169,11 @@ async fn watch_while_held(
         let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
         let mut halted = halted.clone();
         let (outcome, lost) = {
-            let run = session(mb, pipeline, &mut halted, &mut backoff, &trouble, heartbeat);
+            let troubles = Troubles {
+                fetches: &trouble,
+                after: &refusals,
+            };
+            let run = session(mb, pipeline, &mut halted, &mut backoff, troubles, heartbeat);
             tokio::pin!(run);
             let mut handover: Option<tokio::time::Instant> = None;
             let outcome = loop {
@@ -210,7 +236,7 @@ async fn session(
     pipeline: &Pipeline,
     shutdown: &mut watch::Receiver<bool>,
     backoff: &mut Backoff,
-    trouble: &std::sync::Mutex<Trouble>,
+    troubles: Troubles<'_>,
     heartbeat: &Heartbeat,
 ) -> Result<(), WatchError> {
     let password = mb.password()?;
@@ -242,8 +268,6 @@ async fn session(
     let store = pipeline.store().clone();
     // Until the server refuses IDLE on a check (`Woken::ChecksRefused`).
     let mut check = mb.idle_check();
-    // The server's last refusal of the `after` action, while it lasts.
-    let after_refused = std::sync::Mutex::new(None::<String>);
     loop {
         heartbeat.beat();
         let selected = within("SELECT", s.select(folder::encode(&mb.folder))).await?;
@@ -253,18 +277,18 @@ async fn session(
             mb,
             uidvalidity,
             can_move,
-            after_refused: &after_refused,
-            trouble,
+            troubles,
             heartbeat,
         };
         drain(&mut s, pipeline, marking, shutdown).await?;
+        backoff.drained();
         if *shutdown.borrow() {
             log_out(&mut s).await;
             return Ok(());
         }
         if can_idle {
             store
-                .set_mailbox_state(&mb.name, "idle", refusal(&after_refused).as_deref())
+                .set_mailbox_state(&mb.name, "idle", troubles.after_shown().as_deref())
                 .await?;
             // Renewed on our own clock: servers send "* OK Still here" every
             // few minutes, which must not keep one IDLE open for ever.
@@ -287,7 +311,7 @@ async fn session(
             }
         } else {
             store
-                .set_mailbox_state(&mb.name, "polling", refusal(&after_refused).as_deref())
+                .set_mailbox_state(&mb.name, "polling", troubles.after_shown().as_deref())
                 .await?;
             poll_wait(Duration::from_secs(mb.poll_seconds), shutdown, heartbeat).await;
         }
@@ -320,12 +344,6 @@ async fn poll_wait(poll: Duration, shutdown: &mut watch::Receiver<bool>, heartbe
         }
         heartbeat.beat();
     }
-}
-
-/// What a caught-up mailbox reports as its error: the server's refusal of
-/// the `after` action, if its last try was refused.
-fn refusal(after_refused: &std::sync::Mutex<Option<String>>) -> Option<String> {
-    after_refused.lock().map(|r| r.clone()).unwrap_or_default()
 }
 
 /// LOGOUT, without waiting long: the server may be what is failing, and a
@@ -391,9 +409,14 @@ async fn drain(
         tracing::trace!("sized");
         // Suspects of a failing fetch go one at a time, to find the one
         // the server cannot hand over (see `unreadable`).
-        let one_by_one = marking.trouble.lock().ok().and_then(|t| t.one_by_one(last));
+        let one_by_one = marking
+            .troubles
+            .fetches
+            .lock()
+            .ok()
+            .and_then(|t| t.one_by_one(uidvalidity, last));
         let chunks = chunk::chunks_within(&sized, mb.batch, chunk::CHUNK_BYTES, mb.max_message_bytes, one_by_one);
-        let first = fetch_or_pass(s, pipeline, &marking, &chunks[0]).await;
+        let first = fetch_or_pass(s, pipeline, &marking, last, &chunks[0]).await;
         let mut next = Some(first.inspect_err(|e| marking.fetch_failed(last, &chunks[0], e))?);
         // The chunk ahead: processing on its task, settled once committed.
         let mut ahead: Option<InFlight> = None;
@@ -429,7 +452,7 @@ async fn drain(
             };
             let following = chunks.get(i + 1).filter(|_| !*shutdown.borrow());
             let fetched = match following {
-                Some(c) => fetch_or_pass(s, pipeline, &marking, c).await.map(Some),
+                Some(c) => fetch_or_pass(s, pipeline, &marking, last, c).await.map(Some),
                 None => Ok(None),
             };
             let settled = match ahead.take() {
@@ -474,8 +497,8 @@ impl Marking<'_> {
     /// Counts a fetch of `chunk` that failed with the mailbox at `mark`.
     fn fetch_failed(&self, mark: u32, chunk: &[(u32, u32)], error: &WatchError) {
         let uids: Vec<u32> = chunk.iter().map(|(uid, _)| *uid).collect();
-        if let Ok(mut trouble) = self.trouble.lock() {
-            trouble.fetch_failed(mark, &uids, &error.to_string());
+        if let Ok(mut trouble) = self.troubles.fetches.lock() {
+            trouble.fetch_failed(self.uidvalidity, mark, &uids, &error.to_string());
         }
     }
 }
@@ -487,9 +510,23 @@ struct Marking<'a> {
     mb: &'a MailboxConfig,
     uidvalidity: u32,
     can_move: bool,
-    after_refused: &'a std::sync::Mutex<Option<String>>,
-    trouble: &'a std::sync::Mutex<Trouble>,
+    troubles: Troubles<'a>,
     heartbeat: &'a Heartbeat,
+}
+
+/// What a mailbox task remembers across sessions of what went wrong.
+#[derive(Clone, Copy)]
+struct Troubles<'a> {
+    fetches: &'a std::sync::Mutex<Trouble>,
+    after: &'a std::sync::Mutex<Refusals>,
+}
+
+impl Troubles<'_> {
+    /// What a caught-up mailbox reports as its error: the server's refusal
+    /// of the `after` action on mails the mark passed, while it lasts.
+    fn after_shown(&self) -> Option<String> {
+        self.after.lock().ok().and_then(|r| r.shown())
+    }
 }
 
 /// A chunk being processed, with what to mark on the server once it commits.
@@ -508,7 +545,7 @@ impl InFlight {
             mb,
             uidvalidity,
             can_move,
-            after_refused,
+            troubles,
             heartbeat,
             ..
         } = *to;
@@ -520,25 +557,28 @@ impl InFlight {
             Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             Err(e) => return Err(WatchError::Server(format!("processing a chunk was cancelled: {e}"))),
         }
-        // The chunk's mails are tickets already. A server that refuses to
-        // move, flag or delete them (a folder it will not create, a
-        // read-only folder) must not hold the mark back: the next session
-        // would fetch the same chunks again, fail the same way, and never
-        // reach the mail behind them. They stay where they are, and the
-        // mailbox's status says why until an action goes through again.
-        let refused = match chunk::settle(s, mb, &self.chunk, can_move).await {
-            Ok(()) => None,
+        // The chunk's mails are tickets already: a refusal that lasts lets
+        // the mark pass them (see `refusals`).
+        let acts = mb.after != After::Keep && !(self.chunk.whole.is_empty() && self.chunk.oversized.is_empty());
+        match chunk::settle(s, mb, &self.chunk, can_move).await {
+            Ok(()) if acts => {
+                if let Ok(mut r) = troubles.after.lock() {
+                    r.accepted();
+                }
+            }
+            Ok(()) => {}
             Err(WatchError::Refused(text)) => {
-                tracing::warn!(mailbox = %mb.name, mails = self.count, error = %text, "the server refused the after action; the mails are stored and stay in the folder");
-                Some(format!(
+                let shown = format!(
                     "after = \"{}\": {text} (the mails are stored and stay in {})",
                     mb.after, mb.folder
-                ))
+                );
+                let verdict = troubles.after.lock().map(|mut r| r.refused(&text, shown));
+                if verdict.ok() != Some(Verdict::Pass) {
+                    return Err(WatchError::Refused(text));
+                }
+                tracing::warn!(mailbox = %mb.name, mails = self.count, error = %text, "the server refused the after action; the mails are stored and stay in the folder");
             }
             Err(e) => return Err(e),
-        };
-        if let Ok(mut last) = after_refused.lock() {
-            *last = refused;
         }
         let top = self.chunk.top.max(last);
         store.advance_mailbox(&mb.name, uidvalidity, top, self.count).await?;
@@ -555,20 +595,27 @@ async fn fetch_or_pass(
     s: &mut ImapSession,
     pipeline: &Pipeline,
     m: &Marking<'_>,
+    mark: u32,
     chunk: &[(u32, u32)],
 ) -> Result<(Prepared, Fetched), WatchError> {
     let culprit = match chunk {
-        [(uid, _)] => m
-            .trouble
-            .lock()
-            .ok()
-            .and_then(|t| t.culprit(*uid).map(|said| (*uid, said.to_string()))),
+        [(uid, _)] => m.troubles.fetches.lock().ok().and_then(|t| {
+            t.culprit(m.uidvalidity, mark, *uid)
+                .map(|said| (*uid, said.to_string()))
+        }),
         _ => None,
     };
     let Some((uid, said)) = culprit else {
-        return fetch_prepared(s, m.mb, pipeline, m.uidvalidity, chunk).await;
+        let fetched = fetch_prepared(s, m.mb, pipeline, m.uidvalidity, chunk).await?;
+        if let Ok(mut trouble) = m.troubles.fetches.lock() {
+            trouble.fetched(chunk.len());
+        }
+        return Ok(fetched);
     };
     tracing::warn!(mailbox = %m.mb.name, uid, error = %said, "the server failed every fetch of this mail, alone and with others: quarantined as unreadable and passed; it stays in the folder");
+    if let Ok(mut trouble) = m.troubles.fetches.lock() {
+        trouble.passed(uid);
+    }
     let placeholder = unreadable::placeholder(m.mb, m.uidvalidity, uid, &said);
     let passed = Fetched {
         mails: Vec::new(),
@@ -619,6 +666,15 @@ mod tests {
             "{late:?}"
         );
         b.reset();
+        assert!(b.next_delay() <= Duration::from_secs(1));
+        // A session that failed soon after its drain: the backoff goes on
+        // growing; one that worked a minute first starts again from 1 s.
+        b.drained();
+        assert!(b.next_delay() > Duration::from_secs(1));
+        for _ in 0..20 {
+            b.next_delay();
+        }
+        b.drained = Some(std::time::Instant::now() - HEALTHY_FOR);
         assert!(b.next_delay() <= Duration::from_secs(1));
     }
 }
