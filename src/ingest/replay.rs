@@ -24,7 +24,17 @@ pub fn mail_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         // fix (exit 2), not a failure of the run.
         let meta = std::fs::metadata(p).map_err(|e| Error::Usage(format!("{}: {e}", p.display())))?;
         if meta.is_dir() {
+            let before = out.len();
             collect_dir(p, &mut out)?;
+            if out.len() == before {
+                // Not an error (an export may be empty), but a run that
+                // says "processed 0" must not look like a finished import.
+                tracing::warn!(
+                    "{}: no mail files in this directory (hidden files and {} files are skipped)",
+                    p.display(),
+                    NOT_MAIL.join(", .")
+                );
+            }
         } else {
             out.push(p.clone());
         }

@@ -63,6 +63,14 @@ fn replay_without_json_prints_a_sentence() {
     assert!(out.contains("processed 1") && out.contains("new tickets 1"), "{out}");
     env.fail2(&["replay", "--batch", "0", &env.path("in")]);
     env.fail2(&["replay"]);
+    // A directory with no mail in it is said to be so, not only counted.
+    std::fs::create_dir_all(env.path("empty")).unwrap();
+    std::fs::write(env.path("empty/notes.md"), "not mail").unwrap();
+    let out = env.run(&["replay", &env.path("empty")]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no mail files in this directory"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("processed 0"));
 }
 
 // --------------------------------------------------------------------- tickets
