@@ -185,7 +185,16 @@ pub fn with_database(url: &str, name: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{shown, with_database};
+    use super::{REQUIRE_ENV, TestDb, shown, with_database};
+
+    /// Without a server, CI's variable turns the visible skip into a
+    /// failure that names it; without the variable the tests skip.
+    #[test]
+    fn a_missing_server_fails_only_when_required() {
+        let err = TestDb::missing_outcome(true).err().expect("required: a failure");
+        assert!(err.contains(REQUIRE_ENV), "{err}");
+        assert!(matches!(TestDb::missing_outcome(false), Ok(None)));
+    }
 
     /// Messages quote the URL without its password (CI logs keep them).
     #[test]
