@@ -191,7 +191,9 @@ mod tests {
     /// failure that names it; without the variable the tests skip.
     #[test]
     fn a_missing_server_fails_only_when_required() {
-        let err = TestDb::missing_outcome(true).err().expect("required: a failure");
+        let Err(err) = TestDb::missing_outcome(true) else {
+            panic!("required: a failure")
+        };
         assert!(err.contains(REQUIRE_ENV), "{err}");
         assert!(matches!(TestDb::missing_outcome(false), Ok(None)));
     }
