@@ -103,11 +103,7 @@ impl TestDb {
 
     /// What [`TestDb::create`] does without `MAILROOM_TEST_POSTGRES_URL`.
     pub fn missing_outcome(required: bool) -> Result<Option<TestDb>, String> {
-        if required {
-            return Err(format!(
-                "{URL_ENV} is not set but {REQUIRE_ENV} is (e.g. {URL_ENV}=postgres://postgres@127.0.0.1:5432/test)"
-            ));
-        }
+        missing_is_fatal(required)?;
         let _ = writeln!(
             std::io::stderr(),
             "SKIPPED: no PostgreSQL server (set {URL_ENV}, e.g. postgres://postgres@127.0.0.1:5432/test); PostgreSQL tests did not run"
@@ -183,19 +179,28 @@ pub fn with_database(url: &str, name: &str) -> Result<String, String> {
     Ok(format!("{}/{name}{query}", &head[..authority_end]))
 }
 
+/// Without a server: a failure naming CI's variable when it is set (a
+/// skip there would hide the PostgreSQL pass), else nothing (a skip).
+fn missing_is_fatal(required: bool) -> Result<(), String> {
+    if required {
+        return Err(format!(
+            "{URL_ENV} is not set but {REQUIRE_ENV} is (e.g. {URL_ENV}=postgres://postgres@127.0.0.1:5432/test)"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{REQUIRE_ENV, TestDb, shown, with_database};
+    use super::{REQUIRE_ENV, missing_is_fatal, shown, with_database};
 
     /// Without a server, CI's variable turns the visible skip into a
     /// failure that names it; without the variable the tests skip.
     #[test]
     fn a_missing_server_fails_only_when_required() {
-        let Err(err) = TestDb::missing_outcome(true) else {
-            panic!("required: a failure")
-        };
+        let err = missing_is_fatal(true).unwrap_err();
         assert!(err.contains(REQUIRE_ENV), "{err}");
-        assert!(matches!(TestDb::missing_outcome(false), Ok(None)));
+        assert_eq!(missing_is_fatal(false), Ok(()));
     }
 
     /// Messages quote the URL without its password (CI logs keep them).
