@@ -11,10 +11,9 @@ mod imap_client;
 
 use std::time::{Duration, Instant};
 
-use daemon::{Setup, request, signal, wait_for};
+use daemon::{Setup, request, set_mode, signal, wait_for};
 use dovecot::Dovecot;
 use imap_client::ImapClient;
-use serde_json::Value;
 
 /// Generous bounds: these are correctness tests, not benchmarks.
 const SOON: Duration = Duration::from_secs(30);
@@ -319,11 +318,7 @@ fn a_uidvalidity_change_rescans_without_duplicates() {
         "{}",
         again.logs()
     );
-    let outcomes: Vec<String> = setup
-        .messages()
-        .iter()
-        .map(|m| m["outcome"].as_str().unwrap().to_string())
-        .collect();
+    let outcomes = setup.outcomes();
     assert_eq!(
         outcomes.iter().filter(|o| *o == "new_ticket").count(),
         3,
@@ -359,20 +354,6 @@ fn a_server_restart_mid_run_is_survived() {
 }
 
 /// The file in `user`'s Maildir (new/ or cur/) whose mail contains `marker`.
-fn maildir_file(d: &Dovecot, user: &str, marker: &str) -> std::path::PathBuf {
-    ["new", "cur"]
-        .iter()
-        .flat_map(|sub| std::fs::read_dir(d.maildir(user).join(sub)).into_iter().flatten())
-        .map(|e| e.unwrap().path())
-        .find(|p| String::from_utf8_lossy(&std::fs::read(p).unwrap()).contains(marker))
-        .unwrap_or_else(|| panic!("no mail with {marker:?} in {user}'s Maildir"))
-}
-
-fn set_mode(path: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
-}
-
 /// A mail the server cannot hand over (its file unreadable: Dovecot sends the chunk's other
 /// mails, then fails the FETCH and drops the connection) is never passed over: with
 /// `after = "delete"` nothing is deleted and the high-water mark stays put while the failure
@@ -385,7 +366,7 @@ fn a_refused_fetch_deletes_nothing_and_passes_nothing_over() {
     let setup = Setup::new();
     backlog(&d, "flaky", 3);
     // The mail process runs as nobody: a file with mode 000 is one it cannot open.
-    let unreadable = maildir_file(&d, "flaky", "Line 1 is down");
+    let unreadable = d.mail_file("flaky", "Line 1 is down");
     set_mode(&unreadable, 0o000);
     setup.mailbox(&mailbox(&d, "flaky", "flaky", "none", "after = \"delete\"\n"));
     let daemon = setup.start();
@@ -407,7 +388,7 @@ fn a_refused_fetch_deletes_nothing_and_passes_nothing_over() {
     assert!(setup.tickets().is_empty());
 
     // Dovecot moved it from new/ to cur/ when the folder was first selected.
-    set_mode(&maildir_file(&d, "flaky", "Line 1 is down"), 0o600);
+    set_mode(&d.mail_file("flaky", "Line 1 is down"), 0o600);
     assert!(
         wait_for(SOON, || setup.tickets().len() == 3
             && setup.status("flaky")["last_uid"] == 3),
@@ -419,7 +400,7 @@ fn a_refused_fetch_deletes_nothing_and_passes_nothing_over() {
         "{}",
         daemon.logs()
     );
-    let outcomes: Vec<Value> = setup.messages().iter().map(|m| m["outcome"].clone()).collect();
+    let outcomes = setup.outcomes();
     assert_eq!(outcomes, ["new_ticket", "new_ticket", "new_ticket"], "{outcomes:?}");
     // Caught up, the mailbox no longer shows the error it recovered from.
     assert!(

@@ -13,7 +13,7 @@ mod imap_client;
 
 use std::time::Duration;
 
-use daemon::{Setup, request, wait_for};
+use daemon::{Setup, request, set_mode, wait_for};
 use dovecot::Dovecot;
 use imap_client::ImapClient;
 
@@ -70,9 +70,8 @@ fn folders_named_outside_ascii_are_watched_and_moved_into() {
 }
 
 fn set_modes(dir: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
     for path in [dir.to_path_buf(), dir.join("new"), dir.join("cur"), dir.join("tmp")] {
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        set_mode(&path, mode);
     }
 }
 
@@ -114,11 +113,7 @@ fn a_refused_after_action_holds_nothing_back_and_is_reported() {
     let mut c = user(&d, "stuck");
     assert_eq!(c.count("INBOX").unwrap(), 5);
     assert_eq!(c.count("Done").unwrap(), 0);
-    let outcomes: Vec<String> = setup
-        .messages()
-        .iter()
-        .map(|m| m["outcome"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let outcomes = setup.outcomes();
     // Each mail once: the chunks fetched again while the refusal could
     // still be of the moment (Dovecot says `[SERVERBUG]` for a folder it
     // cannot write to) are recognised as the mails already stored.
@@ -139,15 +134,6 @@ fn a_refused_after_action_holds_nothing_back_and_is_reported() {
     assert_eq!(daemon.terminate().0, Some(0));
 }
 
-fn maildir_file(d: &Dovecot, user: &str, marker: &str) -> std::path::PathBuf {
-    ["new", "cur"]
-        .iter()
-        .flat_map(|sub| std::fs::read_dir(d.maildir(user).join(sub)).into_iter().flatten())
-        .map(|e| e.unwrap().path())
-        .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker)))
-        .unwrap_or_else(|| panic!("no mail with {marker:?} in {user}'s Maildir"))
-}
-
 /// A mail the server lists but cannot hand over (its file unreadable:
 /// Dovecot sends the rest of the chunk, then fails the FETCH and drops the
 /// connection) no longer holds back the mail behind it: after its chunk
@@ -164,8 +150,7 @@ fn a_mail_the_server_cannot_hand_over_is_passed_and_the_rest_comes_in() {
     for n in 0..4 {
         c.append("INBOX", &request(n)).unwrap();
     }
-    // The mail process runs as nobody: a file with mode 000 is one it cannot open.
-    set_file_mode(&maildir_file(&d, "blocked", "Line 1 is down"), 0o000);
+    set_mode(&d.mail_file("blocked", "Line 1 is down"), 0o000);
     let setup = Setup::new();
     setup.mailbox(&mailbox(&d, "blocked", "after = \"delete\"\n"));
     let mut daemon = setup.start();
@@ -181,11 +166,7 @@ fn a_mail_the_server_cannot_hand_over_is_passed_and_the_rest_comes_in() {
     assert_eq!(q[0]["reason"], "unreadable", "{q:?}");
     let detail = q[0]["detail"].as_str().unwrap_or_default();
     assert!(detail.contains("still in the folder"), "{detail}");
-    let outcomes: Vec<String> = setup
-        .messages()
-        .iter()
-        .map(|m| m["outcome"].as_str().unwrap_or_default().to_string())
-        .collect();
+    let outcomes = setup.outcomes();
     // Each mail once; a mail stored in a session the failure then ended
     // (its chunk committed, the connection gone before its mark moved) is
     // fetched again and recognised.
@@ -207,7 +188,7 @@ fn a_mail_the_server_cannot_hand_over_is_passed_and_the_rest_comes_in() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("move it out of its folder and back in"));
 
-    set_file_mode(&maildir_file(&d, "blocked", "Line 1 is down"), 0o600);
+    set_mode(&d.mail_file("blocked", "Line 1 is down"), 0o600);
     let left = c.uids("INBOX").unwrap();
     c.command(&format!("UID COPY {} INBOX", left[0])).unwrap();
     assert!(
@@ -217,9 +198,4 @@ fn a_mail_the_server_cannot_hand_over_is_passed_and_the_rest_comes_in() {
         daemon.logs()
     );
     assert_eq!(daemon.terminate().0, Some(0));
-}
-
-fn set_file_mode(path: &std::path::Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }

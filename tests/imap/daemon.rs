@@ -88,6 +88,14 @@ impl Setup {
         self.json(&["messages", "list"])
     }
 
+    /// Each stored mail's outcome (`new_ticket`, `duplicate`, ...), in order.
+    pub fn outcomes(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .map(|m| m["outcome"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     /// `mailroom status --json` row of one mailbox.
     pub fn status(&self, name: &str) -> Value {
         self.json(&["status"])
@@ -226,4 +234,12 @@ Message-ID: <req-{n}@acme.test>\r\nDate: Mon, 2 Mar 2026 10:00:00 +0100\r\nMIME-
 Content-Type: text/plain; charset=utf-8\r\n\r\nHello, line {n} has been down since this morning.\r\n"
     )
     .into_bytes()
+}
+
+/// Sets a file's or directory's mode: the private Dovecot's mail process
+/// runs as nobody, so mode 000 is a mail it cannot read, 0555 a folder it
+/// cannot write to.
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }

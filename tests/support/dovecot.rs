@@ -260,6 +260,17 @@ impl Dovecot {
         }
     }
 
+    /// The Maildir file of `user`'s INBOX mail containing `marker` (in
+    /// `new/` or `cur/`, wherever Dovecot has it now).
+    pub fn mail_file(&self, user: &str, marker: &str) -> PathBuf {
+        ["new", "cur"]
+            .iter()
+            .flat_map(|sub| std::fs::read_dir(self.maildir(user).join(sub)).into_iter().flatten())
+            .map(|e| e.unwrap().path())
+            .find(|p| std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker)))
+            .unwrap_or_else(|| panic!("no mail with {marker:?} in {user}'s Maildir"))
+    }
+
     /// Adds a user (its own passwd-file `users/<name>`), usable for the next login.
     pub fn add_user(&self, name: &str, password: &str) -> Result<(), String> {
         let bad = |s: &str| s.is_empty() || s.contains([':', '\n', '\r', '/']) || s.trim() != s;

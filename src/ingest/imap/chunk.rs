@@ -100,7 +100,7 @@ pub async fn fetch(
         .copied()
         .partition(|(_, size)| u64::from(*size) > mb.max_message_bytes);
     let mut mails: Vec<(u32, Incoming)> = Vec::with_capacity(chunk.len());
-    let source = |uid: u32| format!("{}/{uidvalidity}/{uid}", mb.name);
+    let source = |uid: u32| source(mb, uidvalidity, uid);
     if !small.is_empty() {
         let set = uid_set(&small.iter().map(|(u, _)| *u).collect::<Vec<_>>());
         for f in command::uid_fetch(s, &set, "(UID BODY.PEEK[])").await? {
@@ -223,6 +223,12 @@ async fn move_to(s: &mut ImapSession, set: &str, folder: &str, can_move: bool) -
     within("UID COPY", s.uid_copy(set, folder)).await?;
     command::uid_store(s, set, "+FLAGS.SILENT (\\Deleted)").await?;
     command::uid_expunge(s, set).await
+}
+
+/// Where a fetched mail came from, as its stored `source` says it:
+/// `mailbox/UIDVALIDITY/UID`.
+pub fn source(mb: &MailboxConfig, uidvalidity: u32, uid: u32) -> String {
+    format!("{}/{uidvalidity}/{uid}", mb.name)
 }
 
 /// A compact UID set: `1:5,7,9:12`.

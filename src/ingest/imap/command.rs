@@ -148,14 +148,23 @@ pub async fn within<T>(
     run: impl std::future::Future<Output = async_imap::error::Result<T>>,
 ) -> Result<T, WatchError> {
     match tokio::time::timeout(COMMAND_TIMEOUT, run).await {
-        Ok(Err(async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text))) => Err(WatchError::Refused(
-            format!("the server refused {verb}: {}", server_words(&text)),
+        Ok(Err(e @ (async_imap::error::Error::No(_) | async_imap::error::Error::Bad(_)))) => Err(WatchError::Refused(
+            format!("the server refused {verb}: {}", refusal_text(&e)),
         )),
         Ok(r) => Ok(r?),
         Err(_) => Err(WatchError::Server(format!(
             "no answer to {verb} within {:?}",
             COMMAND_TIMEOUT
         ))),
+    }
+}
+
+/// What the server said in refusing a command (`NO` or `BAD`), as it
+/// wrote it; any other error as async-imap says it.
+pub fn refusal_text(e: &async_imap::error::Error) -> String {
+    match e {
+        async_imap::error::Error::No(text) | async_imap::error::Error::Bad(text) => server_words(text),
+        other => other.to_string(),
     }
 }
 

@@ -109,14 +109,8 @@ async fn open_inner(mb: &MailboxConfig, password: &str, addr: &str) -> Result<Im
     };
     client.login(&mb.username, password).await.map_err(|(e, _)| {
         // A server may quote the refused LOGIN line back.
-        let said = crate::config::redact::without_secret(&e.to_string(), &mb.username, password);
-        let said = match said.split_once(": ") {
-            // "no response: code: …, info: …", as the server wrote it.
-            Some((kind, rest)) if rest.starts_with("code: ") => {
-                format!("{kind}: {}", super::command::server_words(rest))
-            }
-            _ => said,
-        };
+        let said = super::command::refusal_text(&e);
+        let said = crate::config::redact::without_secret(&said, &mb.username, password);
         ConnectError::Login(mb.username.clone(), said)
     })
 }

@@ -135,7 +135,7 @@ pub fn placeholder(mb: &MailboxConfig, uidvalidity: u32, uid: u32, error: &str) 
         name = mb.name,
         folder = mb.folder,
     );
-    let mut mail = Incoming::new(raw.into_bytes(), format!("{}/{uidvalidity}/{uid}", mb.name));
+    let mut mail = Incoming::new(raw.into_bytes(), super::chunk::source(mb, uidvalidity, uid));
     mail.unreadable = Some(error.to_string());
     mail
 }
