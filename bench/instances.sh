@@ -27,6 +27,12 @@
 #         mailboxes), started back to back: they race for the leases, then
 #         hand surplus mailboxes over at their lease renewals (every
 #         mailbox_lease / 5, LEASE);
+#   pgsplit PostgreSQL, 3 instances (INSTANCES) on 3 databases, each with
+#           a fixed third of the mailboxes: nothing shared, so no lease, no
+#           lock and no fact to agree on between them. Not a way to run
+#           mailroom (a sender mailing two of them would be two contacts);
+#           the ceiling of what any coordination on one store could reach
+#           with these instances on this machine;
 #   sqlite  SQLite, 1 instance with all mailboxes.
 # (Each instance must list every mailbox: an instance holds at most
 # ceil(its mailboxes / live instances) leases, so a static split, each
@@ -42,7 +48,8 @@
 # (busy cores), and the store's outcome counts.
 # At the end: medians over RUNS and the ratio three instances / one.
 #
-# Env: CARGO_TARGET_DIR, MAILROOM_SHARED, MAILBOXES (6), INSTANCES (3),
+# Env: CARGO_TARGET_DIR, MAILROOM_SHARED, PHASES ("pg1 pg3 pgsplit sqlite"),
+# MAILBOXES (6), INSTANCES (3),
 # LEASE (database.mailbox_lease, 30s), DRAIN_TIMEOUT (s, 300), PG_HOST (127.0.0.1), PG_PORT (5432),
 # PG_USER (postgres, trust auth), PG_CONNECTIONS (database.connections, 8),
 # MAILROOM_LOG (info,mailroom::pipeline=debug: the per-batch timings
@@ -82,7 +89,11 @@ cleanup() {
   stop_daemons
   close_poller
   [[ -n $dovecot_dir ]] && "$shared/bench/dovecot-down.sh" "$dovecot_dir" >/dev/null 2>&1
-  [[ -n $pg_made ]] && pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1
+  if [[ -n $pg_made ]]; then
+    for d in "$db" $(seq -f "${db}_s%g" "$I"); do
+      pg -d postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" >/dev/null 2>&1
+    done
+  fi
   if [[ -n ${KEEP_WORK:-} ]]; then echo "kept $work" >&2; else rm -rf "$work"; fi
   exit "$rc"
 }
@@ -225,13 +236,15 @@ print(json.dumps({"folders": counts, "seconds": round(time.monotonic() - t0, 2)}
 PY
 }
 
-# Writes an instance's config for STORE (pg|sqlite): every mailbox.
-write_config() {  # FILE STORE
-  local file=$1 store=$2 j
+# Writes an instance's config for STORE (pg|sqlite): every mailbox; with
+# SHARE (1..I, the pgsplit phase), its own database ${db}_s<SHARE> and only
+# the mailboxes j with j mod I = SHARE - 1.
+write_config() {  # FILE STORE [SHARE]
+  local file=$1 store=$2 share=${3:-} j
   {
     echo "[database]"
     if [[ $store == pg ]]; then
-      echo "url = \"postgres://$PG_USER@$PG_HOST:$PG_PORT/$db\""
+      echo "url = \"postgres://$PG_USER@$PG_HOST:$PG_PORT/$db${share:+_s$share}\""
       echo "connections = $PG_CONNECTIONS"
       echo "mailbox_lease = \"$LEASE\""
       echo "attachments = \"$work/attachments\""
@@ -240,6 +253,7 @@ write_config() {  # FILE STORE
     fi
     printf '[mail]\nfrom = "support@provider.test"\ndomain = "provider.test"\n'
     for j in $(seq 0 $((K - 1))); do
+      [[ -n $share ]] && ((j % I != share - 1)) && continue
       printf '\n[[mailbox]]\nname = "%s"\nhost = "127.0.0.1"\nport = %s\ntls = "none"\n' "${mbs[j]}" "$IMAP_PORT"
       printf 'username = "%s"\npassword = "%s"\nfolder = "%s"\nafter = "keep"\nbatch = 200\n' \
         "$MAIL_USER" "$MAIL_PASS" "${mbs[j]}"
@@ -248,18 +262,20 @@ write_config() {  # FILE STORE
 }
 
 declare -A rates steadies
-phase_names=(pg1 pg3 sqlite)
-declare -A label=([pg1]="PostgreSQL, 1 instance" [pg3]="PostgreSQL, $I instances" [sqlite]="SQLite, 1 instance")
+read -r -a phase_names <<<"${PHASES:-pg1 pg3 pgsplit sqlite}"
+declare -A label=([pg1]="PostgreSQL, 1 instance" [pg3]="PostgreSQL, $I instances" [sqlite]="SQLite, 1 instance"
+                  [pgsplit]="PostgreSQL, $I instances, $I databases")
 raws=()
 distributions=()
 
 # One phase on a fresh store: start the instances, wait until all N are
 # ingested, report, stop them.
 phase() {  # NAME RUN
-  local name=$1 run=$2 store=pg count=1 i
+  local name=$1 run=$2 store=pg count=1 split= i
   case $name in
     pg1) ;;
     pg3) count=$I ;;
+    pgsplit) count=$I split=1 ;;
     sqlite) store=sqlite ;;
   esac
   rm -rf "$work/m.db"* "$work/attachments" "$work"/daemon-*.log
@@ -267,11 +283,36 @@ phase() {  # NAME RUN
     pg -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
     pg -d postgres -c "CREATE DATABASE $db" >/dev/null
     pg_made=1
+    if [[ -n $split ]]; then
+      for i in $(seq "$I"); do
+        pg -d postgres -c "DROP DATABASE IF EXISTS ${db}_s$i WITH (FORCE)" >/dev/null
+        pg -d postgres -c "CREATE DATABASE ${db}_s$i" >/dev/null
+      done
+    fi
   fi
-  for i in $(seq "$count"); do write_config "$work/mailroom-$i.toml" "$store"; done
+  for i in $(seq "$count"); do write_config "$work/mailroom-$i.toml" "$store" ${split:+$i}; done
   # Creates the schema too, before the clock starts.
-  "$bin" --config "$work/mailroom-1.toml" directory import "$work/directory.toml" >/dev/null
+  local imports=1
+  [[ -n $split ]] && imports=$count
+  for i in $(seq "$imports"); do
+    "$bin" --config "$work/mailroom-$i.toml" directory import "$work/directory.toml" >/dev/null
+  done
   open_poller "$store"
+  # pgsplit: the poller reads the share databases through dblink, over
+  # connections opened once.
+  local progress="SELECT 'n ' || coalesce(sum(ingested), 0) FROM mailbox_state
+                  UNION ALL SELECT 'h ' || name || ' ' || holder FROM mailbox_leases"
+  if [[ -n $split ]]; then
+    pgq "CREATE EXTENSION IF NOT EXISTS dblink" >/dev/null || exit 1
+    local counts=() holders=()
+    for i in $(seq "$I"); do
+      pgq "SELECT dblink_connect('s$i', 'host=$PG_HOST port=$PG_PORT user=$PG_USER dbname=${db}_s$i')" >/dev/null || exit 1
+      counts+=("SELECT n FROM dblink('s$i', 'SELECT coalesce(sum(ingested), 0) FROM mailbox_state') AS t(n bigint)")
+      holders+=("SELECT 'h ' || name || ' ' || holder FROM dblink('s$i', 'SELECT name, holder FROM mailbox_leases') AS t(name text, holder text)")
+    done
+    progress="SELECT 'n ' || sum(n) FROM ($(printf '%s UNION ALL ' "${counts[@]}") SELECT 0) c
+              UNION ALL $(printf '%s UNION ALL ' "${holders[@]}") SELECT 'x' WHERE false"
+  fi
 
   local s0 start now got first_at= first_got= drained lines line h
   declare -A seen=()
@@ -285,8 +326,7 @@ phase() {  # NAME RUN
   while :; do
     got=-1
     if [[ $store == pg ]]; then
-      lines=$(pgq "SELECT 'n ' || coalesce(sum(ingested), 0) FROM mailbox_state
-                   UNION ALL SELECT 'h ' || name || ' ' || holder FROM mailbox_leases") || exit 1
+      lines=$(pgq "$progress") || exit 1
       while IFS= read -r line; do
         case $line in
           n\ *) got=${line#n } ;;
@@ -316,13 +356,20 @@ phase() {  # NAME RUN
   # connections, still open (the poller's own backend left out).
   local backends=() s1 hwm=()
   if [[ $store == pg ]]; then
-    mapfile -t backends < <(pgq "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    mapfile -t backends < <(pgq "SELECT pid FROM pg_stat_activity WHERE (datname = current_database() OR datname LIKE '${db}_s%')
+                                   AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND application_name NOT LIKE 'dblink%'")
   fi
   read -r -a s1 < <(cpu_snap "$DOVECOT_PID" "${daemons[@]}" "${backends[@]}")
   for i in "${!daemons[@]}"; do hwm+=("$(awk '/^VmHWM/ {print int($2 / 1024)}' "/proc/${daemons[i]}/status")"); done
   # Lease holders as `status` shows them now, by instance.
   local status pids_text="${daemons[*]}"
   status=$(timeout 10 "$bin" --config "$work/mailroom-1.toml" status --json)
+  if [[ -n $split ]]; then
+    for i in $(seq 2 "$count"); do
+      status=$(python3 -c 'import json, sys; print(json.dumps(json.loads(sys.argv[1]) + json.loads(sys.argv[2])))' \
+        "$status" "$(timeout 10 "$bin" --config "$work/mailroom-$i.toml" status --json)")
+    done
+  fi
   stop_daemons
   close_poller
 
@@ -380,7 +427,10 @@ print(out)
   # The store: outcomes; anything the daemons logged above info.
   local outcomes
   if [[ $store == pg ]]; then
-    outcomes=$(pg -d "$db" -F= -R', ' -c "SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")
+    local d dbs=("$db")
+    [[ -n $split ]] && dbs=($(seq -f "${db}_s%g" "$I"))
+    outcomes=$(for d in "${dbs[@]}"; do pg -d "$d" -c "SELECT outcome, count(*) FROM messages GROUP BY outcome"; done |
+      awk -F'|' '{n[$1] += $2} END {for (o in n) printf "%s=%s, ", o, n[o]}')
   else
     outcomes=$(sqlite3 -readonly -separator = -newline ', ' "$work/m.db" "SELECT outcome, count(*) FROM messages GROUP BY outcome ORDER BY outcome")
   fi
@@ -420,10 +470,10 @@ print(f"{n} batches of {mails} mails (by instance: {chr(32).join(map(str, each))
   if [[ $store == pg ]]; then
     pgstats=$(pg -d postgres -c "SELECT format('transactions %s, rows inserted %s updated %s deleted %s returned %s fetched %s, blocks read %s hit %s, deadlocks %s',
         xact_commit, tup_inserted, tup_updated, tup_deleted, tup_returned, tup_fetched, blks_read, blks_hit, deadlocks)
-      FROM pg_stat_database WHERE datname = '$db'")
+      FROM pg_stat_database WHERE datname = '${dbs[0]}'")
     # Sequential scans: a table read whole per batch makes the rate fall
     # as the store grows.
-    pgstats+="; seq scans (rows read): $(pg -d "$db" -c "SELECT string_agg(format('%s %s (%s)', relname, seq_scan, seq_tup_read), ', ' ORDER BY seq_tup_read DESC)
+    pgstats+="; seq scans (rows read): $(pg -d "${dbs[0]}" -c "SELECT string_agg(format('%s %s (%s)', relname, seq_scan, seq_tup_read), ', ' ORDER BY seq_tup_read DESC)
       FROM (SELECT * FROM pg_stat_user_tables WHERE seq_tup_read > 0 ORDER BY seq_tup_read DESC LIMIT 4) t")"
   fi
   local warns
@@ -483,12 +533,14 @@ for name in "${phase_names[@]}"; do
   printf '%-42s %6s msg/s  (runs:%s; after the first commit: %s msg/s)\n' \
     "${label[$name]}:" "$(median ${rates[$name]})" "${rates[$name]}" "$(median ${steadies[$name]})"
 done
-# shellcheck disable=SC2086
-one=$(median ${rates[pg1]}) three=$(median ${rates[pg3]})
-echo "PostgreSQL $I instances / 1 instance:      $(calc "round($three / $one, 2)")"
-# shellcheck disable=SC2086
-echo "PostgreSQL 1 instance / SQLite:            $(calc "round($one / $(median ${rates[sqlite]}), 2)")"
-# shellcheck disable=SC2086
+ratio() {  # NAME OVER WHAT
+  [[ -n ${rates[$1]:-} && -n ${rates[$2]:-} ]] || return 0
+  # shellcheck disable=SC2086
+  printf '%-42s %s\n' "$3:" "$(calc "round($(median ${rates[$1]}) / $(median ${rates[$2]}), 2)")"
+}
+ratio pg3 pg1 "PostgreSQL $I instances / 1 instance"
+ratio pgsplit pg1 "PostgreSQL $I instances on $I databases / 1 (no shared store: the ceiling of any coordination)"
+ratio pg1 sqlite "PostgreSQL 1 instance / SQLite"
 echo "raw fetch ceiling (sequential):            $(median "${raws[@]}") mails/s"
 echo "leases with $I instances on all mailboxes:"
 printf '  %s\n' "${distributions[@]}"

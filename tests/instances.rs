@@ -385,6 +385,66 @@ async fn three_instances_share_two_mailboxes_and_survive_a_kill() {
     }
 }
 
+/// Found by `bench/instances.sh`: shares were recomputed and surplus looked
+/// for every tenth of the lease, so with the default 30 s lease three
+/// instances started together left all the work to the first for 6 s.
+/// With a 60 s lease here, the second instance must have its share within
+/// a few seconds; before, the first looked again only after 6.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_instance_gets_its_share_within_seconds_whatever_the_lease() {
+    let Some(db) = TestDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(dovecot) = Dovecot::start().unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    dovecot.add_user(SALES_USER, DEFAULT_PASSWORD).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("mailroom.toml");
+    let mailbox = |name: &str, user: &str| {
+        format!(
+            "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
+            dovecot.imap_port()
+        )
+    };
+    let config = format!(
+        "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"60s\"\n\
+[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n{}\n{}",
+        db.url(),
+        dir.path().join("attachments").display(),
+        mailbox("support", DEFAULT_USER),
+        mailbox("sales", SALES_USER),
+    );
+    std::fs::write(&config_path, config).unwrap();
+    let mut first = daemon_in(dir.path(), &config_path, 0);
+    let both = wait_for(DRAIN, || {
+        let s = status(&config_path);
+        matches!((&s["support"].1, &s["sales"].1), (Some(a), Some(b)) if a == b)
+    });
+    assert!(
+        both,
+        "the first instance alone did not take both mailboxes: {}",
+        first.logs()
+    );
+    let mut second = daemon_in(dir.path(), &config_path, 1);
+    let started = Instant::now();
+    let spread = wait_for(Duration::from_secs(60), || {
+        let s = status(&config_path);
+        matches!((&s["support"].1, &s["sales"].1), (Some(a), Some(b)) if a != b)
+    });
+    let took = started.elapsed();
+    assert!(spread, "the second instance never got a mailbox: {}", second.logs());
+    eprintln!("the second instance had its share {took:?} after it started");
+    // Half a second between looks, then the session's handover; the `status`
+    // calls of a debug build beside two daemons add their share.
+    assert!(took < Duration::from_secs(5), "{took:?}: {}", first.logs());
+    for d in [&mut first, &mut second] {
+        let (code, _) = d.terminate();
+        assert_eq!(code, Some(0), "an instance stops cleanly");
+    }
+}
+
 /// `mailroom run` number `i`, logging to the temp dir.
 fn daemon_in(dir: &Path, config: &Path, i: usize) -> Daemon {
     Daemon::spawn_with(

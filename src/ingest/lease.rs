@@ -3,18 +3,24 @@
 //! standby takes over within `database.mailbox_lease` when the holder dies.
 //!
 //! With lease time L and poll interval P = L/10: the holder writes an
-//! expiry of L − P and renews it every L/5; a standby asks every P. A dead
+//! expiry of L − P and renews it every L/5; a standby asks every P (or
+//! more often, see fair shares below). A dead
 //! holder's expiry is at most L − P after its last renewal, so a standby
 //! has the mailbox within L. A holder that cannot renew (database gone)
 //! stops ingesting once half its expiry has passed since the last
 //! renewal, well before anyone else may take over; the message-key dedupe
 //! covers even a holder frozen past its expiry.
 //!
-//! Fair shares: every instance renews a row of its own ([`Fleet`]) every P,
-//! and holds at most ⌈mailboxes / live instances watching the same
-//! mailboxes⌉ leases. An instance over its share (one that started alone,
-//! before the others) hands its surplus back within P, and the standbys
-//! pick it up within P more, so adding instances spreads the work. An
+//! Fair shares: every instance renews a row of its own ([`Fleet`]) every B
+//! (the balance interval: P, at most half a second), and holds at most
+//! ⌈mailboxes / live instances watching the same mailboxes⌉ leases. An
+//! instance over its share (one that started alone, before the others)
+//! hands its surplus back as soon as its heartbeat (every B) sees the
+//! others, and the standbys, asking every B, pick it up within B more, so
+//! adding instances spreads the work within a second or two whatever the
+//! lease time. (With B = P, three
+//! instances started together on a 30 s lease kept one instance doing all
+//! the work for the first 6 s: `bench/instances.sh`.) An
 //! instance configured with other mailboxes does not count: it could not
 //! take ours over, and counting it would leave a mailbox unwatched. The row
 //! runs out 3P after its last renewal, so a dead instance stops counting
@@ -46,6 +52,9 @@ pub struct Fleet {
     mailboxes: usize,
     held: AtomicUsize,
     share: AtomicUsize,
+    /// Told when the share shrinks: a holder over it hands its surplus
+    /// over at once, not at its next look.
+    shrank: tokio::sync::Notify,
     timing: Timing,
 }
 
@@ -57,18 +66,27 @@ struct Timing {
     /// The expiry of this instance's own row (3P, at most L − P).
     instance_expiry: Duration,
     renew_every: Duration,
-    poll_every: Duration,
+    /// How often shares are recomputed, surplus is looked for and a
+    /// standby asks for a free mailbox: P, at most half a second. Asking
+    /// is a one-row query, and a share that waits costs the work of a
+    /// whole instance meanwhile.
+    balance_every: Duration,
+}
+
+/// P: how often a standby must ask for a mailbox at least.
+fn poll_every(lease: Duration) -> Duration {
+    (lease / 10).max(Duration::from_millis(100))
 }
 
 impl Timing {
     fn new(lease: Duration) -> Timing {
-        let poll_every = (lease / 10).max(Duration::from_millis(100));
+        let poll_every = poll_every(lease);
         let expiry = lease.saturating_sub(poll_every);
         Timing {
             expiry,
             instance_expiry: (poll_every * 3).min(expiry),
             renew_every: lease / 5,
-            poll_every,
+            balance_every: poll_every.min(Duration::from_millis(500)),
         }
     }
 }
@@ -86,6 +104,7 @@ impl Fleet {
             mailboxes,
             held: AtomicUsize::new(0),
             share: AtomicUsize::new(mailboxes),
+            shrank: tokio::sync::Notify::new(),
             timing: Timing::new(lease),
         })
     }
@@ -105,13 +124,15 @@ impl Fleet {
             {
                 Ok(live) => {
                     let live = usize::try_from(live.max(1)).unwrap_or(1);
-                    self.share
-                        .store(self.mailboxes.div_ceil(live).max(1), Ordering::Relaxed);
+                    let share = self.mailboxes.div_ceil(live).max(1);
+                    if self.share.swap(share, Ordering::Relaxed) > share {
+                        self.shrank.notify_waiters();
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "instance heartbeat failed; retrying"),
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.timing.poll_every) => {}
+                _ = tokio::time::sleep(self.timing.balance_every) => {}
                 _ = shutdown.changed() => break,
             }
         }
@@ -215,7 +236,7 @@ impl MailboxLease {
                 self.fleet.unreserve();
             }
             tokio::select! {
-                _ = tokio::time::sleep(self.timing.poll_every) => {}
+                _ = tokio::time::sleep(self.timing.balance_every) => {}
                 _ = shutdown.changed() => {}
             }
         }
@@ -228,8 +249,12 @@ impl MailboxLease {
     pub async fn keep(&self) -> Ended {
         let mut renewed = Instant::now();
         loop {
-            // Surplus is looked for every P, renewals happen every L/5.
-            tokio::time::sleep(self.timing.poll_every).await;
+            // Surplus is looked for every B and when the share shrinks,
+            // renewals happen every L/5.
+            tokio::select! {
+                _ = tokio::time::sleep(self.timing.balance_every) => {}
+                _ = self.fleet.shrank.notified() => {}
+            }
             if self.fleet.shed() {
                 tracing::info!(mailbox = %self.name, "more mailboxes here than this instance's share; handing this one over");
                 return Ended::Surplus;
@@ -288,15 +313,18 @@ mod tests {
         for seconds in [1, 3, 30, 600] {
             let lease = Duration::from_secs(seconds);
             let t = Timing::new(lease);
+            let poll = poll_every(lease);
             assert!(
-                t.instance_expiry + t.poll_every <= t.expiry,
+                t.instance_expiry + poll <= t.expiry,
                 "{lease:?}: share grows {:?} after death, lease runs out after {:?}",
-                t.instance_expiry + t.poll_every,
+                t.instance_expiry + poll,
                 t.expiry
             );
-            assert!(t.expiry + t.poll_every <= lease, "{lease:?}: {t:?}");
+            assert!(t.expiry + poll <= lease, "{lease:?}: {t:?}");
             // Two heartbeats may be missed before a live instance stops counting.
-            assert!(t.instance_expiry >= t.poll_every * 3, "{lease:?}: {t:?}");
+            assert!(t.instance_expiry >= poll * 3, "{lease:?}: {t:?}");
+            assert!(t.balance_every <= poll && t.balance_every <= Duration::from_millis(500));
+            assert!(t.instance_expiry >= t.balance_every * 3, "{lease:?}: {t:?}");
         }
     }
 }
