@@ -325,7 +325,17 @@ impl Config {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
-        let path = path.split('?').next().unwrap_or(path);
+        let (path, options) = path.split_once('?').unwrap_or((path, ""));
+        // mailroom opens its store with settings of its own (WAL, durable
+        // commits, created if missing); `mode=ro` or `cache=shared` would
+        // be dropped silently, the store opened read-write all the same.
+        // `mode=rwc` says what is done anyway.
+        if let Some(option) = options.split('&').find(|o| !o.is_empty() && *o != "mode=rwc") {
+            return Err(Error::Config(format!(
+                "database.url: SQLite takes no options after `?` ({option:?} is not honoured: mailroom opens its \
+                 store read-write, creating it if missing, with settings of its own); write sqlite:PATH"
+            )));
+        }
         let foreign_scheme = path.contains("://");
         // `postgres:/...` or `postgres//...` is a mistyped server URL, not a
         // file to create: taken as one, the store would quietly be a new

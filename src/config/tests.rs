@@ -288,3 +288,22 @@ fn tag_without_number_is_refused() {
         .to_string();
     assert!(err.contains("tickets.tag"), "{err}");
 }
+
+/// Found by a review: `sqlite:m.db?mode=ro` passed `check-config` and the
+/// store was opened read-write all the same (the query was dropped).
+#[test]
+fn sqlite_options_that_would_be_ignored_are_refused() {
+    let load = |url: &str| Config::parse(&format!("[database]\nurl = \"{url}\"\n"), "m.toml");
+    let err = load("sqlite:m.db?mode=ro").unwrap_err().to_string();
+    assert!(
+        err.contains("line 2") && err.contains("\"mode=ro\" is not honoured"),
+        "{err}"
+    );
+    assert!(load("sqlite:m.db?cache=shared&mode=rwc").is_err());
+    let config = load("sqlite:m.db?mode=rwc").unwrap();
+    assert_eq!(config.sqlite_path().unwrap(), std::path::PathBuf::from("m.db"));
+    assert_eq!(
+        load("sqlite:m.db").unwrap().sqlite_path().unwrap(),
+        std::path::PathBuf::from("m.db")
+    );
+}
