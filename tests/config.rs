@@ -389,10 +389,9 @@ fn the_systemd_unit_loads_no_credential_by_default_and_verifies() {
     );
     if Command::new("systemd-analyze").arg("--version").output().is_err() {
         // CI installs it (package systemd) and requires it.
-        assert!(
-            std::env::var_os("MAILROOM_REQUIRE_SYSTEMD").is_none(),
-            "MAILROOM_REQUIRE_SYSTEMD is set but systemd-analyze is not installed"
-        );
+        if let Err(e) = systemd_missing_is_fatal(std::env::var_os(REQUIRE_SYSTEMD).is_some()) {
+            panic!("{e}");
+        }
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
             b"SKIPPED: systemd-analyze not found; the unit was not verified\n",
@@ -405,4 +404,23 @@ fn the_systemd_unit_loads_no_credential_by_default_and_verifies() {
         .unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
+}
+
+/// CI's variable: a missing `systemd-analyze` fails instead of skipping.
+const REQUIRE_SYSTEMD: &str = "MAILROOM_REQUIRE_SYSTEMD";
+
+/// Without `systemd-analyze`: a failure naming CI's variable when it is set
+/// (a skip there would leave the unit unverified), else nothing (a skip).
+fn systemd_missing_is_fatal(required: bool) -> Result<(), String> {
+    if required {
+        return Err(format!("{REQUIRE_SYSTEMD} is set but systemd-analyze is not installed"));
+    }
+    Ok(())
+}
+
+#[test]
+fn a_missing_systemd_analyze_fails_only_when_required() {
+    let err = systemd_missing_is_fatal(true).unwrap_err();
+    assert!(err.contains(REQUIRE_SYSTEMD), "{err}");
+    assert_eq!(systemd_missing_is_fatal(false), Ok(()));
 }

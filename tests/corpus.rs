@@ -23,7 +23,6 @@ mod scratch;
 #[path = "corpus/zammad.rs"]
 mod zammad;
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,25 +42,9 @@ const BUDGET: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_public_corpus_replays_with_an_outcome_for_every_mail() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    if !corpus.is_dir() {
-        assert!(
-            std::env::var("MAILROOM_REQUIRE_CORPUS").is_err(),
-            "MAILROOM_REQUIRE_CORPUS is set but {} is missing",
-            corpus.display()
-        );
-        // Past libtest's capture (it swallows `eprintln!` of a passing test):
-        // a skip must show in a plain `cargo test`.
-        let _ = std::io::Write::write_all(
-            &mut std::io::stderr(),
-            format!(
-                "SKIPPED: {} not found; the corpus replay did not run\n",
-                corpus.display()
-            )
-            .as_bytes(),
-        );
+    let Some(corpus) = common::corpus() else {
         return;
-    }
+    };
     let mut mails: Vec<Incoming> = Vec::new();
     for file in mail_files(&[corpus]).unwrap() {
         mails.extend(read_file(&file).unwrap());

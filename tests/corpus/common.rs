@@ -13,11 +13,9 @@ pub fn corpus() -> Option<PathBuf> {
     if corpus.is_dir() {
         return Some(corpus);
     }
-    assert!(
-        std::env::var("MAILROOM_REQUIRE_CORPUS").is_err(),
-        "MAILROOM_REQUIRE_CORPUS is set but {} is missing",
-        corpus.display()
-    );
+    if let Err(e) = missing_is_fatal(&corpus, std::env::var_os(REQUIRE_ENV).is_some()) {
+        panic!("{e}");
+    }
     // Past libtest's capture (it swallows `eprintln!` of a passing test):
     // a skip must show in a plain `cargo test`.
     let _ = std::io::Write::write_all(
@@ -29,6 +27,31 @@ pub fn corpus() -> Option<PathBuf> {
         .as_bytes(),
     );
     None
+}
+
+/// CI's variable: a missing corpus fails instead of skipping.
+const REQUIRE_ENV: &str = "MAILROOM_REQUIRE_CORPUS";
+
+/// Without the corpus: a failure naming CI's variable when it is set (a
+/// skip there would hide every corpus measurement), else nothing (a skip).
+fn missing_is_fatal(corpus: &Path, required: bool) -> Result<(), String> {
+    if required {
+        return Err(format!("{REQUIRE_ENV} is set but {} is missing", corpus.display()));
+    }
+    Ok(())
+}
+
+/// Without the corpus, CI's variable turns the visible skip into a
+/// failure that names it; without the variable the measurements skip.
+#[test]
+fn a_missing_corpus_fails_only_when_required() {
+    let nowhere = Path::new("/nonexistent/corpus");
+    let err = missing_is_fatal(nowhere, true).unwrap_err();
+    assert!(
+        err.contains(REQUIRE_ENV) && err.contains("/nonexistent/corpus"),
+        "{err}"
+    );
+    assert_eq!(missing_is_fatal(nowhere, false), Ok(()));
 }
 
 /// The raw bytes of the one mail in `path` (an mbox `From ` line removed).
