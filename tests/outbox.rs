@@ -204,6 +204,49 @@ async fn transient_failures_past_max_age_give_up() {
     assert!(err.contains("outbox row 999 not found"), "{err}");
 }
 
+/// Found by a review: three notifications refused in one round by one
+/// full mailbox counted three bounces and marked the contact undeliverable
+/// for good, and bounces years apart added up whatever went through in
+/// between. One bounce per contact a round; a delivery clears the count.
+#[tokio::test]
+async fn bounces_in_one_round_count_once_and_a_delivery_clears_the_count() {
+    let dir = Scratch::new();
+    let p = pipeline(&dir, "").await;
+    let store = p.store();
+    let count = |store: mailroom::store::Store| async move {
+        let (n, undeliverable): (i64, i64) = sqlx::query_as(
+            "SELECT hard_bounces, CASE WHEN undeliverable THEN 1 ELSE 0 END FROM contacts WHERE email = 'full@kovac.test'",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        (n, undeliverable == 1)
+    };
+    for n in 1..=3 {
+        ticket_from(&p, "full@kovac.test", n).await;
+    }
+    let t = mailroom::store::now() + 1;
+    let (rows, _) = store.claim_outbox(claim(t)).await.unwrap();
+    assert_eq!(rows.len(), 3, "one acknowledgement a ticket");
+    let bounce = Delivery::Permanent {
+        error: "552 5.2.2 <full@kovac.test>: Mailbox full".into(),
+        bounce: true,
+    };
+    let results: Vec<_> = rows.iter().map(|r| (r.clone(), bounce.clone())).collect();
+    let done = store.record_deliveries(&results, record(t)).await.unwrap();
+    assert_eq!((done.failed, done.undeliverable), (3, 0));
+    assert_eq!(count(store.clone()).await, (1, false), "one incident, one bounce");
+
+    ticket_from(&p, "full@kovac.test", 4).await;
+    let (rows, _) = store.claim_outbox(claim(t + 1)).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    store
+        .record_deliveries(&[(rows[0].clone(), Delivery::Sent("250 ok".into()))], record(t + 1))
+        .await
+        .unwrap();
+    assert_eq!(count(store.clone()).await, (0, false), "the mailbox works again");
+}
+
 #[tokio::test]
 async fn permanent_failures_mark_the_contact_undeliverable_at_the_limit() {
     let dir = Scratch::new();

@@ -133,13 +133,16 @@ impl Relay {
             },
             // The relay will not take this mail (a content filter), whoever
             // it is for: retrying cannot help, and the address is not at
-            // fault, unless the status is about the recipient's address or
-            // mailbox (5.1.x, 5.2.x: a filter that looks after DATA; each
-            // mail has one recipient).
+            // fault, unless the status names the recipient's address or
+            // mailbox (a filter that looks after DATA; each mail has one
+            // recipient). Not any 5.1.x or 5.2.x: Office 365 refuses a
+            // `from` the login may not send as, or a spent daily quota,
+            // with 5.2.0, and 5.2.3 is our mail's size: counted against
+            // the address, every contact became undeliverable.
             Ok(Err(Failure::Content(e))) if e.is_permanent() => {
                 let text = e.to_string();
                 Delivery::Permanent {
-                    bounce: has_status(&text, &["5.1.", "5.2."]),
+                    bounce: enhanced_status(&text).is_some_and(|s| MAILBOX_STATUSES.contains(&s)),
                     error: header_text(&format!("message refused: {text}")),
                 }
             }
@@ -252,35 +255,44 @@ impl Relay {
     }
 }
 
+/// The statuses (RFC 3463) that name the recipient's address or mailbox:
+/// bad address, no such mailbox, bad syntax, moved, null MX; mailbox
+/// disabled, full. Only these count against a contact after DATA.
+const MAILBOX_STATUSES: [&str; 7] = ["5.1.1", "5.1.2", "5.1.3", "5.1.6", "5.1.10", "5.2.1", "5.2.2"];
+
 /// Whether a permanent refusal at RCPT TO is the relay refusing us
 /// (relaying denied, authentication required, our sender not allowed: our
-/// configuration, not the address) rather than the recipient: a security
-/// or policy status (RFC 3463 class 5.7) whose words say relay,
-/// authentication, sender or client, or the 530 of "authentication
-/// required". Any other refusal is about the recipient, a 5.7.1
-/// "Recipient address rejected: Access denied" too: counted as a bounce
-/// and not retried (it was retried for days). A reply with no enhanced
-/// status keeps the old meaning of 5xx to RCPT: the recipient.
+/// configuration, not the address) rather than the recipient: the 530 of
+/// "authentication required", or words that say relay, authentication,
+/// sender or client with a security or policy status (RFC 3463 class
+/// 5.7) or with no enhanced status at all (Exim sends none by default:
+/// its "550 relay not permitted" was a bounce of every recipient). Any
+/// other refusal is about the recipient, a 5.7.1 "Recipient address
+/// rejected: Access denied" too: counted as a bounce and not retried (it
+/// was retried for days).
 fn refuses_the_sender(reply: &str) -> bool {
-    let policy = has_status(reply, &["5.7."]);
     let lower = reply.to_ascii_lowercase();
     let about_us = ["relay", "authenticat", "sender", "client"]
         .iter()
         .any(|w| lower.contains(w));
-    policy && (about_us || lower.contains("(530)"))
+    let status = enhanced_status(reply);
+    lower.contains("(530)") || (about_us && status.is_none_or(|s| s.starts_with("5.7.")))
 }
 
-/// Whether `reply` carries an enhanced status (RFC 3463) of one of the
-/// `classes` (`5.7.`): a word of the class followed by the detail digits.
-fn has_status(reply: &str, classes: &[&str]) -> bool {
+/// The enhanced status (RFC 3463: class.subject.detail, `5.1.1`) a reply
+/// carries, if any: its first word of that form.
+fn enhanced_status(reply: &str) -> Option<&str> {
     reply
         .split(|c: char| c.is_whitespace() || c == ':' || c == '(' || c == ')')
-        .any(|word| {
-            classes.iter().any(|class| {
-                word.len() > class.len()
-                    && word.starts_with(class)
-                    && word[class.len()..].chars().all(|c| c.is_ascii_digit())
-            })
+        .find(|word| {
+            let mut parts = word.split('.');
+            let class = parts.next().unwrap_or_default();
+            let rest: Vec<&str> = parts.collect();
+            matches!(class, "2" | "4" | "5")
+                && rest.len() == 2
+                && rest
+                    .iter()
+                    .all(|p| (1..=3).contains(&p.len()) && p.chars().all(|c| c.is_ascii_digit()))
         })
 }
 

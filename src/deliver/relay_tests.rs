@@ -217,6 +217,9 @@ fn only_a_5_7_status_is_the_relay_refusing_us() {
         "permanent error (530): 5.7.0 Must issue a STARTTLS command first",
         "permanent error (550): 5.7.1 Client host rejected: cannot find your hostname",
         "5.7.27 Sender address has null MX",
+        // Exim sends no enhanced status by default.
+        "permanent error (550): relay not permitted",
+        "permanent error (530): authentication required",
     ] {
         assert!(refuses_the_sender(reply), "{reply}");
     }
@@ -261,6 +264,28 @@ async fn a_mailbox_refusal_after_data_is_a_bounce() {
         matches!(&outcome, Delivery::Permanent { bounce: true, error } if error.contains("Mailbox full")),
         "{outcome:?}"
     );
+}
+
+/// Found by a review: any 5.1.x or 5.2.x after DATA was a bounce, so
+/// Office 365 refusing a `from` the login may not send as (5.2.0), or our
+/// mail's size (5.2.3), charged every recipient until the whole directory
+/// was undeliverable. Only statuses naming the mailbox count.
+#[tokio::test]
+async fn only_a_status_naming_the_mailbox_after_data_is_a_bounce() {
+    for (reply, bounce) in [
+        ("554 5.2.0 STOREDRV.Submission.Exception:SendAsDeniedException", false),
+        ("552 5.2.3 Message size exceeds fixed maximum message size", false),
+        ("550 5.1.1 <anna@acme.test>: User unknown", true),
+        ("550 5.1.10 RESOLVER.ADR.RecipientNotFound", true),
+    ] {
+        // The fake relay's script lives as long as its task.
+        let script: &'static [(&str, &str)] = Box::leak(vec![(".", reply)].into_boxed_slice());
+        let (outcome, _) = send_through(script, false).await;
+        assert!(
+            matches!(&outcome, Delivery::Permanent { bounce: b, .. } if *b == bounce),
+            "{reply}: {outcome:?}"
+        );
+    }
 }
 
 /// A relay refusing the content fails that mail for good, without

@@ -224,6 +224,7 @@ impl Store {
         let mut tx = self.begin_outbox().await?;
         let mut done = Recorded::default();
         let mut bounced = Vec::new();
+        let mut delivered = Vec::new();
         for (row, delivery) in results {
             let (status, next, error, reply) = match delivery {
                 Delivery::Sent(reply) => ("sent", rules.now, None, Some(reply.as_str())),
@@ -270,15 +271,46 @@ impl Store {
                 "queued" => done.deferred += 1,
                 _ => done.failed += 1,
             }
-            if let (Delivery::Permanent { bounce: true, .. }, Some(contact)) = (delivery, row.contact_id) {
-                bounced.push(contact);
+            match (delivery, row.contact_id) {
+                (Delivery::Permanent { bounce: true, .. }, Some(contact)) => bounced.push(contact),
+                (Delivery::Sent(_), Some(contact)) => delivered.push(contact),
+                _ => {}
             }
         }
         // Contacts are shared with other writers (another instance's
         // answers, a directory import): locked in id order, never in
-        // arrival order, so two of them cannot deadlock.
+        // arrival order, so two of them cannot deadlock. Once per contact
+        // a round: three notifications refused at once by one full
+        // mailbox are one incident, not the three that mark it
+        // undeliverable for good.
         bounced.sort_unstable();
-        let contacts_changed = !bounced.is_empty();
+        bounced.dedup();
+        // A mailbox that took a mail works: the bounces counted before were
+        // not for good, and the limit counts bounces in a row. Looked up
+        // first, so that a round with nothing to clear writes no contact
+        // (on PostgreSQL any statement on contacts voids carried snapshots).
+        delivered.retain(|c| bounced.binary_search(c).is_err());
+        let mut contacts_changed = !bounced.is_empty();
+        if !delivered.is_empty() {
+            let mut q = Sql::new(
+                &tx,
+                "SELECT id FROM contacts WHERE hard_bounces > 0 AND NOT undeliverable AND id",
+            );
+            q.push_in(delivered.iter().copied());
+            let counted: Vec<i64> = q
+                .build()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<std::result::Result<_, _>>()?;
+            if !counted.is_empty() {
+                let mut q = Sql::new(&tx, "UPDATE contacts SET hard_bounces = 0 WHERE id");
+                q.push_in(counted);
+                q.build().execute(&mut *tx).await?;
+                contacts_changed = true;
+            }
+        }
         for contact in bounced {
             if super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await? {
                 done.undeliverable += 1;
