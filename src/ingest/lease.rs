@@ -115,6 +115,7 @@ impl Fleet {
         if let Err(e) = self.store.forget_stale_instances().await {
             tracing::warn!(error = %e, "could not clear old instance rows");
         }
+        let mut warnings = Warnings::default();
         loop {
             heartbeat.beat();
             match self
@@ -129,7 +130,11 @@ impl Fleet {
                         self.shrank.notify_waiters();
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "instance heartbeat failed; retrying"),
+                Err(e) => {
+                    if let Some(quiet) = warnings.due() {
+                        tracing::warn!(error = %e, repeats_not_logged = quiet, "instance heartbeat failed; retrying");
+                    }
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.timing.balance_every) => {}
@@ -161,6 +166,34 @@ impl Fleet {
 
     fn unreserve(&self) {
         self.held.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// How often a loop that keeps failing the same way says so.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+/// A loop's warnings of a failing database, one per [`WARN_EVERY`]: with a
+/// look every half second per mailbox, a database down for a minute wrote
+/// hundreds of lines.
+#[derive(Debug, Default)]
+struct Warnings {
+    last: Option<Instant>,
+    quiet: u32,
+}
+
+impl Warnings {
+    /// Whether to log this failure, with how many were not logged since.
+    fn due(&mut self) -> Option<u32> {
+        self.due_at(Instant::now())
+    }
+
+    fn due_at(&mut self, now: Instant) -> Option<u32> {
+        if self.last.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
+            self.quiet += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.quiet))
     }
 }
 
@@ -200,6 +233,7 @@ impl MailboxLease {
     /// False if shutdown came first.
     pub async fn acquire(&self, shutdown: &mut watch::Receiver<bool>, heartbeat: &Heartbeat) -> bool {
         let mut announced = false;
+        let mut warnings = Warnings::default();
         loop {
             heartbeat.beat();
             if *shutdown.borrow() {
@@ -231,7 +265,11 @@ impl MailboxLease {
                         announced = true;
                     }
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(mailbox = %self.name, error = %e, "cannot reach the lease; retrying"),
+                    Err(e) => {
+                        if let Some(quiet) = warnings.due() {
+                            tracing::warn!(mailbox = %self.name, error = %e, repeats_not_logged = quiet, "cannot reach the lease; retrying");
+                        }
+                    }
                 }
                 self.fleet.unreserve();
             }
@@ -248,6 +286,7 @@ impl MailboxLease {
     /// lease covers, which stops when this returns.
     pub async fn keep(&self) -> Ended {
         let mut renewed = Instant::now();
+        let mut warnings = Warnings::default();
         loop {
             // Surplus is looked for every B and when the share shrinks,
             // renewals happen every L/5.
@@ -279,7 +318,9 @@ impl MailboxLease {
                     return Ended::Lost;
                 }
                 Err(e) => {
-                    tracing::warn!(mailbox = %self.name, error = %e, "renewing the mailbox's lease failed; retrying")
+                    if let Some(quiet) = warnings.due() {
+                        tracing::warn!(mailbox = %self.name, error = %e, repeats_not_logged = quiet, "renewing the mailbox's lease failed; retrying");
+                    }
                 }
             }
         }
@@ -304,6 +345,21 @@ impl MailboxLease {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by a review: with looks every half second, every failing
+    /// look logged a warning.
+    #[test]
+    fn a_failing_loop_warns_once_every_thirty_seconds_with_a_count() {
+        let start = Instant::now();
+        let at = |looks: u32| start + Duration::from_millis(500) * looks;
+        let mut w = Warnings::default();
+        assert_eq!(w.due_at(at(0)), Some(0));
+        for look in 1..60 {
+            assert_eq!(w.due_at(at(look)), None, "look {look}");
+        }
+        assert_eq!(w.due_at(at(60)), Some(59), "the next one says how many were not logged");
+        assert_eq!(w.due_at(at(61)), None);
+    }
 
     /// A dead instance's row runs out, and a heartbeat of a standby already
     /// at its share counts it gone, before the dead instance's leases run

@@ -116,6 +116,29 @@ pub fn configure_sqlite() {
     }
 }
 
+/// How long a PostgreSQL session may sit in a transaction doing nothing
+/// before the server ends it: far past any pause of a batch (deciding 200
+/// mails, writing their attachment files), and what bounds how long every
+/// instance waits when one dies or freezes holding the write lock. Without
+/// it the lock stayed held until the server's TCP keepalive found the dead
+/// peer, two hours by default, and every instance and CLI write waited.
+pub const IDLE_IN_TRANSACTION: &str = "60s";
+
+/// Settings of every pooled PostgreSQL session: [`IDLE_IN_TRANSACTION`]
+/// (unless the URL's `options[idle_in_transaction_session_timeout]` set
+/// one), and TCP keepalives that find a vanished peer in under a minute
+/// instead of two hours.
+async fn guard_session(conn: &mut sqlx::AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "SELECT set_config('idle_in_transaction_session_timeout', '{IDLE_IN_TRANSACTION}', false)
+             WHERE current_setting('idle_in_transaction_session_timeout') = '0';
+         SET tcp_keepalives_idle = 20; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 4"
+    )))
+    .execute(conn)
+    .await
+    .map(|_| ())
+}
+
 /// The key of the advisory lock that makes PostgreSQL writers take turns, as
 /// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
 const WRITE_LOCK: i64 = 0x6d61_696c_726f_6f6d;
@@ -308,6 +331,7 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(config.database.connections)
             .acquire_timeout(timeout)
+            .after_connect(|conn, _| Box::pin(async move { guard_session(conn).await }))
             .connect_with(options)
             .await
             .map_err(|e| Error::Config(format!("database {shown}: {}", redact_in(&e.to_string(), url))))?;
@@ -325,11 +349,30 @@ impl Store {
             facts_changed: Default::default(),
             writer_connections: Default::default(),
         };
+        store.require_utf8(&shown).await?;
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
         store.migrate().await?;
         store.upgrade_stored_forms().await;
         Ok(store)
+    }
+
+    /// Refuses a database whose encoding is not UTF-8: a LATIN1 or WIN1252
+    /// database refuses every character it cannot hold (a Slovak or
+    /// Cyrillic mail, an emoji), so such mail was quarantined by its bytes
+    /// alone with no ticket, where SQLite takes it; SQL_ASCII takes
+    /// anything but compares bytes, not characters.
+    async fn require_utf8(&self, shown: &str) -> Result<()> {
+        let encoding: String = sqlx::query_scalar("SELECT current_setting('server_encoding')")
+            .fetch_one(&self.pool)
+            .await?;
+        if encoding != "UTF8" {
+            return Err(Error::Config(format!(
+                "database {shown}: its encoding is {encoding}; mailroom stores mail in every language and \
+                 needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)"
+            )));
+        }
+        Ok(())
     }
 
     /// Brings rows an earlier release stored in another form to today's

@@ -33,12 +33,24 @@ pub(super) async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
         .await
         .map_err(unreachable)?;
     // One connection: the migrations, then the copy's one transaction.
-    PgPoolOptions::new()
+    let pool = PgPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
         .await
-        .map_err(unreachable)
+        .map_err(unreachable)?;
+    // SQLite's text is UTF-8: a database in another encoding would refuse
+    // the first character it cannot hold, deep into the copy.
+    let encoding: String = sqlx::query_scalar("SELECT current_setting('server_encoding')")
+        .fetch_one(&pool)
+        .await
+        .map_err(unreachable)?;
+    if encoding != "UTF8" {
+        return Err(Error::CopyRefused(format!(
+            "{target} is encoded {encoding}, not UTF8: create it with ENCODING 'UTF8' TEMPLATE template0"
+        )));
+    }
+    Ok(pool)
 }
 
 /// Locks every table against writers for the rest of the transaction, then
