@@ -317,6 +317,47 @@ fn a_wrong_relay_password_defers_without_charging_recipients_or_showing_it() {
     }
 }
 
+/// Found by a review: every queued row tried AUTH on a connection of its
+/// own, so a rotated password meant thousands of refused logins at once,
+/// enough for a relay to lock the account out. Once the relay refuses us,
+/// the rest of the round is handed back untried.
+#[test]
+fn a_relay_refusing_the_login_is_tried_once_a_connection_not_once_a_row() {
+    let Some(desk) = start_desk_with_auth("not-the-Pa55word-91c2") else {
+        return;
+    };
+    desk.write_config(&format!(
+        "username = \"{RELAY_USER}\"\npassword = \"not-the-Pa55word-91c2\"\nconnections = 1\n"
+    ));
+    queue_notifications(&desk);
+    let out = desk.setup.cli(&["outbox", "send"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(only_deferred(&stdout), "{stdout}\n{stderr}");
+    let queued = desk.outbox("queued");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let errors: Vec<&str> = queued
+        .iter()
+        .map(|r| r["last_error"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        errors.iter().filter(|e| e.starts_with("AUTH with 127.0.0.1: ")).count(),
+        1,
+        "one row tried: {errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("not tried: the relay is failing (AUTH with")),
+        "{errors:?}"
+    );
+    // An untried row is not an attempt.
+    assert!(queued.iter().any(|r| r["attempts"] == 0), "{queued:?}");
+    desk.settle();
+    let log = desk.postfix.log_tail(300);
+    assert_eq!(log.matches("SASL PLAIN authentication failed").count(), 1, "{log}");
+}
+
 /// `mailroom check-config` on a config with `smtp` as its `[smtp]` section, with `env` set.
 fn check_config(smtp: &str, env: &[(&str, &str)]) -> Output {
     let setup = Setup::new();

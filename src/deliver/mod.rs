@@ -32,6 +32,9 @@ const GROUP_WAIT: Duration = Duration::from_micros(700);
 /// Longest sleep between rounds: rows queued by another process (the CLI)
 /// are picked up this fast.
 const IDLE_POLL: Duration = Duration::from_secs(5);
+/// The first and the longest wait after a round the relay failed whatever
+/// the mail (see [`Relay::fault`]): doubled each round it fails again.
+const RELAY_PAUSE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
 
 /// What rounds did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -117,11 +120,14 @@ impl Courier {
         let mut total = Report::default();
         loop {
             let round = self.round(Some(started)).await?;
-            if round.handled() == 0 {
+            let handled = round.handled();
+            total.add(round);
+            // A relay failing whatever the mail is not tried again in this
+            // run: the rows it left untried stay queued for the next.
+            if handled == 0 || self.relay.fault().is_some() {
                 self.relay.close().await;
                 return Ok(total);
             }
-            total.add(round);
         }
     }
 
@@ -130,26 +136,45 @@ impl Courier {
     /// round under way when `stop` comes finishes and records first.
     pub async fn run(self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>, heartbeat: Heartbeat) {
         tracing::info!(relay = %self.relay_name(), "outbox delivery running");
+        let mut pause = RELAY_PAUSE.0;
         loop {
             heartbeat.beat();
             if *stop.borrow() {
                 break;
             }
-            let wait = match self.round(None).await {
+            let round = self.round(None).await;
+            let (wait, paused) = match round {
+                // The rows not tried are queued again: the next round waits,
+                // new notifications too.
+                Ok(r) if r.handled() > 0 && self.relay.fault().is_some() => {
+                    let fault = self.relay.fault().unwrap_or_default();
+                    tracing::warn!(%r, error = %fault, retry_in = ?pause, "the relay is failing whatever the mail; the rest of the round waits");
+                    let wait = pause;
+                    pause = (pause * 2).min(RELAY_PAUSE.1);
+                    (wait, true)
+                }
                 Ok(r) if r.handled() > 0 => {
+                    pause = RELAY_PAUSE.0;
                     tracing::info!(%r, "outbox round");
                     continue;
                 }
-                Ok(_) => self.until_next_due().await,
+                Ok(_) => (self.until_next_due().await, false),
                 Err(e) => {
                     tracing::error!(error = %e, "outbox round failed; retrying");
-                    IDLE_POLL
+                    (IDLE_POLL, false)
                 }
             };
-            tokio::select! {
-                _ = ready.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => {}
+            if paused {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+            } else {
+                tokio::select! {
+                    _ = ready.notified() => {}
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
             }
         }
         self.relay.close().await;
@@ -199,6 +224,9 @@ impl Courier {
             return Ok(report);
         }
         let expected = rows.len();
+        // Each round tries the relay again, at most one mail per connection
+        // while it fails (the rest are handed back untried).
+        self.relay.forget_fault();
         let (tx, rx) = mpsc::unbounded_channel();
         self.send_all(rows, tx, claimed_at);
         report.add(self.record_answers(rx, expected).await?);
@@ -228,7 +256,12 @@ impl Courier {
                     if answers.is_closed() {
                         return;
                     }
-                    courier.relay.send(&row).await
+                    match courier.relay.fault() {
+                        Some(fault) => {
+                            Delivery::Unsent(format!("not tried: the relay is failing ({fault}); queued again"))
+                        }
+                        None => courier.relay.send(&row).await,
+                    }
                 } else {
                     Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())
                 };

@@ -59,6 +59,10 @@ struct Inner {
     /// Implicit TLS: we wrap the socket before the greeting.
     implicit: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// The last failure that was the relay's, not a recipient's (cannot
+    /// connect, login refused, our sender or relaying refused, no answer),
+    /// until a mail goes through: see [`Relay::fault`].
+    fault: std::sync::Mutex<Option<String>>,
 }
 
 impl Relay {
@@ -95,8 +99,27 @@ impl Relay {
                 starttls,
                 implicit,
                 idle: Mutex::new(Vec::new()),
+                fault: std::sync::Mutex::new(None),
             }),
         })
+    }
+
+    /// Why the relay is failing whatever the mail, if the last answer said
+    /// so: the courier then stops trying the rest of its round and waits.
+    /// With a wrong password every queued row tried AUTH on a connection
+    /// of its own, thousands at once, enough for a relay to lock the
+    /// account out (found by a review).
+    pub fn fault(&self) -> Option<String> {
+        self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Forgets the last fault: the next send tries the relay again.
+    pub fn forget_fault(&self) {
+        *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    fn note(&self, fault: Option<&str>) {
+        *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault.map(str::to_string);
     }
 
     /// Sends one notification and says what came of it.
@@ -117,6 +140,27 @@ impl Relay {
         };
         let timeout = self.inner.config.timeout;
         let sent = tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await;
+        let relays_fault = match &sent {
+            Ok(Ok(_)) => Some(false),
+            Ok(Err(Failure::Connect(_) | Failure::Sender(_))) | Err(_) => Some(true),
+            Ok(Err(Failure::Recipient(e))) if e.is_permanent() && refuses_the_sender(&e.to_string()) => Some(true),
+            _ => None,
+        };
+        let delivery = self.delivery(sent, timeout);
+        match (relays_fault, &delivery) {
+            (Some(true), Delivery::Transient(e)) => self.note(Some(e)),
+            (Some(false), _) => self.note(None),
+            _ => {}
+        }
+        delivery
+    }
+
+    /// What a send's result means for its row.
+    fn delivery(
+        &self,
+        sent: std::result::Result<std::result::Result<String, Failure>, tokio::time::error::Elapsed>,
+        timeout: Duration,
+    ) -> Delivery {
         match sent {
             Ok(Ok(reply)) => Delivery::Sent(reply),
             // A policy refusal at RCPT TO (5.7.x: "Relay access denied",
