@@ -445,6 +445,71 @@ username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
     }
 }
 
+/// Found by a review: a holder that could not reach the server (its
+/// address banned, a stale password, a broken route) renewed its lease
+/// for ever, and a standby that could reach it waited, the mailbox
+/// unwatched. After four failed sessions in a row the holder hands it over.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_holder_that_cannot_reach_the_server_hands_the_mailbox_to_one_that_can() {
+    let Some(db) = TestDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(dovecot) = Dovecot::start().unwrap_or_else(|e| panic!("{e}")) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: this instance's way to the server is broken.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |name: &str, port: u16| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"3s\"\n\
+[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
+[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+username = \"{DEFAULT_USER}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
+                db.url(),
+                dir.path().join("attachments").display(),
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let cut_off = config("cut-off.toml", closed);
+    let reaching = config("reaching.toml", dovecot.imap_port());
+    let mut imap = ImapClient::connect(dovecot.imap_port()).unwrap();
+    imap.login(DEFAULT_USER, DEFAULT_PASSWORD).unwrap();
+    imap.append("INBOX", &mail('a', 1)).unwrap();
+
+    let mut first = daemon_in(dir.path(), &cut_off, 0);
+    let held = wait_for(DRAIN, || status(&cut_off)["support"].1.is_some());
+    assert!(held, "the first instance never took the mailbox: {}", first.logs());
+    let mut second = daemon_in(dir.path(), &reaching, 1);
+    let ingested = wait_for(Duration::from_secs(90), || status(&reaching)["support"].0 >= 1);
+    assert!(
+        ingested,
+        "the mailbox stayed with the instance that cannot reach it:\n{}\n----\n{}",
+        first.logs(),
+        second.logs()
+    );
+    let holder = status(&reaching)["support"].1.clone().unwrap();
+    assert_eq!(holder_pid(&holder), second.pid(), "{holder}");
+    assert!(
+        first.logs().contains("handing it to another instance"),
+        "{}",
+        first.logs()
+    );
+    for d in [&mut first, &mut second] {
+        let (code, _) = d.terminate();
+        assert_eq!(code, Some(0), "an instance stops cleanly");
+    }
+}
+
 /// `mailroom run` number `i`, logging to the temp dir.
 fn daemon_in(dir: &Path, config: &Path, i: usize) -> Daemon {
     Daemon::spawn_with(

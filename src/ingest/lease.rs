@@ -52,6 +52,9 @@ pub struct Fleet {
     mailboxes: usize,
     held: AtomicUsize,
     share: AtomicUsize,
+    /// Live instances watching the same mailboxes, this one included, at
+    /// the last heartbeat.
+    live: AtomicUsize,
     /// Told when the share shrinks: a holder over it hands its surplus
     /// over at once, not at its next look.
     shrank: tokio::sync::Notify,
@@ -104,6 +107,7 @@ impl Fleet {
             mailboxes,
             held: AtomicUsize::new(0),
             share: AtomicUsize::new(mailboxes),
+            live: AtomicUsize::new(1),
             shrank: tokio::sync::Notify::new(),
             timing: Timing::new(lease),
         })
@@ -125,6 +129,7 @@ impl Fleet {
             {
                 Ok(live) => {
                     let live = usize::try_from(live.max(1)).unwrap_or(1);
+                    self.live.store(live, Ordering::Relaxed);
                     let share = self.mailboxes.div_ceil(live).max(1);
                     if self.share.swap(share, Ordering::Relaxed) > share {
                         self.shrank.notify_waiters();
@@ -142,6 +147,12 @@ impl Fleet {
             }
         }
         let _ = self.store.instance_gone(instance_id()).await;
+    }
+
+    /// Whether another live instance watches the same mailboxes: one that
+    /// could take a mailbox this one cannot work.
+    pub fn others_live(&self) -> bool {
+        self.live.load(Ordering::Relaxed) > 1
     }
 
     /// Takes a slot for one more lease if under the share.

@@ -63,6 +63,8 @@ pub struct Backoff {
     next: Duration,
     /// When the current session last drained the folder.
     drained: Option<std::time::Instant>,
+    /// Sessions failed since one last drained the folder.
+    in_a_row: u32,
 }
 
 /// How long a session must have worked since a drain for its failure to be
@@ -76,6 +78,7 @@ impl Default for Backoff {
         Backoff {
             next: Duration::from_secs(1),
             drained: None,
+            in_a_row: 0,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Backoff {
             self.reset();
         }
         let base = self.next;
+        self.in_a_row += 1;
         self.next = (self.next * 2).min(Duration::from_secs(300));
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -100,12 +104,14 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.next = Duration::from_secs(1);
         self.drained = None;
+        self.in_a_row = 0;
     }
 
     /// The session drained the folder: if it fails a while after this, the
     /// backoff starts again from 1 s.
     pub fn drained(&mut self) {
         self.drained = Some(std::time::Instant::now());
+        self.in_a_row = 0;
     }
 }
 
@@ -121,17 +127,50 @@ pub async fn run(
     let store = pipeline.store().clone();
     let lease = MailboxLease::new(&fleet, &mb.name);
     while lease.acquire(&mut shutdown, &heartbeat).await {
-        if !watch_while_held(&mb, &pipeline, &lease, &shutdown, &heartbeat).await {
-            // Shut down while holding: say so, and hand the mailbox over.
-            let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
-            lease.release().await;
-            tracing::info!(mailbox = %mb.name, "stopped");
-            return;
+        match watch_while_held(&mb, &pipeline, &lease, &fleet, &shutdown, &heartbeat).await {
+            Held::Shutdown => {
+                // Shut down while holding: say so, and hand the mailbox over.
+                let _ = store.set_mailbox_state(&mb.name, "stopped", None).await;
+                lease.release().await;
+                tracing::info!(mailbox = %mb.name, "stopped");
+                return;
+            }
+            // Lost the lease: the new holder reports the mailbox's state now.
+            Held::Lost => {}
+            Held::GaveUp => {
+                lease.release().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(SIT_OUT) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
         }
-        // Lost the lease: the new holder reports the mailbox's state now.
     }
     tracing::info!(mailbox = %mb.name, "stopped (standby)");
 }
+
+/// Why [`watch_while_held`] returned.
+enum Held {
+    Shutdown,
+    /// The lease is another instance's now (or surplus, handed over).
+    Lost,
+    /// This instance could not reach the mailbox while others might: the
+    /// lease is to be released, and not taken again for [`SIT_OUT`].
+    GaveUp,
+}
+
+/// Sessions failed in a row (the server unreachable or refusing this
+/// instance, 1 + 2 + 4 + 8 s of backoff) after which a holder hands the
+/// mailbox to the other live instances. A holder whose own path to the
+/// server was broken (its address banned, a stale password file, a
+/// route) renewed its lease for ever while healthy standbys waited, the
+/// mailbox unwatched (found by a review).
+const GIVE_UP_AFTER: u32 = 4;
+
+/// How long an instance that gave a mailbox up leaves it to the others:
+/// if they fail too (the server is down for everyone) it comes back here
+/// no later than the backoff's own 5 minutes would have tried again.
+const SIT_OUT: Duration = Duration::from_secs(120);
 
 /// Sessions with backoff until shutdown (false) or the lease is lost
 /// (true). One renewal future lives across sessions, so failing sessions
@@ -144,9 +183,10 @@ async fn watch_while_held(
     mb: &MailboxConfig,
     pipeline: &Pipeline,
     lease: &MailboxLease,
+    fleet: &Fleet,
     shutdown: &watch::Receiver<bool>,
     heartbeat: &Heartbeat,
-) -> bool {
+) -> Held {
     let store = pipeline.store().clone();
     let mut shutdown = shutdown.clone();
     // What the session watches: set on shutdown or when the lease is lost.
@@ -164,7 +204,7 @@ async fn watch_while_held(
     loop {
         heartbeat.beat();
         if *shutdown.borrow() {
-            return false;
+            return Held::Shutdown;
         }
         let _ = store.set_mailbox_state(&mb.name, "connecting", None).await;
         let mut halted = halted.clone();
@@ -201,17 +241,26 @@ async fn watch_while_held(
             if surplus {
                 lease.hand_over().await;
             }
-            return true;
+            return Held::Lost;
         }
         match outcome {
-            Some(Ok(())) | None => return false,
+            Some(Ok(())) | None => return Held::Shutdown,
             Some(Err(e)) => {
                 if *shutdown.borrow() {
                     // Failed while stopping: nothing to retry.
                     tracing::warn!(mailbox = %mb.name, error = %e, "mailbox failed while stopping");
-                    return false;
+                    return Held::Shutdown;
                 }
                 let delay = backoff.next_delay();
+                // The store failing is everyone's trouble, not this
+                // instance's way to the server.
+                let ours = !matches!(e, WatchError::Store(_));
+                if ours && backoff.in_a_row >= GIVE_UP_AFTER && fleet.others_live() {
+                    tracing::warn!(mailbox = %mb.name, error = %e, failures = backoff.in_a_row, sit_out = ?SIT_OUT,
+                        "cannot work the mailbox from here; handing it to another instance");
+                    let _ = store.set_mailbox_state(&mb.name, "backoff", Some(&e.to_string())).await;
+                    return Held::GaveUp;
+                }
                 tracing::warn!(mailbox = %mb.name, error = %e, retry_in = ?delay, "mailbox failed; retrying");
                 let _ = store.set_mailbox_state(&mb.name, "backoff", Some(&e.to_string())).await;
                 tokio::select! {
@@ -221,7 +270,7 @@ async fn watch_while_held(
                         if ended == Ended::Surplus {
                             lease.hand_over().await;
                         }
-                        return true;
+                        return Held::Lost;
                     }
                 }
             }
