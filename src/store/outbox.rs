@@ -277,51 +277,71 @@ impl Store {
                 _ => {}
             }
         }
-        // Contacts are shared with other writers (another instance's
-        // answers, a directory import): locked in id order, never in
-        // arrival order, so two of them cannot deadlock. Once per contact
-        // a round: three notifications refused at once by one full
-        // mailbox are one incident, not the three that mark it
-        // undeliverable for good.
+        // The answers are recorded first, in a transaction of their own
+        // that touches no contact: their claims' leases run out soon, and
+        // waiting there for a batch's write lock (as counting a bounce in
+        // the same transaction did, taking the rows' locks before the
+        // facts' count, the reverse of a batch's order) could let a sent
+        // row lapse and go out again from another instance.
+        self.commit_outbox(tx).await?;
+        done.undeliverable = self.count_bounces(bounced, delivered, rules.hard_bounce_limit).await?;
+        Ok(done)
+    }
+
+    /// Counts a round's bounces against their contacts and clears the
+    /// count of contacts a mail reached, as any writer of facts does,
+    /// under the write lock; returns how many contacts became
+    /// undeliverable. A crash between the answers' commit and this one
+    /// loses a round's counts, never an answer.
+    async fn count_bounces(&self, mut bounced: Vec<i64>, mut delivered: Vec<i64>, limit: u32) -> Result<usize> {
+        // Once per contact a round: three notifications refused at once
+        // by one full mailbox are one incident, not the three that mark
+        // it undeliverable for good. In id order, as every writer locks
+        // contacts, so two of them cannot deadlock.
         bounced.sort_unstable();
         bounced.dedup();
         // A mailbox that took a mail works: the bounces counted before were
         // not for good, and the limit counts bounces in a row. Looked up
-        // first, so that a round with nothing to clear writes no contact
-        // (on PostgreSQL any statement on contacts voids carried snapshots).
+        // first, so that a round with nothing to clear takes no lock and
+        // writes no contact (on PostgreSQL any statement on contacts voids
+        // carried snapshots).
         delivered.retain(|c| bounced.binary_search(c).is_err());
-        let mut contacts_changed = !bounced.is_empty();
+        let mut counted: Vec<i64> = Vec::new();
         if !delivered.is_empty() {
+            let mut conn = self.pool.acquire().await?;
             let mut q = Sql::new(
-                &tx,
+                &conn,
                 "SELECT id FROM contacts WHERE hard_bounces > 0 AND NOT undeliverable AND id",
             );
             q.push_in(delivered.iter().copied());
-            let counted: Vec<i64> = q
+            counted = q
                 .build()
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?
                 .iter()
                 .map(|r| r.try_get(0))
                 .collect::<std::result::Result<_, _>>()?;
-            if !counted.is_empty() {
-                let mut q = Sql::new(&tx, "UPDATE contacts SET hard_bounces = 0 WHERE id");
-                q.push_in(counted);
-                q.build().execute(&mut *tx).await?;
-                contacts_changed = true;
-            }
         }
+        if bounced.is_empty() && counted.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        if !counted.is_empty() {
+            let mut q = Sql::new(
+                &tx,
+                "UPDATE contacts SET hard_bounces = 0 WHERE hard_bounces > 0 AND id",
+            );
+            q.push_in(counted);
+            q.build().execute(&mut *tx).await?;
+        }
+        let mut undeliverable = 0;
         for contact in bounced {
-            if super::directory::count_hard_bounce(&mut tx, contact, rules.hard_bounce_limit).await? {
-                done.undeliverable += 1;
+            if super::directory::count_hard_bounce(&mut tx, contact, limit).await? {
+                undeliverable += 1;
             }
         }
-        if contacts_changed {
-            self.commit(tx).await?;
-        } else {
-            self.commit_outbox(tx).await?;
-        }
-        Ok(done)
+        self.commit(tx).await?;
+        Ok(undeliverable)
     }
 
     /// When the next queued row falls due (for the worker's sleep).
