@@ -227,6 +227,50 @@ fn notifications_queued_while_the_relay_is_down_go_out_when_it_is_back() {
     assert!(desk.send_outbox().starts_with("sent 0, deferred 0, failed 0"));
 }
 
+/// Found by a review: on SIGTERM a paced round (`smtp.max_per_minute`)
+/// went on waiting for its slots until the courier was cut off after the
+/// stop's grace, its rows left `sending` until their lease ran out. Mails
+/// not started are handed back at once; the one sent stays sent.
+#[test]
+fn stopping_hands_back_the_mails_still_waiting_for_their_slot() {
+    let Some(desk) = Desk::start(&[], "") else { return };
+    // Two a minute, and a lease long enough for one round to claim all
+    // three: the second waits 30 s for its slot, the third 60 s.
+    let text = format!(
+        "{db}[mail]\nfrom = \"support@example.test\"\ndomain = \"provider.test\"\n\
+[outbox]\nretry_min = \"1s\"\nlease = \"120s\"\n\
+[smtp]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"starttls\"\nca_file = \"{ca}\"\ntimeout = \"3s\"\nmax_per_minute = 2\n",
+        db = desk.setup.dir.database_toml(),
+        port = desk.postfix.smtp_port(),
+        ca = desk.postfix.ca_file().display(),
+    );
+    std::fs::write(desk.setup.config(), text).unwrap();
+    acme(&desk);
+    let eml = desk.setup.dir.path().join("outage.eml");
+    std::fs::write(&eml, outage("Panne")).unwrap();
+    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    let mut daemon = desk.setup.start();
+    desk.wait("the first notification", SOON, || desk.outbox("sent").len() == 1);
+    desk.wait("the others claimed", SOON, || desk.outbox("sending").len() == 2);
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert!(desk.outbox("sending").is_empty(), "{:?}", desk.outbox("sending"));
+    let queued = desk.outbox("queued");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    for row in &queued {
+        assert!(
+            row["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("mailroom is stopping"),
+            "{row}"
+        );
+        assert_eq!(row["attempts"], 0, "not an attempt: {row}");
+    }
+    eprintln!("stopped in {took:?}");
+    assert_eq!(desk.outbox("sent").len(), 1);
+}
+
 #[test]
 fn a_recipient_the_relay_rejects_fails_at_once_and_is_never_retried() {
     // `extra` ends the [smtp] section: a [contacts] table may follow.

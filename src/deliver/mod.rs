@@ -95,6 +95,9 @@ pub struct Courier {
     config: Arc<Config>,
     /// The next free send slot under `smtp.max_per_minute`.
     pace: Option<Arc<tokio::sync::Mutex<tokio::time::Instant>>>,
+    /// The daemon's stop signal ([`Courier::run`]): a mail not started yet
+    /// when it comes is handed back, not sent.
+    halt: Option<watch::Receiver<bool>>,
 }
 
 impl Courier {
@@ -110,6 +113,7 @@ impl Courier {
             relay,
             config,
             pace,
+            halt: None,
         }))
     }
 
@@ -134,7 +138,8 @@ impl Courier {
     /// The daemon's worker: rounds whenever rows are due, woken at once by
     /// `ready` (a batch queued notifications), until `stop` is set. The
     /// round under way when `stop` comes finishes and records first.
-    pub async fn run(self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>, heartbeat: Heartbeat) {
+    pub async fn run(mut self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>, heartbeat: Heartbeat) {
+        self.halt = Some(stop.clone());
         tracing::info!(relay = %self.relay_name(), "outbox delivery running");
         let mut pause = RELAY_PAUSE.0;
         loop {
@@ -249,26 +254,48 @@ impl Courier {
         for row in rows {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
-                let Ok(_slot) = slots.acquire_owned().await else { return };
-                let delivery = if courier.pace(last_start).await {
+                // Stopping, a mail not started is handed back at once: one
+                // waiting for its slot (`smtp.max_per_minute`) kept the
+                // round going past the stop's grace, its row left `sending`
+                // until the lease ran out (found by a review). One already
+                // started is finished and recorded. The slot is held until
+                // the answer is committed (see above).
+                let stopping = || Delivery::Unsent("not sent: mailroom is stopping; queued again".into());
+                let slot = tokio::select! {
+                    slot = slots.acquire_owned() => match slot {
+                        Ok(slot) => Some(slot),
+                        Err(_) => return,
+                    },
+                    () = courier.halted() => None,
+                };
+                let paced = match &slot {
+                    None => None,
+                    Some(_) => tokio::select! {
+                        go = courier.pace(last_start) => Some(go),
+                        () = courier.halted() => None,
+                    },
+                };
+                let delivery = match paced {
+                    None => stopping(),
+                    _ if courier.is_halted() => stopping(),
                     // Once answers are no longer recorded (the store failed),
                     // a mail sent now would go out again after the lease.
-                    if answers.is_closed() {
-                        return;
-                    }
-                    match courier.relay.fault() {
+                    Some(true) if answers.is_closed() => return,
+                    Some(true) => match courier.relay.fault() {
                         Some(fault) => {
                             Delivery::Unsent(format!("not tried: the relay is failing ({fault}); queued again"))
                         }
                         None => courier.relay.send(&row).await,
+                    },
+                    Some(false) => {
+                        Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())
                     }
-                } else {
-                    Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())
                 };
                 let (recorded, committed) = oneshot::channel();
                 if answers.send((row, delivery, recorded)).is_ok() {
                     let _ = committed.await;
                 }
+                drop(slot);
             });
         }
     }
@@ -357,6 +384,20 @@ impl Courier {
     /// at once and without taking a slot, when that slot (or now, without a
     /// pace) is past `last_start`: a slot booked for a mail that will not be
     /// sent would delay every mail behind it.
+    /// Resolves once the daemon stops; never for `outbox send`.
+    async fn halted(&self) {
+        if let Some(mut halt) = self.halt.clone()
+            && halt.wait_for(|h| *h).await.is_ok()
+        {
+            return;
+        }
+        std::future::pending().await
+    }
+
+    fn is_halted(&self) -> bool {
+        self.halt.as_ref().is_some_and(|h| *h.borrow())
+    }
+
     async fn pace(&self, last_start: tokio::time::Instant) -> bool {
         let (Some(pace), Some(per_minute)) = (&self.pace, self.config.smtp.as_ref().and_then(|s| s.max_per_minute))
         else {
