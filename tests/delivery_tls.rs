@@ -282,13 +282,7 @@ fn a_wrong_relay_password_defers_without_charging_recipients_or_showing_it() {
         return;
     };
     queue_notifications(&desk);
-    let out = desk.setup.cli(&["outbox", "send"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    // The relay refused us, not the recipients: every row waits for a retry.
-    assert!(only_deferred(&stdout), "{stdout}\n{stderr}");
-    let queued = desk.outbox("queued");
-    assert_eq!(queued.len(), 2, "{queued:?}");
+    let (stdout, stderr, queued) = send_refused(&desk);
     for row in &queued {
         let error = row["last_error"].as_str().unwrap_or_default();
         eprintln!("wrong relay password: last_error {error:?}");
@@ -317,6 +311,19 @@ fn a_wrong_relay_password_defers_without_charging_recipients_or_showing_it() {
     }
 }
 
+/// `outbox send` against a relay that refuses our login: it succeeds,
+/// every row deferred and queued again. Its stdout and stderr, and the rows.
+fn send_refused(desk: &Desk) -> (String, String, Vec<serde_json::Value>) {
+    let out = desk.setup.cli(&["outbox", "send"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The relay refused us, not the recipients: every row waits for a retry.
+    assert!(only_deferred(&stdout), "{stdout}\n{stderr}");
+    let queued = desk.outbox("queued");
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    (stdout, stderr, queued)
+}
+
 /// Found by a review: every queued row tried AUTH on a connection of its
 /// own, so a rotated password meant thousands of refused logins at once,
 /// enough for a relay to lock the account out. Once the relay refuses us,
@@ -330,12 +337,7 @@ fn a_relay_refusing_the_login_is_tried_once_a_connection_not_once_a_row() {
         "username = \"{RELAY_USER}\"\npassword = \"not-the-Pa55word-91c2\"\nconnections = 1\n"
     ));
     queue_notifications(&desk);
-    let out = desk.setup.cli(&["outbox", "send"]);
-    let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(only_deferred(&stdout), "{stdout}\n{stderr}");
-    let queued = desk.outbox("queued");
-    assert_eq!(queued.len(), 2, "{queued:?}");
+    let (_, _, queued) = send_refused(&desk);
     let errors: Vec<&str> = queued
         .iter()
         .map(|r| r["last_error"].as_str().unwrap_or_default())
