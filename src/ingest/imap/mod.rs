@@ -2,6 +2,7 @@
 //!
 //! See [`watch`] for the exactly-once protocol.
 
+pub mod backoff;
 pub mod chunk;
 pub mod command;
 pub mod connect;
