@@ -90,22 +90,32 @@ fn directory() -> String {
     toml
 }
 
-fn config(db: &TestDb, dovecot: &Dovecot, postfix: &Postfix, dir: &Path) -> String {
-    let mailbox = |name: &str, user: &str| {
-        format!(
-            "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
-            dovecot.imap_port()
-        )
-    };
+/// A `[[mailbox]]` on the private Dovecot's IMAP `port`.
+fn mailbox_toml(name: &str, user: &str, port: u16) -> String {
     format!(
-        "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"3s\"\n\
-[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
+        "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n"
+    )
+}
+
+/// The `[database]` (the test's database, `lease`) and `[mail]` sections.
+fn store_toml(db: &TestDb, dir: &Path, lease: &str) -> String {
+    format!(
+        "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"{lease}\"\n\
+[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n",
+        db.url(),
+        dir.join("attachments").display(),
+    )
+}
+
+fn config(db: &TestDb, dovecot: &Dovecot, postfix: &Postfix, dir: &Path) -> String {
+    let mailbox = |name: &str, user: &str| mailbox_toml(name, user, dovecot.imap_port());
+    format!(
+        "{}\
 [intake]\nmax_new_tickets_per_hour = 0\n\
 [outbox]\nretry_min = \"1s\"\nlease = \"10s\"\n\
 [smtp]\nhost = \"127.0.0.1\"\nport = {}\ntls = \"starttls\"\nca_file = \"{}\"\ntimeout = \"5s\"\n{}\n{}",
-        db.url(),
-        dir.join("attachments").display(),
+        store_toml(db, dir, "3s"),
         postfix.smtp_port(),
         postfix.ca_file().display(),
         mailbox("support", DEFAULT_USER),
@@ -401,20 +411,11 @@ async fn a_second_instance_gets_its_share_within_seconds_whatever_the_lease() {
     dovecot.add_user(SALES_USER, DEFAULT_PASSWORD).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config_path = dir.path().join("mailroom.toml");
-    let mailbox = |name: &str, user: &str| {
-        format!(
-            "[[mailbox]]\nname = \"{name}\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
-username = \"{user}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
-            dovecot.imap_port()
-        )
-    };
     let config = format!(
-        "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"60s\"\n\
-[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n{}\n{}",
-        db.url(),
-        dir.path().join("attachments").display(),
-        mailbox("support", DEFAULT_USER),
-        mailbox("sales", SALES_USER),
+        "{}{}\n{}",
+        store_toml(&db, dir.path(), "60s"),
+        mailbox_toml("support", DEFAULT_USER, dovecot.imap_port()),
+        mailbox_toml("sales", SALES_USER, dovecot.imap_port()),
     );
     std::fs::write(&config_path, config).unwrap();
     let mut first = daemon_in(dir.path(), &config_path, 0);
@@ -466,18 +467,8 @@ async fn a_holder_that_cannot_reach_the_server_hands_the_mailbox_to_one_that_can
         .port();
     let config = |name: &str, port: u16| {
         let path = dir.path().join(name);
-        std::fs::write(
-            &path,
-            format!(
-                "[database]\nurl = '{}'\nattachments = '{}'\nmailbox_lease = \"3s\"\n\
-[mail]\nfrom = \"{DEFAULT_USER}\"\ndomain = \"provider.test\"\n\
-[[mailbox]]\nname = \"support\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
-username = \"{DEFAULT_USER}\"\npassword = \"{DEFAULT_PASSWORD}\"\n",
-                db.url(),
-                dir.path().join("attachments").display(),
-            ),
-        )
-        .unwrap();
+        let text = store_toml(&db, dir.path(), "3s") + &mailbox_toml("support", DEFAULT_USER, port);
+        std::fs::write(&path, text).unwrap();
         path
     };
     let cut_off = config("cut-off.toml", closed);

@@ -148,23 +148,23 @@ impl Courier {
                 break;
             }
             let round = self.round(None).await;
-            let (wait, paused) = match round {
+            let fault = self.relay.fault();
+            let (wait, paused) = match (round, fault) {
                 // The rows not tried are queued again: the next round waits,
                 // new notifications too.
-                Ok(r) if r.handled() > 0 && self.relay.fault().is_some() => {
-                    let fault = self.relay.fault().unwrap_or_default();
+                (Ok(r), Some(fault)) if r.handled() > 0 => {
                     tracing::warn!(%r, error = %fault, retry_in = ?pause, "the relay is failing whatever the mail; the rest of the round waits");
                     let wait = pause;
                     pause = (pause * 2).min(RELAY_PAUSE.1);
                     (wait, true)
                 }
-                Ok(r) if r.handled() > 0 => {
+                (Ok(r), _) if r.handled() > 0 => {
                     pause = RELAY_PAUSE.0;
                     tracing::info!(%r, "outbox round");
                     continue;
                 }
-                Ok(_) => (self.until_next_due().await, false),
-                Err(e) => {
+                (Ok(_), _) => (self.until_next_due().await, false),
+                (Err(e), _) => {
                     tracing::error!(error = %e, "outbox round failed; retrying");
                     (IDLE_POLL, false)
                 }

@@ -115,7 +115,7 @@ impl Relay {
 
     /// Forgets the last fault: the next send tries the relay again.
     pub fn forget_fault(&self) {
-        *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.note(None);
     }
 
     fn note(&self, fault: Option<&str>) {
@@ -139,65 +139,20 @@ impl Relay {
             }
         };
         let timeout = self.inner.config.timeout;
-        let sent = tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await;
-        let relays_fault = match &sent {
-            Ok(Ok(_)) => Some(false),
-            Ok(Err(Failure::Connect(_) | Failure::Sender(_))) | Err(_) => Some(true),
-            Ok(Err(Failure::Recipient(e))) if e.is_permanent() && refuses_the_sender(&e.to_string()) => Some(true),
-            _ => None,
+        let failure = match tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await {
+            Ok(Ok(reply)) => {
+                self.note(None);
+                return Delivery::Sent(reply);
+            }
+            Ok(Err(failure)) => failure,
+            // Nothing said in time: the relay's trouble, as a connection's.
+            Err(_) => Failure::Connect(format!("no answer from the relay within {timeout:?}")),
         };
-        let delivery = self.delivery(sent, timeout);
-        match (relays_fault, &delivery) {
-            (Some(true), Delivery::Transient(e)) => self.note(Some(e)),
-            (Some(false), _) => self.note(None),
-            _ => {}
+        let (delivery, relays_fault) = what_came_of(failure);
+        if let (true, Delivery::Transient(e)) = (relays_fault, &delivery) {
+            self.note(Some(e));
         }
         delivery
-    }
-
-    /// What a send's result means for its row.
-    fn delivery(
-        &self,
-        sent: std::result::Result<std::result::Result<String, Failure>, tokio::time::error::Elapsed>,
-        timeout: Duration,
-    ) -> Delivery {
-        match sent {
-            Ok(Ok(reply)) => Delivery::Sent(reply),
-            // A policy refusal at RCPT TO (5.7.x: "Relay access denied",
-            // authentication required) is the relay refusing us, for every
-            // recipient alike: it waits for the configuration to be fixed
-            // and charges no contact.
-            Ok(Err(Failure::Recipient(e))) if e.is_permanent() && refuses_the_sender(&e.to_string()) => {
-                Delivery::Transient(header_text(&format!("the relay refused to take mail from us: {e}")))
-            }
-            // Only a refusal of the recipient itself counts against the contact.
-            Ok(Err(Failure::Recipient(e))) if e.is_permanent() => Delivery::Permanent {
-                error: header_text(&e.to_string()),
-                bounce: true,
-            },
-            // The relay will not take this mail (a content filter), whoever
-            // it is for: retrying cannot help, and the address is not at
-            // fault, unless the status names the recipient's address or
-            // mailbox (a filter that looks after DATA; each mail has one
-            // recipient). Not any 5.1.x or 5.2.x: Office 365 refuses a
-            // `from` the login may not send as, or a spent daily quota,
-            // with 5.2.0, and 5.2.3 is our mail's size: counted against
-            // the address, every contact became undeliverable.
-            Ok(Err(Failure::Content(e))) if e.is_permanent() => {
-                let text = e.to_string();
-                Delivery::Permanent {
-                    bounce: enhanced_status(&text).is_some_and(|s| MAILBOX_STATUSES.contains(&s)),
-                    error: header_text(&format!("message refused: {text}")),
-                }
-            }
-            Ok(Err(Failure::Recipient(e) | Failure::Content(e))) => Delivery::Transient(header_text(&e.to_string())),
-            Ok(Err(Failure::Unsendable(e))) => Delivery::Permanent {
-                error: e,
-                bounce: false,
-            },
-            Ok(Err(Failure::Connect(e) | Failure::Sender(e) | Failure::Dropped(e))) => Delivery::Transient(e),
-            Err(_) => Delivery::Transient(format!("no answer from the relay within {timeout:?}")),
-        }
     }
 
     /// Says goodbye to the idle connections.
@@ -321,6 +276,55 @@ fn refuses_the_sender(reply: &str) -> bool {
         .any(|w| lower.contains(w));
     let status = enhanced_status(reply);
     lower.contains("(530)") || (about_us && status.is_none_or(|s| s.starts_with("5.7.")))
+}
+
+/// What a failed send means for its row, and whether it was the relay
+/// failing whatever the mail (see [`Relay::fault`]).
+fn what_came_of(failure: Failure) -> (Delivery, bool) {
+    match failure {
+        // A policy refusal at RCPT TO (5.7.x: "Relay access denied",
+        // authentication required) is the relay refusing us, for every
+        // recipient alike: it waits for the configuration to be fixed and
+        // charges no contact.
+        Failure::Recipient(e) if e.is_permanent() && refuses_the_sender(&e.to_string()) => (
+            Delivery::Transient(header_text(&format!("the relay refused to take mail from us: {e}"))),
+            true,
+        ),
+        // Only a refusal of the recipient itself counts against the contact.
+        Failure::Recipient(e) if e.is_permanent() => (
+            Delivery::Permanent {
+                error: header_text(&e.to_string()),
+                bounce: true,
+            },
+            false,
+        ),
+        // The relay will not take this mail (a content filter), whoever it
+        // is for: retrying cannot help, and the address is not at fault,
+        // unless the status names the recipient's address or mailbox (a
+        // filter that looks after DATA; each mail has one recipient). Not
+        // any 5.1.x or 5.2.x: Office 365 refuses a `from` the login may not
+        // send as, or a spent daily quota, with 5.2.0, and 5.2.3 is our
+        // mail's size: counted against the address, every contact became
+        // undeliverable.
+        Failure::Content(e) if e.is_permanent() => {
+            let text = e.to_string();
+            let delivery = Delivery::Permanent {
+                bounce: enhanced_status(&text).is_some_and(|s| MAILBOX_STATUSES.contains(&s)),
+                error: header_text(&format!("message refused: {text}")),
+            };
+            (delivery, false)
+        }
+        Failure::Recipient(e) | Failure::Content(e) => (Delivery::Transient(header_text(&e.to_string())), false),
+        Failure::Unsendable(e) => (
+            Delivery::Permanent {
+                error: e,
+                bounce: false,
+            },
+            false,
+        ),
+        Failure::Connect(e) | Failure::Sender(e) => (Delivery::Transient(e), true),
+        Failure::Dropped(e) => (Delivery::Transient(e), false),
+    }
 }
 
 /// The enhanced status (RFC 3463: class.subject.detail, `5.1.1`) a reply

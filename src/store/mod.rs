@@ -139,6 +139,17 @@ async fn guard_session(conn: &mut sqlx::AnyConnection) -> std::result::Result<()
     .map(|_| ())
 }
 
+/// A PostgreSQL database's encoding, read by [`not_utf8`]'s callers.
+pub(crate) const SERVER_ENCODING: &str = "SELECT current_setting('server_encoding')";
+
+/// What is wrong with a PostgreSQL database of `encoding`, if it is not
+/// UTF8: mail in every language is stored, and SQLite's text (`db copy`)
+/// is UTF-8. Said the same way at start and by `db copy`.
+pub(crate) fn not_utf8(encoding: &str) -> Option<String> {
+    (encoding != "UTF8")
+        .then(|| format!("it is encoded {encoding}, not UTF8: create it with ENCODING 'UTF8' TEMPLATE template0"))
+}
+
 /// The key of the advisory lock that makes PostgreSQL writers take turns, as
 /// `BEGIN IMMEDIATE` does on SQLite ("mailroom" in ASCII).
 const WRITE_LOCK: i64 = 0x6d61_696c_726f_6f6d;
@@ -363,16 +374,11 @@ impl Store {
     /// alone with no ticket, where SQLite takes it; SQL_ASCII takes
     /// anything but compares bytes, not characters.
     async fn require_utf8(&self, shown: &str) -> Result<()> {
-        let encoding: String = sqlx::query_scalar("SELECT current_setting('server_encoding')")
-            .fetch_one(&self.pool)
-            .await?;
-        if encoding != "UTF8" {
-            return Err(Error::Config(format!(
-                "database {shown}: its encoding is {encoding}; mailroom stores mail in every language and \
-                 needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0)"
-            )));
+        let encoding: String = sqlx::query_scalar(SERVER_ENCODING).fetch_one(&self.pool).await?;
+        match not_utf8(&encoding) {
+            Some(problem) => Err(Error::Config(format!("database {shown}: {problem}"))),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Brings rows an earlier release stored in another form to today's

@@ -41,16 +41,14 @@ pub(super) async fn open_target(pg_url: &str, target: &str) -> Result<PgPool> {
         .map_err(unreachable)?;
     // SQLite's text is UTF-8: a database in another encoding would refuse
     // the first character it cannot hold, deep into the copy.
-    let encoding: String = sqlx::query_scalar("SELECT current_setting('server_encoding')")
+    let encoding: String = sqlx::query_scalar(crate::store::SERVER_ENCODING)
         .fetch_one(&pool)
         .await
         .map_err(unreachable)?;
-    if encoding != "UTF8" {
-        return Err(Error::CopyRefused(format!(
-            "{target} is encoded {encoding}, not UTF8: create it with ENCODING 'UTF8' TEMPLATE template0"
-        )));
+    match crate::store::not_utf8(&encoding) {
+        Some(problem) => Err(Error::CopyRefused(format!("{target}: {problem}"))),
+        None => Ok(pool),
     }
-    Ok(pool)
 }
 
 /// Locks every table against writers for the rest of the transaction, then
