@@ -251,6 +251,7 @@ impl Courier {
         // still in flight: one that could not start in time is handed back
         // instead.
         let last_start = claimed_at + self.config.outbox.send_window(smtp.timeout);
+        let confirm_by = claimed_at + self.config.outbox.answered_within();
         for row in rows {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
@@ -285,7 +286,7 @@ impl Courier {
                         Some(fault) => {
                             Delivery::Unsent(format!("not tried: the relay is failing ({fault}); queued again"))
                         }
-                        None => courier.relay.send(&row).await,
+                        None => courier.relay.send(&row, confirm_by).await,
                     },
                     Some(false) => {
                         Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())

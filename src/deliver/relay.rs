@@ -122,8 +122,14 @@ impl Relay {
         *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault.map(str::to_string);
     }
 
-    /// Sends one notification and says what came of it.
-    pub async fn send(&self, row: &Claimed) -> Delivery {
+    /// Sends one notification and says what came of it. Every step up to
+    /// the end of the mail has `smtp.timeout`; the relay's answer to the
+    /// end of the mail is waited for until `confirm_by` if that is later
+    /// (the claim's end, less what recording the answer takes): the mail
+    /// is on the relay's side by then, and a relay filtering it before it
+    /// answers (a before-queue content filter, a milter) can take minutes.
+    /// Given up on at `smtp.timeout`, every retry sent it once more.
+    pub async fn send(&self, row: &Claimed, confirm_by: tokio::time::Instant) -> Delivery {
         // A panic in building the mail (a library's assertion on some
         // input) must still answer: a send that never answers leaves the
         // row to be claimed, and to panic, again at every lease.
@@ -139,14 +145,17 @@ impl Relay {
             }
         };
         let timeout = self.inner.config.timeout;
-        let failure = match tokio::time::timeout(timeout, self.transmit(mail.envelope(), &mail.formatted())).await {
-            Ok(Ok(reply)) => {
+        let by = Deadlines {
+            timeout,
+            setup: tokio::time::Instant::now() + timeout,
+            confirm: confirm_by,
+        };
+        let failure = match self.transmit(mail.envelope(), &mail.formatted(), by).await {
+            Ok(reply) => {
                 self.note(None);
                 return Delivery::Sent(reply);
             }
-            Ok(Err(failure)) => failure,
-            // Nothing said in time: the relay's trouble, as a connection's.
-            Err(_) => Failure::Connect(format!("no answer from the relay within {timeout:?}")),
+            Err(failure) => failure,
         };
         let (delivery, relays_fault) = what_came_of(failure);
         if let (true, Delivery::Transient(e)) = (relays_fault, &delivery) {
@@ -163,16 +172,16 @@ impl Relay {
         }
     }
 
-    async fn transmit(&self, envelope: &Envelope, bytes: &[u8]) -> std::result::Result<String, Failure> {
-        let (mut conn, reused) = self.connection().await?;
-        let reply = match mail_transaction(&mut conn, envelope, bytes).await {
+    async fn transmit(&self, envelope: &Envelope, bytes: &[u8], by: Deadlines) -> std::result::Result<String, Failure> {
+        let (mut conn, reused) = by.step(self.connection()).await?;
+        let reply = match mail_transaction(&mut conn, envelope, bytes, by).await {
             // A pooled connection the relay closed meanwhile (its idle
             // timeout, a restart) fails at MAIL FROM with no reply at all:
             // nothing was sent, so the mail goes at once on a new one.
             Err(Failure::Dropped(e)) if reused => {
                 tracing::debug!(error = %e, "a pooled SMTP connection was closed by the relay; opening another");
-                conn = self.open().await?;
-                mail_transaction(&mut conn, envelope, bytes).await?
+                conn = by.step(self.open()).await?;
+                mail_transaction(&mut conn, envelope, bytes, by).await?
             }
             done => done?,
         };
@@ -322,7 +331,11 @@ fn what_came_of(failure: Failure) -> (Delivery, bool) {
             },
             false,
         ),
-        Failure::Connect(e) | Failure::Sender(e) => (Delivery::Transient(e), true),
+        // Not knowing whether the mail went, sending it again risks a
+        // second copy, but not sending it risks none at all: a relay that
+        // took the whole mail and then stayed silent for the claim's lease
+        // is failing anyway.
+        Failure::Connect(e) | Failure::Sender(e) | Failure::Unconfirmed(e) => (Delivery::Transient(e), true),
         Failure::Dropped(e) => (Delivery::Transient(e), false),
     }
 }
@@ -362,6 +375,37 @@ enum Failure {
     Content(lettre::transport::smtp::Error),
     /// The relay lacks what this mail needs (SMTPUTF8, 8BITMIME).
     Unsendable(String),
+    /// The whole mail was handed over but the relay did not answer by the
+    /// claim's end: it may have been delivered, or not.
+    Unconfirmed(String),
+}
+
+/// How long each part of one send may take (see [`Relay::send`]).
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    timeout: Duration,
+    /// Connecting, the session and every command up to the end of the
+    /// mail: `smtp.timeout` from the start.
+    setup: tokio::time::Instant,
+    /// The answer to the end of the mail, if later than `setup`.
+    confirm: tokio::time::Instant,
+}
+
+impl Deadlines {
+    /// Runs a step that must be done by `setup`. Nothing said in time is
+    /// the relay's trouble, as a connection's.
+    async fn step<T>(
+        &self,
+        step: impl std::future::Future<Output = std::result::Result<T, Failure>>,
+    ) -> std::result::Result<T, Failure> {
+        tokio::time::timeout_at(self.setup, step)
+            .await
+            .unwrap_or_else(|_| Err(Failure::Connect(self.silence())))
+    }
+
+    fn silence(&self) -> String {
+        format!("no answer from the relay within {:?}", self.timeout)
+    }
 }
 
 /// One mail transaction (MAIL, RCPT, DATA), as lettre's `send` runs it but
@@ -371,6 +415,7 @@ async fn mail_transaction(
     conn: &mut AsyncSmtpConnection,
     envelope: &Envelope,
     bytes: &[u8],
+    by: Deadlines,
 ) -> std::result::Result<Response, Failure> {
     let mut parameters = Vec::new();
     let non_ascii_address = envelope
@@ -387,28 +432,42 @@ async fn mail_transaction(
         parameters.push(MailParameter::Body(MailBodyParameter::EightBitMime));
     }
     let sent = async {
-        conn.command(Mail::new(envelope.from().cloned(), parameters))
-            .await
-            .map_err(|e| match e.status() {
-                Some(_) => Failure::Sender(header_text(&format!("sender refused: {e}"))),
-                None => Failure::Dropped(header_text(&format!(
-                    "connection lost before MAIL FROM was answered: {e}"
-                ))),
-            })?;
-        for to in envelope.to() {
-            conn.command(Rcpt::new(to.clone(), Vec::new()))
+        by.step(async {
+            conn.command(Mail::new(envelope.from().cloned(), parameters))
                 .await
-                .map_err(Failure::Recipient)?;
+                .map_err(|e| match e.status() {
+                    Some(_) => Failure::Sender(header_text(&format!("sender refused: {e}"))),
+                    None => Failure::Dropped(header_text(&format!(
+                        "connection lost before MAIL FROM was answered: {e}"
+                    ))),
+                })?;
+            for to in envelope.to() {
+                conn.command(Rcpt::new(to.clone(), Vec::new()))
+                    .await
+                    .map_err(Failure::Recipient)?;
+            }
+            conn.command(Data).await.map_err(Failure::Content)
+        })
+        .await?;
+        let handed_over = tokio::time::Instant::now();
+        match tokio::time::timeout_at(by.confirm.max(by.setup), conn.message(bytes)).await {
+            Ok(answer) => answer.map_err(Failure::Content),
+            Err(_) => Err(Failure::Unconfirmed(format!(
+                "the relay did not answer the end of the mail within {:?} (the claim's lease, outbox.lease): it may have been delivered; queued again",
+                handed_over.elapsed()
+            ))),
         }
-        conn.command(Data).await.map_err(Failure::Content)?;
-        conn.message(bytes).await.map_err(Failure::Content)
     }
     .await;
     if sent.is_err() {
-        conn.abort().await;
+        // A relay that stopped answering would not answer QUIT either.
+        let _ = tokio::time::timeout(QUIT_WAIT, conn.abort()).await;
     }
     sent
 }
+
+/// How long a failed transaction's QUIT may wait for its answer.
+const QUIT_WAIT: Duration = Duration::from_secs(1);
 
 /// Refuses the mail, before any command, when the relay lacks `extension`.
 fn offered(conn: &AsyncSmtpConnection, extension: Extension, why: &str) -> std::result::Result<(), Failure> {

@@ -103,14 +103,118 @@ async fn a_pooled_connection_closed_by_the_relay_is_replaced_at_once() {
     let (port, peer) = relay_that_drops_after_one_mail().await;
     let config: SmtpConfig = toml::from_str(&format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")).unwrap();
     let relay = Relay::new(&config, "support@provider.test").unwrap();
-    let first = relay.send(&notification()).await;
+    let first = relay.send(&notification(), claim_end()).await;
     assert!(matches!(first, Delivery::Sent(_)), "{first:?}");
     // Let the relay's close reach us.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = relay.send(&notification()).await;
+    let second = relay.send(&notification(), claim_end()).await;
     assert!(matches!(second, Delivery::Sent(_)), "{second:?}");
     relay.close().await;
     assert_eq!(peer.await.unwrap(), 2);
+}
+
+/// The end of a claim's lease with room: a send's answer may come any
+/// time before it.
+fn claim_end() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(120)
+}
+
+/// A relay on loopback that takes one mail, waiting `pause` before it
+/// answers the command `slow` (`.`: the end of the mail). Returns its port
+/// and the number of mails it took.
+async fn relay_slow_at(slow: &'static str, pause: Duration) -> (u16, tokio::task::JoinHandle<usize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = tokio::spawn(async move {
+        let (socket, _) = listener.accept().await.unwrap();
+        let (read, mut write) = socket.into_split();
+        let mut lines = BufReader::new(read).lines();
+        write.write_all(b"220 relay.test ESMTP\r\n").await.unwrap();
+        let (mut taken, mut in_data) = (0, false);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if in_data && line != "." {
+                continue;
+            }
+            let verb = line.split([' ', ':']).next().unwrap_or_default().to_ascii_uppercase();
+            if verb == slow {
+                tokio::time::sleep(pause).await;
+            }
+            let reply = match verb.as_str() {
+                _ if in_data => "250 2.0.0 queued",
+                "EHLO" => "250-relay.test\r\n250 8BITMIME",
+                "DATA" => "354 go ahead",
+                "QUIT" => "221 bye",
+                _ => "250 ok",
+            };
+            taken += usize::from(in_data);
+            in_data = verb == "DATA";
+            if write.write_all(format!("{reply}\r\n").as_bytes()).await.is_err() || verb == "QUIT" {
+                break;
+            }
+        }
+        taken
+    });
+    (port, peer)
+}
+
+fn relay_with_timeout(port: u16, timeout: &str) -> Relay {
+    let config: SmtpConfig = toml::from_str(&format!(
+        "host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\ntimeout = \"{timeout}\"\n"
+    ))
+    .unwrap();
+    Relay::new(&config, "support@provider.test").unwrap()
+}
+
+/// A relay filtering the mail before it answers its end (a before-queue
+/// content filter) may take longer than `smtp.timeout`: given up on
+/// then, the notification was retried, and every retry delivered it
+/// again. The answer is waited for until the claim's end.
+#[tokio::test]
+async fn a_relay_slow_to_answer_the_end_of_the_mail_is_waited_for_until_the_claims_end() {
+    let (port, peer) = relay_slow_at(".", Duration::from_millis(2_500)).await;
+    let relay = relay_with_timeout(port, "1s");
+    let outcome = relay.send(&notification(), claim_end()).await;
+    assert!(
+        matches!(&outcome, Delivery::Sent(reply) if reply.contains("queued")),
+        "{outcome:?}"
+    );
+    relay.close().await;
+    assert_eq!(peer.await.unwrap(), 1, "one copy");
+}
+
+/// Silent past the claim's end, the relay may or may not have the mail:
+/// the notification is retried (rather lose none), says so, and the
+/// rest of the round is held back, as with any relay not answering.
+#[tokio::test]
+async fn a_relay_silent_after_the_end_of_the_mail_defers_it_saying_it_may_have_gone() {
+    let (port, _peer) = relay_slow_at(".", Duration::from_secs(30)).await;
+    let relay = relay_with_timeout(port, "1s");
+    let started = std::time::Instant::now();
+    let outcome = relay
+        .send(&notification(), tokio::time::Instant::now() + Duration::from_secs(2))
+        .await;
+    assert!(
+        matches!(&outcome, Delivery::Transient(e) if e.contains("may have been delivered")),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(relay.fault().is_some(), "the relay is failing");
+}
+
+/// Only the answer to the end of the mail waits for the claim's end: a
+/// relay silent before it (at MAIL FROM) is given up on at
+/// `smtp.timeout`, nothing of the mail sent.
+#[tokio::test]
+async fn a_relay_silent_before_the_mail_is_given_up_on_at_the_smtp_timeout() {
+    let (port, _peer) = relay_slow_at("MAIL", Duration::from_secs(30)).await;
+    let relay = relay_with_timeout(port, "1s");
+    let started = std::time::Instant::now();
+    let outcome = relay.send(&notification(), claim_end()).await;
+    assert!(
+        matches!(&outcome, Delivery::Transient(e) if e.contains("no answer from the relay within 1s")),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
 }
 
 fn notification() -> Claimed {
@@ -142,7 +246,7 @@ async fn send_through(script: &'static [(&'static str, &'static str)], login: bo
     }
     let config: SmtpConfig = toml::from_str(&config).unwrap();
     let relay = Relay::new(&config, "support@provider.test").unwrap();
-    let outcome = relay.send(&notification()).await;
+    let outcome = relay.send(&notification(), claim_end()).await;
     relay.close().await;
     (outcome, peer.await.unwrap())
 }
@@ -308,7 +412,7 @@ async fn an_address_the_relay_cannot_carry_fails_before_any_command() {
     let relay = Relay::new(&config, "support@provider.test").unwrap();
     let mut row = notification();
     row.to = "zoé@acme.test".into();
-    let outcome = relay.send(&row).await;
+    let outcome = relay.send(&row, claim_end()).await;
     relay.close().await;
     let seen = peer.await.unwrap();
     assert!(
