@@ -1,7 +1,8 @@
 //! What the store asks of every PostgreSQL session and database: a
 //! transaction left idle (its instance dead or frozen while holding the
-//! write lock) is ended by the server, so the other instances go on; and a
-//! database that cannot hold every language's text is refused at start.
+//! write lock) is ended by the server, so the other instances go on; a
+//! database that cannot hold every language's text is refused at start;
+//! and what an instance stamps is on the database's clock, not its own.
 //! Runs against the PostgreSQL of `MAILROOM_TEST_POSTGRES_URL`.
 
 #[path = "support/postgres.rs"]
@@ -99,4 +100,73 @@ async fn a_database_not_in_utf8_is_refused_at_start_and_by_db_copy() {
         .expect("a copy into a LATIN1 database must be refused")
         .to_string();
     assert!(copied.contains("LATIN1") && copied.contains("UTF8"), "{copied}");
+}
+
+/// Found by a review: batches stamped times with the instance's own clock,
+/// while outbox claims are made on the database's, so an instance whose
+/// clock ran an hour ahead queued its notifications due an hour late (and
+/// its mails fell outside the other instances' rate-limit windows). Here
+/// the replay runs under faketime, its clock an hour ahead of the server's.
+#[tokio::test]
+async fn a_machine_clock_an_hour_ahead_still_stamps_on_the_databases_clock() {
+    let Some(db) = TestDb::create().await.unwrap() else {
+        return;
+    };
+    let Some(faketime) = ["/usr/bin/faketime", "/usr/local/bin/faketime"]
+        .iter()
+        .map(std::path::Path::new)
+        .find(|p| p.exists())
+    else {
+        postgres::lacking("faketime is not installed (package faketime)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("mailroom.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[database]\nurl = '{}'\nattachments = '{}'\n",
+            db.url(),
+            dir.path().join("attachments").display()
+        ),
+    )
+    .unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/fanout-account-and-service");
+    let ahead = |args: &[&str]| {
+        let out = std::process::Command::new(faketime)
+            .args(["-f", "+1h", env!("CARGO_BIN_EXE_mailroom"), "--config"])
+            .arg(&config)
+            .args(args)
+            // Only the wall clock: tokio's timers keep the real one.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mailroom {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ahead(&["directory", "import", &format!("{fixture}/directory.toml")]);
+    ahead(&["replay", fixture]);
+    let mut conn = db.connect().await;
+    let (queued, processed, notifications): (i64, i64, i64) = sqlx::query_as(
+        "SELECT MAX(o.queued_at) - CAST(EXTRACT(EPOCH FROM now()) AS BIGINT),
+                (SELECT MAX(processed_at) FROM messages) - CAST(EXTRACT(EPOCH FROM now()) AS BIGINT),
+                COUNT(*)
+         FROM outbox o",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert!(notifications > 0, "the fixture queues notifications");
+    // The replay took seconds: an hour off is the machine's clock.
+    assert!(
+        queued.abs() < 600,
+        "notifications queued {queued} s from the database's now"
+    );
+    assert!(
+        processed.abs() < 600,
+        "mails processed {processed} s from the database's now"
+    );
 }

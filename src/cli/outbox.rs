@@ -9,7 +9,7 @@ use super::output::print_list;
 use crate::config::Config;
 use crate::deliver::Courier;
 use crate::error::{Error, Result};
-use crate::store::{self, Store, views};
+use crate::store::{Store, views};
 
 /// `mailroom outbox …`
 #[derive(Debug, Subcommand)]
@@ -75,7 +75,7 @@ pub async fn outbox(cmd: OutboxCmd, config: &Config, store: &Store) -> Result<()
             Ok(())
         }
         OutboxCmd::Retry { id } => {
-            store.retry_outbox(id, store::now()).await?;
+            store.retry_outbox(id, store.now()).await?;
             println!("outbox row {id} queued again");
             Ok(())
         }

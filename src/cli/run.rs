@@ -189,7 +189,7 @@ async fn report(store: &Store, names: &[String], liveness: &Liveness) {
     let stalled = liveness.stalled(STALL_LIMIT);
     match store.mailbox_states().await {
         Ok(states) => {
-            let now = crate::store::now();
+            let now = store.now();
             let mut parts: Vec<String> = names
                 .iter()
                 .map(|n| match states.iter().find(|s| &s.name == n) {

@@ -5,7 +5,7 @@ use clap::Subcommand;
 use super::output::{print_json, print_list, print_object};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::store::{now, views};
+use crate::store::views;
 use crate::tickets::actions::Action;
 
 #[derive(Debug, Subcommand)]
@@ -131,7 +131,7 @@ pub async fn tickets(cmd: TicketsCmd, pipeline: Pipeline) -> Result<()> {
     };
     drop(conn);
     let (number, action) = action;
-    let queued = pipeline.act(number, action, now()).await?;
+    let queued = pipeline.act(number, action, pipeline.store().now()).await?;
     println!("ticket {number}: done, {queued} notifications queued");
     Ok(())
 }

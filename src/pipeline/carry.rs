@@ -37,11 +37,11 @@ use super::{Pipeline, Prepared, Settings, Summary};
 use crate::directory::IgnoreRule;
 use crate::error::{Error, Result};
 use crate::message::Message;
+use crate::store::WriterMark;
 use crate::store::apply::Batch;
 use crate::store::changes::{Changes, NextIds, Writes};
 use crate::store::snapshot::Snapshot;
 use crate::store::sql::Placeholders;
-use crate::store::{self, WriterMark};
 use crate::tickets::plan::Outcome;
 
 /// How long a carried snapshot is trusted without a batch committing: past
@@ -249,7 +249,7 @@ impl Pipeline {
         use futures_util::FutureExt;
         let kept = carry.kept.take()?;
         let settings = self.settings();
-        let wall = store::now();
+        let wall = self.store.now();
         let input = BatchInput::of(batch, self.clock, wall);
         let usable = !self.line.contended_lately()
             && Arc::ptr_eq(&kept.settings, &settings)

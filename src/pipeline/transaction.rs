@@ -99,10 +99,10 @@ impl Pipeline {
         release: Option<i64>,
         carry: Option<OwnedMutexGuard<Carry>>,
     ) -> Result<(Summary, Vec<Outcome>)> {
-        let wall = store::now();
         let started = std::time::Instant::now();
         let settings = self.settings();
         let mut tx = self.store.begin_write().await?;
+        let wall = self.store.now();
         let rules = ignore_rules(&settings, &mut tx).await?;
         let input = BatchInput::of(batch, self.clock, wall);
         let snapshot = Snapshot::load(&mut tx, &input.keys, &input.ok, &settings.tag, input.since).await?;
@@ -271,7 +271,7 @@ impl Pipeline {
             // In the batch's own transaction: two operators reprocessing the
             // same mail at once, or a crash between two commits, must not
             // open a second ticket for it.
-            if !store::views::release_quarantined(&mut tx, id, store::now()).await? {
+            if !store::views::release_quarantined(&mut tx, id, self.store.now()).await? {
                 return Err(Error::Usage(format!("quarantined mail {id} was already reprocessed")));
             }
         }
@@ -295,8 +295,8 @@ impl Pipeline {
     /// bytes in quarantine, in a transaction of its own. `bare`: under the
     /// hash of its bytes, without what its headers say.
     async fn quarantine_alone(&self, mail: &Incoming, error: &Error, bare: bool) -> Result<(Summary, Vec<Outcome>)> {
-        let wall = store::now();
         let mut tx = self.store.begin_write().await?;
+        let wall = self.store.now();
         let mut failure = processing_failure(mail, error);
         if bare {
             failure.key = crate::message::hash_key(&failure.raw_sha256);

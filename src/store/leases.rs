@@ -18,10 +18,10 @@ pub(crate) const SQLITE_NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86
 impl Store {
     /// The database's clock in milliseconds, as SQL: instances on machines
     /// whose clocks disagree still agree on when a lease ran out.
-    fn db_now_ms(&self) -> &'static str {
+    pub(super) fn db_now_ms(&self) -> &'static str {
         match self.backend() {
             Backend::Sqlite => SQLITE_NOW_MS,
-            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+            Backend::Postgres => super::POSTGRES_NOW_MS,
         }
     }
 

@@ -7,7 +7,7 @@
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::{Store, now, views::timestamp};
+use super::{Store, views::timestamp};
 use crate::error::Result;
 
 /// One mailbox's progress.
@@ -77,7 +77,7 @@ impl Store {
     /// PostgreSQL; SET reads the row as it was, so the order of the
     /// assignments does not matter.
     pub async fn advance_mailbox(&self, name: &str, uidvalidity: u32, last_uid: u32, added: usize) -> Result<()> {
-        let at = now();
+        let at = self.now();
         sqlx::query(
             "INSERT INTO mailbox_state (name, uidvalidity, last_uid, ingested, state, last_mail_at, updated_at)
              VALUES ($1, $2, $3, $4, 'fetching', CASE WHEN $4 > 0 THEN $5 END, $5)
@@ -115,7 +115,7 @@ impl Store {
         .bind(name)
         .bind(state)
         .bind(error)
-        .bind(now())
+        .bind(self.now())
         .execute(self.writer())
         .await?;
         Ok(())

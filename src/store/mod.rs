@@ -61,6 +61,9 @@ pub struct Store {
     facts_changed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// SQLite: how many times the writer connection was opened.
     writer_connections: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// PostgreSQL: the database's clock less this machine's, in
+    /// milliseconds, as last read (see [`Store::now`]); 0 on SQLite.
+    clock_offset_ms: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 /// See [`Store::writer_mark`]. SQLite's `data_version` is each
@@ -240,6 +243,7 @@ impl Store {
         let store = Store {
             facts_changed: Default::default(),
             writer_connections,
+            clock_offset_ms: Default::default(),
             checkpoint: Some(checkpoint::Checkpointer::start(pool.clone())),
             pool,
             writer,
@@ -359,8 +363,13 @@ impl Store {
             checkpoint: None,
             facts_changed: Default::default(),
             writer_connections: Default::default(),
+            clock_offset_ms: Default::default(),
         };
         store.require_utf8(&shown).await?;
+        let db_ms = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {POSTGRES_NOW_MS}")))
+            .fetch_one(&store.pool)
+            .await?;
+        store.adopt_clock(db_ms);
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
         store.migrate().await?;
@@ -427,9 +436,13 @@ impl Store {
                 // bounce) waits for it before touching a fact, so none can
                 // commit between this batch's check and its commit (see
                 // migrations/postgres/0013_facts_version.sql).
-                sqlx::query("SELECT facts FROM facts_version WHERE id = 1 FOR UPDATE")
-                    .execute(&mut *tx)
-                    .await?;
+                // The clock is read in the same round trip: see `now`.
+                let db_ms = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT {POSTGRES_NOW_MS} FROM facts_version WHERE id = 1 FOR UPDATE"
+                )))
+                .fetch_one(&mut *tx)
+                .await?;
+                self.adopt_clock(db_ms);
                 Ok(tx)
             }
         }
@@ -557,6 +570,34 @@ fn redact_in(text: &str, url: &str) -> String {
 }
 
 /// Seconds since the epoch.
+/// PostgreSQL's clock in milliseconds, as SQL.
+pub(crate) const POSTGRES_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+impl Store {
+    /// The time now, in unix seconds, on the database's clock: on
+    /// PostgreSQL, this machine's clock corrected by how far it was from the
+    /// database's when last read (at start, and in every batch's write
+    /// turn); on SQLite, this machine's, which is the database's. What a
+    /// batch stamps (when a mail was received, when its notifications fall
+    /// due) is compared with what other instances stamp and with the outbox
+    /// claims, which the database's clock decides: an instance whose clock
+    /// ran an hour ahead queued its notifications due an hour late, and its
+    /// mails fell outside the rate limits' windows of the others.
+    pub fn now(&self) -> i64 {
+        let offset = self.clock_offset_ms.load(std::sync::atomic::Ordering::Relaxed);
+        (chrono::Utc::now().timestamp_millis() + offset).div_euclid(1000)
+    }
+
+    /// Records how far the database's clock, read as `db_ms` just now, is
+    /// from this machine's.
+    fn adopt_clock(&self, db_ms: i64) {
+        let offset = db_ms - chrono::Utc::now().timestamp_millis();
+        self.clock_offset_ms.store(offset, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// This machine's time now, in unix seconds: for what is not compared
+/// across instances; see [`Store::now`] for what is.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
