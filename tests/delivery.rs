@@ -271,6 +271,120 @@ fn stopping_hands_back_the_mails_still_waiting_for_their_slot() {
     assert_eq!(desk.outbox("sent").len(), 1);
 }
 
+/// A TCP proxy on loopback in front of `port` that holds back the
+/// server's answer to the end of each mail (after the client's
+/// `\r\n.\r\n`) for `hold`: a relay that filters mail before it answers
+/// (a before-queue content filter, a milter). Returns its port.
+fn slow_to_answer_the_end_of_mail(port: u16, hold: Duration) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let local = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let (Ok(client), Ok(server)) = (client, TcpStream::connect(("127.0.0.1", port))) else {
+                continue;
+            };
+            let until: Arc<Mutex<Option<std::time::Instant>>> = Arc::default();
+            let (mut from_client, mut to_server) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let seen = until.clone();
+            std::thread::spawn(move || {
+                let (mut buf, mut tail) = ([0u8; 16_384], Vec::new());
+                while let Ok(n @ 1..) = from_client.read(&mut buf) {
+                    tail.extend_from_slice(&buf[..n]);
+                    // Marked before it is passed on: the answer comes after.
+                    if tail.windows(5).any(|w| w == b"\r\n.\r\n") {
+                        *seen.lock().unwrap() = Some(std::time::Instant::now() + hold);
+                    }
+                    tail.drain(..tail.len().saturating_sub(4));
+                    if to_server.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_server.shutdown(Shutdown::Write);
+            });
+            let (mut from_server, mut to_client) = (server, client);
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 16_384];
+                while let Ok(n @ 1..) = from_server.read(&mut buf) {
+                    let held = until.lock().unwrap().take();
+                    if let Some(at) = held {
+                        std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                    }
+                    if to_client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = to_client.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    local
+}
+
+/// A relay that answers the end of a mail later than `smtp.timeout`, and
+/// later than the claim's lease: given up on at the timeout, the mail was
+/// sent again at every retry; and a claim that ran out while the answer
+/// was awaited was taken over by another sender, which sent it again.
+/// Here Postfix's answers are held 10 s (`smtp.timeout` 3 s, `outbox.lease`
+/// 6 s) and a second `outbox send` runs after the first claims ran out:
+/// every subscriber gets one copy, and every row is `sent`.
+#[test]
+fn a_relay_slow_to_answer_the_end_of_a_mail_delivers_each_notification_once() {
+    let Some(desk) = Desk::start(&[], "") else { return };
+    let port = slow_to_answer_the_end_of_mail(desk.postfix.smtp_port(), Duration::from_secs(10));
+    desk.write_config_for(port, "none", &desk.postfix.ca_file(), "");
+    acme(&desk);
+    let eml = desk.setup.dir.path().join("outage.eml");
+    std::fs::write(&eml, outage("Panne")).unwrap();
+    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    let (first, second) = std::thread::scope(|s| {
+        let first = s.spawn(|| desk.send_outbox());
+        // Past the first claims' lease (6 s), before the answers (10 s).
+        std::thread::sleep(Duration::from_secs(8));
+        let second = desk.send_outbox();
+        (first.join().unwrap(), second)
+    });
+    assert!(first.starts_with("sent 3, deferred 0, failed 0"), "{first}");
+    assert!(second.starts_with("sent 0, deferred 0, failed 0"), "{second}");
+    desk.settle();
+    for u in ["marie", "key", "noc"] {
+        assert_eq!(desk.inbox_count(&format!("{u}@example.test")), 1, "{u}: exactly one");
+    }
+    assert_eq!(desk.outbox("sent").len(), 3);
+}
+
+/// On SIGTERM, a send still waiting for the relay's answer to the end of
+/// its mail is given a few seconds, then recorded as maybe delivered and
+/// queued again, within the stop's grace: it no longer stays `sending`
+/// until its lease runs out, long after the process is gone.
+#[test]
+fn stopping_records_a_send_still_waiting_for_the_relays_answer() {
+    let Some(desk) = Desk::start(&[], "") else { return };
+    let port = slow_to_answer_the_end_of_mail(desk.postfix.smtp_port(), Duration::from_secs(60));
+    desk.write_config_for(port, "none", &desk.postfix.ca_file(), "");
+    acme(&desk);
+    let eml = desk.setup.dir.path().join("outage.eml");
+    std::fs::write(&eml, outage("Panne")).unwrap();
+    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    let mut daemon = desk.setup.start();
+    desk.wait("the notifications in flight", SOON, || {
+        desk.outbox("sending").len() == 3
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert!(took < Duration::from_secs(9), "stopped in {took:?}");
+    assert!(desk.outbox("sending").is_empty(), "{:?}", desk.outbox("sending"));
+    let queued = desk.outbox("queued");
+    assert_eq!(queued.len(), 3, "{queued:?}");
+    for row in &queued {
+        let error = row["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains("it may have been delivered"), "{row}");
+    }
+}
+
 #[test]
 fn a_recipient_the_relay_rejects_fails_at_once_and_is_never_retried() {
     // `extra` ends the [smtp] section: a [contacts] table may follow.

@@ -46,9 +46,9 @@ pub struct SmtpConfig {
     /// notification, for relays that limit messages per connection.
     #[serde(default = "yes")]
     pub pool: bool,
-    /// How long each step of a send may take, up to the end of the mail;
-    /// the answer to the end of the mail may take until the claim's lease
-    /// ends (see [`crate::deliver::relay::Relay::send`]).
+    /// How long a send may take to connect, set up its session and reach
+    /// `DATA`; the mail and the answer to its end have longer (see
+    /// [`crate::deliver::relay::Relay::send`]).
     #[serde(default = "default_timeout", deserialize_with = "duration")]
     pub timeout: Duration,
 }
@@ -184,12 +184,6 @@ impl OutboxConfig {
     /// it, a relay answering at the very end of `smtp.timeout` would leave
     /// the row to another sender, which sends it again.
     pub const RECORD_MARGIN: Duration = Duration::from_secs(2);
-
-    /// How long after a claim its sends' answers may still come: its lease
-    /// less [`Self::RECORD_MARGIN`].
-    pub fn answered_within(&self) -> Duration {
-        self.lease.saturating_sub(Self::RECORD_MARGIN)
-    }
 
     /// How long after a claim its sends may still start: its lease less
     /// the longest a send may take and [`Self::RECORD_MARGIN`].

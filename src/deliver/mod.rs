@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::liveness::Heartbeat;
 use crate::store::Store;
 use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules, Recorded};
-use relay::Relay;
+use relay::{END_OF_MAIL_WAIT, Relay};
 
 /// How many rows one round claims per connection.
 const ROWS_PER_CONNECTION: usize = 16;
@@ -34,6 +34,9 @@ const GROUP_WAIT: Duration = Duration::from_micros(700);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// The first and the longest wait after a round the relay failed whatever
 /// the mail (see [`Relay::fault`]): doubled each round it fails again.
+/// What a send still waiting for the relay's answer gets after SIGTERM:
+/// its answer is then recorded well within the stop's grace (9 s).
+const STOP_WAIT: Duration = Duration::from_secs(5);
 const RELAY_PAUSE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
 
 /// What rounds did.
@@ -251,7 +254,6 @@ impl Courier {
         // still in flight: one that could not start in time is handed back
         // instead.
         let last_start = claimed_at + self.config.outbox.send_window(smtp.timeout);
-        let confirm_by = claimed_at + self.config.outbox.answered_within();
         for row in rows {
             let (answers, slots, courier) = (answers.clone(), slots.clone(), self.clone());
             tokio::spawn(async move {
@@ -286,7 +288,7 @@ impl Courier {
                         Some(fault) => {
                             Delivery::Unsent(format!("not tried: the relay is failing ({fault}); queued again"))
                         }
-                        None => courier.relay.send(&row, confirm_by).await,
+                        None => courier.send_keeping_claim(&row, claimed_at).await,
                     },
                     Some(false) => {
                         Delivery::Unsent("not sent within the claim's lease (outbox.lease); queued again".into())
@@ -386,6 +388,45 @@ impl Courier {
     /// pace) is past `last_start`: a slot booked for a mail that will not be
     /// sent would delay every mail behind it.
     /// Resolves once the daemon stops; never for `outbox send`.
+    /// Sends `row`, keeping its claim while the send is in flight: a relay
+    /// may take minutes to answer the end of a mail ([`END_OF_MAIL_WAIT`]),
+    /// and a claim that ran out meanwhile would be taken over and the mail
+    /// sent again. From a third of the lease after the claim, the claim is
+    /// renewed for another lease every third of one. Stopping, a send
+    /// still waiting gets [`STOP_WAIT`] more, then is recorded as maybe
+    /// delivered and queued again, instead of staying `sending` until its
+    /// lease ran out after the process was gone.
+    async fn send_keeping_claim(&self, row: &Claimed, claimed_at: tokio::time::Instant) -> Delivery {
+        let lease = self.config.outbox.lease;
+        let every = lease / 3;
+        let send = self.relay.send(row, END_OF_MAIL_WAIT);
+        tokio::pin!(send);
+        let stopping = async {
+            self.halted().await;
+            tokio::time::sleep(STOP_WAIT).await;
+        };
+        tokio::pin!(stopping);
+        let mut renew_at = claimed_at + every;
+        loop {
+            tokio::select! {
+                delivery = &mut send => return delivery,
+                () = &mut stopping => {
+                    return Delivery::Transient(
+                        "mailroom stopped before the relay answered: it may have been delivered; queued again".into(),
+                    );
+                }
+                () = tokio::time::sleep_until(renew_at) => {
+                    match self.store.keep_claim(row.id, &row.token, lease).await {
+                        Ok(true) => tracing::debug!(id = row.id, "claim kept while the relay takes its time"),
+                        Ok(false) => tracing::warn!(id = row.id, "the claim on a notification in flight was taken over; its answer will not be recorded"),
+                        Err(e) => tracing::warn!(id = row.id, error = %e, "could not keep the claim on a notification in flight"),
+                    }
+                    renew_at = tokio::time::Instant::now() + every;
+                }
+            }
+        }
+    }
+
     async fn halted(&self) {
         if let Some(mut halt) = self.halt.clone()
             && halt.wait_for(|h| *h).await.is_ok()

@@ -122,14 +122,15 @@ impl Relay {
         *self.inner.fault.lock().unwrap_or_else(|e| e.into_inner()) = fault.map(str::to_string);
     }
 
-    /// Sends one notification and says what came of it. Every step up to
-    /// the end of the mail has `smtp.timeout`; the relay's answer to the
-    /// end of the mail is waited for until `confirm_by` if that is later
-    /// (the claim's end, less what recording the answer takes): the mail
-    /// is on the relay's side by then, and a relay filtering it before it
-    /// answers (a before-queue content filter, a milter) can take minutes.
-    /// Given up on at `smtp.timeout`, every retry sent it once more.
-    pub async fn send(&self, row: &Claimed, confirm_by: tokio::time::Instant) -> Delivery {
+    /// Sends one notification and says what came of it. Connecting, the
+    /// session and the commands up to `DATA` have `smtp.timeout` together;
+    /// the relay's answer to the end of the mail is waited for `end_wait`
+    /// ([`END_OF_MAIL_WAIT`] from the courier, which keeps the claim
+    /// meanwhile): the mail is on the relay's side by then, and a relay
+    /// filtering it before it answers (a before-queue content filter, a
+    /// milter) can take minutes. Given up on at `smtp.timeout`, as before,
+    /// it was sent once more at every retry.
+    pub async fn send(&self, row: &Claimed, end_wait: Duration) -> Delivery {
         // A panic in building the mail (a library's assertion on some
         // input) must still answer: a send that never answers leaves the
         // row to be claimed, and to panic, again at every lease.
@@ -148,7 +149,7 @@ impl Relay {
         let by = Deadlines {
             timeout,
             setup: tokio::time::Instant::now() + timeout,
-            confirm: confirm_by,
+            end_wait,
         };
         let failure = match self.transmit(mail.envelope(), &mail.formatted(), by).await {
             Ok(reply) => {
@@ -384,11 +385,12 @@ enum Failure {
 #[derive(Debug, Clone, Copy)]
 struct Deadlines {
     timeout: Duration,
-    /// Connecting, the session and every command up to the end of the
-    /// mail: `smtp.timeout` from the start.
+    /// Connecting, the session and every command up to `DATA`:
+    /// `smtp.timeout` from the start.
     setup: tokio::time::Instant,
-    /// The answer to the end of the mail, if later than `setup`.
-    confirm: tokio::time::Instant,
+    /// The mail and the answer to its end, from `DATA`'s answer on (never
+    /// ending before `setup`).
+    end_wait: Duration,
 }
 
 impl Deadlines {
@@ -450,21 +452,34 @@ async fn mail_transaction(
         })
         .await?;
         let handed_over = tokio::time::Instant::now();
-        match tokio::time::timeout_at(by.confirm.max(by.setup), conn.message(bytes)).await {
+        match tokio::time::timeout_at((handed_over + by.end_wait).max(by.setup), conn.message(bytes)).await {
             Ok(answer) => answer.map_err(Failure::Content),
             Err(_) => Err(Failure::Unconfirmed(format!(
-                "the relay did not answer the end of the mail within {:?} (the claim's lease, outbox.lease): it may have been delivered; queued again",
+                "the relay did not answer the end of the mail within {:?}: it may have been delivered; queued again",
                 handed_over.elapsed()
             ))),
         }
     }
     .await;
-    if sent.is_err() {
-        // A relay that stopped answering would not answer QUIT either.
-        let _ = tokio::time::timeout(QUIT_WAIT, conn.abort()).await;
+    match &sent {
+        // A relay that stopped answering would not answer QUIT either, and
+        // one that answers late would have its `250` read by the QUIT and
+        // thrown away: the connection is dropped.
+        Err(Failure::Connect(_) | Failure::Unconfirmed(_)) => {}
+        Err(_) => {
+            let _ = tokio::time::timeout(QUIT_WAIT, conn.abort()).await;
+        }
+        Ok(_) => {}
     }
     sent
 }
+
+/// How long the relay's answer to the end of a mail is waited for, the
+/// claim kept meanwhile: RFC 5321 (4.5.3.2.6) asks a client to wait 10
+/// minutes there, since a relay may be filtering the mail before it
+/// answers, and not knowing whether it took the mail means sending it
+/// again.
+pub const END_OF_MAIL_WAIT: Duration = Duration::from_secs(600);
 
 /// How long a failed transaction's QUIT may wait for its answer.
 const QUIT_WAIT: Duration = Duration::from_secs(1);

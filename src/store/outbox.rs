@@ -219,6 +219,26 @@ impl Store {
         Ok((claimed, count))
     }
 
+    /// Keeps this sender's claim on row `id` (its `token`) for another
+    /// `lease` on the database's clock, while its send is still in flight:
+    /// a relay that filters mail before it answers can take minutes, and a
+    /// claim that ran out meanwhile was taken over and the mail sent again.
+    /// False when the claim is no longer this sender's.
+    pub async fn keep_claim(&self, id: i64, token: &str, lease: std::time::Duration) -> Result<bool> {
+        let sql = format!(
+            "UPDATE outbox SET lease_until = {} / 1000 + $1 WHERE id = $2 AND status = 'sending' AND claim_token = $3",
+            self.db_now_ms()
+        );
+        let kept = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(i64::try_from(lease.as_secs()).unwrap_or(i64::MAX) + 1)
+            .bind(id)
+            .bind(token)
+            .execute(self.writer())
+            .await?
+            .rows_affected();
+        Ok(kept == 1)
+    }
+
     /// Records the relay's answers in one transaction.
     pub async fn record_deliveries(&self, results: &[(Claimed, Delivery)], rules: RecordRules) -> Result<Recorded> {
         let mut tx = self.begin_outbox().await?;
