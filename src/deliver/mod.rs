@@ -10,6 +10,7 @@
 //! out twice; everything else is claimed, sent and recorded exactly once.
 
 pub mod compose;
+mod in_flight;
 pub mod relay;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use crate::error::Result;
 use crate::liveness::Heartbeat;
 use crate::store::Store;
 use crate::store::outbox::{ClaimRules, Claimed, Delivery, RecordRules, Recorded};
-use relay::{END_OF_MAIL_WAIT, Relay};
+use relay::Relay;
 
 /// How many rows one round claims per connection.
 const ROWS_PER_CONNECTION: usize = 16;
@@ -34,9 +35,6 @@ const GROUP_WAIT: Duration = Duration::from_micros(700);
 const IDLE_POLL: Duration = Duration::from_secs(5);
 /// The first and the longest wait after a round the relay failed whatever
 /// the mail (see [`Relay::fault`]): doubled each round it fails again.
-/// What a send still waiting for the relay's answer gets after SIGTERM:
-/// its answer is then recorded well within the stop's grace (9 s).
-const STOP_WAIT: Duration = Duration::from_secs(5);
 const RELAY_PAUSE: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
 
 /// What rounds did.
@@ -101,6 +99,9 @@ pub struct Courier {
     /// The daemon's stop signal ([`Courier::run`]): a mail not started yet
     /// when it comes is handed back, not sent.
     halt: Option<watch::Receiver<bool>>,
+    /// The daemon's liveness beat: a round waiting minutes for a slow
+    /// relay's answers ([`in_flight`]) beats while it keeps its claims.
+    heartbeat: Option<Heartbeat>,
 }
 
 impl Courier {
@@ -117,6 +118,7 @@ impl Courier {
             config,
             pace,
             halt: None,
+            heartbeat: None,
         }))
     }
 
@@ -143,6 +145,7 @@ impl Courier {
     /// round under way when `stop` comes finishes and records first.
     pub async fn run(mut self, ready: Arc<Notify>, mut stop: watch::Receiver<bool>, heartbeat: Heartbeat) {
         self.halt = Some(stop.clone());
+        self.heartbeat = Some(heartbeat.clone());
         tracing::info!(relay = %self.relay_name(), "outbox delivery running");
         let mut pause = RELAY_PAUSE.0;
         loop {
@@ -335,7 +338,7 @@ impl Courier {
             if done.stale > 0 {
                 tracing::warn!(
                     stale = done.stale,
-                    "answers arrived after the claim's lease ran out (outbox.lease is shorter than the relay takes)"
+                    "answers arrived after their claim was taken over (it could not be kept: see the warnings above)"
                 );
             }
             report.add(done.into());
@@ -383,50 +386,7 @@ impl Courier {
         })
     }
 
-    /// Waits for the next send slot under `smtp.max_per_minute`; false,
-    /// at once and without taking a slot, when that slot (or now, without a
-    /// pace) is past `last_start`: a slot booked for a mail that will not be
-    /// sent would delay every mail behind it.
     /// Resolves once the daemon stops; never for `outbox send`.
-    /// Sends `row`, keeping its claim while the send is in flight: a relay
-    /// may take minutes to answer the end of a mail ([`END_OF_MAIL_WAIT`]),
-    /// and a claim that ran out meanwhile would be taken over and the mail
-    /// sent again. From a third of the lease after the claim, the claim is
-    /// renewed for another lease every third of one. Stopping, a send
-    /// still waiting gets [`STOP_WAIT`] more, then is recorded as maybe
-    /// delivered and queued again, instead of staying `sending` until its
-    /// lease ran out after the process was gone.
-    async fn send_keeping_claim(&self, row: &Claimed, claimed_at: tokio::time::Instant) -> Delivery {
-        let lease = self.config.outbox.lease;
-        let every = lease / 3;
-        let send = self.relay.send(row, END_OF_MAIL_WAIT);
-        tokio::pin!(send);
-        let stopping = async {
-            self.halted().await;
-            tokio::time::sleep(STOP_WAIT).await;
-        };
-        tokio::pin!(stopping);
-        let mut renew_at = claimed_at + every;
-        loop {
-            tokio::select! {
-                delivery = &mut send => return delivery,
-                () = &mut stopping => {
-                    return Delivery::Transient(
-                        "mailroom stopped before the relay answered: it may have been delivered; queued again".into(),
-                    );
-                }
-                () = tokio::time::sleep_until(renew_at) => {
-                    match self.store.keep_claim(row.id, &row.token, lease).await {
-                        Ok(true) => tracing::debug!(id = row.id, "claim kept while the relay takes its time"),
-                        Ok(false) => tracing::warn!(id = row.id, "the claim on a notification in flight was taken over; its answer will not be recorded"),
-                        Err(e) => tracing::warn!(id = row.id, error = %e, "could not keep the claim on a notification in flight"),
-                    }
-                    renew_at = tokio::time::Instant::now() + every;
-                }
-            }
-        }
-    }
-
     async fn halted(&self) {
         if let Some(mut halt) = self.halt.clone()
             && halt.wait_for(|h| *h).await.is_ok()
@@ -440,6 +400,10 @@ impl Courier {
         self.halt.as_ref().is_some_and(|h| *h.borrow())
     }
 
+    /// Waits for the next send slot under `smtp.max_per_minute`; false,
+    /// at once and without taking a slot, when that slot (or now, without a
+    /// pace) is past `last_start`: a slot booked for a mail that will not be
+    /// sent would delay every mail behind it.
     async fn pace(&self, last_start: tokio::time::Instant) -> bool {
         let (Some(pace), Some(per_minute)) = (&self.pace, self.config.smtp.as_ref().and_then(|s| s.max_per_minute))
         else {

@@ -12,6 +12,7 @@
 //! the ring provider.
 
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -130,7 +131,9 @@ impl Relay {
     /// filtering it before it answers (a before-queue content filter, a
     /// milter) can take minutes. Given up on at `smtp.timeout`, as before,
     /// it was sent once more at every retry.
-    pub async fn send(&self, row: &Claimed, end_wait: Duration) -> Delivery {
+    /// `handed_over` is set once the relay has answered `DATA`: from then
+    /// on the relay may have the mail.
+    pub async fn send(&self, row: &Claimed, end_wait: Duration, handed_over: &AtomicBool) -> Delivery {
         // A panic in building the mail (a library's assertion on some
         // input) must still answer: a send that never answers leaves the
         // row to be claimed, and to panic, again at every lease.
@@ -151,7 +154,7 @@ impl Relay {
             setup: tokio::time::Instant::now() + timeout,
             end_wait,
         };
-        let failure = match self.transmit(mail.envelope(), &mail.formatted(), by).await {
+        let failure = match self.transmit(mail.envelope(), &mail.formatted(), by, handed_over).await {
             Ok(reply) => {
                 self.note(None);
                 return Delivery::Sent(reply);
@@ -173,16 +176,22 @@ impl Relay {
         }
     }
 
-    async fn transmit(&self, envelope: &Envelope, bytes: &[u8], by: Deadlines) -> std::result::Result<String, Failure> {
+    async fn transmit(
+        &self,
+        envelope: &Envelope,
+        bytes: &[u8],
+        by: Deadlines,
+        handed_over: &AtomicBool,
+    ) -> std::result::Result<String, Failure> {
         let (mut conn, reused) = by.step(self.connection()).await?;
-        let reply = match mail_transaction(&mut conn, envelope, bytes, by).await {
+        let reply = match mail_transaction(&mut conn, envelope, bytes, by, handed_over).await {
             // A pooled connection the relay closed meanwhile (its idle
             // timeout, a restart) fails at MAIL FROM with no reply at all:
             // nothing was sent, so the mail goes at once on a new one.
             Err(Failure::Dropped(e)) if reused => {
                 tracing::debug!(error = %e, "a pooled SMTP connection was closed by the relay; opening another");
                 conn = by.step(self.open()).await?;
-                mail_transaction(&mut conn, envelope, bytes, by).await?
+                mail_transaction(&mut conn, envelope, bytes, by, handed_over).await?
             }
             done => done?,
         };
@@ -334,8 +343,8 @@ fn what_came_of(failure: Failure) -> (Delivery, bool) {
         ),
         // Not knowing whether the mail went, sending it again risks a
         // second copy, but not sending it risks none at all: a relay that
-        // took the whole mail and then stayed silent for the claim's lease
-        // is failing anyway.
+        // took the whole mail and then stayed silent for ten minutes is
+        // failing anyway.
         Failure::Connect(e) | Failure::Sender(e) | Failure::Unconfirmed(e) => (Delivery::Transient(e), true),
         Failure::Dropped(e) => (Delivery::Transient(e), false),
     }
@@ -376,8 +385,8 @@ enum Failure {
     Content(lettre::transport::smtp::Error),
     /// The relay lacks what this mail needs (SMTPUTF8, 8BITMIME).
     Unsendable(String),
-    /// The whole mail was handed over but the relay did not answer by the
-    /// claim's end: it may have been delivered, or not.
+    /// The whole mail was handed over but the relay did not answer its end
+    /// in time: it may have been delivered, or not.
     Unconfirmed(String),
 }
 
@@ -418,6 +427,7 @@ async fn mail_transaction(
     envelope: &Envelope,
     bytes: &[u8],
     by: Deadlines,
+    handed_over: &AtomicBool,
 ) -> std::result::Result<Response, Failure> {
     let mut parameters = Vec::new();
     let non_ascii_address = envelope
@@ -451,12 +461,13 @@ async fn mail_transaction(
             conn.command(Data).await.map_err(Failure::Content)
         })
         .await?;
-        let handed_over = tokio::time::Instant::now();
-        match tokio::time::timeout_at((handed_over + by.end_wait).max(by.setup), conn.message(bytes)).await {
+        handed_over.store(true, std::sync::atomic::Ordering::SeqCst);
+        let since = tokio::time::Instant::now();
+        match tokio::time::timeout_at((since + by.end_wait).max(by.setup), conn.message(bytes)).await {
             Ok(answer) => answer.map_err(Failure::Content),
             Err(_) => Err(Failure::Unconfirmed(format!(
                 "the relay did not answer the end of the mail within {:?}: it may have been delivered; queued again",
-                handed_over.elapsed()
+                since.elapsed()
             ))),
         }
     }

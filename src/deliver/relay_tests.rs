@@ -103,11 +103,15 @@ async fn a_pooled_connection_closed_by_the_relay_is_replaced_at_once() {
     let (port, peer) = relay_that_drops_after_one_mail().await;
     let config: SmtpConfig = toml::from_str(&format!("host = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n")).unwrap();
     let relay = Relay::new(&config, "support@provider.test").unwrap();
-    let first = relay.send(&notification(), END_OF_MAIL_WAIT).await;
+    let first = relay
+        .send(&notification(), END_OF_MAIL_WAIT, &AtomicBool::new(false))
+        .await;
     assert!(matches!(first, Delivery::Sent(_)), "{first:?}");
     // Let the relay's close reach us.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let second = relay.send(&notification(), END_OF_MAIL_WAIT).await;
+    let second = relay
+        .send(&notification(), END_OF_MAIL_WAIT, &AtomicBool::new(false))
+        .await;
     assert!(matches!(second, Delivery::Sent(_)), "{second:?}");
     relay.close().await;
     assert_eq!(peer.await.unwrap(), 2);
@@ -167,7 +171,9 @@ fn relay_with_timeout(port: u16, timeout: &str) -> Relay {
 async fn a_relay_slow_to_answer_the_end_of_the_mail_is_waited_for() {
     let (port, peer) = relay_slow_at(".", Duration::from_millis(2_500)).await;
     let relay = relay_with_timeout(port, "1s");
-    let outcome = relay.send(&notification(), END_OF_MAIL_WAIT).await;
+    let outcome = relay
+        .send(&notification(), END_OF_MAIL_WAIT, &AtomicBool::new(false))
+        .await;
     assert!(
         matches!(&outcome, Delivery::Sent(reply) if reply.contains("queued")),
         "{outcome:?}"
@@ -184,7 +190,9 @@ async fn a_relay_silent_after_the_end_of_the_mail_defers_it_saying_it_may_have_g
     let (port, _peer) = relay_slow_at(".", Duration::from_secs(30)).await;
     let relay = relay_with_timeout(port, "1s");
     let started = std::time::Instant::now();
-    let outcome = relay.send(&notification(), Duration::from_secs(2)).await;
+    let outcome = relay
+        .send(&notification(), Duration::from_secs(2), &AtomicBool::new(false))
+        .await;
     assert!(
         matches!(&outcome, Delivery::Transient(e) if e.contains("may have been delivered")),
         "{outcome:?}"
@@ -194,7 +202,7 @@ async fn a_relay_silent_after_the_end_of_the_mail_defers_it_saying_it_may_have_g
     relay.close().await;
 }
 
-/// Only the answer to the end of the mail waits for the claim's end: a
+/// Only the mail and the answer to its end have the long wait: a
 /// relay silent before it (at MAIL FROM) is given up on at
 /// `smtp.timeout`, nothing of the mail sent.
 #[tokio::test]
@@ -202,7 +210,9 @@ async fn a_relay_silent_before_the_mail_is_given_up_on_at_the_smtp_timeout() {
     let (port, peer) = relay_slow_at("MAIL", Duration::from_secs(3)).await;
     let relay = relay_with_timeout(port, "1s");
     let started = std::time::Instant::now();
-    let outcome = relay.send(&notification(), END_OF_MAIL_WAIT).await;
+    let outcome = relay
+        .send(&notification(), END_OF_MAIL_WAIT, &AtomicBool::new(false))
+        .await;
     assert!(
         matches!(&outcome, Delivery::Transient(e) if e.contains("no answer from the relay within 1s")),
         "{outcome:?}"
@@ -241,7 +251,9 @@ async fn send_through(script: &'static [(&'static str, &'static str)], login: bo
     }
     let config: SmtpConfig = toml::from_str(&config).unwrap();
     let relay = Relay::new(&config, "support@provider.test").unwrap();
-    let outcome = relay.send(&notification(), END_OF_MAIL_WAIT).await;
+    let outcome = relay
+        .send(&notification(), END_OF_MAIL_WAIT, &AtomicBool::new(false))
+        .await;
     relay.close().await;
     (outcome, peer.await.unwrap())
 }
@@ -407,7 +419,7 @@ async fn an_address_the_relay_cannot_carry_fails_before_any_command() {
     let relay = Relay::new(&config, "support@provider.test").unwrap();
     let mut row = notification();
     row.to = "zoé@acme.test".into();
-    let outcome = relay.send(&row, END_OF_MAIL_WAIT).await;
+    let outcome = relay.send(&row, END_OF_MAIL_WAIT, &AtomicBool::new(false)).await;
     relay.close().await;
     let seen = peer.await.unwrap();
     assert!(
