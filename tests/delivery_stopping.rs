@@ -29,6 +29,34 @@ use desk::Desk;
 /// Generous bounds: these are correctness tests, not benchmarks.
 const SOON: Duration = Duration::from_secs(30);
 
+/// Acme's directory, and the outage mail replayed: its three
+/// notifications queued.
+fn queue_outage(desk: &Desk) {
+    acme(desk);
+    let eml = desk.setup.dir.path().join("outage.eml");
+    std::fs::write(&eml, outage("Panne")).unwrap();
+    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+}
+
+/// Stops the daemon, which must exit 0 within the stop's grace (9 s),
+/// leaving no row `sending`; returns the rows queued again, each checked
+/// for `said` in its error and, unless `attempted`, an attempt not counted.
+fn stop_and_check_queued(desk: &Desk, daemon: &mut daemon::Daemon, said: &str, attempted: bool) -> usize {
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "{}", daemon.logs());
+    assert!(took < Duration::from_secs(9), "stopped in {took:?}");
+    assert!(desk.outbox("sending").is_empty(), "{:?}", desk.outbox("sending"));
+    let queued = desk.outbox("queued");
+    for row in &queued {
+        let error = row["last_error"].as_str().unwrap_or_default();
+        assert!(error.contains(said), "{row}");
+        if !attempted {
+            assert_eq!(row["attempts"], 0, "not an attempt: {row}");
+        }
+    }
+    queued.len()
+}
+
 /// Found by a review: on SIGTERM a paced round (`smtp.max_per_minute`)
 /// went on waiting for its slots until the courier was cut off after the
 /// stop's grace, its rows left `sending` until their lease ran out. Mails
@@ -47,29 +75,14 @@ fn stopping_hands_back_the_mails_still_waiting_for_their_slot() {
         ca = desk.postfix.ca_file().display(),
     );
     std::fs::write(desk.setup.config(), text).unwrap();
-    acme(&desk);
-    let eml = desk.setup.dir.path().join("outage.eml");
-    std::fs::write(&eml, outage("Panne")).unwrap();
-    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    queue_outage(&desk);
     let mut daemon = desk.setup.start();
     desk.wait("the first notification", SOON, || desk.outbox("sent").len() == 1);
     desk.wait("the others claimed", SOON, || desk.outbox("sending").len() == 2);
-    let (code, took) = daemon.terminate();
-    assert_eq!(code, Some(0), "{}", daemon.logs());
-    assert!(desk.outbox("sending").is_empty(), "{:?}", desk.outbox("sending"));
-    let queued = desk.outbox("queued");
-    assert_eq!(queued.len(), 2, "{queued:?}");
-    for row in &queued {
-        assert!(
-            row["last_error"]
-                .as_str()
-                .unwrap_or_default()
-                .contains("mailroom is stopping"),
-            "{row}"
-        );
-        assert_eq!(row["attempts"], 0, "not an attempt: {row}");
-    }
-    eprintln!("stopped in {took:?}");
+    assert_eq!(
+        stop_and_check_queued(&desk, &mut daemon, "mailroom is stopping", false),
+        2
+    );
     assert_eq!(desk.outbox("sent").len(), 1);
 }
 
@@ -137,10 +150,7 @@ fn a_relay_slow_to_answer_the_end_of_a_mail_delivers_each_notification_once() {
     let Some(desk) = Desk::start(&[], "") else { return };
     let port = slow_to_answer_the_end_of_mail(desk.postfix.smtp_port(), Duration::from_secs(16));
     desk.write_config_for(port, "none", &desk.postfix.ca_file(), "");
-    acme(&desk);
-    let eml = desk.setup.dir.path().join("outage.eml");
-    std::fs::write(&eml, outage("Panne")).unwrap();
-    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    queue_outage(&desk);
     let (first, second) = std::thread::scope(|s| {
         let first = s.spawn(|| desk.send_outbox());
         desk.wait("the notifications claimed", SOON, || desk.outbox("sending").len() == 3);
@@ -168,25 +178,16 @@ fn stopping_records_a_send_still_waiting_for_the_relays_answer() {
     let Some(desk) = Desk::start(&[], "") else { return };
     let port = slow_to_answer_the_end_of_mail(desk.postfix.smtp_port(), Duration::from_secs(60));
     desk.write_config_for(port, "none", &desk.postfix.ca_file(), "");
-    acme(&desk);
-    let eml = desk.setup.dir.path().join("outage.eml");
-    std::fs::write(&eml, outage("Panne")).unwrap();
-    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    queue_outage(&desk);
     let mut daemon = desk.setup.start();
     desk.wait("the notifications in flight", SOON, || {
         desk.outbox("sending").len() == 3
     });
     std::thread::sleep(Duration::from_secs(1));
-    let (code, took) = daemon.terminate();
-    assert_eq!(code, Some(0), "{}", daemon.logs());
-    assert!(took < Duration::from_secs(9), "stopped in {took:?}");
-    assert!(desk.outbox("sending").is_empty(), "{:?}", desk.outbox("sending"));
-    let queued = desk.outbox("queued");
-    assert_eq!(queued.len(), 3, "{queued:?}");
-    for row in &queued {
-        let error = row["last_error"].as_str().unwrap_or_default();
-        assert!(error.contains("it may have been delivered"), "{row}");
-    }
+    assert_eq!(
+        stop_and_check_queued(&desk, &mut daemon, "it may have been delivered", true),
+        3
+    );
 }
 
 /// A send stopped while the relay was still being reached (here: a relay
@@ -211,23 +212,14 @@ fn stopping_hands_back_a_send_that_never_reached_the_relay() {
         .replace("timeout = \"3s\"", "timeout = \"30s\"")
         .replace("lease = \"6s\"", "lease = \"60s\"");
     std::fs::write(desk.setup.config(), text).unwrap();
-    acme(&desk);
-    let eml = desk.setup.dir.path().join("outage.eml");
-    std::fs::write(&eml, outage("Panne")).unwrap();
-    assert!(desk.setup.cli(&["replay", eml.to_str().unwrap()]).status.success());
+    queue_outage(&desk);
     let mut daemon = desk.setup.start();
     desk.wait("the notifications in flight", SOON, || {
         desk.outbox("sending").len() == 3
     });
-    let (code, took) = daemon.terminate();
-    assert_eq!(code, Some(0), "{}", daemon.logs());
-    assert!(took < Duration::from_secs(9), "stopped in {took:?}");
-    let queued = desk.outbox("queued");
-    assert_eq!(queued.len(), 3, "{queued:?}");
-    for row in &queued {
-        let error = row["last_error"].as_str().unwrap_or_default();
-        assert!(error.contains("not sent: mailroom stopped"), "{row}");
-        assert_eq!(row["attempts"], 0, "not an attempt: {row}");
-    }
+    assert_eq!(
+        stop_and_check_queued(&desk, &mut daemon, "not sent: mailroom stopped", false),
+        3
+    );
     drop(held);
 }
