@@ -35,6 +35,7 @@ impl Courier {
     pub(super) async fn send_keeping_claim(&self, row: &Claimed, claimed_at: tokio::time::Instant) -> Delivery {
         let lease = self.config.outbox.lease;
         let every = lease / 3;
+        let renewal_wait = RENEWAL_WAIT.min(every / 2);
         let handed_over = AtomicBool::new(false);
         let send = self.relay.send(row, END_OF_MAIL_WAIT, &handed_over);
         tokio::pin!(send);
@@ -67,7 +68,7 @@ impl Courier {
                     if let Some(beat) = &self.heartbeat {
                         beat.beat();
                     }
-                    let kept = tokio::time::timeout(RENEWAL_WAIT.min(every / 2), self.store.keep_claim(row.id, &row.token, lease)).await;
+                    let kept = tokio::time::timeout(renewal_wait, self.store.keep_claim(row.id, &row.token, lease)).await;
                     renew_at = match kept {
                         Ok(Ok(true)) => {
                             tracing::debug!(id = row.id, "claim kept while the relay takes its time");
@@ -77,12 +78,12 @@ impl Courier {
                             tracing::warn!(id = row.id, "the claim on a notification in flight was taken over; its answer will not be recorded");
                             None
                         }
-                        Ok(Err(e)) => {
-                            tracing::warn!(id = row.id, error = %e, "could not keep the claim on a notification in flight; trying again");
-                            Some(tokio::time::Instant::now() + Duration::from_secs(1))
-                        }
-                        Err(_) => {
-                            tracing::warn!(id = row.id, "keeping the claim on a notification in flight took too long; trying again");
+                        failed => {
+                            let error = match failed {
+                                Ok(Err(e)) => e.to_string(),
+                                _ => format!("no answer from the store within {renewal_wait:?}"),
+                            };
+                            tracing::warn!(id = row.id, %error, "could not keep the claim on a notification in flight; trying again in a second");
                             Some(tokio::time::Instant::now() + Duration::from_secs(1))
                         }
                     };

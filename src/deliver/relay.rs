@@ -409,13 +409,12 @@ impl Deadlines {
         &self,
         step: impl std::future::Future<Output = std::result::Result<T, Failure>>,
     ) -> std::result::Result<T, Failure> {
-        tokio::time::timeout_at(self.setup, step)
-            .await
-            .unwrap_or_else(|_| Err(Failure::Connect(self.silence())))
-    }
-
-    fn silence(&self) -> String {
-        format!("no answer from the relay within {:?}", self.timeout)
+        tokio::time::timeout_at(self.setup, step).await.unwrap_or_else(|_| {
+            Err(Failure::Connect(format!(
+                "no answer from the relay within {:?}",
+                self.timeout
+            )))
+        })
     }
 }
 

@@ -14,6 +14,9 @@ use crate::error::Result;
 /// SQLite's clock in milliseconds, as SQL (for `db copy` too, which reads
 /// a store's leases without opening it as a [`Store`]).
 pub(crate) const SQLITE_NOW_MS: &str = "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+/// PostgreSQL's clock in milliseconds, as SQL (also read with the write
+/// lock: see [`Store::now`]).
+pub(super) const POSTGRES_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 impl Store {
     /// The database's clock in milliseconds, as SQL: instances on machines
@@ -21,7 +24,7 @@ impl Store {
     pub(super) fn db_now_ms(&self) -> &'static str {
         match self.backend() {
             Backend::Sqlite => SQLITE_NOW_MS,
-            Backend::Postgres => super::POSTGRES_NOW_MS,
+            Backend::Postgres => POSTGRES_NOW_MS,
         }
     }
 
@@ -30,7 +33,12 @@ impl Store {
     /// otherwise see another instance's claims run out early and send the
     /// same notification again.
     pub async fn clock(&self) -> Result<i64> {
-        let sql = format!("SELECT {} / 1000", self.db_now_ms());
+        Ok(self.clock_ms().await?.div_euclid(1000))
+    }
+
+    /// The database's clock in milliseconds.
+    pub(super) async fn clock_ms(&self) -> Result<i64> {
+        let sql = format!("SELECT {}", self.db_now_ms());
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(self.pool())
             .await?)

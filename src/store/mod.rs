@@ -366,10 +366,7 @@ impl Store {
             clock_offset_ms: Default::default(),
         };
         store.require_utf8(&shown).await?;
-        let db_ms = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT {POSTGRES_NOW_MS}")))
-            .fetch_one(&store.pool)
-            .await?;
-        store.adopt_clock(db_ms);
+        store.adopt_clock(store.clock_ms().await?);
         // sqlx's PostgreSQL migrator serialises concurrent runs with an
         // advisory lock of its own: several instances may start at once.
         store.migrate().await?;
@@ -438,7 +435,8 @@ impl Store {
                 // migrations/postgres/0013_facts_version.sql).
                 // The clock is read in the same round trip: see `now`.
                 let db_ms = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                    "SELECT {POSTGRES_NOW_MS} FROM facts_version WHERE id = 1 FOR UPDATE"
+                    "SELECT {} FROM facts_version WHERE id = 1 FOR UPDATE",
+                    leases::POSTGRES_NOW_MS
                 )))
                 .fetch_one(&mut *tx)
                 .await?;
@@ -568,10 +566,6 @@ fn redact_in(text: &str, url: &str) -> String {
         _ => text.to_owned(),
     }
 }
-
-/// Seconds since the epoch.
-/// PostgreSQL's clock in milliseconds, as SQL.
-pub(crate) const POSTGRES_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 impl Store {
     /// The time now, in unix seconds, on the database's clock: on
